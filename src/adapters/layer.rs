@@ -1,0 +1,290 @@
+//! One adapted linear layer: a frozen base $W_0$, a factored update, the multiplier $c = s\,u$, and for DoRA the
+//! magnitude vector.
+//!
+//! Plain adapters (full, LoRA, SingLoRA):
+//! $$Y = XW_0^\top + c\,X\widetilde{\Delta W}^\top,\qquad c = s\,u,$$
+//! so the scale never touches the base (bug B13 is impossible by construction).
+//!
+//! DoRA (PEFT, `src/peft/tuners/lora/dora.py`), around any update: $V = W_0 + c\widetilde{\Delta W}$,
+//! $\nu_i = \max(\lVert V_{i,:}\rVert_2, \varepsilon)$, $k = \omega/\nu$,
+//! $$Y = (k - 1)\odot(XW_0^\top) + k\odot c\,X\widetilde{\Delta W}^\top + XW_0^\top = X\,(\mathrm{diag}(k)V)^\top.$$
+//! The first form is PEFT's and is what we compute: at initialisation $\omega = \nu$ so $k = 1$ exactly and the layer
+//! reproduces the base bit for bit.
+
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD, Axis};
+
+use super::config::{AdapterConfig, DoraNorm, Init, Method};
+use super::full::Dense;
+use super::lora::LowRank;
+use super::singlora::Symmetric;
+use super::update::{ParamInfo, Role, Update};
+use crate::error::Result;
+use crate::linalg::{mm_nt, row_norms, scale_cols, scale_rows};
+use crate::rng::{normal_matrix, uniform_matrix, SeedRng};
+use crate::scalar::Scalar;
+
+/// Gradients of one backward pass: every trainable tensor (in [`AdaptedLinear::param_info`] order) and the input.
+pub struct LayerGrads<T: Scalar> {
+    /// $\partial L/\partial\theta$ per trainable tensor, in logical shape.
+    pub params: Vec<ArrayD<T>>,
+    /// $\partial L/\partial X$ ($b\times d_{in}$).
+    pub x: Array2<T>,
+}
+
+/// A frozen base weight plus a trainable adapter.
+pub struct AdaptedLinear<T: Scalar> {
+    /// The frozen base $W_0 \in \mathbb R^{d_{out}\times d_{in}}$.
+    pub w0: Array2<T>,
+    /// The factored update $\widetilde{\Delta W}$.
+    pub update: Box<dyn Update<T>>,
+    /// DoRA's magnitude $\omega \in \mathbb R^{d_{out}}$ (`lora_magnitude_vector`), if any.
+    pub magnitude: Option<Array1<T>>,
+    /// The multiplier $s$ (α/r or α/√r, times $n^{-\gamma}$; 1 for full fine-tuning).
+    pub scale: f64,
+    /// The configuration this layer was built from.
+    pub config: AdapterConfig,
+}
+
+impl<T: Scalar> AdaptedLinear<T> {
+    /// Builds the adapter of `config` on the frozen base `w0`, initialising its factors from `seed`.
+    ///
+    /// Random streams are named per tensor (`"lora_A"`, `"lora_B"`, `"singlora_A"`), so the same seed gives the same
+    /// A whatever the method around it.
+    pub fn new(w0: Array2<T>, config: &AdapterConfig, seed: u64) -> Result<Self> {
+        let (d_out, d_in) = w0.dim();
+        config.validate(d_in, d_out)?;
+        let n = config.knob_width(d_in, d_out) as f64;
+        let r = config.rank;
+        let init = config.effective_init();
+        let update: Box<dyn Update<T>> = match config.method {
+            Method::Full => Box::new(Dense::zeros(d_in, d_out)),
+            Method::Lora | Method::Dora => {
+                let a = draw(init, r, d_in, &mut SeedRng::new(seed, "lora_A"), FanInfo { fan_in: d_in, rank: r, m: d_in.max(d_out), n });
+                let b = draw(config.init_b, d_out, r, &mut SeedRng::new(seed, "lora_B"), FanInfo { fan_in: r, rank: r, m: d_in.max(d_out), n });
+                Box::new(LowRank::new(a, b))
+            }
+            Method::Singlora | Method::SingloraDora => {
+                let m = d_in.max(d_out);
+                let a = draw(init, m, r, &mut SeedRng::new(seed, "singlora_A"), FanInfo { fan_in: r, rank: r, m, n });
+                Box::new(Symmetric::new(a, d_in, d_out))
+            }
+        };
+        Ok(Self::from_parts(w0, update, config.clone()))
+    }
+
+    /// Assembles a layer from an explicit update (for user-defined updates). DoRA's magnitude, if the method has
+    /// one, is initialised to the row norms of $W_0 + s\,u(0)\widetilde{\Delta W}$ with the ramp at step 0, exactly
+    /// as PEFT initialises it from the current weight.
+    pub fn from_parts(w0: Array2<T>, update: Box<dyn Update<T>>, config: AdapterConfig) -> Self {
+        assert_eq!(w0.dim(), (update.d_out(), update.d_in()), "base weight and update shapes differ");
+        let scale = config.scale(update.d_in(), update.d_out());
+        let mut layer = Self { w0, update, magnitude: None, scale, config };
+        if layer.config.method.has_magnitude() {
+            let u0 = T::of(layer.config.ramp.u(0));
+            layer.magnitude = Some(row_norms(layer.direction(u0).view()));
+        }
+        layer
+    }
+
+    /// $d_{in}$.
+    pub fn d_in(&self) -> usize {
+        self.w0.ncols()
+    }
+
+    /// $d_{out}$.
+    pub fn d_out(&self) -> usize {
+        self.w0.nrows()
+    }
+
+    /// The multiplier $c = s\,u$ at ramp value `u`.
+    pub fn c(&self, u: T) -> T {
+        T::of(self.scale) * u
+    }
+
+    /// The base output $XW_0^\top$.
+    pub fn base_forward(&self, x: ArrayView2<'_, T>) -> Array2<T> {
+        mm_nt(x, self.w0.view())
+    }
+
+    /// $V = W_0 + c\,\widetilde{\Delta W}$ (dense; DoRA's direction before normalisation).
+    fn direction(&self, u: T) -> Array2<T> {
+        let mut v = self.update.delta_w();
+        let c = self.c(u);
+        v.zip_mut_with(&self.w0, |d, &w| *d = w + c * *d);
+        v
+    }
+
+    /// DoRA's floored row norms $\nu$ and the ratio $k = \omega/\nu$, plus which rows sit on the floor.
+    fn dora_ratio(&self, magnitude: &Array1<T>, u: T) -> (Array1<T>, Array1<T>, Array2<T>, Vec<bool>) {
+        let v = self.direction(u);
+        let eps = T::of(self.config.dora_eps);
+        let raw = row_norms(v.view());
+        let floored: Vec<bool> = raw.iter().map(|&x| !(x >= eps)).collect();
+        let nu = raw.mapv(|x| if x >= eps { x } else { eps });
+        let k = magnitude / &nu;
+        (nu, k, v, floored)
+    }
+
+    /// The forward pass on a batch $X \in \mathbb R^{b\times d_{in}}$ at ramp value `u`, in factored form.
+    #[track_caller]
+    pub fn forward(&self, x: ArrayView2<'_, T>, u: T) -> Array2<T> {
+        assert_eq!(x.ncols(), self.d_in(), "forward: X has {} columns, layer has d_in = {}", x.ncols(), self.d_in());
+        let base = self.base_forward(x);
+        let delta = self.update.apply(x) * self.c(u);
+        match &self.magnitude {
+            None => base + delta,
+            Some(omega) => {
+                let (_, k, _, _) = self.dora_ratio(omega, u);
+                // PEFT: (k − 1)⊙base + k⊙(c·XΔW̃ᵀ) + base.
+                let km1 = k.mapv(|v| v - T::one());
+                scale_cols(base.view(), km1.view()) + scale_cols(delta.view(), k.view()) + base
+            }
+        }
+    }
+
+    /// The backward pass: gradients of $L$ with respect to every trainable tensor and to $X$, given
+    /// $G = \partial L/\partial Y$.
+    ///
+    /// Plain: $\partial\theta = c\cdot$ [`Update::grad`]$(X, G)$, $\partial X = GW_0 + c\,G\widetilde{\Delta W}$.
+    ///
+    /// DoRA, with $P = XV^\top$, $q_i = \sum_b G_{bi}P_{bi} = \langle (G_W)_{i,:}, V_{i,:}\rangle$:
+    /// $\partial\omega_i = q_i/\nu_i$; detached: $\partial V = \mathrm{diag}(k)G_W$, i.e. the plain backward with
+    /// $G' = G\,\mathrm{diag}(k)$; full: additionally $-\mathrm{diag}(\omega_i q_i/\nu_i^3)\,V$ (zero on floored rows,
+    /// where $\nu$ is the constant ε). $\partial X = G'W_0 + c\,G'\widetilde{\Delta W}$ in both cases.
+    #[track_caller]
+    pub fn backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>, u: T) -> LayerGrads<T> {
+        assert_eq!(x.ncols(), self.d_in(), "backward: X has {} columns, layer has d_in = {}", x.ncols(), self.d_in());
+        assert_eq!(g.ncols(), self.d_out(), "backward: G has {} columns, layer has d_out = {}", g.ncols(), self.d_out());
+        assert_eq!(x.nrows(), g.nrows(), "backward: X and G have different batch sizes");
+        let c = self.c(u);
+        match &self.magnitude {
+            None => {
+                let params = self.update.grad(x, g).into_iter().map(|p| (p * c).into_dyn()).collect();
+                let gx = crate::linalg::mm(g, self.w0.view()) + self.update.apply_adjoint(g) * c;
+                LayerGrads { params, x: gx }
+            }
+            Some(omega) => {
+                let (nu, k, v, floored) = self.dora_ratio(omega, u);
+                let p = mm_nt(x, v.view());
+                let q = (&g * &p).sum_axis(Axis(0));
+                let d_omega = &q / &nu;
+                let g_prime = scale_cols(g, k.view());
+                let mut params: Vec<Array2<T>> = self.update.grad(x, g_prime.view()).into_iter().map(|p| p * c).collect();
+                if self.config.dora_norm == DoraNorm::Full {
+                    let e = Array1::from_iter((0..self.d_out()).map(|i| {
+                        if floored[i] {
+                            T::zero()
+                        } else {
+                            -(omega[i] * q[i]) / (nu[i] * nu[i] * nu[i])
+                        }
+                    }));
+                    let proj = scale_rows(e.view(), v.view());
+                    for (acc, extra) in params.iter_mut().zip(self.update.grad_dense(proj.view())) {
+                        acc.scaled_add(c, &extra);
+                    }
+                }
+                let mut params: Vec<ArrayD<T>> = params.into_iter().map(|p| p.into_dyn()).collect();
+                params.push(d_omega.into_dyn());
+                let gx = crate::linalg::mm(g_prime.view(), self.w0.view()) + self.update.apply_adjoint(g_prime.view()) * c;
+                LayerGrads { params, x: gx }
+            }
+        }
+    }
+
+    /// The effective update $W - W_0$ at ramp value `u`, materialised: $c\,\widetilde{\Delta W}$, or for DoRA
+    /// $\mathrm{diag}(k)V - W_0$.
+    pub fn delta_w(&self, u: T) -> Array2<T> {
+        self.merged_weight(u) - &self.w0
+    }
+
+    /// The merged weight $W = W_0 + c\,\widetilde{\Delta W}$ (DoRA: $\mathrm{diag}(\omega/\nu)V$) at ramp value `u`,
+    /// so that `X·merged_weight(u)ᵀ` equals `forward(X, u)`. It never mutates the layer, so merging at one step and
+    /// "unmerging" at another (bug B7) cannot happen.
+    pub fn merged_weight(&self, u: T) -> Array2<T> {
+        match &self.magnitude {
+            None => {
+                let mut w = self.update.delta_w();
+                let c = self.c(u);
+                w.zip_mut_with(&self.w0, |d, &w0| *d = w0 + c * *d);
+                w
+            }
+            Some(omega) => {
+                let (_, k, v, _) = self.dora_ratio(omega, u);
+                scale_rows(k.view(), v.view())
+            }
+        }
+    }
+
+    /// Draws every trainable tensor at random so that no gradient is trivially zero (LoRA's B ≠ 0, DoRA's
+    /// magnitude ≠ the row norms): each 2-D factor entry $\sim \mathcal N(0, 1/\text{cols})$, then
+    /// $\omega_i = \nu_i(u)\,(1 + \tfrac12 U(-1, 1))$.
+    pub fn randomize(&mut self, seed: u64, u: T) {
+        let infos = self.update.param_info();
+        for (info, mut p) in infos.iter().zip(self.update.params_mut()) {
+            let cols = *info.shape.last().unwrap_or(&1);
+            let mut rng = SeedRng::new(seed, &format!("random.{}", info.name));
+            let draw: Array2<T> = normal_matrix(&mut rng, p.len() / cols, cols, 1.0 / (cols as f64).sqrt());
+            let dim = p.raw_dim();
+            p.assign(&draw.into_shape_with_order(dim).expect("same size"));
+        }
+        if self.magnitude.is_some() {
+            let nu = row_norms(self.direction(u).view());
+            let mut rng = SeedRng::new(seed, "random.lora_magnitude_vector");
+            self.magnitude = Some(nu.mapv(|x| x * T::of(1.0 + 0.5 * rng.uniform(1.0))));
+        }
+    }
+
+    /// Names, roles and shapes of the trainable tensors (update factors, then the magnitude).
+    pub fn param_info(&self) -> Vec<ParamInfo> {
+        let mut info = self.update.param_info();
+        if self.magnitude.is_some() {
+            info.push(ParamInfo { name: "lora_magnitude_vector", role: Role::Magnitude, shape: vec![self.d_out()] });
+        }
+        info
+    }
+
+    /// The trainable tensors, read-only.
+    pub fn params(&self) -> Vec<ArrayViewD<'_, T>> {
+        let mut p = self.update.params();
+        if let Some(m) = &self.magnitude {
+            p.push(m.view().into_dyn());
+        }
+        p
+    }
+
+    /// The trainable tensors, mutable.
+    pub fn params_mut(&mut self) -> Vec<ArrayViewMutD<'_, T>> {
+        let mut p = self.update.params_mut();
+        if let Some(m) = &mut self.magnitude {
+            p.push(m.view_mut().into_dyn());
+        }
+        p
+    }
+
+    /// Number of trainable scalars: $r(d_{in}+d_{out})$ for LoRA, $r\max(d_{in},d_{out})$ for SingLoRA,
+    /// $d_{in}d_{out}$ for full fine-tuning, plus $d_{out}$ for DoRA's magnitude.
+    pub fn num_trainable(&self) -> usize {
+        self.update.num_trainable() + self.magnitude.as_ref().map_or(0, |m| m.len())
+    }
+}
+
+/// The fans an initialisation may need.
+#[derive(Clone, Copy)]
+struct FanInfo {
+    fan_in: usize,
+    rank: usize,
+    m: usize,
+    n: f64,
+}
+
+/// Draws a `rows × cols` tensor from `init`.
+fn draw<T: Scalar>(init: Init, rows: usize, cols: usize, rng: &mut SeedRng, f: FanInfo) -> Array2<T> {
+    match init {
+        Init::Zeros => Array2::zeros((rows, cols)),
+        Init::KaimingUniform => uniform_matrix(rng, rows, cols, 1.0 / (f.fan_in as f64).sqrt()),
+        Init::PeftGaussian => normal_matrix(rng, rows, cols, 1.0 / f.rank as f64),
+        Init::WidthAware => normal_matrix(rng, rows, cols, 1.0 / (f.m as f64).sqrt()),
+        Init::KaimingR => uniform_matrix(rng, rows, cols, 1.0 / (f.rank as f64).sqrt()),
+        Init::Gaussian { std, beta } => normal_matrix(rng, rows, cols, std * f.n.powf(-beta)),
+    }
+}

@@ -1,0 +1,72 @@
+//! LoRA in HF PEFT's orientation and names: $\widetilde{\Delta W} = BA$, $B \in \mathbb R^{d_{out}\times r}$
+//! (`lora_B.weight`, output side, zero-initialised), $A \in \mathbb R^{r\times d_{in}}$ (`lora_A.weight`).
+//! The layer multiplies by $s = \alpha/r$ (or $\alpha/\sqrt r$, rsLoRA) exactly as PEFT's `scaling`.
+
+use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMutD};
+
+use super::update::{ParamInfo, Role, Update};
+use crate::linalg::{mm, mm_nt, mm_tn};
+use crate::scalar::Scalar;
+
+/// LoRA's two factors.
+pub struct LowRank<T: Scalar> {
+    /// $A \in \mathbb R^{r\times d_{in}}$.
+    pub a: Array2<T>,
+    /// $B \in \mathbb R^{d_{out}\times r}$.
+    pub b: Array2<T>,
+}
+
+impl<T: Scalar> LowRank<T> {
+    /// Wraps the factors, checking that their inner dimensions agree.
+    #[track_caller]
+    pub fn new(a: Array2<T>, b: Array2<T>) -> Self {
+        assert_eq!(a.nrows(), b.ncols(), "LoRA: A is {:?} but B is {:?}; need A r×d_in, B d_out×r", a.dim(), b.dim());
+        Self { a, b }
+    }
+
+    /// The rank r.
+    pub fn rank(&self) -> usize {
+        self.a.nrows()
+    }
+}
+
+impl<T: Scalar> Update<T> for LowRank<T> {
+    fn d_in(&self) -> usize {
+        self.a.ncols()
+    }
+    fn d_out(&self) -> usize {
+        self.b.nrows()
+    }
+    fn delta_w(&self) -> Array2<T> {
+        mm(self.b.view(), self.a.view())
+    }
+    /// $(XA^\top)B^\top$: the bottleneck $XA^\top \in \mathbb R^{b\times r}$ first, $O(b(d_{in}+d_{out})r)$.
+    fn apply(&self, x: ArrayView2<'_, T>) -> Array2<T> {
+        mm_nt(mm_nt(x, self.a.view()).view(), self.b.view())
+    }
+    /// $(GB)A$.
+    fn apply_adjoint(&self, g: ArrayView2<'_, T>) -> Array2<T> {
+        mm(mm(g, self.b.view()).view(), self.a.view())
+    }
+    /// $\partial A = B^\top G_W = (GB)^\top X$, $\partial B = G_W A^\top = G^\top (XA^\top)$.
+    fn grad(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Vec<Array2<T>> {
+        let ga = mm_tn(mm(g, self.b.view()).view(), x);
+        let gb = mm_tn(g, mm_nt(x, self.a.view()).view());
+        vec![ga, gb]
+    }
+    fn grad_dense(&self, g_w: ArrayView2<'_, T>) -> Vec<Array2<T>> {
+        vec![mm_tn(self.b.view(), g_w), mm_nt(g_w, self.a.view())]
+    }
+    fn param_info(&self) -> Vec<ParamInfo> {
+        vec![
+            ParamInfo { name: "lora_A.weight", role: Role::LoraA, shape: vec![self.rank(), self.d_in()] },
+            ParamInfo { name: "lora_B.weight", role: Role::LoraB, shape: vec![self.d_out(), self.rank()] },
+        ]
+    }
+    fn params(&self) -> Vec<ArrayViewD<'_, T>> {
+        vec![self.a.view().into_dyn(), self.b.view().into_dyn()]
+    }
+    fn params_mut(&mut self) -> Vec<ArrayViewMutD<'_, T>> {
+        vec![self.a.view_mut().into_dyn(), self.b.view_mut().into_dyn()]
+    }
+}

@@ -1,0 +1,90 @@
+//! SingLoRA: one trainable $A \in \mathbb R^{m\times r}$, $m = \max(d_{in}, d_{out})$, and the paper's truncation
+//! rule for non-square layers,
+//!
+//! $$\widetilde{\Delta W} = A_{out} A_{in}^\top = (AA^\top)_{[:d_{out},\,:d_{in}]},\qquad A_{out} = A_{[:d_{out}]},\;
+//! A_{in} = A_{[:d_{in}]}.$$
+//!
+//! One rule for every shape (square, tall, wide), so the transposed-update bug B1 cannot exist. The layer multiplies by
+//! $c = s\,u(t)$.
+
+use ndarray::{s, Array2, ArrayView2, ArrayViewD, ArrayViewMutD};
+
+use super::update::{ParamInfo, Role, Update};
+use crate::linalg::{mm, mm_acc, mm_nt};
+use crate::scalar::Scalar;
+
+/// SingLoRA's single factor and the layer shape it serves.
+pub struct Symmetric<T: Scalar> {
+    /// $A \in \mathbb R^{m\times r}$ (`singlora_A.weight`).
+    pub a: Array2<T>,
+    d_in: usize,
+    d_out: usize,
+}
+
+impl<T: Scalar> Symmetric<T> {
+    /// Wraps `a` for a `d_out × d_in` layer; `a` must have `max(d_in, d_out)` rows.
+    #[track_caller]
+    pub fn new(a: Array2<T>, d_in: usize, d_out: usize) -> Self {
+        assert_eq!(a.nrows(), d_in.max(d_out), "SingLoRA: A has {} rows, need m = max(d_in={d_in}, d_out={d_out})", a.nrows());
+        Self { a, d_in, d_out }
+    }
+
+    /// $A_{in} = A_{[:d_{in}]}$.
+    pub fn a_in(&self) -> ArrayView2<'_, T> {
+        self.a.slice(s![..self.d_in, ..])
+    }
+
+    /// $A_{out} = A_{[:d_{out}]}$.
+    pub fn a_out(&self) -> ArrayView2<'_, T> {
+        self.a.slice(s![..self.d_out, ..])
+    }
+
+    /// The rank r.
+    pub fn rank(&self) -> usize {
+        self.a.ncols()
+    }
+}
+
+impl<T: Scalar> Update<T> for Symmetric<T> {
+    fn d_in(&self) -> usize {
+        self.d_in
+    }
+    fn d_out(&self) -> usize {
+        self.d_out
+    }
+    fn delta_w(&self) -> Array2<T> {
+        mm_nt(self.a_out(), self.a_in())
+    }
+    /// $(XA_{in})A_{out}^\top$; $XA_{in}$ is the bottleneck.
+    fn apply(&self, x: ArrayView2<'_, T>) -> Array2<T> {
+        mm_nt(mm(x, self.a_in()).view(), self.a_out())
+    }
+    /// $(GA_{out})A_{in}^\top$.
+    fn apply_adjoint(&self, g: ArrayView2<'_, T>) -> Array2<T> {
+        mm_nt(mm(g, self.a_out()).view(), self.a_in())
+    }
+    /// Output role $\partial A_{[:d_{out}]} \mathrel{+}= G^\top(XA_{in})$, input role
+    /// $\partial A_{[:d_{in}]} \mathrel{+}= X^\top(GA_{out})$ (THEORY §7, unified form).
+    fn grad(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Vec<Array2<T>> {
+        let mut ga = Array2::zeros(self.a.dim());
+        mm_acc(T::one(), g.t(), mm(x, self.a_in()).view(), ga.slice_mut(s![..self.d_out, ..]));
+        mm_acc(T::one(), x.t(), mm(g, self.a_out()).view(), ga.slice_mut(s![..self.d_in, ..]));
+        vec![ga]
+    }
+    /// $\partial A_{[:d_{out}]} \mathrel{+}= G_W A_{in}$, $\partial A_{[:d_{in}]} \mathrel{+}= G_W^\top A_{out}$.
+    fn grad_dense(&self, g_w: ArrayView2<'_, T>) -> Vec<Array2<T>> {
+        let mut ga = Array2::zeros(self.a.dim());
+        mm_acc(T::one(), g_w, self.a_in(), ga.slice_mut(s![..self.d_out, ..]));
+        mm_acc(T::one(), g_w.t(), self.a_out(), ga.slice_mut(s![..self.d_in, ..]));
+        vec![ga]
+    }
+    fn param_info(&self) -> Vec<ParamInfo> {
+        vec![ParamInfo { name: "singlora_A.weight", role: Role::SingleA, shape: vec![self.a.nrows(), self.rank()] }]
+    }
+    fn params(&self) -> Vec<ArrayViewD<'_, T>> {
+        vec![self.a.view().into_dyn()]
+    }
+    fn params_mut(&mut self) -> Vec<ArrayViewMutD<'_, T>> {
+        vec![self.a.view_mut().into_dyn()]
+    }
+}

@@ -1,0 +1,103 @@
+//! The factored weight update: the one abstraction every adapter is built from.
+//!
+//! An [`Update`] owns the trainable factors of an *unscaled* update $\widetilde{\Delta W} \in \mathbb R^{d_{out}\times
+//! d_{in}}$; the layer ([`crate::adapters::AdaptedLinear`]) multiplies it by $c = s\,u$. An update never forms
+//! $\widetilde{\Delta W}$ in its forward or backward pass: it offers the products with it and the gradient of its
+//! factors for an upstream gradient, in factored form.
+//!
+//! Conventions (row-major batch, THEORY §7): $X \in \mathbb R^{b\times d_{in}}$, $Y = X W^\top$,
+//! $G = \partial L/\partial Y \in \mathbb R^{b\times d_{out}}$, $G_W = G^\top X$.
+
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
+
+use crate::scalar::Scalar;
+
+/// The optimiser role of a trainable tensor: what LoRA+ and per-group learning rates key on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// LoRA's A (input side, r × d_in).
+    LoraA,
+    /// LoRA's B (output side, d_out × r, zero-initialised; LR × ratio under LoRA+).
+    LoraB,
+    /// SingLoRA's single A (m × r).
+    SingleA,
+    /// A dense ΔW (full fine-tuning) or a frozen-base weight trained in full.
+    Dense,
+    /// DoRA's magnitude vector (1-D).
+    Magnitude,
+    /// A bias (1-D).
+    Bias,
+}
+
+impl Role {
+    /// The name used in configs (`lr_exponent.lora_b = 0`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::LoraA => "lora_a",
+            Role::LoraB => "lora_b",
+            Role::SingleA => "singlora_a",
+            Role::Dense => "dense",
+            Role::Magnitude => "magnitude",
+            Role::Bias => "bias",
+        }
+    }
+
+    /// Whether tensors of this role are 1-D (PEFT's LoRA+ puts every 1-D tensor in B's group).
+    pub fn is_one_dimensional(self) -> bool {
+        matches!(self, Role::Magnitude | Role::Bias)
+    }
+}
+
+/// Name, role and shape of one trainable tensor. Names are PEFT's where PEFT has them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamInfo {
+    /// e.g. `lora_A.weight`.
+    pub name: &'static str,
+    /// Its optimiser role.
+    pub role: Role,
+    /// Its logical shape (1-D tensors have one entry).
+    pub shape: Vec<usize>,
+}
+
+/// A factored update $\widetilde{\Delta W}$ and the backward pass of its factors.
+pub trait Update<T: Scalar>: Send + Sync {
+    /// Input dimension $d_{in}$.
+    fn d_in(&self) -> usize;
+    /// Output dimension $d_{out}$.
+    fn d_out(&self) -> usize;
+
+    /// $\widetilde{\Delta W}$ materialised ($d_{out}\times d_{in}$), for inspection, merging and dense tests only.
+    fn delta_w(&self) -> Array2<T>;
+
+    /// $X \widetilde{\Delta W}^\top$ ($b\times d_{out}$) in factored form.
+    fn apply(&self, x: ArrayView2<'_, T>) -> Array2<T>;
+
+    /// $G\, \widetilde{\Delta W}$ ($b\times d_{in}$) in factored form: the update's share of $\partial L/\partial X$.
+    fn apply_adjoint(&self, g: ArrayView2<'_, T>) -> Array2<T>;
+
+    /// $\partial \langle G, X\widetilde{\Delta W}^\top\rangle / \partial\theta$ for every factor θ, in the order of
+    /// [`Update::param_info`]: the chain rule through $\widetilde{\Delta W}$ for $G_W = G^\top X$ without forming it.
+    fn grad(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Vec<Array2<T>>;
+
+    /// The same chain rule for a dense $G_W$ (needed by DoRA's projection term).
+    fn grad_dense(&self, g_w: ArrayView2<'_, T>) -> Vec<Array2<T>>;
+
+    /// Names, roles and shapes of the factors.
+    fn param_info(&self) -> Vec<ParamInfo>;
+
+    /// The factors, read-only.
+    fn params(&self) -> Vec<ArrayViewD<'_, T>>;
+
+    /// The factors, mutable (for optimisers and `--state random`).
+    fn params_mut(&mut self) -> Vec<ArrayViewMutD<'_, T>>;
+
+    /// Number of trainable scalars.
+    fn num_trainable(&self) -> usize {
+        self.param_info().iter().map(|p| p.shape.iter().product::<usize>()).sum()
+    }
+}
+
+/// Turns 2-D gradients into the dynamic-dimension form the optimisers consume.
+pub fn into_dyn<T: Scalar>(grads: Vec<Array2<T>>) -> Vec<ArrayD<T>> {
+    grads.into_iter().map(|g| g.into_dyn()).collect()
+}
