@@ -109,6 +109,8 @@ PARAMS = {
     "singlora": ("singlora_A.weight",),
     "singlora_dora": ("singlora_A.weight", "lora_magnitude_vector"),
 }
+META_KEYS = ("method", "d_in", "d_out", "rank", "alpha", "scaling", "scale", "u",
+             "dora_norm", "dora_eps", "init", "state", "seed", "dtype", "batch")
 ST_DTYPES = {"F64": ("<f8", "f64"), "F32": ("<f4", "f32")}
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -315,6 +317,8 @@ class Report:
     ok: bool = True
     lines: list = field(default_factory=list)
     problems: list = field(default_factory=list)
+    errors: dict = field(default_factory=dict)      # tensor -> rel err vs dense
+    fd_errors: dict = field(default_factory=dict)   # tensor -> dense vs FD
 
     def fail(self, msg):
         self.ok = False
@@ -397,12 +401,16 @@ def build_layer(tensors, meta, report):
 
 
 def verify_file(path, fd=True):
+    """Verify one dump; return a Report (``ok``, table ``lines``, ``problems``)."""
     report = Report(str(path))
     try:
         tensors, meta, dtypes = read_safetensors(path)
     except (OSError, FormatError) as e:
         report.fail(f"cannot read: {e}")
         return report
+    for key in META_KEYS:
+        if key not in meta:
+            report.fail(f"metadata '{key}' missing")
     dtype = meta.get("dtype")
     if dtype not in TOL:
         report.fail(f"unknown metadata dtype {dtype!r}")
@@ -426,11 +434,12 @@ def verify_file(path, fd=True):
         fdg, floors = layer.fd_grads()
 
     for name in sorted(exp):
-        err = rel_err(tensors[name], exp[name])
+        err = report.errors[name] = rel_err(tensors[name], exp[name])
         ok = err <= tol
         line = f"  {name:28s} {str(list(exp[name].shape)):10s} rel err {err:.3e}"
         if name in fdg:
-            fd_err = rel_err(exp[name], fdg[name], floor=floors[name])
+            fd_err = report.fd_errors[name] = rel_err(exp[name], fdg[name],
+                                                      floor=floors[name])
             fd_ok = fd_err <= FD_TOL
             line += f"   dense-vs-FD {fd_err:.3e}{'' if fd_ok else ' FD-FAIL'}"
             if not fd_ok:
@@ -455,20 +464,34 @@ def find_binary():
     return str(REPO_ROOT / "target" / "release" / "singlora")
 
 
-# (d_out, d_in, rank): square, tall, wide and two odd shapes
+# (d_out, d_in, rank): square, tall, wide and two odd shapes.  The tool
+# limits the rank to min(d_in, d_out) for lora/dora and to max(d_in, d_out)
+# for singlora/singlora_dora, so lora/dora use min(rank, min(d_in, d_out)) and
+# the SingLoRA methods keep the larger rank (exercising r > min(d_in, d_out)).
 SELFTEST_SHAPES = [(6, 6, 3), (9, 5, 2), (5, 9, 4), (1, 13, 3), (17, 3, 5)]
 SELFTEST_US = ["0", "0.4", "1"]
 SELFTEST_ALPHA = "5"
 SELFTEST_BATCH = "3"
-# extra sweep: every non-default init, state init, one shape
-SELFTEST_INITS = ["zeros", "kaiming_uniform", "peft_gaussian", "width_aware",
-                  "kaiming_r", "gaussian(std=0.3,beta=0.5)"]
+# extra sweep, state=init on one shape: every init the tool accepts per method
+SELFTEST_INITS = {
+    "full": ["zeros"],
+    "lora": ["zeros", "kaiming_uniform", "peft_gaussian", "gaussian(std=0.3,beta=0.5)"],
+    "singlora": ["zeros", "width_aware", "kaiming_r", "gaussian(std=0.3,beta=0.5)"],
+}
+SELFTEST_INITS["dora"] = SELFTEST_INITS["lora"]
+SELFTEST_INITS["singlora_dora"] = SELFTEST_INITS["singlora"]
+
+
+def selftest_rank(method, d_out, d_in, rank):
+    return rank if method.startswith("singlora") else min(rank, d_out, d_in)
 
 
 def selftest_cases():
+    """Yield (name, tool arguments) for every generated dump."""
     grid = itertools.product(METHODS, SELFTEST_SHAPES, SELFTEST_US, (False, True),
                              ("detached", "full"), ("init", "random"), ("f32", "f64"))
     for i, (method, (d_out, d_in, r), u, rs, norm, state, dt) in enumerate(grid):
+        r = selftest_rank(method, d_out, d_in, r)
         args = ["--method", method, "--d-in", str(d_in), "--d-out", str(d_out),
                 "--rank", str(r), "--alpha", SELFTEST_ALPHA, "--u", u,
                 "--dora-norm", norm, "--batch", SELFTEST_BATCH, "--seed", str(i + 1),
@@ -478,17 +501,70 @@ def selftest_cases():
         name = (f"{method}_{d_out}x{d_in}_r{r}_u{u}_{'rs' if rs else 'std'}_"
                 f"{norm}_{state}_{dt}")
         yield name, args
-    for j, (method, init, dt) in enumerate(itertools.product(
-            METHODS, SELFTEST_INITS, ("f32", "f64"))):
+    j = 0
+    for method in METHODS:
+        for init, norm, dt in itertools.product(
+                SELFTEST_INITS[method], ("detached", "full"), ("f32", "f64")):
+            j += 1
+            args = ["--method", method, "--d-in", "5", "--d-out", "9", "--rank", "3",
+                    "--alpha", SELFTEST_ALPHA, "--u", "0.4", "--dora-norm", norm,
+                    "--batch", SELFTEST_BATCH, "--seed", str(10_000 + j),
+                    "--state", "init", "--init", init, "--dtype", dt]
+            safe = "".join(ch if ch.isalnum() else "_" for ch in init)
+            yield f"{method}_9x5_init-{safe}_{norm}_{dt}", args
+
+
+def write_corrupted(src, dst, tensor=None, meta_updates=None):
+    """Copy a dump, nudging one element of ``tensor`` and/or editing metadata.
+
+    Used as negative controls: the verifier must reject every such copy.
+    """
+    raw = Path(src).read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    data = bytearray(raw[8 + n:])
+    if tensor is not None:
+        info = header[tensor]
+        np_dt = ST_DTYPES[info["dtype"]][0]
+        begin, end = info["data_offsets"]
+        arr = np.frombuffer(data, dtype=np_dt, count=(end - begin) // np.dtype(np_dt).itemsize,
+                            offset=begin)
+        arr = arr.copy()
+        arr[arr.size // 2] += 1e-6 * max(float(np.abs(arr).max()), 1.0)
+        data[begin:end] = arr.tobytes()
+    if meta_updates:
+        header["__metadata__"].update(meta_updates)
+    blob = json.dumps(header).encode("utf-8")
+    Path(dst).write_bytes(struct.pack("<Q", len(blob)) + blob + bytes(data))
+
+
+def negative_controls(tmp, binary):
+    """Yield (name, path) of corrupted dumps that must all FAIL verification."""
+    for method in METHODS:
+        src = tmp / f"neg_{method}.safetensors"
         args = ["--method", method, "--d-in", "5", "--d-out", "9", "--rank", "3",
                 "--alpha", SELFTEST_ALPHA, "--u", "0.4", "--dora-norm", "full",
-                "--batch", SELFTEST_BATCH, "--seed", str(10_000 + j),
-                "--state", "init", "--init", init, "--dtype", dt]
-        safe = "".join(ch if ch.isalnum() else "_" for ch in init)
-        yield f"{method}_9x5_init_{safe}_{dt}", args
+                "--batch", SELFTEST_BATCH, "--seed", "777", "--state", "random",
+                "--dtype", "f64", "--out", str(src)]
+        subprocess.run([binary, "layer", *args], check=True, capture_output=True)
+        tensors, _, _ = read_safetensors(src)
+        targets = ["y", "grad_x"] + [t for t in tensors if t.startswith("grad.")]
+        for t in sorted(targets):
+            dst = tmp / f"neg_{method}_{t}.safetensors"
+            write_corrupted(src, dst, tensor=t)
+            yield f"{method}: nudged {t}", dst
+        edits = [{"u": "0.41"}, {"rank": "2"} if method != "full" else {"u": "0.5"},
+                 {"scaling": "alpha_over_sqrt_r"} if method != "full" else {"scale": "2"}]
+        if method in ("dora", "singlora_dora"):
+            edits.append({"dora_norm": "detached"})   # file was made with full
+        for k, e in enumerate(edits):
+            dst = tmp / f"neg_{method}_meta{k}.safetensors"
+            write_corrupted(src, dst, meta_updates=e)
+            yield f"{method}: metadata {e}", dst
 
 
 def selftest(keep=None, verbose=False):
+    """Generate dumps over the whole grid, verify them, run negative controls."""
     binary = find_binary()
     if not (Path(binary).exists() or shutil.which(binary)):
         print(f"selftest: binary {binary} not found", file=sys.stderr)
@@ -497,6 +573,8 @@ def selftest(keep=None, verbose=False):
     tmp = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="verify_layer_"))
     tmp.mkdir(parents=True, exist_ok=True)
     passed = failed = 0
+    worst = {}      # (dtype, tensor) -> (rel err, file)
+    worst_fd = {}   # tensor -> (dense-vs-FD err, file)
     try:
         for name, args in selftest_cases():
             out = tmp / f"{name}.safetensors"
@@ -508,6 +586,13 @@ def selftest(keep=None, verbose=False):
                       f"{proc.stderr.strip() or proc.stdout.strip()}")
                 continue
             report = verify_file(out)
+            dt = "f32" if name.endswith("f32") else "f64"
+            for t, e in report.errors.items():
+                if e > worst.get((dt, t), (-1.0,))[0]:
+                    worst[(dt, t)] = (e, name)
+            for t, e in report.fd_errors.items():
+                if e > worst_fd.get(t, (-1.0,))[0]:
+                    worst_fd[t] = (e, name)
             if report.ok:
                 passed += 1
                 if verbose:
@@ -517,9 +602,29 @@ def selftest(keep=None, verbose=False):
                 print("\n".join(report.lines))
                 for msg in report.problems:
                     print(f"  FAIL {name}: {msg}")
+        n_dumps = passed + failed
+
+        detected = missed = 0
+        for name, path in negative_controls(tmp, binary):
+            if verify_file(path).ok:
+                missed += 1
+                print(f"FAIL negative control not detected: {name}")
+            else:
+                detected += 1
+        passed += detected
+        failed += missed
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    print("worst relative error per tensor (file vs dense recomputation):")
+    for (dt, t), (e, name) in sorted(worst.items()):
+        print(f"  {dt} {t:28s} {e:.3e}  (tol {TOL[dt]:g})  {name}")
+    print("worst dense-vs-finite-difference error per tensor:")
+    for t, (e, name) in sorted(worst_fd.items()):
+        print(f"  {t:32s} {e:.3e}  (tol {FD_TOL:g})  {name}")
+    print(f"{n_dumps} dumps verified, {detected + missed} negative controls "
+          f"({detected} detected)")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

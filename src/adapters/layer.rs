@@ -80,10 +80,18 @@ impl<T: Scalar> AdaptedLinear<T> {
         let scale = config.scale(update.d_in(), update.d_out());
         let mut layer = Self { w0, update, magnitude: None, scale, config };
         if layer.config.method.has_magnitude() {
-            let u0 = T::of(layer.config.ramp.u(0));
-            layer.magnitude = Some(row_norms(layer.direction(u0).view()));
+            layer.reset_magnitude(T::of(layer.config.ramp.u(0)));
         }
         layer
+    }
+
+    /// Sets DoRA's magnitude to the row norms of the current weight at ramp value `u`, $\omega = \nu(u)$, so that
+    /// the layer at `u` equals $W_0 + c\,\widetilde{\Delta W}$ exactly (a no-op when the update is zero). No effect
+    /// on layers without a magnitude.
+    pub fn reset_magnitude(&mut self, u: T) {
+        if self.magnitude.is_some() || self.config.method.has_magnitude() {
+            self.magnitude = Some(row_norms(self.direction(u).view()));
+        }
     }
 
     /// $d_{in}$.
@@ -194,7 +202,10 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// The effective update $W - W_0$ at ramp value `u`, materialised: $c\,\widetilde{\Delta W}$, or for DoRA
     /// $\mathrm{diag}(k)V - W_0$.
     pub fn delta_w(&self, u: T) -> Array2<T> {
-        self.merged_weight(u) - &self.w0
+        match &self.magnitude {
+            None => self.update.delta_w() * self.c(u),
+            Some(_) => self.merged_weight(u) - &self.w0,
+        }
     }
 
     /// The merged weight $W = W_0 + c\,\widetilde{\Delta W}$ (DoRA: $\mathrm{diag}(\omega/\nu)V$) at ramp value `u`,

@@ -20,6 +20,8 @@ use crate::rng::{normal_matrix, SeedRng};
 use crate::scalar::Scalar;
 
 /// Which adapter state to dump.
+///
+/// `Init` is the freshly initialised adapter, with DoRA's magnitude set to the row norms at the dumped u.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DumpState {
     /// The freshly initialised adapter.
@@ -114,8 +116,11 @@ fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<(Vec<Named<T>>, HashMap<S
     let grad_y: Array2<T> = normal_matrix(&mut SeedRng::new(cfg.seed, "grad_y"), b, d_out, 1.0);
     let mut layer = AdaptedLinear::new(w0.clone(), &cfg.adapter, cfg.seed)?;
     let u = T::of(cfg.u);
-    if cfg.state == DumpState::Random {
-        layer.randomize(cfg.seed, u);
+    match cfg.state {
+        // DoRA's magnitude is initialised from the weight at the dumped u, as PEFT initialises it from the weight it
+        // wraps: the fresh adapter is then exactly W0 + s·u·ΔW̃ at that u.
+        DumpState::Init => layer.reset_magnitude(u),
+        DumpState::Random => layer.randomize(cfg.seed, u),
     }
     let y = layer.forward(x.view(), u);
     let grads = layer.backward(x.view(), grad_y.view(), u);
