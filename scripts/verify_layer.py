@@ -19,8 +19,8 @@ computed with this script's own forward pass.
 ``--selftest`` generates dumps with the tool over every method x shape x u x
 rsLoRA x dora_norm x state x dtype into a temporary directory, verifies them
 all and prints ``N passed, M failed``.  The binary is taken from the
-``SINGLORA_BIN`` environment variable if set, else ``/tmp/singlora-bin`` if it
-exists, else ``target/release/singlora`` under the repository root.
+``SINGLORA_BIN`` environment variable if set, else ``target/release/singlora``
+under the repository root (build it with ``cargo build --release``).
 
 File contract
 -------------
@@ -459,8 +459,6 @@ def find_binary():
     env = os.environ.get("SINGLORA_BIN")
     if env:
         return env
-    if Path("/tmp/singlora-bin").exists():
-        return "/tmp/singlora-bin"
     return str(REPO_ROOT / "target" / "release" / "singlora")
 
 

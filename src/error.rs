@@ -32,6 +32,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Command-line syntax the parser rejected (its own one-line message).
+    #[error("{0}")]
+    Usage(String),
     /// A safetensors file that cannot be written or read back.
     #[error("safetensors: {0}")]
     Safetensors(String),

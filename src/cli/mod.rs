@@ -31,6 +31,7 @@ enum Command {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 struct LayerArgs {
     /// Adapter: full, lora, dora, singlora, singlora_dora.
     #[arg(long)]
@@ -77,6 +78,7 @@ struct LayerArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 struct SyntheticArgs {
     /// Width n of the square layer.
     #[arg(long, default_value_t = 64)]
@@ -107,7 +109,7 @@ where
             e.print().ok();
             return Ok(());
         }
-        Err(e) => return Err(Error::invalid("arguments", e.kind(), &e.to_string().lines().next().unwrap_or("").replace("error: ", ""))),
+        Err(e) => return Err(Error::Usage(e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string())),
     };
     match cli.command {
         Command::Layer(a) => layer(a),

@@ -7,12 +7,12 @@
 //! parameter P. Metadata: `method`, `d_in`, `d_out`, `rank`, `alpha`, `scaling`, `scale`, `u`, `dora_norm`, `init`,
 //! `state`, `seed`, `dtype`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
 use ndarray::{Array2, ArrayD, IxDyn};
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 
 use crate::adapters::{AdaptedLinear, AdapterConfig};
 use crate::error::{Error, Result};
@@ -94,22 +94,11 @@ struct Named<T: Scalar> {
 pub fn dump_layer<T: Scalar>(cfg: &LayerDumpConfig) -> Result<Vec<u8>> {
     cfg.validate()?;
     let (tensors, meta) = compute::<T>(cfg)?;
-    let dtype = if T::DTYPE == "f32" { Dtype::F32 } else { Dtype::F64 };
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .into_iter()
-        .map(|t| {
-            let contiguous = t.value.as_standard_layout().to_owned();
-            (t.name, T::write_le(contiguous.as_slice().expect("standard layout")), t.value.shape().to_vec())
-        })
-        .collect();
-    let views: Vec<(String, TensorView<'_>)> = bytes
-        .iter()
-        .map(|(name, data, shape)| Ok((name.clone(), TensorView::new(dtype, shape.clone(), data).map_err(|e| Error::Safetensors(e.to_string()))?)))
-        .collect::<Result<_>>()?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Safetensors(e.to_string()))
+    let dtype = if T::DTYPE == "f32" { "F32" } else { "F64" };
+    Ok(super::safetensors_bytes(&tensors.into_iter().map(|t| (t.name, t.value)).collect::<Vec<_>>(), dtype, &meta))
 }
 
-fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<(Vec<Named<T>>, HashMap<String, String>)> {
+fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<(Vec<Named<T>>, BTreeMap<String, String>)> {
     let (d_in, d_out, b) = (cfg.d_in, cfg.d_out, cfg.batch);
     let w0: Array2<T> = normal_matrix(&mut SeedRng::new(cfg.seed, "w0"), d_out, d_in, 1.0 / (d_in as f64).sqrt());
     let x: Array2<T> = normal_matrix(&mut SeedRng::new(cfg.seed, "x"), b, d_in, 1.0);
@@ -138,7 +127,7 @@ fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<(Vec<Named<T>>, HashMap<S
         out.push(Named { name: format!("grad.{}", info.name), value: grad.into_shape_with_order(shape).expect("logical shape") });
     }
     let a = &cfg.adapter;
-    let meta: HashMap<String, String> = [
+    let meta: BTreeMap<String, String> = [
         ("method", a.method.to_string()),
         ("d_in", d_in.to_string()),
         ("d_out", d_out.to_string()),

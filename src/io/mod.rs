@@ -2,7 +2,12 @@
 
 pub mod layer_dump;
 
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use ndarray::ArrayD;
+
+use crate::scalar::Scalar;
 
 use crate::error::{Error, Result};
 
@@ -23,4 +28,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// Serialises named tensors and a string map to the safetensors format, deterministically: the same inputs always
+/// give the same bytes (tensors in the given order, metadata keys sorted), which `safetensors`' own writer does not
+/// guarantee for its metadata map.
+///
+/// Format: an 8-byte little-endian header length, a JSON header `{"__metadata__": {...}, name: {"dtype", "shape",
+/// "data_offsets": [begin, end]}, ...}` padded with spaces to a multiple of 8 bytes, then the little-endian data.
+/// Files are read back (and so validated) with the `safetensors` crate in the tests.
+pub fn safetensors_bytes<T: Scalar>(tensors: &[(String, ArrayD<T>)], dtype: &str, metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::to_value(metadata).expect("string map"));
+    let mut data = Vec::new();
+    for (name, value) in tensors {
+        let begin = data.len();
+        data.extend(T::write_le(value.as_standard_layout().as_slice().expect("standard layout")));
+        header.insert(name.clone(), serde_json::json!({ "dtype": dtype, "shape": value.shape(), "data_offsets": [begin, data.len()] }));
+    }
+    let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json");
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + data.len());
+    out.extend((json.len() as u64).to_le_bytes());
+    out.extend(json);
+    out.extend(data);
+    out
 }

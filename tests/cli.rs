@@ -1,0 +1,65 @@
+//! The binary as a user runs it: bad input gives one line naming the field, the value and what is accepted, a
+//! non-zero exit, and no file; good input writes a file atomically.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_singlora")).args(args).output().expect("binary runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("singlora-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn bad_layer_arguments_fail_with_one_line() {
+    let out = tmp("bad.safetensors");
+    let o = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["layer", "--method", "lorax", "--d-in", "4", "--d-out", "4", "--out", o], "invalid method = lorax: expected one of full, lora, dora, singlora, singlora_dora"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "6", "--rank", "5", "--out", o], "invalid rank = 5: expected an integer in 1..=4"),
+        (&["layer", "--method", "singlora", "--d-in", "4", "--d-out", "6", "--rank", "7", "--out", o], "invalid rank = 7: expected an integer in 1..=6"),
+        (&["layer", "--method", "lora", "--d-in", "0", "--d-out", "6", "--out", o], "invalid d_in = 0: expected a positive integer"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--dtype", "f16", "--out", o], "invalid dtype = f16: expected f32 or f64"),
+        (&["layer", "--method", "singlora", "--d-in", "4", "--d-out", "4", "--u", "1.5", "--out", o], "invalid u = 1.5: expected a number in [0, 1]"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--alpha", "-2", "--out", o], "invalid alpha = -2"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--init", "kaiming_r", "--out", o], "invalid init = kaiming_r: expected for method lora"),
+        (&["layer", "--method", "dora", "--d-in", "4", "--d-out", "4", "--dora-norm", "half", "--out", o], "invalid dora_norm = half"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--state", "trained", "--out", o], "invalid state = trained"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--out", "/nonexistent-singlora-dir/x.safetensors"], "/nonexistent-singlora-dir/x.safetensors: No such file or directory"),
+        (&["layer", "--method", "lora", "--d-in", "four", "--d-out", "4", "--out", o], "'four' for '--d-in <D_IN>'"),
+        (&["synthetic", "--lr", "0"], "invalid lr = 0: expected a finite number > 0"),
+    ];
+    for (args, expected) in cases {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: exit code");
+        assert!(stdout.is_empty(), "{args:?}: printed {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: stderr is not one line: {stderr}");
+        assert!(stderr.starts_with("singlora: error: "), "{stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr:?} lacks {expected:?}");
+        assert!(!out.exists(), "{args:?}: a file was written");
+    }
+}
+
+#[test]
+fn layer_writes_a_loadable_file_and_nothing_else() {
+    let out = tmp("ok.safetensors");
+    let (code, stdout, stderr) = run(&["layer", "--method", "singlora_dora", "--d-in", "5", "--d-out", "8", "--rank", "2", "--u", "0.4", "--seed", "7", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("wrote"));
+    let bytes = std::fs::read(&out).unwrap();
+    let d = singlora::io::layer_dump::LayerDump::parse(&bytes).unwrap();
+    assert_eq!(d.metadata["u"], "0.4");
+    assert_eq!(d.metadata["seed"], "7");
+    assert_eq!(d.tensors["singlora_A.weight"].shape(), [8, 2]);
+    // No temporary files left next to the output.
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).collect();
+    assert!(leftovers.is_empty());
+    // Same arguments, same bytes.
+    let out2 = tmp("ok2.safetensors");
+    run(&["layer", "--method", "singlora_dora", "--d-in", "5", "--d-out", "8", "--rank", "2", "--u", "0.4", "--seed", "7", "--out", out2.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out2).unwrap(), bytes);
+}
