@@ -14,10 +14,13 @@ pub mod cli;
 pub mod error;
 pub mod io;
 pub mod linalg;
+pub mod models;
 pub mod optim;
 pub mod rng;
 pub mod scalar;
 pub mod studies;
+pub mod tasks;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use scalar::Scalar;

@@ -195,19 +195,20 @@ impl FromStr for Init {
 /// Serialises a type through its `Display`/`FromStr` pair, so configs hold the same strings as the command line.
 macro_rules! serde_via_str {
     ($t:ty) => {
-        impl Serialize for $t {
+        impl serde::Serialize for $t {
             fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
                 s.serialize_str(&self.to_string())
             }
         }
-        impl<'de> Deserialize<'de> for $t {
+        impl<'de> serde::Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
+                let s = <String as serde::Deserialize>::deserialize(d)?;
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
     };
 }
+pub(crate) use serde_via_str;
 
 /// `Display`/`FromStr` for a fieldless enum from its `name()` and `ALL`-like list.
 macro_rules! named_enum {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use schedule::Schedule;
 
-use ndarray::ArrayD;
+use ndarray::{ArrayD, ArrayViewMutD};
 
 use crate::adapters::{AdaptedLinear, Role};
 use crate::error::{Error, Result};
@@ -361,12 +361,18 @@ impl Optimizer {
     /// order.
     pub fn step_layer<T: Scalar>(&mut self, layer: &mut AdaptedLinear<T>, grads: &[ArrayD<T>], width: usize) {
         let factors: Vec<f64> = layer.param_info().iter().map(|p| self.config.groups.factor(p.role, width)).collect();
-        let mut params = layer.params_mut();
+        self.step_views(layer.params_mut(), grads, &factors);
+    }
+
+    /// One step on parameter views with their gradients and rate factors (all in the same order).
+    #[track_caller]
+    pub fn step_views<T: Scalar>(&mut self, mut params: Vec<ArrayViewMutD<'_, T>>, grads: &[ArrayD<T>], factors: &[f64]) {
+        assert!(params.len() == grads.len() && grads.len() == factors.len(), "optimizer: params, grads and factors differ in length");
         let mut slots: Vec<Slot<'_, T>> = params
             .iter_mut()
             .zip(grads)
             .zip(factors)
-            .map(|((p, g), f)| Slot {
+            .map(|((p, g), &f)| Slot {
                 value: p.as_slice_mut().expect("parameters are contiguous"),
                 grad: g.as_slice().expect("gradients are contiguous"),
                 lr_factor: f,

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::{AdaptedLinear, AdapterConfig, Method};
 use crate::error::{Error, Result};
-use crate::linalg::{mm_nt, rms};
+use crate::linalg::mm_nt;
+pub use crate::train::mse;
 use crate::optim::{OptimizerConfig, Rule};
 use crate::rng::{normal_matrix, SeedRng};
-use crate::scalar::Scalar;
 
 /// The symmetry of the target shift $\Delta W^*$ (rank $r^*$, built from Gaussian $C, D \in \mathbb R^{n\times r^*}$
 /// with entries $\mathcal N(0, 1/n)$).
@@ -106,14 +106,6 @@ impl SyntheticResult {
     pub fn ratio(&self) -> f64 {
         self.final_loss / self.initial_loss
     }
-}
-
-/// Mean-squared error $L = \tfrac{1}{2N}\lVert Y - Y^*\rVert_F^2$ and its gradient $G = (Y - Y^*)/N$.
-pub fn mse<T: Scalar>(y: &Array2<T>, target: &Array2<T>) -> (f64, Array2<T>) {
-    let diff = y - target;
-    let n = y.nrows() as f64;
-    let loss = 0.5 * rms(&diff).powi(2) * diff.len() as f64 / n;
-    (loss, diff / T::of(n))
 }
 
 /// Trains `method` on `target` and reports the loss ratio.

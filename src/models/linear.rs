@@ -1,0 +1,68 @@
+//! One linear map of a network: frozen, or frozen base plus adapter.
+
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
+
+use crate::adapters::{AdaptedLinear, ParamInfo};
+use crate::linalg::{mm, mm_nt};
+use crate::scalar::Scalar;
+
+/// A linear map $Y = XW^\top$ whose weight is frozen, optionally with an adapter.
+pub enum Linear<T: Scalar> {
+    /// A frozen weight $W \in \mathbb R^{d_{out}\times d_{in}}$.
+    Frozen(Array2<T>),
+    /// A frozen base with a trainable adapter.
+    Adapted(AdaptedLinear<T>),
+}
+
+impl<T: Scalar> Linear<T> {
+    /// $Y = XW^\top$ (adapted: at ramp value `u`).
+    pub fn forward(&self, x: ArrayView2<'_, T>, u: T) -> Array2<T> {
+        match self {
+            Linear::Frozen(w) => mm_nt(x, w.view()),
+            Linear::Adapted(a) => a.forward(x, u),
+        }
+    }
+
+    /// Parameter gradients (empty when frozen) and $\partial L/\partial X$.
+    pub fn backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>, u: T) -> (Vec<ArrayD<T>>, Array2<T>) {
+        match self {
+            Linear::Frozen(w) => (Vec::new(), mm(g, w.view())),
+            Linear::Adapted(a) => {
+                let grads = a.backward(x, g, u);
+                (grads.params, grads.x)
+            }
+        }
+    }
+
+    /// The frozen base weight.
+    pub fn base(&self) -> &Array2<T> {
+        match self {
+            Linear::Frozen(w) => w,
+            Linear::Adapted(a) => &a.w0,
+        }
+    }
+
+    /// The adapter's tensors (none when frozen).
+    pub fn param_info(&self) -> Vec<ParamInfo> {
+        match self {
+            Linear::Frozen(_) => Vec::new(),
+            Linear::Adapted(a) => a.param_info(),
+        }
+    }
+
+    /// Read-only views of the adapter's tensors.
+    pub fn params(&self) -> Vec<ArrayViewD<'_, T>> {
+        match self {
+            Linear::Frozen(_) => Vec::new(),
+            Linear::Adapted(a) => a.params(),
+        }
+    }
+
+    /// Mutable views of the adapter's tensors.
+    pub fn params_mut(&mut self) -> Vec<ArrayViewMutD<'_, T>> {
+        match self {
+            Linear::Frozen(_) => Vec::new(),
+            Linear::Adapted(a) => a.params_mut(),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The MLP of THEORY §5.2: fixed input dimension $d_0$ → $L \ge 2$ hidden layers of width $n$ → fixed output
+//! dimension, no biases.
+//!
+//! $$h_0 = x,\quad z_l = W_l h_{l-1},\quad h_l = \phi(z_l)\ (l = 1..L),\quad f = W_{L+1} h_L.$$
+//!
+//! Layer names: `input` ($W_1$, $n\times d_0$, tall), `hidden.1` … `hidden.{L-1}` ($n\times n$), `readout`
+//! ($d_{out}\times n$, wide). Base weights are Gaussian with fan-in variance $g^2/\text{fan}_{in}$ ($g$ the
+//! activation's gain) so hidden activations have Θ(1) coordinates; the readout is $\mathcal N(0, 1/n)$ (standard) or
+//! $\mathcal N(0, 1/n^2)$ (μP), which sets the gradient coordinate exponent ρ = 1/2 or 1.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
+use serde::{Deserialize, Serialize};
+
+use super::{Activation, Linear, Model, ModelParam};
+use crate::adapters::config::serde_via_str;
+use crate::adapters::{AdaptedLinear, AdapterConfig};
+use crate::error::{Error, Result};
+use crate::rng::{normal_matrix, SeedRng};
+use crate::scalar::Scalar;
+
+/// Readout scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readout {
+    /// $W_{L+1} \sim \mathcal N(0, 1/n)$ (SP/NTK, ρ = 1/2).
+    Standard,
+    /// $W_{L+1} \sim \mathcal N(0, 1/n^2)$ (μP, ρ = 1).
+    Mup,
+}
+
+impl Readout {
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Readout::Standard => "standard",
+            Readout::Mup => "mup",
+        }
+    }
+
+    /// The readout's init std at width n.
+    pub fn std(self, n: usize) -> f64 {
+        match self {
+            Readout::Standard => 1.0 / (n as f64).sqrt(),
+            Readout::Mup => 1.0 / n as f64,
+        }
+    }
+}
+
+impl fmt::Display for Readout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Readout {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "standard" => Ok(Readout::Standard),
+            "mup" => Ok(Readout::Mup),
+            _ => Err(Error::invalid("readout", s, "standard or mup")),
+        }
+    }
+}
+
+serde_via_str!(Readout);
+
+/// The MLP's shape, base initialisation and which layers carry adapters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpConfig {
+    /// Input dimension $d_0$ (default 16, independent of width).
+    #[serde(default = "d16")]
+    pub input_dim: usize,
+    /// Hidden width n.
+    pub width: usize,
+    /// Number of hidden layers L ≥ 2 (default 2).
+    #[serde(default = "two")]
+    pub depth: usize,
+    /// Output dimension (default 1).
+    #[serde(default = "one")]
+    pub output_dim: usize,
+    /// Activation (default relu).
+    #[serde(default = "relu")]
+    pub activation: Activation,
+    /// Readout scale (default μP).
+    #[serde(default = "mup")]
+    pub readout: Readout,
+    /// Layers carrying the adapter: any of `input`, `hidden.K`, `hidden` (all hidden maps), `readout`
+    /// (default `["hidden.1"]`).
+    #[serde(default = "hidden1")]
+    pub adapt: Vec<String>,
+}
+
+fn d16() -> usize {
+    16
+}
+fn two() -> usize {
+    2
+}
+fn one() -> usize {
+    1
+}
+fn relu() -> Activation {
+    Activation::Relu
+}
+fn mup() -> Readout {
+    Readout::Mup
+}
+fn hidden1() -> Vec<String> {
+    vec!["hidden.1".into()]
+}
+
+impl MlpConfig {
+    /// The default MLP at width n.
+    pub fn new(width: usize) -> Self {
+        Self { input_dim: 16, width, depth: 2, output_dim: 1, activation: Activation::Relu, readout: Readout::Mup, adapt: hidden1() }
+    }
+
+    /// Names of the L + 1 linear maps.
+    pub fn layer_names(&self) -> Vec<String> {
+        let mut names = vec!["input".to_string()];
+        names.extend((1..self.depth).map(|k| format!("hidden.{k}")));
+        names.push("readout".into());
+        names
+    }
+
+    /// Checks the fields.
+    pub fn validate(&self) -> Result<()> {
+        for (field, v) in [("width", self.width), ("input_dim", self.input_dim), ("output_dim", self.output_dim)] {
+            if v == 0 {
+                return Err(Error::invalid(field, v, "a positive integer"));
+            }
+        }
+        if self.depth < 2 {
+            return Err(Error::invalid("depth", self.depth, "an integer ≥ 2 (hidden layers)"));
+        }
+        let names = self.layer_names();
+        for a in &self.adapt {
+            if a != "hidden" && !names.contains(a) {
+                return Err(Error::invalid("adapt", a, &format!("one of {}, or hidden", names.join(", "))));
+            }
+        }
+        Ok(())
+    }
+
+    fn is_adapted(&self, name: &str) -> bool {
+        self.adapt.iter().any(|a| a == name || (a == "hidden" && name.starts_with("hidden.")))
+    }
+
+    /// Shape (d_in, d_out) of layer `l`.
+    fn shape(&self, l: usize) -> (usize, usize) {
+        let n = self.width;
+        if l == 0 {
+            (self.input_dim, n)
+        } else if l == self.depth {
+            (n, self.output_dim)
+        } else {
+            (n, n)
+        }
+    }
+
+    /// The frozen base weights, drawn from `seed` (the stream of each layer is named, so the draws of one layer do not
+    /// depend on whether another is adapted).
+    pub fn base_weights<T: Scalar>(&self, seed: u64) -> Vec<Array2<T>> {
+        self.layer_names()
+            .iter()
+            .enumerate()
+            .map(|(l, name)| {
+                let (d_in, d_out) = self.shape(l);
+                let std = if l == self.depth { self.readout.std(self.width) } else { self.activation.gain() / (d_in as f64).sqrt() };
+                normal_matrix(&mut SeedRng::new(seed, &format!("base.{name}")), d_out, d_in, std)
+            })
+            .collect()
+    }
+
+    /// Builds the network on given base weights, attaching `adapter` (width knob n = the MLP's width) to the chosen
+    /// layers; adapter seeds are derived per layer from `seed`.
+    pub fn build<T: Scalar>(&self, base: Vec<Array2<T>>, adapter: &AdapterConfig, seed: u64) -> Result<Mlp<T>> {
+        self.validate()?;
+        let mut cfg = adapter.clone();
+        cfg.width = Some(cfg.width.unwrap_or(self.width));
+        let names = self.layer_names();
+        let mut layers = Vec::with_capacity(names.len());
+        for (l, (name, w)) in names.iter().zip(base).enumerate() {
+            layers.push(if self.is_adapted(name) {
+                let layer_seed = seed.wrapping_add(1 + l as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                Linear::Adapted(AdaptedLinear::new(w, &cfg, layer_seed).map_err(|e| match e {
+                    Error::Invalid { field, value, expected } => Error::Invalid { field, value, expected: format!("{expected} (layer {name})") },
+                    other => other,
+                })?)
+            } else {
+                Linear::Frozen(w)
+            });
+        }
+        Ok(Mlp { config: self.clone(), names, layers })
+    }
+}
+
+/// An MLP with adapters.
+pub struct Mlp<T: Scalar> {
+    /// Its configuration.
+    pub config: MlpConfig,
+    /// Layer names, in order.
+    pub names: Vec<String>,
+    /// The L + 1 linear maps.
+    pub layers: Vec<Linear<T>>,
+}
+
+/// What [`Mlp::forward`] keeps: each layer's input and each hidden pre-activation.
+pub struct MlpCache<T: Scalar> {
+    /// $h_0, \dots, h_L$ (inputs of layers 0..=L).
+    pub inputs: Vec<Array2<T>>,
+    /// $z_1, \dots, z_L$.
+    pub preacts: Vec<Array2<T>>,
+}
+
+impl<T: Scalar> Model<T> for Mlp<T> {
+    type Cache = MlpCache<T>;
+
+    fn forward(&self, x: &Array2<T>, u: T) -> (Array2<T>, MlpCache<T>) {
+        let act = self.config.activation;
+        let mut inputs = vec![x.clone()];
+        let mut preacts = Vec::with_capacity(self.config.depth);
+        for layer in &self.layers[..self.config.depth] {
+            let z = layer.forward(inputs.last().expect("input").view(), u);
+            inputs.push(z.mapv(|v| act.apply(v)));
+            preacts.push(z);
+        }
+        let out = self.layers[self.config.depth].forward(inputs.last().expect("input").view(), u);
+        (out, MlpCache { inputs, preacts })
+    }
+
+    /// $\partial h_{l-1} = W_l^\top$-product of $\partial z_l$ (from the layer), $\partial z_{l} = \partial h_l \odot
+    /// \phi'(z_l)$.
+    fn backward(&self, cache: &MlpCache<T>, g: &Array2<T>, u: T) -> Vec<ArrayD<T>> {
+        let act = self.config.activation;
+        let mut per_layer: Vec<Vec<ArrayD<T>>> = Vec::with_capacity(self.layers.len());
+        let mut g = g.clone();
+        for l in (0..self.layers.len()).rev() {
+            let (params, gx) = self.layers[l].backward(cache.inputs[l].view(), g.view(), u);
+            per_layer.push(params);
+            if l > 0 {
+                let z = &cache.preacts[l - 1];
+                g = gx;
+                g.zip_mut_with(z, |d, &zv| *d = *d * act.derivative(zv));
+            }
+        }
+        per_layer.into_iter().rev().flatten().collect()
+    }
+
+    fn params_info(&self) -> Vec<ModelParam> {
+        self.names
+            .iter()
+            .zip(&self.layers)
+            .flat_map(|(name, layer)| layer.param_info().into_iter().map(move |info| ModelParam { layer: name.clone(), info }))
+            .collect()
+    }
+
+    fn params(&self) -> Vec<ArrayViewD<'_, T>> {
+        self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<ArrayViewMutD<'_, T>> {
+        self.layers.iter_mut().flat_map(|l| l.params_mut()).collect()
+    }
+}

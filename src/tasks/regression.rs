@@ -1,0 +1,124 @@
+//! Teacher–student regression: the target is the base network with a known rank-$r^*$ shift $\Delta W^*$ in one
+//! layer, whose symmetry (PSD, NSD, asymmetric, random) decides what SingLoRA can reach (THEORY §6.1).
+//!
+//! The shift's effect is normalised so the task has the same difficulty at every width:
+//! $y^* = f_{base}(x) + \delta/\mathrm{rms}(\delta)$, $\delta = f_{teacher}(x) - f_{base}(x)$ over the training inputs
+//! (the same factor is applied to the held-out targets).
+
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::{s, Array2};
+
+use crate::adapters::config::serde_via_str;
+use crate::adapters::{AdapterConfig, Method};
+use crate::error::{Error, Result};
+use crate::linalg::{mm_nt, rms};
+use crate::models::{MlpConfig, Model};
+use crate::rng::{normal_matrix, SeedRng};
+use crate::scalar::Scalar;
+
+/// The symmetry of the teacher's shift.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShiftKind {
+    /// $+CC^\top$ (top-left block for non-square layers).
+    Psd,
+    /// $-CC^\top$.
+    Nsd,
+    /// $CD^\top$.
+    Asymmetric,
+    /// $CD^\top$ with an independent $D$ drawn per entry sign (a generic shift; same law as asymmetric, kept as its
+    /// own stream so tasks can be compared).
+    Random,
+}
+
+impl ShiftKind {
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShiftKind::Psd => "psd",
+            ShiftKind::Nsd => "nsd",
+            ShiftKind::Asymmetric => "asymmetric",
+            ShiftKind::Random => "random",
+        }
+    }
+
+    /// $\Delta W^* \in \mathbb R^{d_{out}\times d_{in}}$ of rank ≤ r, with $C, D \sim \mathcal N(0, 1/m)$ entries
+    /// ($m = \max(d_{in}, d_{out})$), so $\lVert\Delta W^*\rVert_{op} = \Theta(1)$.
+    pub fn draw(self, d_in: usize, d_out: usize, r: usize, seed: u64) -> Array2<f64> {
+        let m = d_in.max(d_out);
+        let std = 1.0 / (m as f64).sqrt();
+        let c: Array2<f64> = normal_matrix(&mut SeedRng::new(seed, "shift.C"), m, r, std);
+        let d: Array2<f64> = normal_matrix(&mut SeedRng::new(seed, &format!("shift.D.{}", self.name())), m, r, std);
+        let (co, ci) = (c.slice(s![..d_out, ..]), c.slice(s![..d_in, ..]));
+        match self {
+            ShiftKind::Psd => mm_nt(co, ci),
+            ShiftKind::Nsd => -mm_nt(co, ci),
+            ShiftKind::Asymmetric | ShiftKind::Random => mm_nt(co, d.slice(s![..d_in, ..])),
+        }
+    }
+}
+
+impl fmt::Display for ShiftKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ShiftKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        [ShiftKind::Psd, ShiftKind::Nsd, ShiftKind::Asymmetric, ShiftKind::Random]
+            .into_iter()
+            .find(|k| k.name() == s.trim())
+            .ok_or_else(|| Error::invalid("shift", s, "one of psd, nsd, asymmetric, random"))
+    }
+}
+
+serde_via_str!(ShiftKind);
+
+/// A regression data set with train and held-out splits.
+pub struct TeacherRegression<T: Scalar> {
+    /// Training inputs [N, d_0].
+    pub x_train: Array2<T>,
+    /// Training targets [N, d_out].
+    pub y_train: Array2<T>,
+    /// Held-out inputs.
+    pub x_test: Array2<T>,
+    /// Held-out targets.
+    pub y_test: Array2<T>,
+}
+
+impl<T: Scalar> TeacherRegression<T> {
+    /// Builds the task for an MLP: base weights from `base_seed`, the shift of `kind` and rank `r` in `layer`,
+    /// inputs $\mathcal N(0, I_{d_0})$ from `data_seed`.
+    pub fn for_mlp(cfg: &MlpConfig, base_seed: u64, layer: &str, kind: ShiftKind, rank: usize, n_train: usize, n_test: usize, data_seed: u64) -> Result<Self> {
+        let names = cfg.layer_names();
+        let l = names.iter().position(|n| n == layer).ok_or_else(|| Error::invalid("task.layer", layer, &format!("one of {}", names.join(", "))))?;
+        let base = cfg.base_weights::<T>(base_seed);
+        let (d_out, d_in) = base[l].dim();
+        let mut teacher_weights = base.clone();
+        let shift = kind.draw(d_in, d_out, rank, base_seed ^ 0x5417);
+        teacher_weights[l].zip_mut_with(&shift, |w, &d| *w = *w + T::of(d));
+        let mut frozen = cfg.clone();
+        frozen.adapt.clear();
+        let full = AdapterConfig::new(Method::Full);
+        let base_net = frozen.build(base, &full, 0)?;
+        let teacher = frozen.build(teacher_weights, &full, 0)?;
+        let x_train: Array2<T> = normal_matrix(&mut SeedRng::new(data_seed, "data.train"), n_train, cfg.input_dim, 1.0);
+        let x_test: Array2<T> = normal_matrix(&mut SeedRng::new(data_seed, "data.test"), n_test, cfg.input_dim, 1.0);
+        let (b_train, _) = base_net.forward(&x_train, T::one());
+        let (t_train, _) = teacher.forward(&x_train, T::one());
+        let (b_test, _) = base_net.forward(&x_test, T::one());
+        let (t_test, _) = teacher.forward(&x_test, T::one());
+        let delta = &t_train - &b_train;
+        let norm = rms(&delta);
+        if !(norm > 0.0 && norm.is_finite()) {
+            return Err(Error::invalid("task.shift", norm, "a shift that changes the network's output (rms > 0)"));
+        }
+        let k = T::of(1.0 / norm);
+        let y_train = &b_train + &(delta * k);
+        let y_test = &b_test + &((t_test - &b_test) * k);
+        Ok(Self { x_train, y_train, x_test, y_test })
+    }
+}
