@@ -32,6 +32,12 @@ fn bad_layer_arguments_fail_with_one_line() {
         (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--out", "/nonexistent-singlora-dir/x.safetensors"], "/nonexistent-singlora-dir/x.safetensors: No such file or directory"),
         (&["layer", "--method", "lora", "--d-in", "four", "--d-out", "4", "--out", o], "'four' for '--d-in <D_IN>'"),
         (&["synthetic", "--lr", "0"], "invalid lr = 0: expected a finite number > 0"),
+        (&["train", "--width", "0"], "invalid width = 0: expected a positive integer"),
+        (&["train", "--width", "8", "--method", "lora", "--rank", "9"], "invalid rank = 9: expected an integer in 1..=8 (min(d_in, d_out) for this 8x8 layer) (layer hidden.1)"),
+        (&["train", "--lr", "-0.1"], "invalid lr = -0.1: expected a finite number > 0"),
+        (&["train", "--method", "qlora"], "invalid method = qlora"),
+        (&["train", "--optimizer", "lion"], "invalid optimizer = lion"),
+        (&["train", "--shift", "diagonal"], "invalid shift = diagonal"),
     ];
     for (args, expected) in cases {
         let (code, stdout, stderr) = run(args);
@@ -62,4 +68,17 @@ fn layer_writes_a_loadable_file_and_nothing_else() {
     let out2 = tmp("ok2.safetensors");
     run(&["layer", "--method", "singlora_dora", "--d-in", "5", "--d-out", "8", "--rank", "2", "--u", "0.4", "--seed", "7", "--out", out2.to_str().unwrap()]);
     assert_eq!(std::fs::read(&out2).unwrap(), bytes);
+}
+
+#[test]
+fn train_reports_a_falling_held_out_loss() {
+    let (code, stdout, stderr) = run(&["train", "--width", "64", "--steps", "60", "--activation", "gelu"]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<Vec<f64>> = stdout.lines().filter_map(|l| {
+        let f: Vec<f64> = l.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        (f.len() == 3).then_some(f)
+    }).collect();
+    assert!(rows.len() >= 2, "{stdout}");
+    let (first, last) = (rows[0][2], rows[rows.len() - 1][2]);
+    assert!(last < first / 2.0, "held-out loss {first} → {last}\n{stdout}");
 }
