@@ -34,7 +34,7 @@ pub trait Scalar:
     /// Widens to `f64` (exact).
     fn f64(self) -> f64;
 
-    /// $C \leftarrow \alpha\,A B + [C]$: `accumulate` chooses between overwriting and adding to `c`.
+    /// $C \leftarrow \alpha\,A B$, or $C \leftarrow C + \alpha\,A B$ when `accumulate` is true.
     ///
     /// Any strides are accepted, so transposed views (`a.t()`) cost nothing.
     fn gemm(alpha: Self, a: ArrayView2<'_, Self>, b: ArrayView2<'_, Self>, accumulate: bool, c: ArrayViewMut2<'_, Self>);

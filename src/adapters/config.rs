@@ -231,6 +231,7 @@ macro_rules! named_enum {
         serde_via_str!($t);
     };
 }
+pub(crate) use named_enum;
 
 named_enum!(Method, "method", [Method::Full, Method::Lora, Method::Dora, Method::Singlora, Method::SingloraDora]);
 named_enum!(Scaling, "scaling", [Scaling::AlphaOverR, Scaling::AlphaOverSqrtR]);

@@ -1,9 +1,9 @@
 //! `singlora layer`: one adapted layer, its inputs, outputs and every gradient, written to a `.safetensors` file that
 //! a PyTorch or NumPy user can recompute independently. The layout is a contract (README, "Layer dumps").
 //!
-//! Tensors: `x` [b, d_in], `w0` [d_out, d_in], `grad_y` [b, d_out], `y` [b, d_out], `grad_x` [b, d_in]; the
-//! trainable parameters under PEFT's names (`lora_A.weight` [r, d_in], `lora_B.weight` [d_out, r],
-//! `lora_magnitude_vector` [d_out], `singlora_A.weight` [m, r], `delta.weight` [d_out, d_in]); and `grad.P` for every
+//! Tensors: `x` \[b, d_in\], `w0` \[d_out, d_in\], `grad_y` \[b, d_out\], `y` \[b, d_out\], `grad_x` \[b, d_in\]; the
+//! trainable parameters under PEFT's names (`lora_A.weight` \[r, d_in\], `lora_B.weight` \[d_out, r\],
+//! `lora_magnitude_vector` \[d_out\], `singlora_A.weight` \[m, r\], `delta.weight` \[d_out, d_in\]); and `grad.P` for every
 //! parameter P. Metadata: `method`, `d_in`, `d_out`, `rank`, `alpha`, `scaling`, `scale`, `u`, `dora_norm`, `init`,
 //! `state`, `seed`, `dtype`.
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::adapters::config::serde_via_str;
+use crate::adapters::config::{named_enum, serde_via_str};
 use crate::error::{Error, Result};
 use crate::scalar::Scalar;
 
@@ -72,20 +72,4 @@ impl Activation {
     }
 }
 
-impl fmt::Display for Activation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Activation {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        [Activation::Relu, Activation::Gelu, Activation::Tanh, Activation::Identity]
-            .into_iter()
-            .find(|a| a.name() == s.trim())
-            .ok_or_else(|| Error::invalid("activation", s, "one of relu, gelu, tanh, identity"))
-    }
-}
-
-serde_via_str!(Activation);
+named_enum!(Activation, "activation", [Activation::Relu, Activation::Gelu, Activation::Tanh, Activation::Identity]);

@@ -15,7 +15,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
 
 use super::{Activation, Linear, Model, ModelParam};
-use crate::adapters::config::serde_via_str;
+use crate::adapters::config::{named_enum, serde_via_str};
 use crate::adapters::{AdaptedLinear, AdapterConfig};
 use crate::error::{Error, Result};
 use crate::rng::{normal_matrix, SeedRng};
@@ -48,24 +48,7 @@ impl Readout {
     }
 }
 
-impl fmt::Display for Readout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Readout {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim() {
-            "standard" => Ok(Readout::Standard),
-            "mup" => Ok(Readout::Mup),
-            _ => Err(Error::invalid("readout", s, "standard or mup")),
-        }
-    }
-}
-
-serde_via_str!(Readout);
+named_enum!(Readout, "readout", [Readout::Standard, Readout::Mup]);
 
 /// The MLP's shape, base initialisation and which layers carry adapters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use ndarray::{s, Array2};
 
-use crate::adapters::config::serde_via_str;
+use crate::adapters::config::{named_enum, serde_via_str};
 use crate::adapters::{AdapterConfig, Method};
 use crate::error::{Error, Result};
 use crate::linalg::{mm_nt, rms};
@@ -59,23 +59,7 @@ impl ShiftKind {
     }
 }
 
-impl fmt::Display for ShiftKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ShiftKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        [ShiftKind::Psd, ShiftKind::Nsd, ShiftKind::Asymmetric, ShiftKind::Random]
-            .into_iter()
-            .find(|k| k.name() == s.trim())
-            .ok_or_else(|| Error::invalid("shift", s, "one of psd, nsd, asymmetric, random"))
-    }
-}
-
-serde_via_str!(ShiftKind);
+named_enum!(ShiftKind, "shift", [ShiftKind::Psd, ShiftKind::Nsd, ShiftKind::Asymmetric, ShiftKind::Random]);
 
 /// A regression data set with train and held-out splits.
 pub struct TeacherRegression<T: Scalar> {
