@@ -62,13 +62,6 @@ pub fn row_norms<T: Scalar>(w: ArrayView2<'_, T>) -> Array1<T> {
     w.map_axis(Axis(1), |row| row.iter().map(|&v| v * v).sum::<T>().sqrt())
 }
 
-/// Row-wise inner products $\langle A_{i,:}, B_{i,:} \rangle$.
-#[track_caller]
-pub fn row_dots<T: Scalar>(a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> Array1<T> {
-    assert_eq!(a.dim(), b.dim(), "row_dots needs equal shapes");
-    Array1::from_iter(a.outer_iter().zip(b.outer_iter()).map(|(x, y)| x.dot(&y)))
-}
-
 /// $\mathrm{diag}(d)\,A$: scales row $i$ of `a` by $d_i$.
 #[track_caller]
 pub fn scale_rows<T: Scalar>(d: ArrayView1<'_, T>, a: ArrayView2<'_, T>) -> Array2<T> {

@@ -135,13 +135,6 @@ pub enum Init {
     },
 }
 
-impl Init {
-    /// The std (Gaussian) or bound (uniform) for a tensor of the given fans; `n` is the width of the width knobs.
-    pub fn describe(&self) -> String {
-        self.to_string()
-    }
-}
-
 impl fmt::Display for Init {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
