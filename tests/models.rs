@@ -14,7 +14,7 @@ use ndarray::ArrayD;
 use singlora::adapters::{AdapterConfig, DoraNorm, Method, Ramp};
 use singlora::models::{Activation, MlpConfig, Model, Readout};
 use singlora::optim::{OptimizerConfig, Rule};
-use singlora::tasks::{ShiftKind, TeacherRegression};
+use singlora::tasks::{teacher_regression, ShiftKind};
 use singlora::train::{train, TrainConfig};
 
 #[test]
@@ -102,11 +102,11 @@ fn short_run(threads: usize) -> (Vec<f64>, Vec<f64>) {
     pool.install(|| {
         let mut cfg = MlpConfig::new(64);
         cfg.activation = Activation::Gelu;
-        let task = TeacherRegression::<f64>::for_mlp(&cfg, 1, "hidden.1", ShiftKind::Psd, 2, 128, 64, 2).unwrap();
+        let task = teacher_regression::<f64>(&cfg, 1, "hidden.1", ShiftKind::Psd, 2, 128, 64, 2).unwrap();
         let adapter = AdapterConfig::new(Method::Singlora).rank_alpha(2, 2.0);
         let mut net = cfg.build(cfg.base_weights::<f64>(1), &adapter, 3).unwrap();
         let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), 0.02), steps: 60, batch: Some(32), ramp: Ramp::default(), width: 64 };
-        let rec = train(&mut net, &tc, &task.x_train, &task.y_train, &task.x_test, &task.y_test).unwrap();
+        let rec = train(&mut net, &tc, &task).unwrap();
         (rec.train_loss, rec.test_loss)
     })
 }
@@ -132,11 +132,11 @@ fn short_training_reduces_held_out_loss() {
 #[test]
 fn divergence_is_recorded() {
     let cfg = MlpConfig::new(16);
-    let task = TeacherRegression::<f64>::for_mlp(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 32, 16, 2).unwrap();
+    let task = teacher_regression::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 32, 16, 2).unwrap();
     let adapter = AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0);
     let mut net = cfg.build(cfg.base_weights::<f64>(1), &adapter, 3).unwrap();
     let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::sgd(), 1e150), steps: 50, batch: None, ramp: Ramp::default(), width: 16 };
-    let rec = train(&mut net, &tc, &task.x_train, &task.y_train, &task.x_test, &task.y_test).unwrap();
+    let rec = train(&mut net, &tc, &task).unwrap();
     let t = rec.diverged_at.expect("must diverge");
     assert!(t < 50 && rec.train_loss.len() as u64 == t + 1, "diverged at {t}, {} losses", rec.train_loss.len());
 }

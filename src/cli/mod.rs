@@ -83,6 +83,12 @@ struct TrainArgs {
     /// Mini-batch size (default: full batch).
     #[arg(long)]
     batch: Option<usize>,
+    /// Task: regression (MSE) or classification (cross-entropy, accuracy).
+    #[arg(long, default_value = "regression")]
+    task: String,
+    /// Number of classes (classification) or outputs (regression).
+    #[arg(long, default_value_t = 1)]
+    outputs: usize,
     /// Teacher shift: psd, nsd, asymmetric, random.
     #[arg(long, default_value = "psd")]
     shift: String,
@@ -227,7 +233,7 @@ fn synthetic(a: SyntheticArgs) -> Result<()> {
 fn train_mlp(a: TrainArgs) -> Result<()> {
     use crate::models::{MlpConfig, Model};
     use crate::optim::{OptimizerConfig, Rule};
-    use crate::tasks::{ShiftKind, TeacherRegression};
+    use crate::tasks::{teacher_classification, teacher_regression, ShiftKind};
     use crate::train::{train, TrainConfig};
     let mlp = MlpConfig {
         width: a.width,
@@ -235,6 +241,7 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
         activation: a.activation.parse()?,
         readout: a.readout.parse()?,
         adapt: a.adapt.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        output_dim: if a.task == "classification" && a.outputs == 1 { 4 } else { a.outputs },
         ..MlpConfig::new(a.width)
     };
     mlp.validate()?;
@@ -251,20 +258,27 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
     if a.examples == 0 || a.batch == Some(0) {
         return Err(Error::invalid(if a.examples == 0 { "examples" } else { "batch" }, 0, "a positive integer"));
     }
-    let task = TeacherRegression::<f64>::for_mlp(&mlp, a.seed, &a.shift_layer, a.shift.parse::<ShiftKind>()?, a.rank, a.examples, a.examples, a.seed + 1)?;
     let mut net = mlp.build(mlp.base_weights::<f64>(a.seed), &adapter, a.seed + 2)?;
+    let shift = a.shift.parse::<ShiftKind>()?;
+    let data = match a.task.as_str() {
+        "regression" => teacher_regression::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, a.examples, a.examples, a.seed + 1)?,
+        "classification" => teacher_classification::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, a.examples, a.examples, a.seed + 1)?,
+        other => return Err(Error::invalid("task", other, "regression or classification (for the MLP)")),
+    };
     let tc = TrainConfig { optimizer: optimizer.clone(), steps: a.steps, batch: a.batch, ramp: adapter.ramp, width: a.width };
     println!(
         "MLP d0={} → {}×{} ({}) → {}, readout {}; {} on [{}], r={}, α={}, {} trainable; {} η={}·n^-{} ; teacher shift {} in {}",
         mlp.input_dim, a.depth, a.width, mlp.activation, mlp.output_dim, mlp.readout, adapter.method, mlp.adapt.join(","), a.rank, a.alpha,
         net.num_trainable(), a.optimizer, a.lr, a.lr_exponent, a.shift, a.shift_layer
     );
-    let rec = train(&mut net, &tc, &task.x_train, &task.y_train, &task.x_test, &task.y_test)?;
-    println!("{:>6} {:>14} {:>14}", "step", "train loss", "held-out loss");
+    let rec = train(&mut net, &tc, &data)?;
+    let acc = !rec.test_accuracy.is_empty();
+    println!("{:>6} {:>14} {:>14}{}", "step", "train loss", "held-out loss", if acc { "  held-out acc" } else { "" });
     let every = (a.steps / 10).max(1);
     for (t, (l, lt)) in rec.train_loss.iter().zip(&rec.test_loss).enumerate() {
         if t as u64 % every == 0 || t + 1 == rec.train_loss.len() {
-            println!("{t:>6} {l:>14.6e} {lt:>14.6e}");
+            let a = rec.test_accuracy.get(t).map(|v| format!(" {v:>14.4}")).unwrap_or_default();
+            println!("{t:>6} {l:>14.6e} {lt:>14.6e}{a}");
         }
     }
     if let Some(t) = rec.diverged_at {

@@ -17,6 +17,7 @@ use crate::linalg::{mm_nt, rms};
 use crate::models::{MlpConfig, Model};
 use crate::rng::{normal_matrix, SeedRng};
 use crate::scalar::Scalar;
+use crate::train::{Dataset, Loss};
 
 /// The symmetry of the teacher's shift.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,26 +62,30 @@ impl ShiftKind {
 
 named_enum!(ShiftKind, "shift", [ShiftKind::Psd, ShiftKind::Nsd, ShiftKind::Asymmetric, ShiftKind::Random]);
 
-/// A regression data set with train and held-out splits.
-pub struct TeacherRegression<T: Scalar> {
-    /// Training inputs [N, d_0].
+/// Inputs $x \sim \mathcal N(0, I_{d_0})$ and the outputs of the base MLP and of its teacher (base plus the shift
+/// $\Delta W^*$ of `kind` and rank `rank` in `layer`) on them, for the train and held-out splits.
+pub struct TeacherOutputs<T: Scalar> {
+    /// Train inputs.
     pub x_train: Array2<T>,
-    /// Training targets [N, d_out].
-    pub y_train: Array2<T>,
     /// Held-out inputs.
     pub x_test: Array2<T>,
-    /// Held-out targets.
-    pub y_test: Array2<T>,
+    /// Base and teacher outputs on the train inputs.
+    pub train: (Array2<T>, Array2<T>),
+    /// Base and teacher outputs on the held-out inputs.
+    pub test: (Array2<T>, Array2<T>),
 }
 
-impl<T: Scalar> TeacherRegression<T> {
-    /// Builds the task for an MLP: base weights from `base_seed`, the shift of `kind` and rank `r` in `layer`,
-    /// inputs $\mathcal N(0, I_{d_0})$ from `data_seed`.
-    pub fn for_mlp(cfg: &MlpConfig, base_seed: u64, layer: &str, kind: ShiftKind, rank: usize, n_train: usize, n_test: usize, data_seed: u64) -> Result<Self> {
+impl<T: Scalar> TeacherOutputs<T> {
+    /// Draws the data. The base weights come from `base_seed` exactly as [`MlpConfig::base_weights`] draws them, so a
+    /// student built from the same seed starts at the base network.
+    pub fn new(cfg: &MlpConfig, base_seed: u64, layer: &str, kind: ShiftKind, rank: usize, n_train: usize, n_test: usize, data_seed: u64) -> Result<Self> {
         let names = cfg.layer_names();
         let l = names.iter().position(|n| n == layer).ok_or_else(|| Error::invalid("task.layer", layer, &format!("one of {}", names.join(", "))))?;
         let base = cfg.base_weights::<T>(base_seed);
         let (d_out, d_in) = base[l].dim();
+        if rank == 0 || rank > d_in.max(d_out) {
+            return Err(Error::invalid("task.rank", rank, &format!("an integer in 1..={}", d_in.max(d_out))));
+        }
         let mut teacher_weights = base.clone();
         let shift = kind.draw(d_in, d_out, rank, base_seed ^ 0x5417);
         teacher_weights[l].zip_mut_with(&shift, |w, &d| *w = *w + T::of(d));
@@ -91,18 +96,23 @@ impl<T: Scalar> TeacherRegression<T> {
         let teacher = frozen.build(teacher_weights, &full, 0)?;
         let x_train: Array2<T> = normal_matrix(&mut SeedRng::new(data_seed, "data.train"), n_train, cfg.input_dim, 1.0);
         let x_test: Array2<T> = normal_matrix(&mut SeedRng::new(data_seed, "data.test"), n_test, cfg.input_dim, 1.0);
-        let (b_train, _) = base_net.forward(&x_train, T::one());
-        let (t_train, _) = teacher.forward(&x_train, T::one());
-        let (b_test, _) = base_net.forward(&x_test, T::one());
-        let (t_test, _) = teacher.forward(&x_test, T::one());
-        let delta = &t_train - &b_train;
-        let norm = rms(&delta);
-        if !(norm > 0.0 && norm.is_finite()) {
-            return Err(Error::invalid("task.shift", norm, "a shift that changes the network's output (rms > 0)"));
-        }
-        let k = T::of(1.0 / norm);
-        let y_train = &b_train + &(delta * k);
-        let y_test = &b_test + &((t_test - &b_test) * k);
-        Ok(Self { x_train, y_train, x_test, y_test })
+        let run = |x: &Array2<T>| (base_net.forward(x, T::one()).0, teacher.forward(x, T::one()).0);
+        let (train, test) = (run(&x_train), run(&x_test));
+        Ok(Self { x_train, x_test, train, test })
     }
+}
+
+/// Teacher–student regression for an MLP: targets $y^* = f_{base}(x) + \delta/\mathrm{rms}(\delta)$ (the rms taken on
+/// the training split), MSE loss.
+pub fn teacher_regression<T: Scalar>(cfg: &MlpConfig, base_seed: u64, layer: &str, kind: ShiftKind, rank: usize, n_train: usize, n_test: usize, data_seed: u64) -> Result<Dataset<T>> {
+    let t = TeacherOutputs::<T>::new(cfg, base_seed, layer, kind, rank, n_train, n_test, data_seed)?;
+    let delta = &t.train.1 - &t.train.0;
+    let norm = rms(&delta);
+    if !(norm > 0.0 && norm.is_finite()) {
+        return Err(Error::invalid("task.shift", norm, "a shift that changes the network's output (rms > 0)"));
+    }
+    let k = T::of(1.0 / norm);
+    let y_train = &t.train.0 + &(delta * k);
+    let y_test = &t.test.0 + &((&t.test.1 - &t.test.0) * k);
+    Ok(Dataset { x_train: t.x_train, y_train, x_test: t.x_test, y_test, loss: Loss::Mse, rows_per_example: 1 })
 }
