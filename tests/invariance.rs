@@ -17,7 +17,7 @@ use singlora::adapters::{AdaptedLinear, DoraNorm, Method, Scaling};
 use singlora::linalg::mm;
 use singlora::optim::{OptimizerConfig, Rule};
 use singlora::rng::{orthogonal_matrix, signed_permutation, SeedRng};
-use singlora::studies::synthetic::mse;
+use singlora::train::mse;
 
 const N: usize = 8;
 

@@ -154,3 +154,43 @@ fn bad_mlp_configs_name_themselves() {
     let e = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::new(Method::Lora).rank_alpha(9, 1.0), 0).err().unwrap().to_string();
     assert!(e.contains("invalid rank = 9") && e.contains("layer hidden.1"), "{e}");
 }
+
+/// LoRA+'s scalar toy: rank-1 LoRA on a 1×n map has n + 1 parameters (a and b), SingLoRA's counterpart n; both
+/// start at W*x (b = 0; SingLoRA with its ramp at u = 0) and a short Adam run fits the shifted target.
+#[test]
+fn scalar_toy_models() {
+    use singlora::models::SingleLayer;
+    use singlora::tasks::toy_regression;
+    // More examples than width, so the held-out loss measures the fit of the rank-1 shift, not under-determination.
+    let n = 64;
+    let data = toy_regression::<f64>(n, 256, 64, 1).unwrap();
+    for (method, count) in [(Method::Lora, n + 1), (Method::Singlora, n)] {
+        let mut adapter = AdapterConfig::new(method).rank_alpha(1, 1.0);
+        adapter.ramp = Ramp { steps: 2, u_min: 0.0 };
+        let mut toy = SingleLayer::toy(n, &adapter, 1).unwrap();
+        assert_eq!(toy.num_trainable(), count);
+        let w_star = toy.layer.base().clone();
+        assert_eq!(toy.forward(&data.x_test, 0.0).0, singlora::linalg::mm_nt(data.x_test.view(), w_star.view()));
+        let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), 0.02), steps: 150, batch: None, ramp: adapter.ramp, width: n };
+        let rec = train(&mut toy, &tc, &data).unwrap();
+        assert!(rec.test_loss.last().unwrap() < &(rec.test_loss[0] / 4.0), "{method}: {:?}", (rec.test_loss[0], rec.test_loss.last()));
+    }
+}
+
+/// Pre-training on a source task lowers the source loss, changes every base weight, and the adapted model built on
+/// the pre-trained base starts exactly at it.
+#[test]
+fn pretrained_base() {
+    use singlora::models::pretrain_mlp;
+    let cfg = MlpConfig::new(32);
+    let source = teacher_regression::<f64>(&cfg, 1, "input", ShiftKind::Random, 2, 64, 32, 9).unwrap();
+    let (weights, rec) = pretrain_mlp(&cfg, 1, &source, 40, 0.01).unwrap();
+    assert!(rec.train_loss.last().unwrap() < &(rec.train_loss[0] / 2.0));
+    let random = cfg.base_weights::<f64>(1);
+    assert!(weights.iter().zip(&random).all(|(a, b)| a != b && a.dim() == b.dim()));
+    let mut frozen = cfg.clone();
+    frozen.adapt.clear();
+    let pre = frozen.build(weights.clone(), &AdapterConfig::default(), 0).unwrap();
+    let net = cfg.build(weights, &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0), 5).unwrap();
+    assert_eq!(net.forward(&source.x_test, 1.0).0, pre.forward(&source.x_test, 1.0).0);
+}

@@ -6,12 +6,16 @@
 pub mod activation;
 pub mod linear;
 pub mod mlp;
+pub mod pretrain;
+pub mod single;
 
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 
 pub use activation::Activation;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpConfig, Readout};
+pub use pretrain::pretrain_mlp;
+pub use single::SingleLayer;
 
 use crate::adapters::ParamInfo;
 use crate::scalar::Scalar;

@@ -10,10 +10,11 @@ use std::str::FromStr;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::{AdaptedLinear, AdapterConfig, Method};
+use crate::adapters::{AdapterConfig, Method};
 use crate::error::{Error, Result};
 use crate::linalg::mm_nt;
-pub use crate::train::mse;
+use crate::models::SingleLayer;
+use crate::train::{train, Dataset, Loss, TrainConfig};
 use crate::optim::{OptimizerConfig, Rule};
 use crate::rng::{normal_matrix, SeedRng};
 
@@ -108,37 +109,23 @@ impl SyntheticResult {
     }
 }
 
-/// Trains `method` on `target` and reports the loss ratio.
+/// Trains `method` on `target` with the common training loop and reports the loss ratio.
 pub fn fit(cfg: &SyntheticConfig, target: TargetShift, method: Method) -> Result<SyntheticResult> {
     let n = cfg.width;
     let w0: Array2<f64> = normal_matrix(&mut SeedRng::new(cfg.seed, "w0"), n, n, 1.0 / (n as f64).sqrt());
     let x: Array2<f64> = normal_matrix(&mut SeedRng::new(cfg.seed, "x"), cfg.examples, n, 1.0);
     let w_star = &w0 + &target.draw(n, cfg.rank, cfg.seed);
     let y_star = mm_nt(x.view(), w_star.view());
+    let data = Dataset { x_train: x.clone(), y_train: y_star.clone(), x_test: x, y_test: y_star, loss: Loss::Mse, rows_per_example: 1 };
     let adapter = AdapterConfig::new(method).rank_alpha(cfg.rank, cfg.rank as f64);
-    let mut layer = AdaptedLinear::new(w0, &adapter, cfg.seed)?;
-    let opt_cfg = OptimizerConfig::new(Rule::adam(), cfg.lr);
-    let mut opt = opt_cfg.init()?;
-    let mut initial = f64::NAN;
-    let mut last = f64::NAN;
-    let mut diverged_at = None;
-    for t in 0..=cfg.steps {
-        let u = layer.config.ramp.u(opt.steps_taken());
-        let y = layer.forward(x.view(), u);
-        let (loss, g) = mse(&y, &y_star);
-        if t == 0 {
-            initial = loss;
-        }
-        last = loss;
-        if !loss.is_finite() {
-            diverged_at = Some(t);
-            break;
-        }
-        if t == cfg.steps {
-            break;
-        }
-        let grads = layer.backward(x.view(), g.view(), u);
-        opt.step_layer(&mut layer, &grads.params, n);
-    }
-    Ok(SyntheticResult { target: target.to_string(), method: method.to_string(), initial_loss: initial, final_loss: last, diverged_at })
+    let mut model = SingleLayer::new(w0, &adapter, cfg.seed)?;
+    let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), cfg.lr), steps: cfg.steps, batch: None, ramp: adapter.ramp, width: n };
+    let rec = train(&mut model, &tc, &data)?;
+    Ok(SyntheticResult {
+        target: target.to_string(),
+        method: method.to_string(),
+        initial_loss: rec.train_loss[0],
+        final_loss: *rec.train_loss.last().expect("at least the initial loss"),
+        diverged_at: rec.diverged_at,
+    })
 }

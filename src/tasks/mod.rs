@@ -10,5 +10,5 @@ pub mod regression;
 pub mod sequence;
 
 pub use classification::teacher_classification;
-pub use regression::{teacher_regression, ShiftKind};
+pub use regression::{teacher_regression, toy_regression, ShiftKind};
 pub use sequence::{associative_recall, RecallConfig};

@@ -116,3 +116,20 @@ pub fn teacher_regression<T: Scalar>(cfg: &MlpConfig, base_seed: u64, layer: &st
     let y_test = &t.test.0 + &((&t.test.1 - &t.test.0) * k);
     Ok(Dataset { x_train: t.x_train, y_train, x_test: t.x_test, y_test, loss: Loss::Mse, rows_per_example: 1 })
 }
+
+/// Data for LoRA+'s scalar toy at width n: $x \sim \mathcal N(0, I_n)$ (so $\lVert x\rVert^2 = \Theta(n)$) and
+/// $y = (W^* + \delta^\top)x$ with $W^*$ drawn as [`crate::models::SingleLayer::toy`] draws it and
+/// $\delta \sim \mathcal N(0, I_n/n)$, so the target's shift $\delta^\top x$ is Θ(1) at every width. MSE loss.
+pub fn toy_regression<T: Scalar>(width: usize, n_train: usize, n_test: usize, seed: u64) -> Result<Dataset<T>> {
+    if width == 0 {
+        return Err(Error::invalid("width", 0, "a positive integer"));
+    }
+    let std = 1.0 / (width as f64).sqrt();
+    let w_star: Array2<T> = normal_matrix(&mut SeedRng::new(seed, "toy.w_star"), 1, width, std);
+    let delta: Array2<T> = normal_matrix(&mut SeedRng::new(seed, "toy.delta"), 1, width, std);
+    let target = w_star + delta;
+    let x_train: Array2<T> = normal_matrix(&mut SeedRng::new(seed, "toy.train"), n_train, width, 1.0);
+    let x_test: Array2<T> = normal_matrix(&mut SeedRng::new(seed, "toy.test"), n_test, width, 1.0);
+    let (y_train, y_test) = (mm_nt(x_train.view(), target.view()), mm_nt(x_test.view(), target.view()));
+    Ok(Dataset { x_train, y_train, x_test, y_test, loss: Loss::Mse, rows_per_example: 1 })
+}
