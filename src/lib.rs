@@ -16,6 +16,8 @@ pub mod io;
 pub mod linalg;
 pub mod models;
 pub mod optim;
+pub mod plots;
+pub mod probes;
 pub mod rng;
 pub mod scalar;
 pub mod studies;

@@ -2,9 +2,9 @@
 //! (`lora_B.weight`, output side, zero-initialised), $A \in \mathbb R^{r\times d_{in}}$ (`lora_A.weight`).
 //! The layer multiplies by $s = \alpha/r$ (or $\alpha/\sqrt r$, rsLoRA) exactly as PEFT's `scaling`.
 
-use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMutD};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 
-use super::update::{ParamInfo, Role, Update};
+use super::update::{as2, ParamInfo, Role, Update};
 use crate::linalg::{mm, mm_nt, mm_tn};
 use crate::scalar::Scalar;
 
@@ -57,6 +57,31 @@ impl<T: Scalar> Update<T> for LowRank<T> {
     fn grad_dense(&self, g_w: ArrayView2<'_, T>) -> Vec<Array2<T>> {
         vec![mm_tn(self.b.view(), g_w), mm_nt(g_w, self.a.view())]
     }
+    fn bottleneck(&self, x: ArrayView2<'_, T>) -> Option<Array2<T>> {
+        Some(mm_nt(x, self.a.view()))
+    }
+
+    /// With $\Delta A = A_t - A_{t-1}$, $\Delta B = B_t - B_{t-1}$ (row-batch form of LoRA+'s terms):
+    /// $\delta^1 = (X\Delta A^\top)B_{t-1}^\top$, $\delta^2 = (XA_{t-1}^\top)\Delta B^\top$,
+    /// $\delta^3 = (X\Delta A^\top)\Delta B^\top$; they sum to the change of $X(BA)^\top$.
+    fn decompose(&self, prev: &[ArrayD<T>], x: ArrayView2<'_, T>) -> Vec<(&'static str, Array2<T>)> {
+        let (a0, b0) = (as2(&prev[0]), as2(&prev[1]));
+        let (da, db) = (&self.a - &a0, &self.b - &b0);
+        let xda = mm_nt(x, da.view());
+        vec![
+            ("delta1", mm_nt(xda.view(), b0.view())),
+            ("delta2", mm_nt(mm_nt(x, a0.view()).view(), db.view())),
+            ("delta3", mm_nt(xda.view(), db.view())),
+        ]
+    }
+
+    /// $\lVert BA\rVert_F^2 = \sum (B^\top B)\circ(AA^\top)$.
+    fn frobenius_sq(&self) -> f64 {
+        let btb = mm_tn(self.b.view(), self.b.view());
+        let aat = mm_nt(self.a.view(), self.a.view());
+        btb.iter().zip(aat.iter()).map(|(p, q)| p.f64() * q.f64()).sum()
+    }
+
     fn param_info(&self) -> Vec<ParamInfo> {
         vec![
             ParamInfo { name: "lora_A.weight", role: Role::LoraA, shape: vec![self.rank(), self.d_in()] },

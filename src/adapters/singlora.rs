@@ -7,10 +7,10 @@
 //! One rule for every shape (square, tall, wide), so the transposed-update bug B1 cannot exist. The layer multiplies by
 //! $c = s\,u(t)$.
 
-use ndarray::{s, Array2, ArrayView2, ArrayViewD, ArrayViewMutD};
+use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 
-use super::update::{ParamInfo, Role, Update};
-use crate::linalg::{mm, mm_acc, mm_nt};
+use super::update::{as2, ParamInfo, Role, Update};
+use crate::linalg::{mm, mm_acc, mm_nt, mm_tn};
 use crate::scalar::Scalar;
 
 /// SingLoRA's single factor and the layer shape it serves.
@@ -78,6 +78,29 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
         mm_acc(T::one(), g_w.t(), self.a_out(), ga.slice_mut(s![..self.d_in, ..]));
         vec![ga]
     }
+    fn bottleneck(&self, x: ArrayView2<'_, T>) -> Option<Array2<T>> {
+        Some(mm(x, self.a_in()))
+    }
+
+    /// With $\Delta A = A_t - A_{t-1}$: $T_1 = (XA_{t-1,in})\Delta A_{out}^\top$,
+    /// $T_2 = (X\Delta A_{in})A_{t-1,out}^\top$, $T_3 = (X\Delta A_{in})\Delta A_{out}^\top$ (THEORY §5.2, batch
+    /// form); they sum to the change of $X(A_{out}A_{in}^\top)^\top$.
+    fn decompose(&self, prev: &[ArrayD<T>], x: ArrayView2<'_, T>) -> Vec<(&'static str, Array2<T>)> {
+        let a0 = as2(&prev[0]);
+        let da = &self.a - &a0;
+        let (a0_in, a0_out) = (a0.slice(s![..self.d_in, ..]), a0.slice(s![..self.d_out, ..]));
+        let (da_in, da_out) = (da.slice(s![..self.d_in, ..]), da.slice(s![..self.d_out, ..]));
+        let xda = mm(x, da_in);
+        vec![("T1", mm_nt(mm(x, a0_in).view(), da_out)), ("T2", mm_nt(xda.view(), a0_out)), ("T3", mm_nt(xda.view(), da_out))]
+    }
+
+    /// $\lVert A_{out}A_{in}^\top\rVert_F^2 = \sum (A_{out}^\top A_{out})\circ(A_{in}^\top A_{in})$.
+    fn frobenius_sq(&self) -> f64 {
+        let go = mm_tn(self.a_out(), self.a_out());
+        let gi = mm_tn(self.a_in(), self.a_in());
+        go.iter().zip(gi.iter()).map(|(p, q)| p.f64() * q.f64()).sum()
+    }
+
     fn param_info(&self) -> Vec<ParamInfo> {
         vec![ParamInfo { name: "singlora_A.weight", role: Role::SingleA, shape: vec![self.a.nrows(), self.rank()] }]
     }

@@ -91,6 +91,23 @@ pub trait Update<T: Scalar>: Send + Sync {
     /// The factors, mutable (for optimisers and `--state random`).
     fn params_mut(&mut self) -> Vec<ArrayViewMutD<'_, T>>;
 
+    /// The rank-r bottleneck on a batch, if the update has one: $XA^\top$ (LoRA), $XA_{in}$ (SingLoRA).
+    fn bottleneck(&self, _x: ArrayView2<'_, T>) -> Option<Array2<T>> {
+        None
+    }
+
+    /// The per-step decomposition of $X(\widetilde{\Delta W}_t - \widetilde{\Delta W}_{t-1})^\top$ given the factors
+    /// of step $t-1$ (in [`Update::params`] order): LoRA's $\delta^1, \delta^2, \delta^3$, SingLoRA's $T_1, T_2, T_3$
+    /// (THEORY §5.2). Empty for updates without one.
+    fn decompose(&self, _prev: &[ArrayD<T>], _x: ArrayView2<'_, T>) -> Vec<(&'static str, Array2<T>)> {
+        Vec::new()
+    }
+
+    /// $\lVert\widetilde{\Delta W}\rVert_F^2$; low-rank updates override this with an $r\times r$ formula.
+    fn frobenius_sq(&self) -> f64 {
+        self.delta_w().iter().map(|v| v.f64() * v.f64()).sum()
+    }
+
     /// Number of trainable scalars.
     fn num_trainable(&self) -> usize {
         self.param_info().iter().map(|p| p.shape.iter().product::<usize>()).sum()
@@ -100,4 +117,10 @@ pub trait Update<T: Scalar>: Send + Sync {
 /// Turns 2-D gradients into the dynamic-dimension form the optimisers consume.
 pub fn into_dyn<T: Scalar>(grads: Vec<Array2<T>>) -> Vec<ArrayD<T>> {
     grads.into_iter().map(|g| g.into_dyn()).collect()
+}
+
+/// A 2-D view of a tensor stored with dynamic dimension (every update factor is 2-D).
+#[track_caller]
+pub fn as2<T: Scalar>(a: &ArrayD<T>) -> ndarray::ArrayView2<'_, T> {
+    a.view().into_dimensionality().expect("a 2-D factor")
 }

@@ -30,6 +30,38 @@ enum Command {
     Synthetic(SyntheticArgs),
     /// Fine-tune an MLP of width n with an adapter on a teacher-student regression task.
     Train(TrainArgs),
+    /// Run a width study: train every (arm, exponent, width, seed) cell with probes, fit width exponents, draw figures.
+    ///
+    /// With no arguments it runs configs/default.toml (embedded) into results/default. Running the same command again
+    /// resumes: finished runs are loaded, not recomputed.
+    Sweep(SweepArgs),
+    /// Redraw the figures and tables of a finished sweep folder.
+    Plot(PlotArgs),
+}
+
+#[derive(Args, Debug)]
+struct SweepArgs {
+    /// Study file (TOML); default: the embedded configs/default.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override any field: --set steps=4 --set adapter.rank=2 --set 'widths=[64,128,256]'.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    sets: Vec<String>,
+    /// Output folder (default results/NAME).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the resolved config and the grid size, and exit.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// A folder written by `singlora sweep`.
+    dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -188,6 +220,8 @@ where
         Command::Layer(a) => layer(a),
         Command::Synthetic(a) => synthetic(a),
         Command::Train(a) => train_mlp(a),
+        Command::Sweep(a) => sweep(a),
+        Command::Plot(a) => plot(a),
     }
 }
 
@@ -285,4 +319,54 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
         println!("diverged at step {t} (non-finite loss or gradient); training stopped there");
     }
     Ok(())
+}
+
+fn sweep(a: SweepArgs) -> Result<()> {
+    use crate::studies::sweep::{run_sweep, SweepConfig};
+    let cfg = SweepConfig::load(a.config.as_deref(), &a.sets)?;
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&cfg.name));
+    let cells = cfg.cells();
+    if a.dry_run {
+        print!("{}", toml::to_string(&cfg).unwrap_or_default());
+        println!("# {} runs -> {}", cells.len(), out.display());
+        return Ok(());
+    }
+    if a.threads == Some(0) {
+        return Err(Error::invalid("threads", 0, "a positive integer"));
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads.unwrap_or(0)).build().map_err(|e| Error::invalid("threads", e, "a usable thread count"))?;
+    println!("study {}: {} runs ({} series × {} widths × {} seeds), {} steps each -> {}", cfg.name, cells.len(), cells.len() / (cfg.widths.len() * cfg.seeds.len()), cfg.widths.len(), cfg.seeds.len(), cfg.steps, out.display());
+    let runs = pool.install(|| run_sweep(&cfg, &out, true))?;
+    report(&cfg, &runs, &out)
+}
+
+fn report(cfg: &crate::studies::sweep::SweepConfig, runs: &[crate::studies::sweep::RunResult], out: &std::path::Path) -> Result<()> {
+    use crate::studies::report::{fit_all, group, summary, write_tables};
+    let grouped = group(cfg, runs);
+    let fits = fit_all(cfg, &grouped);
+    write_tables(out, runs, &fits)?;
+    let layer = if cfg.model == "toy" { "layer".to_string() } else { cfg.mlp.adapt.first().cloned().unwrap_or_else(|| "hidden.1".into()) };
+    let figures = crate::plots::draw_sweep(cfg, &grouped, &fits, &layer, &out.join("figures"))?;
+    println!("{}", summary(cfg, &grouped, &fits, &layer, "dz_rms"));
+    let diverged: Vec<String> = runs.iter().filter_map(|r| r.diverged_at.map(|t| format!("{} (step {t})", r.cell.key()))).collect();
+    if !diverged.is_empty() {
+        println!("diverged runs (recorded, not dropped): {}", diverged.join(", "));
+    }
+    println!("wrote {}/results.csv, fits.csv, manifest.json and {} figures in {}/figures", out.display(), figures, out.display());
+    Ok(())
+}
+
+fn plot(a: PlotArgs) -> Result<()> {
+    use crate::studies::sweep::{RunResult, SweepConfig};
+    let stamp = a.dir.join("config.toml");
+    let text = std::fs::read_to_string(&stamp).map_err(|e| Error::io(&stamp, e))?;
+    let cfg = SweepConfig::from_toml(&text, &stamp)?;
+    let mut runs = Vec::new();
+    for cell in cfg.cells() {
+        let p = a.dir.join("runs").join(format!("{}.json", cell.key()));
+        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let run: RunResult = serde_json::from_slice(&bytes).map_err(|e| Error::Config { path: p.clone(), message: e.to_string() })?;
+        runs.push(run);
+    }
+    report(&cfg, &runs, &a.dir)
 }

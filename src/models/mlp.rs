@@ -57,7 +57,8 @@ pub struct MlpConfig {
     /// Input dimension $d_0$ (default 16, independent of width).
     #[serde(default = "d16")]
     pub input_dim: usize,
-    /// Hidden width n.
+    /// Hidden width n (a sweep sets it per cell).
+    #[serde(default)]
     pub width: usize,
     /// Number of hidden layers L ≥ 2 (default 2).
     #[serde(default = "two")]

@@ -17,6 +17,7 @@ pub use mlp::{Mlp, MlpConfig, Readout};
 pub use pretrain::pretrain_mlp;
 pub use single::SingleLayer;
 
+
 use crate::adapters::ParamInfo;
 use crate::scalar::Scalar;
 
@@ -59,5 +60,33 @@ pub trait Model<T: Scalar>: Send + Sync {
     /// Number of trainable scalars.
     fn num_trainable(&self) -> usize {
         self.params_info().iter().map(|p| p.info.shape.iter().product::<usize>()).sum()
+    }
+}
+
+/// One linear map of a model as a probe sees it: its name, the map, and its input on the batch of a forward pass.
+pub struct Tap<'a, T: Scalar> {
+    /// The layer's name.
+    pub name: &'a str,
+    /// The map (frozen or adapted).
+    pub linear: &'a Linear<T>,
+    /// Its input on the batch the cache was computed from.
+    pub input: &'a Array2<T>,
+}
+
+/// Models whose linear maps can be probed (every model the studies use).
+pub trait Inspect<T: Scalar>: Model<T> {
+    /// Every linear map, in forward order, with its input from `cache`.
+    fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>>;
+}
+
+impl<T: Scalar> Inspect<T> for Mlp<T> {
+    fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>> {
+        self.names.iter().zip(&self.layers).zip(&cache.inputs).map(|((name, linear), input)| Tap { name, linear, input }).collect()
+    }
+}
+
+impl<T: Scalar> Inspect<T> for SingleLayer<T> {
+    fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>> {
+        vec![Tap { name: "layer", linear: &self.layer, input: cache }]
     }
 }
