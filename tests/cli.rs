@@ -38,6 +38,14 @@ fn bad_layer_arguments_fail_with_one_line() {
         (&["train", "--method", "qlora"], "invalid method = qlora"),
         (&["train", "--optimizer", "lion"], "invalid optimizer = lion"),
         (&["train", "--shift", "diagonal"], "invalid shift = diagonal"),
+        (&["sweep", "--set", "steps=0"], "invalid steps = 0: expected a positive integer"),
+        (&["sweep", "--set", "widths=[128,64]"], "invalid widths = [128, 64]: expected strictly increasing widths"),
+        (&["sweep", "--set", "arms=[{name=\"a\",method=\"lorax\"}]"], "invalid method = lorax"),
+        (&["sweep", "--set", "stepz=3"], "unknown field `stepz`"),
+        (&["sweep", "--set", "steps"], "invalid --set = steps: expected path=value"),
+        (&["sweep", "--config", "/nonexistent-singlora.toml"], "/nonexistent-singlora.toml: No such file or directory"),
+        (&["sweep", "--set", "widths=[8,16]", "--set", "steps=1", "--out", "/proc/singlora-cannot-write"], "/proc/singlora-cannot-write/runs:"),
+        (&["plot", "/nonexistent-singlora-dir"], "/nonexistent-singlora-dir/config.toml: No such file or directory"),
     ];
     for (args, expected) in cases {
         let (code, stdout, stderr) = run(args);
@@ -81,4 +89,25 @@ fn train_reports_a_falling_held_out_loss() {
     assert!(rows.len() >= 2, "{stdout}");
     let (first, last) = (rows[0][2], rows[rows.len() - 1][2]);
     assert!(last < first / 2.0, "held-out loss {first} → {last}\n{stdout}");
+}
+
+/// A small sweep through the binary: a table of slopes, every table and figure written; `plot` redraws them.
+#[test]
+fn sweep_and_plot_from_the_command_line() {
+    let out = tmp("sweep");
+    let o = out.to_str().unwrap();
+    let (code, stdout, stderr) = run(&["sweep", "--set", "widths=[16,32,64]", "--set", "seeds=[0,1]", "--set", "steps=2", "--out", o]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("width exponent of dz_rms at hidden.1"), "{stdout}");
+    assert!(stdout.contains("singlora@c=0.5") && stdout.contains("lora+@c=1"), "{stdout}");
+    for f in ["results.csv", "fits.csv", "manifest.json", "config.toml", "figures/coord_dz_rms.png", "figures/coord_dz_rms.svg", "figures/slopes_dz_rms.png", "figures/loss_loraplus_c0.5.png"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let png = std::fs::read(out.join("figures/coord_dz_rms.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    std::fs::remove_dir_all(out.join("figures")).unwrap();
+    let (code, stdout2, stderr) = run(&["plot", o]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("figures/coord_dz_rms.svg").exists());
+    assert_eq!(stdout.lines().filter(|l| l.contains("@c=")).collect::<Vec<_>>(), stdout2.lines().filter(|l| l.contains("@c=")).collect::<Vec<_>>());
 }

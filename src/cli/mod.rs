@@ -335,6 +335,8 @@ fn sweep(a: SweepArgs) -> Result<()> {
         return Err(Error::invalid("threads", 0, "a positive integer"));
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads.unwrap_or(0)).build().map_err(|e| Error::invalid("threads", e, "a usable thread count"))?;
+    let runs_dir = out.join("runs");
+    std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
     println!("study {}: {} runs ({} series × {} widths × {} seeds), {} steps each -> {}", cfg.name, cells.len(), cells.len() / (cfg.widths.len() * cfg.seeds.len()), cfg.widths.len(), cfg.seeds.len(), cfg.steps, out.display());
     let runs = pool.install(|| run_sweep(&cfg, &out, true))?;
     report(&cfg, &runs, &out)

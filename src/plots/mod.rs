@@ -66,7 +66,7 @@ pub fn draw_sweep(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: 
         }
     }
     for (i, series) in series_names(grouped).iter().enumerate() {
-        let safe: String = series.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+        let safe = file_stem(series);
         let png = dir.join(format!("loss_{safe}.png"));
         let svg = dir.join(format!("loss_{safe}.svg"));
         loss(cfg, grouped, series, i, BitMapBackend::new(&png, (700, 450)).into_drawing_area())?;
@@ -74,6 +74,11 @@ pub fn draw_sweep(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: 
         n += 2;
     }
     Ok(n)
+}
+
+/// A file-name-safe form of a series name: `lora+@c=0.5` → `loraplus_c0.5`.
+pub fn file_stem(series: &str) -> String {
+    series.replace('+', "plus").replace('@', "_").replace('=', "").chars().map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '_' }).collect()
 }
 
 fn log_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {

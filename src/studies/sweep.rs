@@ -178,7 +178,7 @@ pub struct RunResult {
 impl SweepConfig {
     /// Parses TOML text (`origin` names the source in errors, with line and column).
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::Config { path: origin.to_path_buf(), message: e.to_string().trim().replace('\n', " ") })
+        toml::from_str(text).map_err(|e| toml_error(origin, text, &e))
     }
 
     /// Reads a config file (or the default when `path` is `None`) and applies `--set path=value` overrides.
@@ -187,7 +187,7 @@ impl SweepConfig {
             Some(p) => (std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?, p.to_path_buf()),
             None => (DEFAULT_CONFIG.to_string(), PathBuf::from("configs/default.toml")),
         };
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Config { path: origin.clone(), message: e.to_string().trim().replace('\n', " ") })?;
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| toml_error(&origin, &text, &e))?;
         for set in sets {
             let (key, value) = set.split_once('=').ok_or_else(|| Error::invalid("--set", set, "path=value, e.g. steps=4 or adapter.rank=2"))?;
             let value: toml::Value = format!("v = {}", value.trim())
@@ -205,7 +205,7 @@ impl SweepConfig {
             }
             node.insert(parts[parts.len() - 1].to_string(), value);
         }
-        let cfg: SweepConfig = table.try_into().map_err(|e: toml::de::Error| Error::Config { path: origin.clone(), message: e.to_string().trim().replace('\n', " ") })?;
+        let cfg: SweepConfig = table.try_into().map_err(|e: toml::de::Error| toml_error(&origin, &text, &e))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -334,6 +334,21 @@ impl SweepConfig {
     }
 }
 
+/// One line: `FILE: line L, column C: MESSAGE` (line and column when the parser knows the span).
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let message = e.message().trim().replace('\n', " ");
+    let message = match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    };
+    Error::Config { path: path.to_path_buf(), message }
+}
+
 /// The manifest written beside the results.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Manifest {
@@ -351,9 +366,10 @@ pub struct Manifest {
     pub diverged_at: BTreeMap<String, u64>,
 }
 
+/// The commit the binary was built from (empty when built outside a git checkout).
 fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let c = env!("SINGLORA_GIT_COMMIT");
+    (!c.is_empty()).then(|| c.to_string())
 }
 
 /// Runs every unfinished cell of `cfg` into `out` (in parallel; `progress` draws a bar), and returns all runs.
