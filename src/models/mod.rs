@@ -6,12 +6,14 @@
 pub mod activation;
 pub mod linear;
 pub mod mlp;
+pub mod transformer;
 
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 
 pub use activation::Activation;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpConfig, Readout};
+pub use transformer::{Block, LogitScale, Transformer, TransformerConfig, WidthMode};
 
 use crate::adapters::ParamInfo;
 use crate::scalar::Scalar;
