@@ -8,6 +8,7 @@ pub mod linear;
 pub mod mlp;
 pub mod pretrain;
 pub mod single;
+pub mod transformer;
 
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 
@@ -16,7 +17,7 @@ pub use linear::Linear;
 pub use mlp::{Mlp, MlpConfig, Readout};
 pub use pretrain::pretrain_mlp;
 pub use single::SingleLayer;
-
+pub use transformer::{Block, LogitScale, Transformer, TransformerConfig, WidthMode};
 
 use crate::adapters::ParamInfo;
 use crate::scalar::Scalar;

@@ -1,0 +1,421 @@
+//! Transformer: every piece's hand-written backward pass (LayerNorm, softmax attention with and without the causal
+//! mask, the GELU feed-forward sublayer, the residual block) and the whole model's gradient against central finite
+//! differences in f64, for every adapter on every map; attaching adapters at initialisation leaves the output bit for
+//! bit unchanged; both width notions build; the causal mask is exact; bad configs name their field.
+//!
+//! Error budget. With $L = \langle G, Y\rangle$ and central differences of step h, the error of one entry is
+//! $h^2|L'''|/6$ (truncation) plus $\approx 2\varepsilon_L/(2h)$ (round-off, $\varepsilon_L$ the absolute error of one
+//! evaluation of L). Every piece is smooth (LayerNorm on rows of Θ(1) variance, softmax, exact GELU, DoRA's row norms
+//! away from 0), and at these sizes its third derivatives are O(1)–O(10), so with h = 1e-5 truncation is
+//! ≲ 1e-9 per entry. L sums (B·T)·vocab = 40 products of Θ(1) numbers through a few hundred floating-point
+//! operations, so $\varepsilon_L \lesssim 10^3\cdot 2^{-53}\cdot|L| \approx 10^{-12}$ and round-off is ≲ 1e-7 per
+//! entry in the worst case, ~1e-10 typically (errors are random, not aligned). Gradient tensors have Frobenius norms
+//! of order 1e-2 to 10, so the relative Frobenius error is ≲ 1e-8 typically; we assert 1e-6 relative, which a wrong
+//! formula (a missing term, a transposed factor, a mask leak) misses by orders of magnitude.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{gaussian, rel_err};
+use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD, Axis};
+use singlora::adapters::{AdapterConfig, DoraNorm, Method, Ramp};
+use singlora::models::transformer::{
+    attention, attention_backward, layer_norm, layer_norm_backward, AttentionSpec, Block, LAYER_NORM_EPS,
+};
+use singlora::models::{Linear, LogitScale, Model, Readout, Transformer, TransformerConfig, WidthMode};
+
+const H: f64 = 1e-5;
+const TOL: f64 = 1e-6;
+const ALL_MAPS: [&str; 8] = ["embed", "q", "k", "v", "o", "up", "down", "readout"];
+
+/// Central differences of a scalar function of a matrix, entry by entry.
+fn fd_matrix(x: &Array2<f64>, f: impl Fn(&Array2<f64>) -> f64) -> Array2<f64> {
+    let mut xp = x.clone();
+    let mut grad = Array2::zeros(x.dim());
+    for idx in ndarray::indices(x.dim()) {
+        let orig = xp[idx];
+        xp[idx] = orig + H;
+        let plus = f(&xp);
+        xp[idx] = orig - H;
+        let minus = f(&xp);
+        xp[idx] = orig;
+        grad[idx] = (plus - minus) / (2.0 * H);
+    }
+    grad
+}
+
+/// Anything with a list of trainable tensors.
+trait Params {
+    fn views(&self) -> Vec<ArrayViewD<'_, f64>>;
+    fn views_mut(&mut self) -> Vec<ArrayViewMutD<'_, f64>>;
+}
+
+impl Params for Block<f64> {
+    fn views(&self) -> Vec<ArrayViewD<'_, f64>> {
+        self.params()
+    }
+    fn views_mut(&mut self) -> Vec<ArrayViewMutD<'_, f64>> {
+        self.params_mut()
+    }
+}
+
+impl Params for Transformer<f64> {
+    fn views(&self) -> Vec<ArrayViewD<'_, f64>> {
+        Model::params(self)
+    }
+    fn views_mut(&mut self) -> Vec<ArrayViewMutD<'_, f64>> {
+        Model::params_mut(self)
+    }
+}
+
+/// Central differences of `probe` with respect to every trainable tensor of `m`.
+fn fd_params<M: Params>(m: &mut M, probe: impl Fn(&M) -> f64) -> Vec<ArrayD<f64>> {
+    let shapes: Vec<_> = m.views().iter().map(|p| p.raw_dim()).collect();
+    let mut out = Vec::with_capacity(shapes.len());
+    for (k, shape) in shapes.into_iter().enumerate() {
+        let mut grad = ArrayD::zeros(shape);
+        for i in 0..grad.len() {
+            let orig = m.views()[k].as_slice().unwrap()[i];
+            m.views_mut()[k].as_slice_mut().unwrap()[i] = orig + H;
+            let plus = probe(m);
+            m.views_mut()[k].as_slice_mut().unwrap()[i] = orig - H;
+            let minus = probe(m);
+            m.views_mut()[k].as_slice_mut().unwrap()[i] = orig;
+            grad.as_slice_mut().unwrap()[i] = (plus - minus) / (2.0 * H);
+        }
+        out.push(grad);
+    }
+    out
+}
+
+/// Two sequences of 4 tokens, vocab 5, 2 heads of size 3 (n = 6), 2 blocks, adapters on `adapt`.
+fn small_cfg(causal: bool, adapt: &[&str]) -> TransformerConfig {
+    TransformerConfig {
+        vocab: 5,
+        seq_len: 4,
+        blocks: 2,
+        heads: 2,
+        head_dim: 3,
+        causal,
+        logit_scale: LogitScale::Standard,
+        readout: Readout::Standard,
+        adapt: adapt.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A network of `cfg` with `method` (rank 2, α = 2, exact DoRA norm gradient) and every adapter in a random state.
+fn random_net(cfg: &TransformerConfig, method: Method, u: f64) -> Transformer<f64> {
+    let adapter = AdapterConfig::new(method).rank_alpha(2, 2.0).dora_norm(DoraNorm::Full);
+    let mut net = cfg.build(cfg.base_weights::<f64>(3), &adapter, 4).unwrap();
+    for (k, layer) in net.layers_mut().into_iter().enumerate() {
+        if let Linear::Adapted(a) = layer {
+            a.randomize(10 + k as u64, u);
+        }
+    }
+    net
+}
+
+// --- (1) each piece on its own ---------------------------------------------------------------------------------
+
+#[test]
+fn layer_norm_matches_its_definition_and_finite_differences() {
+    // By hand: [1, 2, 3] has mean 2 and biased variance 2/3, so y = [-1, 0, 1]/√(2/3 + ε).
+    let ln = layer_norm(ndarray::array![[1.0f64, 2.0, 3.0]].view());
+    let r = 1.0 / (2.0 / 3.0 + LAYER_NORM_EPS).sqrt();
+    assert_eq!(ln.rstd[0], r);
+    assert!((&ln.y - &ndarray::array![[-r, 0.0, r]]).iter().all(|d| d.abs() < 1e-15), "{:?}", ln.y);
+    // Off-centre rows of different scales.
+    let x = gaussian(6, 7, 1, "ln.x") * 1.7 + 0.4;
+    let g = gaussian(6, 7, 1, "ln.g");
+    let ln = layer_norm(x.view());
+    let analytic = layer_norm_backward(&ln, g.view());
+    let fd = fd_matrix(&x, |x| (&layer_norm(x.view()).y * &g).sum());
+    let e = rel_err(&analytic, &fd);
+    assert!(e <= TOL, "layer norm: rel err {e:e}");
+}
+
+#[test]
+fn attention_gradients_match_finite_differences_with_and_without_mask() {
+    // 2 sequences of 4 tokens, 2 heads of size 3.
+    let (q, k, v) = (gaussian(8, 6, 2, "att.q"), gaussian(8, 6, 2, "att.k"), gaussian(8, 6, 2, "att.v"));
+    let g = gaussian(8, 6, 2, "att.g");
+    for causal in [false, true] {
+        for tau in [1.0 / 3f64.sqrt(), 1.0 / 3.0] {
+            let spec = AttentionSpec { seq_len: 4, heads: 2, head_dim: 3, tau, causal };
+            let out = attention(q.view(), k.view(), v.view(), &spec);
+            // Probabilities: rows sum to 1, masked entries exactly 0, unmasked positive.
+            for ((b, j, t), row) in out.probs.lanes(Axis(3)).into_iter().enumerate().map(|(i, r)| ((i / 8, (i / 4) % 2, i % 4), r)) {
+                assert!((row.sum() - 1.0).abs() < 1e-14, "seq {b} head {j} row {t}");
+                for (t2, &p) in row.iter().enumerate() {
+                    assert!(if causal && t2 > t { p == 0.0 } else { p > 0.0 }, "causal {causal}: P[{t},{t2}] = {p}");
+                }
+            }
+            let grads = attention_backward(q.view(), k.view(), v.view(), &out.probs, g.view(), &spec);
+            let probe = |q: &Array2<f64>, k: &Array2<f64>, v: &Array2<f64>| (&attention(q.view(), k.view(), v.view(), &spec).ctx * &g).sum();
+            for (name, analytic, fd) in [
+                ("q", &grads.q, fd_matrix(&q, |q| probe(q, &k, &v))),
+                ("k", &grads.k, fd_matrix(&k, |k| probe(&q, k, &v))),
+                ("v", &grads.v, fd_matrix(&v, |v| probe(&q, &k, v))),
+            ] {
+                let e = rel_err(analytic, &fd);
+                assert!(e <= TOL, "attention causal={causal} τ={tau}: ∂{name} rel err {e:e}");
+            }
+            if causal {
+                // The last key of each sequence is seen only by the last query: its gradient comes from one row.
+                assert!(grads.k.row(3).iter().any(|&x| x != 0.0));
+            }
+        }
+    }
+}
+
+/// The GELU feed-forward sublayer $\mathrm{GELU}(\mathrm{LN}(h)W_{up}^\top)W_{down}^\top$: input and parameter
+/// gradients, frozen and with adapters on up and down.
+#[test]
+fn feed_forward_sublayer_gradients_match_finite_differences() {
+    let h = gaussian(8, 6, 3, "ff.h");
+    let g = gaussian(8, 6, 3, "ff.g");
+    let u = 0.6;
+    for method in [None, Some(Method::Lora), Some(Method::SingloraDora)] {
+        let cfg = small_cfg(true, if method.is_some() { &["up", "down"] } else { &[] });
+        let mut net = random_net(&cfg, method.unwrap_or(Method::Lora), u);
+        let block = &mut net.blocks[0];
+        let (_, cache) = block.feed_forward(h.view(), u);
+        let (grads, gh) = block.feed_forward_backward(&cache, g.view(), u);
+        let fd = fd_matrix(&h, |h| (&block.feed_forward(h.view(), u).0 * &g).sum());
+        let e = rel_err(&gh, &fd);
+        assert!(e <= TOL, "feed-forward {method:?}: ∂h rel err {e:e}");
+        let fd = fd_params(block, |b| (&b.feed_forward(h.view(), u).0 * &g).sum());
+        assert_eq!(grads.len(), fd.len());
+        assert_eq!(grads.len(), if method.is_some() { 4 } else { 0 });
+        for (k, (a, f)) in grads.iter().zip(&fd).enumerate() {
+            let e = rel_err(a, f);
+            assert!(e <= TOL, "feed-forward {method:?}: tensor {k} rel err {e:e}");
+        }
+    }
+}
+
+/// The residual block $h' = h + F_{attn}(h)$, $h'' = h' + F_{ff}(h')$ with adapters on all six maps.
+#[test]
+fn residual_block_gradients_match_finite_differences() {
+    let h = gaussian(8, 6, 4, "block.h");
+    let g = gaussian(8, 6, 4, "block.g");
+    let u = 0.6;
+    for causal in [true, false] {
+        for method in [Method::Lora, Method::Dora, Method::Singlora] {
+            let mut net = random_net(&small_cfg(causal, &["q", "k", "v", "o", "up", "down"]), method, u);
+            let block = &mut net.blocks[1];
+            let (_, cache) = block.forward(h.view(), u);
+            let (grads, gh) = block.backward(&cache, g.view(), u);
+            let fd = fd_matrix(&h, |h| (&block.forward(h.view(), u).0 * &g).sum());
+            let e = rel_err(&gh, &fd);
+            assert!(e <= TOL, "block {method} causal={causal}: ∂h rel err {e:e}");
+            // The attention sublayer's input gradient on its own, too.
+            let (_, ac) = block.attention_forward(h.view(), u);
+            let fd_a = fd_matrix(&h, |h| (&block.attention_forward(h.view(), u).0 * &g).sum());
+            let e = rel_err(&block.attention_backward(&ac, g.view(), u).1, &fd_a);
+            assert!(e <= TOL, "attention sublayer {method} causal={causal}: ∂h rel err {e:e}");
+            let fd = fd_params(block, |b| (&b.forward(h.view(), u).0 * &g).sum());
+            assert_eq!(grads.len(), fd.len());
+            for (k, (a, f)) in grads.iter().zip(&fd).enumerate() {
+                let e = rel_err(a, f);
+                assert!(e <= TOL, "block {method} causal={causal}: tensor {k} rel err {e:e}");
+            }
+        }
+    }
+}
+
+// --- (2) the whole model ---------------------------------------------------------------------------------------
+
+/// Every adapter on every map (the six of each block, the embedding and the readout), adapter states random,
+/// u = 0.6, causal with standard logits and a standard readout, and non-causal with μP logits and a μP readout.
+#[test]
+fn transformer_gradients_match_finite_differences() {
+    let x = gaussian(8, 5, 5, "model.x");
+    let g = gaussian(8, 5, 5, "model.g");
+    let u = 0.6;
+    for (causal, logits, readout) in [(true, LogitScale::Standard, Readout::Standard), (false, LogitScale::Mup, Readout::Mup)] {
+        for method in Method::ALL {
+            let mut cfg = small_cfg(causal, &ALL_MAPS);
+            cfg.logit_scale = logits;
+            cfg.readout = readout;
+            let mut net = random_net(&cfg, method, u);
+            let (y, cache) = net.forward(&x, u);
+            assert_eq!(y.dim(), (8, 5));
+            let grads = net.backward(&cache, &g, u);
+
+            // Nothing missing: one gradient per tensor, of its shape, every map present, none trivially zero.
+            let info = net.params_info();
+            let per_layer = match method {
+                Method::Full | Method::Singlora => 1,
+                Method::Lora | Method::SingloraDora => 2,
+                Method::Dora => 3,
+            };
+            assert_eq!(info.len(), per_layer * (2 + 6 * cfg.blocks), "{method}");
+            assert_eq!(grads.len(), info.len());
+            assert_eq!(net.params().len(), info.len());
+            let layers: BTreeSet<&str> = info.iter().map(|p| p.layer.as_str()).collect();
+            assert_eq!(layers, net.names.iter().map(String::as_str).collect(), "{method}: a map without gradients");
+            for ((grad, p), i) in grads.iter().zip(net.params()).zip(&info) {
+                assert_eq!(grad.shape(), p.shape(), "{}", i.full_name());
+                assert_eq!(grad.shape(), i.info.shape.as_slice(), "{}", i.full_name());
+                assert!(grad.iter().any(|&v| v != 0.0), "{method}: {} gradient is zero", i.full_name());
+            }
+
+            let fd = fd_params(&mut net, |n| (&n.forward(&x, u).0 * &g).sum());
+            for (k, (a, f)) in grads.iter().zip(&fd).enumerate() {
+                let e = rel_err(a, f);
+                assert!(e <= TOL, "{method} causal={causal}: {} rel err {e:e}", info[k].full_name());
+            }
+        }
+    }
+}
+
+// --- (3) attaching adapters at initialisation ------------------------------------------------------------------
+
+/// LoRA, DoRA and full fine-tuning start at the base model at u = 1 (B = 0, ΔW = 0, ω = ‖W₀‖ row-wise); SingLoRA's
+/// initial update is non-zero, so it starts at the base model only through the ramp at u(0) = 0. Bitwise equality.
+#[test]
+fn attaching_adapters_at_init_leaves_the_output_unchanged() {
+    for (heads, head_dim) in [(2, 3), (4, 4)] {
+        let mut cfg = small_cfg(true, &ALL_MAPS);
+        (cfg.heads, cfg.head_dim) = (heads, head_dim);
+        let x = gaussian(8, 5, 6, "init.x");
+        let base = cfg.base_weights::<f64>(1);
+        let plain_cfg = TransformerConfig { adapt: vec![], ..cfg.clone() };
+        let plain = plain_cfg.build(base.clone(), &AdapterConfig::default(), 0).unwrap();
+        assert_eq!(plain.num_trainable(), 0);
+        let (y0, _) = plain.forward(&x, 1.0);
+        for method in Method::ALL {
+            let mut adapter = AdapterConfig::new(method).rank_alpha(2, 2.0);
+            if method.is_singlora() {
+                adapter.ramp = Ramp { steps: 5, u_min: 0.0 };
+            }
+            let u = adapter.ramp.u(0);
+            let net = cfg.build(base.clone(), &adapter, 9).unwrap();
+            assert!(net.num_trainable() > 0);
+            let (y, _) = net.forward(&x, u);
+            assert_eq!(y, y0, "{method} at n = {}, u = {u}: attaching changed the output", cfg.width());
+            if method.is_singlora() {
+                // Control: without the ramp SingLoRA's width-aware initial update does move the output.
+                assert_ne!(net.forward(&x, 1.0).0, y0, "{method} at u = 1");
+            }
+        }
+    }
+}
+
+// --- (4) width notions and the causal mask ---------------------------------------------------------------------
+
+#[test]
+fn both_width_notions_build_and_give_vocab_outputs() {
+    let more_heads = TransformerConfig::at_width(12, WidthMode::Heads, 3).unwrap();
+    let wider_heads = TransformerConfig::at_width(12, WidthMode::HeadDim, 2).unwrap();
+    assert_eq!((more_heads.heads, more_heads.head_dim), (4, 3));
+    assert_eq!((wider_heads.heads, wider_heads.head_dim), (2, 6));
+    for cfg in [more_heads, wider_heads] {
+        assert_eq!(cfg.width(), 12);
+        assert_eq!(cfg.attention_spec().tau, 1.0 / (cfg.head_dim as f64).sqrt());
+        let net = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::new(Method::Singlora).rank_alpha(2, 2.0), 1).unwrap();
+        // Defaults: vocab 16, seq_len 8, 2 blocks, adapters on q and v.
+        let adapted: BTreeSet<String> = net.params_info().iter().map(|p| p.layer.clone()).collect();
+        assert_eq!(adapted, ["block.0.q", "block.0.v", "block.1.q", "block.1.v"].iter().map(|s| s.to_string()).collect());
+        let x = gaussian(3 * 8, 16, 7, "width.x");
+        let (y, _) = net.forward(&x, 1.0);
+        assert_eq!(y.dim(), (3 * 8, 16), "{} heads of {}", cfg.heads, cfg.head_dim);
+        assert!(y.iter().all(|v| v.is_finite()));
+        // f32 builds and runs too.
+        let net32 = cfg.build(cfg.base_weights::<f32>(0), &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0), 1).unwrap();
+        assert_eq!(net32.forward(&x.mapv(|v| v as f32), 1.0).0.dim(), (3 * 8, 16));
+    }
+    // Base weights: shapes in layer order and fan-in scale.
+    let cfg = TransformerConfig::new(2, 3);
+    let shapes: Vec<_> = cfg.base_weights::<f64>(0).iter().map(|w| w.dim()).collect();
+    assert_eq!(shapes[..8], [(6, 16), (6, 6), (6, 6), (6, 6), (6, 6), (24, 6), (6, 24), (6, 6)]);
+    assert_eq!(*shapes.last().unwrap(), (16, 6));
+}
+
+/// Perturbing token t' of one sequence leaves every output at positions t < t' of that sequence, and the whole
+/// other sequence, exactly unchanged; without the mask the earlier positions move.
+#[test]
+fn causal_mask_blocks_the_future_exactly() {
+    let x = gaussian(8, 5, 8, "causal.x");
+    for causal in [true, false] {
+        let net = random_net(&small_cfg(causal, &ALL_MAPS), Method::Dora, 0.6);
+        let (y, _) = net.forward(&x, 0.6);
+        for t_prime in 0..4 {
+            let mut xp = x.clone();
+            xp.row_mut(t_prime).mapv_inplace(|v| v + 0.5);
+            let (yp, _) = net.forward(&xp, 0.6);
+            for t in 0..8 {
+                let same = yp.row(t) == y.row(t);
+                let expected = if t >= 4 { true } else if causal { t < t_prime } else { false };
+                assert_eq!(same, expected, "causal={causal}: perturbing token {t_prime}, output row {t} same = {same}");
+            }
+        }
+    }
+}
+
+// --- (5) bad configs -------------------------------------------------------------------------------------------
+
+#[test]
+fn bad_transformer_configs_name_their_field() {
+    let err = |cfg: &TransformerConfig| cfg.validate().unwrap_err().to_string();
+    let mut cfg = TransformerConfig::new(2, 3);
+    cfg.adapt = vec!["q".into(), "qq".into()];
+    let e = err(&cfg);
+    assert!(e.starts_with("invalid adapt = qq: expected one of q, k, v, o, up, down"), "{e}");
+    cfg.adapt = vec!["block.2.q".into()];
+    let e = err(&cfg);
+    assert!(e.contains("invalid adapt = block.2.q") && e.contains("K in 0..2"), "{e}");
+    cfg.adapt = vec!["block.1.up".into(), "embed".into(), "readout".into()];
+    assert!(cfg.validate().is_ok());
+    for field in ["vocab", "seq_len", "blocks", "heads", "head_dim"] {
+        let mut bad = TransformerConfig::new(2, 3);
+        match field {
+            "vocab" => bad.vocab = 0,
+            "seq_len" => bad.seq_len = 0,
+            "blocks" => bad.blocks = 0,
+            "heads" => bad.heads = 0,
+            _ => bad.head_dim = 0,
+        }
+        assert_eq!(err(&bad), format!("invalid {field} = 0: expected a positive integer"));
+    }
+    let e = TransformerConfig::at_width(10, WidthMode::Heads, 4).unwrap_err().to_string();
+    assert_eq!(e, "invalid width = 10: expected a positive multiple of head_dim = 4");
+    let e = TransformerConfig::at_width(8, WidthMode::HeadDim, 0).unwrap_err().to_string();
+    assert_eq!(e, "invalid heads = 0: expected a positive integer");
+    // A rank the adapted map cannot hold names the map.
+    let cfg = TransformerConfig::new(2, 3);
+    let e = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::new(Method::Lora).rank_alpha(7, 1.0), 0).err().unwrap().to_string();
+    assert!(e.contains("invalid rank = 7") && e.contains("layer block.0.q"), "{e}");
+    // Base weights of the wrong shape.
+    let mut base = cfg.base_weights::<f64>(0);
+    base[1] = Array2::zeros((6, 5));
+    let e = cfg.build(base, &AdapterConfig::default(), 0).err().unwrap().to_string();
+    assert_eq!(e, "invalid base = 6x5 for block.0.q: expected 6x6");
+}
+
+#[test]
+fn transformer_config_round_trips_through_toml() {
+    let mut cfg = TransformerConfig::at_width(16, WidthMode::HeadDim, 2).unwrap();
+    cfg.causal = false;
+    cfg.logit_scale = LogitScale::Mup;
+    cfg.readout = Readout::Standard;
+    cfg.adapt = vec!["k".into(), "block.1.down".into()];
+    let text = toml::to_string(&cfg).unwrap();
+    assert_eq!(toml::from_str::<TransformerConfig>(&text).unwrap(), cfg, "{text}");
+    assert_eq!(toml::from_str::<TransformerConfig>("heads = 2\nhead_dim = 3").unwrap(), TransformerConfig::new(2, 3));
+    let e = toml::from_str::<TransformerConfig>("heads = 2\nhead_dim = 3\nhaeds = 4").unwrap_err().to_string();
+    assert!(e.contains("haeds"), "{e}");
+    let e = toml::from_str::<TransformerConfig>("heads = 2\nhead_dim = 3\nlogit_scale = \"mpu\"").unwrap_err().to_string();
+    assert!(e.contains("invalid logit_scale = mpu: expected one of standard, mup"), "{e}");
+    assert_eq!("head_dim".parse::<WidthMode>().unwrap(), WidthMode::HeadDim);
+}
+
+#[test]
+#[should_panic(expected = "not whole sequences")]
+fn partial_sequences_are_refused() {
+    let cfg = small_cfg(true, &[]);
+    let net = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::default(), 0).unwrap();
+    net.forward(&gaussian(6, 5, 0, "x"), 1.0);
+}
