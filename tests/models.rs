@@ -194,3 +194,40 @@ fn pretrained_base() {
     let net = cfg.build(weights, &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0), 5).unwrap();
     assert_eq!(net.forward(&source.x_test, 1.0).0, pre.forward(&source.x_test, 1.0).0);
 }
+
+/// Classification smoke test: 40 Adam steps of SingLoRA on the teacher-classification task (4 classes, 512
+/// examples) cut the held-out cross-entropy by at least a quarter and raise held-out accuracy above its start.
+#[test]
+fn short_classification_run_learns() {
+    use singlora::tasks::teacher_classification;
+    let mut cfg = MlpConfig::new(64);
+    cfg.output_dim = 4;
+    let data = teacher_classification::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 512, 256, 2).unwrap();
+    let mut net = cfg.build(cfg.base_weights::<f64>(1), &AdapterConfig::new(Method::Singlora).rank_alpha(4, 4.0), 3).unwrap();
+    let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), 0.02), steps: 40, batch: None, ramp: Ramp::default(), width: 64 };
+    let rec = train(&mut net, &tc, &data).unwrap();
+    let (l0, l1) = (rec.test_loss[0], *rec.test_loss.last().unwrap());
+    assert!(l1 < 0.75 * l0, "held-out CE {l0} → {l1}");
+    assert!(rec.test_accuracy.last().unwrap() > &rec.test_accuracy[0]);
+}
+
+/// Sequence smoke test: LoRA (r = 4) on every map of a 2-block transformer learns one-pair associative recall — the
+/// answer is the token two positions back, so attention is required — cutting the held-out cross-entropy (ln 16 ≈
+/// 2.77 at the start) tenfold and reaching ≥ 90% held-out accuracy within 100 Adam steps.
+#[test]
+fn short_recall_run_learns() {
+    use singlora::models::{TransformerConfig, WidthMode};
+    use singlora::tasks::{associative_recall, RecallConfig};
+    let recall = RecallConfig { keys: 8, values: 8, pairs: 1 };
+    let mut cfg = TransformerConfig::at_width(32, WidthMode::Heads, 8).unwrap();
+    cfg.vocab = recall.vocab();
+    cfg.seq_len = recall.seq_len();
+    cfg.adapt = ["q", "k", "v", "o", "up", "down", "embed", "readout"].iter().map(|s| s.to_string()).collect();
+    let data = associative_recall::<f64>(&recall, 128, 128, 1).unwrap();
+    let mut net = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::new(Method::Lora).rank_alpha(4, 4.0), 2).unwrap();
+    let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), 0.01), steps: 100, batch: None, ramp: Ramp::default(), width: 32 };
+    let rec = train(&mut net, &tc, &data).unwrap();
+    let (l0, l1) = (rec.test_loss[0], *rec.test_loss.last().unwrap());
+    assert!(l1 < l0 / 10.0, "held-out CE {l0} → {l1}");
+    assert!(*rec.test_accuracy.last().unwrap() >= 0.9, "accuracy {:?}", rec.test_accuracy.last());
+}

@@ -419,3 +419,20 @@ fn partial_sequences_are_refused() {
     let net = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::default(), 0).unwrap();
     net.forward(&gaussian(6, 5, 0, "x"), 1.0);
 }
+
+/// The probes see every map of the transformer with the input it was applied to: re-applying each map to its tapped
+/// input reproduces the next quantity of the forward pass (checked on the readout, whose output is the model output).
+#[test]
+fn taps_expose_every_map_and_its_input() {
+    use singlora::models::{Inspect, Model};
+    let cfg = TransformerConfig::new(2, 3);
+    let net = cfg.build(cfg.base_weights::<f64>(1), &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0), 2).unwrap();
+    let x = singlora::rng::normal_matrix(&mut singlora::rng::SeedRng::new(0, "x"), 2 * cfg.seq_len, cfg.vocab, 1.0);
+    let (out, cache) = net.forward(&x, 1.0);
+    let taps = net.taps(&cache);
+    assert_eq!(taps.len(), 2 + 6 * cfg.blocks);
+    let names: Vec<&str> = taps.iter().map(|t| t.name).collect();
+    assert_eq!(names, net.names.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let last = taps.last().unwrap();
+    assert_eq!(last.linear.forward(last.input.view(), 1.0), out);
+}

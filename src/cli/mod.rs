@@ -67,6 +67,15 @@ struct PlotArgs {
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
 struct TrainArgs {
+    /// Model: mlp, transformer (task recall) or toy (LoRA+'s scalar toy, task toy).
+    #[arg(long, default_value = "mlp")]
+    model: String,
+    /// Transformer: attention heads (width n = heads × head_dim).
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    /// Transformer: key-value pairs per recall sequence (T = 2·pairs + 1).
+    #[arg(long, default_value_t = 2)]
+    pairs: usize,
     /// Hidden width n.
     #[arg(long, default_value_t = 256)]
     width: usize,
@@ -115,7 +124,8 @@ struct TrainArgs {
     /// Mini-batch size (default: full batch).
     #[arg(long)]
     batch: Option<usize>,
-    /// Task: regression (MSE) or classification (cross-entropy, accuracy).
+    /// Task: regression (MSE) or classification (cross-entropy, accuracy) for the MLP; recall for the transformer;
+    /// toy for the toy model.
     #[arg(long, default_value = "regression")]
     task: String,
     /// Number of classes (classification) or outputs (regression).
@@ -265,8 +275,12 @@ fn synthetic(a: SyntheticArgs) -> Result<()> {
 }
 
 fn train_mlp(a: TrainArgs) -> Result<()> {
+    match a.model.as_str() {
+        "mlp" => {}
+        "transformer" | "toy" => return train_other(a),
+        other => return Err(Error::invalid("model", other, "mlp, transformer or toy")),
+    }
     use crate::models::{MlpConfig, Model};
-    use crate::optim::{OptimizerConfig, Rule};
     use crate::tasks::{teacher_classification, teacher_regression, ShiftKind};
     use crate::train::{train, TrainConfig};
     let mlp = MlpConfig {
@@ -279,6 +293,28 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
         ..MlpConfig::new(a.width)
     };
     mlp.validate()?;
+    let (adapter, optimizer) = train_setup(&a)?;
+    let mut net = mlp.build(mlp.base_weights::<f64>(a.seed), &adapter, a.seed + 2)?;
+    let shift = a.shift.parse::<ShiftKind>()?;
+    let data = match a.task.as_str() {
+        "regression" => teacher_regression::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, a.examples, a.examples, a.seed + 1)?,
+        "classification" => teacher_classification::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, a.examples, a.examples, a.seed + 1)?,
+        other => return Err(Error::invalid("task", other, "regression or classification (for the MLP)")),
+    };
+    let tc = TrainConfig { optimizer, steps: a.steps, batch: a.batch, ramp: adapter.ramp, width: a.width };
+    println!(
+        "MLP d0={} → {}×{} ({}) → {}, readout {}; {} on [{}], r={}, α={}, {} trainable; {} η={}·n^-{} ; teacher shift {} in {}",
+        mlp.input_dim, a.depth, a.width, mlp.activation, mlp.output_dim, mlp.readout, adapter.method, mlp.adapt.join(","), a.rank, a.alpha,
+        net.num_trainable(), a.optimizer, a.lr, a.lr_exponent, a.shift, a.shift_layer
+    );
+    let rec = train(&mut net, &tc, &data)?;
+    print_record(&rec, a.steps);
+    Ok(())
+}
+
+/// The adapter and optimiser of `singlora train`, validated.
+fn train_setup(a: &TrainArgs) -> Result<(AdapterConfig, crate::optim::OptimizerConfig)> {
+    use crate::optim::{OptimizerConfig, Rule};
     let mut adapter = AdapterConfig::new(a.method.parse()?).rank_alpha(a.rank, a.alpha);
     adapter.scaling = if a.rslora { Scaling::AlphaOverSqrtR } else { Scaling::AlphaOverR };
     adapter.ramp.steps = a.ramp;
@@ -292,23 +328,50 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
     if a.examples == 0 || a.batch == Some(0) {
         return Err(Error::invalid(if a.examples == 0 { "examples" } else { "batch" }, 0, "a positive integer"));
     }
-    let mut net = mlp.build(mlp.base_weights::<f64>(a.seed), &adapter, a.seed + 2)?;
-    let shift = a.shift.parse::<ShiftKind>()?;
-    let data = match a.task.as_str() {
-        "regression" => teacher_regression::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, a.examples, a.examples, a.seed + 1)?,
-        "classification" => teacher_classification::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, a.examples, a.examples, a.seed + 1)?,
-        other => return Err(Error::invalid("task", other, "regression or classification (for the MLP)")),
+    Ok((adapter, optimizer))
+}
+
+/// Transformer on associative recall, or the scalar toy.
+fn train_other(a: TrainArgs) -> Result<()> {
+    use crate::models::{Model, SingleLayer, TransformerConfig, WidthMode};
+    use crate::tasks::{associative_recall, toy_regression, RecallConfig};
+    use crate::train::{train, TrainConfig};
+    let (mut adapter, optimizer) = train_setup(&a)?;
+    let tc = TrainConfig { optimizer, steps: a.steps, batch: a.batch, ramp: adapter.ramp, width: a.width };
+    let rec = if a.model == "transformer" {
+        if a.task != "recall" && a.task != "regression" {
+            return Err(Error::invalid("task", &a.task, "recall (for the transformer)"));
+        }
+        let recall = RecallConfig { keys: 8, values: 8, pairs: a.pairs };
+        let mut cfg = TransformerConfig::at_width(a.width, WidthMode::Heads, a.width / a.heads.max(1))?;
+        cfg.vocab = recall.vocab();
+        cfg.seq_len = recall.seq_len();
+        cfg.adapt = a.adapt.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        if cfg.adapt == ["hidden.1"] {
+            cfg.adapt = vec!["q".into(), "k".into(), "v".into(), "o".into(), "up".into(), "down".into()];
+        }
+        let data = associative_recall::<f64>(&recall, a.examples, a.examples, a.seed + 1)?;
+        let mut net = cfg.build(cfg.base_weights::<f64>(a.seed), &adapter, a.seed + 2)?;
+        println!(
+            "transformer: {} blocks, {} heads × {} = width {}, vocab {}, T = {}; {} on [{}], r={}, {} trainable; {} η={}; associative recall ({} pairs)",
+            cfg.blocks, cfg.heads, cfg.head_dim, cfg.width(), cfg.vocab, cfg.seq_len, adapter.method, cfg.adapt.join(","), a.rank, net.num_trainable(), a.optimizer, a.lr, a.pairs
+        );
+        train(&mut net, &tc, &data)?
+    } else {
+        adapter.rank = 1;
+        let data = toy_regression::<f64>(a.width, a.examples, a.examples, a.seed)?;
+        let mut toy = SingleLayer::toy(a.width, &adapter, a.seed)?;
+        println!("LoRA+ scalar toy f(x) = (W* + ΔW)x at width {}: {} rank 1, {} trainable; {} η={}", a.width, adapter.method, toy.num_trainable(), a.optimizer, a.lr);
+        train(&mut toy, &tc, &data)?
     };
-    let tc = TrainConfig { optimizer: optimizer.clone(), steps: a.steps, batch: a.batch, ramp: adapter.ramp, width: a.width };
-    println!(
-        "MLP d0={} → {}×{} ({}) → {}, readout {}; {} on [{}], r={}, α={}, {} trainable; {} η={}·n^-{} ; teacher shift {} in {}",
-        mlp.input_dim, a.depth, a.width, mlp.activation, mlp.output_dim, mlp.readout, adapter.method, mlp.adapt.join(","), a.rank, a.alpha,
-        net.num_trainable(), a.optimizer, a.lr, a.lr_exponent, a.shift, a.shift_layer
-    );
-    let rec = train(&mut net, &tc, &data)?;
+    print_record(&rec, a.steps);
+    Ok(())
+}
+
+fn print_record(rec: &crate::train::TrainRecord, steps: u64) {
     let acc = !rec.test_accuracy.is_empty();
     println!("{:>6} {:>14} {:>14}{}", "step", "train loss", "held-out loss", if acc { "  held-out acc" } else { "" });
-    let every = (a.steps / 10).max(1);
+    let every = (steps / 10).max(1);
     for (t, (l, lt)) in rec.train_loss.iter().zip(&rec.test_loss).enumerate() {
         if t as u64 % every == 0 || t + 1 == rec.train_loss.len() {
             let a = rec.test_accuracy.get(t).map(|v| format!(" {v:>14.4}")).unwrap_or_default();
@@ -318,8 +381,8 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
     if let Some(t) = rec.diverged_at {
         println!("diverged at step {t} (non-finite loss or gradient); training stopped there");
     }
-    Ok(())
 }
+
 
 fn sweep(a: SweepArgs) -> Result<()> {
     use crate::studies::sweep::{run_sweep, SweepConfig};

@@ -91,3 +91,15 @@ impl<T: Scalar> Inspect<T> for SingleLayer<T> {
         vec![Tap { name: "layer", linear: &self.layer, input: cache }]
     }
 }
+
+impl<T: Scalar> Inspect<T> for Transformer<T> {
+    fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>> {
+        let mut inputs: Vec<&'a Array2<T>> = vec![&cache.x];
+        for b in &cache.blocks {
+            let (att, ff) = (&b.attention, &b.feed_forward);
+            inputs.extend([&att.ln.y, &att.ln.y, &att.ln.y, &att.attended.ctx, &ff.ln.y, &ff.act]);
+        }
+        inputs.push(&cache.final_ln.y);
+        self.names.iter().zip(self.layers()).zip(inputs).map(|((name, linear), input)| Tap { name, linear, input }).collect()
+    }
+}
