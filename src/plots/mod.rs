@@ -5,6 +5,7 @@
 //!   from the smallest to the largest seed.
 //! - `slopes_<quantity>.{png,svg}`: the fitted width exponent against step, a line per series with its bootstrap
 //!   interval as error bars.
+//! - `steps_by_series.{png,svg}`: the nanoGPT-μP layout, a row per series and a column per quantity, a line per step.
 //! - `loss_<series>.{png,svg}`: training loss against step, a line per width.
 
 use std::path::Path;
@@ -64,6 +65,14 @@ pub fn draw_sweep(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: 
             slopes(fits, layer, quantity, SVGBackend::new(&svg, (800, 500)).into_drawing_area())?;
             n += 2;
         }
+    }
+    let quantities = ["dz_rms", "update_out_rms", "bottleneck_rms"];
+    let png = dir.join("steps_by_series.png");
+    let svg = dir.join("steps_by_series.svg");
+    let rows = series_names(grouped).len() as u32;
+    if by_series(cfg, grouped, layer, &quantities, BitMapBackend::new(&png, (1200, 260 * rows + 50)).into_drawing_area())? {
+        by_series(cfg, grouped, layer, &quantities, SVGBackend::new(&svg, (1200, 260 * rows + 50)).into_drawing_area())?;
+        n += 2;
     }
     for (i, series) in series_names(grouped).iter().enumerate() {
         let safe = file_stem(series);
@@ -143,6 +152,48 @@ fn coord<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, layer: &str, 
         }
         if t == wanted[0] {
             chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 12)).draw().map_err(plot_err)?;
+        }
+    }
+    root.present().map_err(plot_err)?;
+    Ok(true)
+}
+
+/// The nanoGPT-μP layout: a row per series, a column per quantity at `layer`, x = width and y = the quantity on log₂
+/// axes, a line per step coloured from blue (early) to red (late), geometric mean over seeds.
+fn by_series<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, layer: &str, quantities: &[&str], root: DrawingArea<DB, Shift>) -> Result<bool> {
+    let names = series_names(grouped);
+    let present: Vec<&str> = quantities.iter().copied().filter(|q| grouped.keys().any(|k| k.1 == layer && k.2 == *q)).collect();
+    if names.is_empty() || present.is_empty() {
+        return Ok(false);
+    }
+    root.fill(&WHITE).map_err(plot_err)?;
+    let (title, body) = root.split_vertically(40);
+    title.titled(&format!("{layer}: quantity vs width, one line per step (blue: early, red: late), a row per series"), ("sans-serif", 20)).map_err(plot_err)?;
+    let panels = body.split_evenly((names.len(), present.len()));
+    let (xlo, xhi) = ((cfg.widths[0] as f64).log2() - 0.3, (*cfg.widths.last().expect("widths") as f64).log2() + 0.3);
+    let tmax = cfg.steps.max(1) as f64;
+    for (r, series) in names.iter().enumerate() {
+        for (c, q) in present.iter().enumerate() {
+            let panel = &panels[r * present.len() + c];
+            let keys: Vec<_> = grouped.iter().filter(|(k, _)| &k.0 == series && k.1 == layer && k.2 == *q).collect();
+            let Some((ylo, yhi)) = log_range(keys.iter().flat_map(|(_, v)| v.iter().flatten().copied())) else { continue };
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("{series} · {q}"), ("sans-serif", 14))
+                .margin(6)
+                .x_label_area_size(25)
+                .y_label_area_size(40)
+                .build_cartesian_2d(xlo..xhi, ylo..yhi)
+                .map_err(plot_err)?;
+            chart.configure_mesh().light_line_style(WHITE.mix(0.0)).draw().map_err(plot_err)?;
+            for (k, v) in keys {
+                let frac = k.3 as f64 / tmax;
+                let col = RGBColor((59.0 + 121.0 * frac * 1.6).min(230.0) as u8, (76.0 * (1.0 - frac) + 40.0) as u8, (192.0 * (1.0 - frac) + 38.0) as u8);
+                let pts: Vec<(f64, f64)> = cfg.widths.iter().zip(v).filter_map(|(w, row)| {
+                    let g = geo_mean(row);
+                    (g.is_finite() && g > 0.0).then(|| ((*w as f64).log2(), g.log2()))
+                }).collect();
+                chart.draw_series(LineSeries::new(pts, col.stroke_width(1))).map_err(plot_err)?;
+            }
         }
     }
     root.present().map_err(plot_err)?;
