@@ -100,7 +100,8 @@ pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     /// Number of optimiser steps.
     pub steps: u64,
-    /// Mini-batch size (`None`: full batch). Batches cycle through the training set in order.
+    /// Mini-batch size (`None`: full batch). Batches walk through the training set in order and wrap around; with
+    /// batch × steps training examples no example repeats, i.e. batches are streamed.
     pub batch: Option<usize>,
     /// The ramp $u(t)$ of the adapters.
     pub ramp: Ramp,

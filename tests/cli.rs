@@ -111,3 +111,16 @@ fn sweep_and_plot_from_the_command_line() {
     assert!(out.join("figures/coord_dz_rms.svg").exists());
     assert_eq!(stdout.lines().filter(|l| l.contains("@c=")).collect::<Vec<_>>(), stdout2.lines().filter(|l| l.contains("@c=")).collect::<Vec<_>>());
 }
+
+/// Streamed batches: each step sees fresh examples and the held-out loss still falls.
+#[test]
+fn streamed_training() {
+    let (code, stdout, stderr) = run(&["train", "--width", "64", "--batch", "16", "--stream", "--steps", "80", "--activation", "gelu"]);
+    assert_eq!(code, 0, "{stderr}");
+    let last: Vec<f64> = stdout.lines().last().unwrap().split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let first: Vec<f64> = stdout.lines().find(|l| l.trim_start().starts_with("0 ")).unwrap().split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(last[2] < first[2] / 2.0, "{stdout}");
+    let (code, _, stderr) = run(&["train", "--stream"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid stream = true: expected --batch B"), "{stderr}");
+}

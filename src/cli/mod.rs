@@ -124,6 +124,10 @@ struct TrainArgs {
     /// Mini-batch size (default: full batch).
     #[arg(long)]
     batch: Option<usize>,
+    /// Streamed batches: every step sees fresh training examples (batch × steps of them are drawn, none repeats).
+    /// Needs --batch.
+    #[arg(long)]
+    stream: bool,
     /// Task: regression (MSE) or classification (cross-entropy, accuracy) for the MLP; recall for the transformer;
     /// toy for the toy model.
     #[arg(long, default_value = "regression")]
@@ -143,6 +147,13 @@ struct TrainArgs {
     /// Seed of base, data and adapter.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Pre-train every base weight for this many Adam steps on a source task (same family, seed + 1000) before
+    /// freezing it (0: random frozen base).
+    #[arg(long, default_value_t = 0)]
+    pretrain_steps: u64,
+    /// Learning rate of the pre-training.
+    #[arg(long, default_value_t = 0.01)]
+    pretrain_lr: f64,
 }
 
 #[derive(Args, Debug)]
@@ -294,11 +305,18 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
     };
     mlp.validate()?;
     let (adapter, optimizer) = train_setup(&a)?;
-    let mut net = mlp.build(mlp.base_weights::<f64>(a.seed), &adapter, a.seed + 2)?;
     let shift = a.shift.parse::<ShiftKind>()?;
+    let mut base = mlp.base_weights::<f64>(a.seed);
+    if a.pretrain_steps > 0 {
+        let source = teacher_regression::<f64>(&mlp, a.seed, &mlp.layer_names()[0], ShiftKind::Random, a.rank.min(a.width), a.examples, a.examples, a.seed + 1000)?;
+        let (w, rec) = crate::models::pretrain_mlp(&mlp, a.seed, &source, a.pretrain_steps, a.pretrain_lr)?;
+        println!("pre-trained the base for {} steps on a source task: loss {:.4e} → {:.4e}", a.pretrain_steps, rec.train_loss[0], rec.train_loss.last().copied().unwrap_or(f64::NAN));
+        base = w;
+    }
+    let mut net = mlp.build(base, &adapter, a.seed + 2)?;
     let data = match a.task.as_str() {
-        "regression" => teacher_regression::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, a.examples, a.examples, a.seed + 1)?,
-        "classification" => teacher_classification::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, a.examples, a.examples, a.seed + 1)?,
+        "regression" => teacher_regression::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, train_examples(&a), a.examples, a.seed + 1)?,
+        "classification" => teacher_classification::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, train_examples(&a), a.examples, a.seed + 1)?,
         other => return Err(Error::invalid("task", other, "regression or classification (for the MLP)")),
     };
     let tc = TrainConfig { optimizer, steps: a.steps, batch: a.batch, ramp: adapter.ramp, width: a.width };
@@ -328,7 +346,18 @@ fn train_setup(a: &TrainArgs) -> Result<(AdapterConfig, crate::optim::OptimizerC
     if a.examples == 0 || a.batch == Some(0) {
         return Err(Error::invalid(if a.examples == 0 { "examples" } else { "batch" }, 0, "a positive integer"));
     }
+    if a.stream && a.batch.is_none() {
+        return Err(Error::invalid("stream", "true", "--batch B as well (each step then draws B fresh examples)"));
+    }
     Ok((adapter, optimizer))
+}
+
+/// Number of training examples: `--examples`, or batch × steps when streaming.
+fn train_examples(a: &TrainArgs) -> usize {
+    match (a.stream, a.batch) {
+        (true, Some(b)) => b * a.steps as usize,
+        _ => a.examples,
+    }
 }
 
 /// Transformer on associative recall, or the scalar toy.
@@ -350,8 +379,18 @@ fn train_other(a: TrainArgs) -> Result<()> {
         if cfg.adapt == ["hidden.1"] {
             cfg.adapt = vec!["q".into(), "k".into(), "v".into(), "o".into(), "up".into(), "down".into()];
         }
-        let data = associative_recall::<f64>(&recall, a.examples, a.examples, a.seed + 1)?;
-        let mut net = cfg.build(cfg.base_weights::<f64>(a.seed), &adapter, a.seed + 2)?;
+        let data = associative_recall::<f64>(&recall, train_examples(&a), a.examples, a.seed + 1)?;
+        let mut base = cfg.base_weights::<f64>(a.seed);
+        if a.pretrain_steps > 0 {
+            let mut all = cfg.clone();
+            all.adapt = vec!["embed".into(), "readout".into(), "q".into(), "k".into(), "v".into(), "o".into(), "up".into(), "down".into()];
+            let mut full = all.build(base, &AdapterConfig::new(crate::adapters::Method::Full), 0)?;
+            let source = associative_recall::<f64>(&recall, a.examples, a.examples, a.seed + 1000)?;
+            let (w, rec) = crate::models::pretrain(&mut full, &source, a.pretrain_steps, a.pretrain_lr, cfg.width())?;
+            println!("pre-trained the base for {} steps on a source recall task: loss {:.4e} → {:.4e}", a.pretrain_steps, rec.train_loss[0], rec.train_loss.last().copied().unwrap_or(f64::NAN));
+            base = w;
+        }
+        let mut net = cfg.build(base, &adapter, a.seed + 2)?;
         println!(
             "transformer: {} blocks, {} heads × {} = width {}, vocab {}, T = {}; {} on [{}], r={}, {} trainable; {} η={}; associative recall ({} pairs)",
             cfg.blocks, cfg.heads, cfg.head_dim, cfg.width(), cfg.vocab, cfg.seq_len, adapter.method, cfg.adapt.join(","), a.rank, net.num_trainable(), a.optimizer, a.lr, a.pairs
@@ -359,7 +398,7 @@ fn train_other(a: TrainArgs) -> Result<()> {
         train(&mut net, &tc, &data)?
     } else {
         adapter.rank = 1;
-        let data = toy_regression::<f64>(a.width, a.examples, a.examples, a.seed)?;
+        let data = toy_regression::<f64>(a.width, train_examples(&a), a.examples, a.seed)?;
         let mut toy = SingleLayer::toy(a.width, &adapter, a.seed)?;
         println!("LoRA+ scalar toy f(x) = (W* + ΔW)x at width {}: {} rank 1, {} trainable; {} η={}", a.width, adapter.method, toy.num_trainable(), a.optimizer, a.lr);
         train(&mut toy, &tc, &data)?

@@ -15,7 +15,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 pub use activation::Activation;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpConfig, Readout};
-pub use pretrain::pretrain_mlp;
+pub use pretrain::{pretrain, pretrain_mlp};
 pub use single::SingleLayer;
 pub use transformer::{Block, LogitScale, Transformer, TransformerConfig, WidthMode};
 
@@ -78,17 +78,28 @@ pub struct Tap<'a, T: Scalar> {
 pub trait Inspect<T: Scalar>: Model<T> {
     /// Every linear map, in forward order, with its input from `cache`.
     fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>>;
+
+    /// Every linear map, in forward order (the order of the model's `base_weights`).
+    fn linears(&self) -> Vec<&Linear<T>>;
 }
 
 impl<T: Scalar> Inspect<T> for Mlp<T> {
     fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>> {
         self.names.iter().zip(&self.layers).zip(&cache.inputs).map(|((name, linear), input)| Tap { name, linear, input }).collect()
     }
+
+    fn linears(&self) -> Vec<&Linear<T>> {
+        self.layers.iter().collect()
+    }
 }
 
 impl<T: Scalar> Inspect<T> for SingleLayer<T> {
     fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>> {
         vec![Tap { name: "layer", linear: &self.layer, input: cache }]
+    }
+
+    fn linears(&self) -> Vec<&Linear<T>> {
+        vec![&self.layer]
     }
 }
 
@@ -101,5 +112,9 @@ impl<T: Scalar> Inspect<T> for Transformer<T> {
         }
         inputs.push(&cache.final_ln.y);
         self.names.iter().zip(self.layers()).zip(inputs).map(|((name, linear), input)| Tap { name, linear, input }).collect()
+    }
+
+    fn linears(&self) -> Vec<&Linear<T>> {
+        self.layers()
     }
 }

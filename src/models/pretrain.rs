@@ -1,31 +1,36 @@
-//! Pre-trained bases: the fine-tuning setting. The MLP's weights are trained in full on a source task for a chosen
-//! number of steps (every layer carries a full fine-tuning update, Adam), merged, and returned as the frozen base of
-//! the adaptation run.
+//! Pre-trained bases: the fine-tuning setting. A model whose maps all carry full fine-tuning updates is trained on a
+//! source task (Adam, full batch), and its merged weights become the frozen base of the adaptation run.
 
 use ndarray::Array2;
 
-use super::{Linear, MlpConfig};
+use super::{Inspect, Linear, MlpConfig};
 use crate::adapters::{AdapterConfig, Method};
 use crate::error::Result;
 use crate::optim::{OptimizerConfig, Rule};
 use crate::scalar::Scalar;
 use crate::train::{train, Dataset, TrainConfig, TrainRecord};
 
-/// Trains every weight of the MLP whose random base comes from `base_seed` on `source` for `steps` Adam steps at
-/// rate `lr`, and returns the trained weights (to pass to [`MlpConfig::build`]) and the source run's record.
-pub fn pretrain_mlp<T: Scalar>(cfg: &MlpConfig, base_seed: u64, source: &Dataset<T>, steps: u64, lr: f64) -> Result<(Vec<Array2<T>>, TrainRecord)> {
-    let mut all = cfg.clone();
-    all.adapt = cfg.layer_names();
-    let mut net = all.build(cfg.base_weights::<T>(base_seed), &AdapterConfig::new(Method::Full), 0)?;
-    let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), lr), steps, batch: None, ramp: Default::default(), width: cfg.width };
-    let rec = train(&mut net, &tc, source)?;
-    let weights = net
-        .layers
-        .iter()
+/// Trains `model` (build it with `Method::Full` on every map you want pre-trained) on `source` for `steps` Adam steps
+/// at rate `lr`, and returns the merged weight of every map in forward order (the order `base_weights` uses, so the
+/// result can be passed to the config's `build`), with the source run's record.
+pub fn pretrain<T: Scalar, M: Inspect<T>>(model: &mut M, source: &Dataset<T>, steps: u64, lr: f64, width: usize) -> Result<(Vec<Array2<T>>, TrainRecord)> {
+    let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), lr), steps, batch: None, ramp: Default::default(), width };
+    let rec = train(model, &tc, source)?;
+    let weights = model
+        .linears()
+        .into_iter()
         .map(|l| match l {
             Linear::Adapted(a) => a.merged_weight(T::one()),
             Linear::Frozen(w) => w.clone(),
         })
         .collect();
     Ok((weights, rec))
+}
+
+/// [`pretrain`] for the MLP whose random base comes from `base_seed`: every layer is trained.
+pub fn pretrain_mlp<T: Scalar>(cfg: &MlpConfig, base_seed: u64, source: &Dataset<T>, steps: u64, lr: f64) -> Result<(Vec<Array2<T>>, TrainRecord)> {
+    let mut all = cfg.clone();
+    all.adapt = cfg.layer_names();
+    let mut net = all.build(cfg.base_weights::<T>(base_seed), &AdapterConfig::new(Method::Full), 0)?;
+    pretrain(&mut net, source, steps, lr, cfg.width)
 }
