@@ -22,6 +22,7 @@ pub mod rng;
 pub mod scalar;
 pub mod studies;
 pub mod tasks;
+pub mod theory;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -37,6 +37,18 @@ enum Command {
     Sweep(SweepArgs),
     /// Redraw the figures and tables of a finished sweep folder.
     Plot(PlotArgs),
+    /// Print the width exponents the theory predicts for every series of a study (same flags as sweep).
+    Theory(TheoryArgs),
+}
+
+#[derive(Args, Debug)]
+struct TheoryArgs {
+    /// Study file (TOML); default: the embedded configs/default.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override any field, as for sweep.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    sets: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -243,6 +255,7 @@ where
         Command::Train(a) => train_mlp(a),
         Command::Sweep(a) => sweep(a),
         Command::Plot(a) => plot(a),
+        Command::Theory(a) => theory(a),
     }
 }
 
@@ -473,4 +486,32 @@ fn plot(a: PlotArgs) -> Result<()> {
         runs.push(run);
     }
     report(&cfg, &runs, &a.dir)
+}
+
+fn theory(a: TheoryArgs) -> Result<()> {
+    use crate::studies::sweep::SweepConfig;
+    let cfg = SweepConfig::load(a.config.as_deref(), &a.sets)?;
+    let layer = cfg.theory_layer().unwrap_or("(none: the engine covers a square hidden layer of an MLP)");
+    println!("study {}: predicted width exponents at {layer} (first step and initial state; derivations in src/theory)", cfg.name);
+    let mut seen = std::collections::BTreeSet::new();
+    for cell in cfg.cells() {
+        if !seen.insert(cell.series.clone()) {
+            continue;
+        }
+        let setting = cfg.setting(&cell);
+        println!("{}  ({} {}, ρ = {}, β = {}, γ = {})", cell.series, cell.arm.method, cfg.optimizer.rule.name(), setting.rho(), setting.beta().map(|b| b.to_string()).unwrap_or_else(|| "—".into()), cfg.adapter.multiplier_exponent);
+        let preds = setting.predictions();
+        if preds.is_empty() || cfg.theory_layer().is_none() {
+            println!("    no prediction for this setting yet");
+        }
+        if cfg.theory_layer().is_some() {
+            for p in preds {
+                println!("    {:<16} t = {}  {:+.2}   {}", p.quantity, p.step, p.exponent, p.derivation);
+            }
+        }
+        if let Some((c, why)) = setting.stable_lr_exponent() {
+            println!("    stable learning-rate exponent c* = {c:.2}   {why}");
+        }
+    }
+    Ok(())
 }

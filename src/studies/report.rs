@@ -25,8 +25,10 @@ pub struct FitRow {
     pub fit: Slope,
     /// Measured verdict at the study's tolerance.
     pub verdict: &'static str,
-    /// The theory's predicted exponent (blank until the theory engine provides one).
+    /// The theory's predicted exponent, where the engine derives one.
     pub predicted: Option<f64>,
+    /// `agree`, `near` or `disagree` (prediction against the interval), when there is a prediction.
+    pub agreement: Option<&'static str>,
 }
 
 /// Values grouped as `[(series, layer, quantity, step)] → [width][seed]`.
@@ -48,14 +50,22 @@ pub fn group(cfg: &SweepConfig, runs: &[RunResult]) -> Grouped {
     out
 }
 
-/// Fits every group.
+/// Fits every group, and puts the theory's prediction beside each fit it has one for.
 pub fn fit_all(cfg: &SweepConfig, grouped: &Grouped) -> Vec<FitRow> {
+    let cells = cfg.cells();
+    let theory_layer = cfg.theory_layer();
     grouped
         .iter()
         .enumerate()
         .filter_map(|(i, ((series, layer, quantity, step), values))| {
             let fit = fit_slope(&cfg.widths, values, cfg.bootstrap, i as u64)?;
-            Some(FitRow { series: series.clone(), layer: layer.clone(), quantity: quantity.clone(), step: *step, verdict: verdict(&fit, cfg.flat_tol), fit, predicted: None })
+            let predicted = (theory_layer == Some(layer.as_str()))
+                .then(|| cells.iter().find(|c| &c.series == series))
+                .flatten()
+                .and_then(|c| cfg.setting(c).predictions().into_iter().find(|p| p.quantity == quantity && p.step == *step))
+                .map(|p| p.exponent);
+            let agreement = predicted.map(|p| crate::theory::agreement(p, fit.lo, fit.hi, cfg.flat_tol));
+            Some(FitRow { series: series.clone(), layer: layer.clone(), quantity: quantity.clone(), step: *step, verdict: verdict(&fit, cfg.flat_tol), fit, predicted, agreement })
         })
         .collect()
 }
@@ -73,10 +83,11 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
         }
     }
     write_atomic(&out.join("results.csv"), csv.as_bytes())?;
-    let mut f = String::from("series,layer,quantity,step,slope,ci_lo,ci_hi,widths,verdict,predicted\n");
+    let mut f = String::from("series,layer,quantity,step,slope,ci_lo,ci_hi,widths,verdict,predicted,agreement\n");
     for r in fits {
         let p = r.predicted.map(|v| v.to_string()).unwrap_or_default();
-        let _ = writeln!(f, "{},{},{},{},{:.4},{:.4},{:.4},{},{},{p}", r.series, r.layer, r.quantity, r.step, r.fit.slope, r.fit.lo, r.fit.hi, r.fit.widths, r.verdict);
+        let a = r.agreement.unwrap_or_default();
+        let _ = writeln!(f, "{},{},{},{},{:.4},{:.4},{:.4},{},{},{p},{a}", r.series, r.layer, r.quantity, r.step, r.fit.slope, r.fit.lo, r.fit.hi, r.fit.widths, r.verdict);
     }
     write_atomic(&out.join("fits.csv"), f.as_bytes())
 }
@@ -92,12 +103,12 @@ pub fn summary(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: &st
         all.into_iter().filter(|s| pick.contains(s)).collect()
     };
     let mut s = String::new();
-    let _ = writeln!(s, "width exponent of {quantity} at {layer} (log-log slope over n = {:?}, 95% bootstrap interval over {} seeds; flat = |slope| ≤ {}; predicted: blank until the theory engine)", cfg.widths, cfg.seeds.len(), cfg.flat_tol);
+    let _ = writeln!(s, "width exponent of {quantity} at {layer} (log-log slope over n = {:?}, 95% bootstrap interval over {} seeds; flat = |slope| ≤ {})", cfg.widths, cfg.seeds.len(), cfg.flat_tol);
     let _ = write!(s, "{:<18}", "series");
     for t in &steps {
         let _ = write!(s, " {:>28}", format!("t = {t}"));
     }
-    let _ = writeln!(s, " {:>22}", "final loss n_min→n_max");
+    let _ = writeln!(s, " {:>22}  {}", "final loss n_min→n_max", "theory at t = 1");
     let series: Vec<String> = {
         let mut v: Vec<String> = fits.iter().map(|r| r.series.clone()).collect();
         v.dedup();
@@ -116,7 +127,12 @@ pub fn summary(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: &st
         let loss = grouped.get(&(name.clone(), "model".into(), "loss".into(), cfg.steps));
         let mean = |row: &Vec<f64>| row.iter().sum::<f64>() / row.len() as f64;
         let l = loss.map(|v| format!("{:.3}→{:.3}", mean(&v[0]), mean(&v[v.len() - 1]))).unwrap_or_else(|| "diverged".into());
-        let _ = writeln!(s, " {l:>22}");
+        let pred = fits
+            .iter()
+            .find(|r| r.series == name && r.layer == layer && r.quantity == quantity && r.step == 1)
+            .and_then(|r| r.predicted.map(|p| format!("{p:+.2} ({})", r.agreement.unwrap_or(""))))
+            .unwrap_or_else(|| "—".into());
+        let _ = writeln!(s, " {l:>22}  {pred}");
     }
     s
 }

@@ -292,6 +292,21 @@ impl SweepConfig {
         cells
     }
 
+    /// The theory's view of a cell (adapter, rule, rate groups, readout).
+    pub fn setting(&self, cell: &Cell) -> crate::theory::Setting {
+        let mut adapter = self.adapter.clone();
+        adapter.method = cell.arm.method;
+        let mut groups = self.optimizer.groups.clone();
+        groups.loraplus_ratio = cell.arm.loraplus_ratio;
+        groups.lr_exponent = cell.lr_exponent.clone();
+        crate::theory::Setting { adapter, rule: self.optimizer.rule, groups, readout: self.mlp.readout }
+    }
+
+    /// The square hidden layer the theory's predictions apply to (MLP studies adapting a `hidden.K` map).
+    pub fn theory_layer(&self) -> Option<&str> {
+        (self.model == "mlp").then(|| self.mlp.adapt.iter().find(|a| a.starts_with("hidden.")).map(|s| s.as_str())).flatten()
+    }
+
     fn probe_at(&self, t: u64) -> bool {
         self.probe_steps.is_empty() || self.probe_steps.contains(&t)
     }
