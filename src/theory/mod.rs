@@ -25,6 +25,8 @@
 //! Stable rates (THEORY §5.2 canonical rescaling): Adam $c^* = (1-\gamma)/2$ for SingLoRA at β = 1/2; SGD
 //! $c^* = 1-\rho-\gamma$.
 
+pub mod limit;
+
 use serde::Serialize;
 
 use crate::adapters::{AdapterConfig, Init, Method};
