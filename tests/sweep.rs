@@ -135,3 +135,25 @@ fn bad_configs_give_documented_errors() {
     assert!(e.contains("study.toml: line 3, column 1: missing comma"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `probes` selects what is recorded and `batch` trains on mini-batches (different numbers from full batch).
+#[test]
+fn probe_selection_and_mini_batches() {
+    let base = ["widths=[16,32]", "arms=[{name=\"s\",method=\"singlora\"}]", "lr_exponents=[0.5]", "task.examples=16"];
+    let run = |extra: &[&str], name: &str| {
+        let mut sets: Vec<&str> = base.to_vec();
+        sets.extend_from_slice(extra);
+        let cfg = small(&sets);
+        let out = tmp(name);
+        let runs = run_sweep(&cfg, &out, false).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        runs
+    };
+    let only_loss = run(&["probes=[\"loss\",\"test_\"]"], "probes");
+    assert!(only_loss.iter().all(|r| !r.records.is_empty() && r.records.iter().all(|x| x.quantity == "loss" || x.quantity.starts_with("test_"))));
+    let full = run(&["probes=[\"loss\"]"], "fullbatch");
+    let mini = run(&["probes=[\"loss\"]", "batch=4"], "minibatch");
+    assert_eq!(full[0].records[0], mini[0].records[0], "same initial loss");
+    assert_ne!(full[0].records.last(), mini[0].records.last(), "mini-batches must change the trajectory");
+    assert!(SweepConfig::load(None, &["batch=0".to_string()]).unwrap_err().to_string().contains("invalid batch = 0"));
+}

@@ -4,7 +4,7 @@
 //!   y = the quantity at the adapted layer on log₂ axes, a line per series (geometric mean over seeds) and a band
 //!   from the smallest to the largest seed.
 //! - `slopes_<quantity>.{png,svg}`: the fitted width exponent against step, a line per series with its bootstrap
-//!   interval as error bars.
+//!   interval as error bars, and the theory's predicted exponent as a cross where it has one.
 //! - `steps_by_series.{png,svg}`: the nanoGPT-μP layout, a row per series and a column per quantity, a line per step.
 //! - `loss_<series>.{png,svg}`: training loss against step, a line per width.
 
@@ -211,7 +211,7 @@ fn slopes<DB: DrawingBackend>(fits: &[FitRow], layer: &str, quantity: &str, root
     let yhi = rows.iter().map(|r| r.fit.hi).fold(f64::NEG_INFINITY, f64::max).max(0.6) + 0.1;
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("width exponent of {quantity} at {layer} (95% bootstrap interval over seeds)"), ("sans-serif", 18))
+        .caption(format!("width exponent of {quantity} at {layer}: measured (95% bootstrap interval), × predicted"), ("sans-serif", 18))
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(50)
@@ -239,6 +239,10 @@ fn slopes<DB: DrawingBackend>(fits: &[FitRow], layer: &str, quantity: &str, root
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
         chart
             .draw_series(pts.iter().map(|r| ErrorBar::new_vertical(r.step as f64 + off, r.fit.lo, r.fit.slope, r.fit.hi, c.filled(), 6)))
+            .map_err(plot_err)?;
+        // The theory's prediction, where it has one: a cross in the series' colour.
+        chart
+            .draw_series(pts.iter().filter_map(|r| r.predicted.map(|p| Cross::new((r.step as f64 + off, p), 6, c.stroke_width(2)))))
             .map_err(plot_err)?;
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 12)).draw().map_err(plot_err)?;

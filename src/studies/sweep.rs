@@ -108,6 +108,13 @@ pub struct SweepConfig {
     /// Steps to record (empty: every step).
     #[serde(default)]
     pub probe_steps: Vec<u64>,
+    /// Quantities to record: names or prefixes such as `dz_rms`, `grad_fro` (empty: every probe).
+    #[serde(default)]
+    pub probes: Vec<String>,
+    /// Mini-batch size (absent: full batch, the μP coordinate check's fixed batch). Probes always use the full
+    /// training set.
+    #[serde(default)]
+    pub batch: Option<usize>,
     /// Flatness tolerance of the verdicts.
     #[serde(default = "tol")]
     pub flat_tol: f64,
@@ -253,6 +260,9 @@ impl SweepConfig {
                 return Err(Error::invalid("lr_exponents", "[]", &format!("at least one exponent (arm {} fixes none)", arm.name)));
             }
         }
+        if self.batch == Some(0) {
+            return Err(Error::invalid("batch", 0, "a positive integer, or no batch for full-batch training"));
+        }
         if self.task.examples == 0 || self.task.test_examples == 0 {
             return Err(Error::invalid("task.examples", 0, "a positive integer"));
         }
@@ -320,7 +330,7 @@ impl SweepConfig {
         optimizer.lr = self.lr;
         optimizer.groups.loraplus_ratio = cell.arm.loraplus_ratio;
         optimizer.groups.lr_exponent = cell.lr_exponent.clone();
-        let tc = TrainConfig { optimizer, steps: self.steps, batch: None, ramp: adapter.ramp, width: cell.width };
+        let tc = TrainConfig { optimizer, steps: self.steps, batch: self.batch, ramp: adapter.ramp, width: cell.width };
         let t = &self.task;
         let (records, diverged_at) = if self.model == "mlp" {
             let mlp = MlpConfig { width: cell.width, ..self.mlp.clone() };
@@ -345,7 +355,11 @@ impl SweepConfig {
                 probe.observe(t, m, u, data);
             }
         })?;
-        Ok((probe.records, rec.diverged_at))
+        let mut records = probe.records;
+        if !self.probes.is_empty() {
+            records.retain(|r| self.probes.iter().any(|p| r.quantity.starts_with(p.as_str())));
+        }
+        Ok((records, rec.diverged_at))
     }
 }
 
