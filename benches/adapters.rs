@@ -23,13 +23,27 @@ fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
 
 fn bench<T: Scalar>() {
     let b = 64;
-    println!("{:<14} {:>6} {:>12} {:>12} {:>12} {:>12}", format!("method ({})", T::DTYPE), "n", "fwd ms", "fwd GF/s", "fwd+bwd ms", "f+b GF/s");
+    println!(
+        "{:<14} {:>6} {:>12} {:>12} {:>12} {:>12}",
+        format!("method ({})", T::DTYPE),
+        "n",
+        "fwd ms",
+        "fwd GF/s",
+        "fwd+bwd ms",
+        "f+b GF/s"
+    );
     for n in [256usize, 1024, 4096] {
-        let w0: Array2<T> = normal_matrix(&mut SeedRng::new(0, "w0"), n, n, 1.0 / (n as f64).sqrt());
+        let w0: Array2<T> =
+            normal_matrix(&mut SeedRng::new(0, "w0"), n, n, 1.0 / (n as f64).sqrt());
         let x: Array2<T> = normal_matrix(&mut SeedRng::new(0, "x"), b, n, 1.0);
         let g: Array2<T> = normal_matrix(&mut SeedRng::new(0, "g"), b, n, 1.0);
         for method in Method::ALL {
-            let mut layer = AdaptedLinear::new(w0.clone(), &AdapterConfig::new(method).rank_alpha(8, 8.0), 1).unwrap();
+            let mut layer = AdaptedLinear::new(
+                w0.clone(),
+                &AdapterConfig::new(method).rank_alpha(8, 8.0),
+                1,
+            )
+            .unwrap();
             layer.randomize(2, T::one());
             let reps = if n >= 4096 { 3 } else { 10 };
             let fwd = best_of(reps, || {
@@ -41,7 +55,15 @@ fn bench<T: Scalar>() {
             });
             // Base products: forward XW0ᵀ; backward GW0 (and DoRA's extra XVᵀ, full's GᵀX, not counted).
             let flop = 2.0 * (b * n * n) as f64;
-            println!("{:<14} {:>6} {:>12.3} {:>12.1} {:>12.3} {:>12.1}", method.name(), n, fwd * 1e3, flop / fwd / 1e9, both * 1e3, 3.0 * flop / both / 1e9);
+            println!(
+                "{:<14} {:>6} {:>12.3} {:>12.1} {:>12.3} {:>12.1}",
+                method.name(),
+                n,
+                fwd * 1e3,
+                flop / fwd / 1e9,
+                both * 1e3,
+                3.0 * flop / both / 1e9
+            );
         }
     }
 }

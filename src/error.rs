@@ -43,12 +43,19 @@ pub enum Error {
 impl Error {
     /// `invalid FIELD = VALUE: expected EXPECTED`.
     pub fn invalid(field: &str, value: impl Display, expected: &str) -> Self {
-        Error::Invalid { field: field.to_string(), value: value.to_string(), expected: expected.to_string() }
+        Error::Invalid {
+            field: field.to_string(),
+            value: value.to_string(),
+            expected: expected.to_string(),
+        }
     }
 
     /// Wraps an I/O error with its path.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

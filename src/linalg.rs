@@ -30,17 +30,26 @@ pub fn mm_tn<T: Scalar>(a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> Array2<T>
 
 /// $C \mathrel{+}= \alpha A B$.
 #[track_caller]
-pub fn mm_acc<T: Scalar>(alpha: T, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>, c: ArrayViewMut2<'_, T>) {
+pub fn mm_acc<T: Scalar>(
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    c: ArrayViewMut2<'_, T>,
+) {
     T::gemm(alpha, a, b, true, c);
 }
 
 /// Frobenius norm $\lVert A \rVert_F$, accumulated in f64.
-pub fn frobenius<T: Scalar, D: ndarray::Dimension>(a: &ndarray::ArrayBase<impl ndarray::Data<Elem = T>, D>) -> f64 {
+pub fn frobenius<T: Scalar, D: ndarray::Dimension>(
+    a: &ndarray::ArrayBase<impl ndarray::Data<Elem = T>, D>,
+) -> f64 {
     a.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt()
 }
 
 /// Coordinate size $\mathrm{rms}(v) = \lVert v \rVert_2 / \sqrt{d}$ (μP's `l2` statistic); 0 for an empty array.
-pub fn rms<T: Scalar, D: ndarray::Dimension>(a: &ndarray::ArrayBase<impl ndarray::Data<Elem = T>, D>) -> f64 {
+pub fn rms<T: Scalar, D: ndarray::Dimension>(
+    a: &ndarray::ArrayBase<impl ndarray::Data<Elem = T>, D>,
+) -> f64 {
     if a.is_empty() {
         0.0
     } else {
@@ -49,7 +58,9 @@ pub fn rms<T: Scalar, D: ndarray::Dimension>(a: &ndarray::ArrayBase<impl ndarray
 }
 
 /// Mean absolute coordinate $\tfrac1d\sum_i |v_i|$ (μP's `l1` statistic).
-pub fn mean_abs<T: Scalar, D: ndarray::Dimension>(a: &ndarray::ArrayBase<impl ndarray::Data<Elem = T>, D>) -> f64 {
+pub fn mean_abs<T: Scalar, D: ndarray::Dimension>(
+    a: &ndarray::ArrayBase<impl ndarray::Data<Elem = T>, D>,
+) -> f64 {
     if a.is_empty() {
         0.0
     } else {
@@ -65,14 +76,26 @@ pub fn row_norms<T: Scalar>(w: ArrayView2<'_, T>) -> Array1<T> {
 /// $\mathrm{diag}(d)\,A$: scales row $i$ of `a` by $d_i$.
 #[track_caller]
 pub fn scale_rows<T: Scalar>(d: ArrayView1<'_, T>, a: ArrayView2<'_, T>) -> Array2<T> {
-    assert_eq!(d.len(), a.nrows(), "scale_rows: {} factors for {} rows", d.len(), a.nrows());
+    assert_eq!(
+        d.len(),
+        a.nrows(),
+        "scale_rows: {} factors for {} rows",
+        d.len(),
+        a.nrows()
+    );
     &a * &d.insert_axis(Axis(1))
 }
 
 /// $A\,\mathrm{diag}(d)$: scales column $j$ of `a` by $d_j$.
 #[track_caller]
 pub fn scale_cols<T: Scalar>(a: ArrayView2<'_, T>, d: ArrayView1<'_, T>) -> Array2<T> {
-    assert_eq!(d.len(), a.ncols(), "scale_cols: {} factors for {} columns", d.len(), a.ncols());
+    assert_eq!(
+        d.len(),
+        a.ncols(),
+        "scale_cols: {} factors for {} columns",
+        d.len(),
+        a.ncols()
+    );
     &a * &d.insert_axis(Axis(0))
 }
 
@@ -113,15 +136,22 @@ pub fn op_norm_power<T: Scalar>(
 /// Dense spectral norm via faer's singular values (for tests and small matrices).
 pub fn op_norm_dense<T: Scalar>(m: ArrayView2<'_, T>) -> f64 {
     let f = faer::Mat::<f64>::from_fn(m.nrows(), m.ncols(), |i, j| m[[i, j]].f64());
-    f.singular_values().map(|s| s.first().copied().unwrap_or(0.0)).unwrap_or(f64::NAN)
+    f.singular_values()
+        .map(|s| s.first().copied().unwrap_or(0.0))
+        .unwrap_or(f64::NAN)
 }
 
 /// Eigenvalues (ascending) of a symmetric matrix, via faer.
 #[track_caller]
 pub fn symmetric_eigenvalues<T: Scalar>(m: ArrayView2<'_, T>) -> Vec<f64> {
-    assert_eq!(m.nrows(), m.ncols(), "symmetric_eigenvalues needs a square matrix");
+    assert_eq!(
+        m.nrows(),
+        m.ncols(),
+        "symmetric_eigenvalues needs a square matrix"
+    );
     let f = faer::Mat::<f64>::from_fn(m.nrows(), m.ncols(), |i, j| m[[i, j]].f64());
-    f.self_adjoint_eigenvalues(faer::Side::Lower).expect("symmetric eigenvalues did not converge")
+    f.self_adjoint_eigenvalues(faer::Side::Lower)
+        .expect("symmetric eigenvalues did not converge")
 }
 
 /// Numerical rank: singular values above `rtol·σ_max`.

@@ -33,7 +33,9 @@ impl SeedRng {
         if bound == 0.0 {
             return 0.0;
         }
-        Uniform::new(-bound, bound).expect("finite bound").sample(&mut self.0)
+        Uniform::new(-bound, bound)
+            .expect("finite bound")
+            .sample(&mut self.0)
     }
 
     /// A uniform integer in `0..n`.
@@ -48,16 +50,28 @@ impl SeedRng {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// $M_{ij} \sim \mathcal N(0, \sigma^2)$, drawn in f64 and rounded to `T` (so f32 and f64 runs see the same draws).
-pub fn normal_matrix<T: Scalar>(rng: &mut SeedRng, rows: usize, cols: usize, std: f64) -> Array2<T> {
+pub fn normal_matrix<T: Scalar>(
+    rng: &mut SeedRng,
+    rows: usize,
+    cols: usize,
+    std: f64,
+) -> Array2<T> {
     Array2::from_shape_simple_fn((rows, cols), || T::of(std * rng.normal()))
 }
 
 /// $M_{ij} \sim \mathcal U(-b, b)$.
-pub fn uniform_matrix<T: Scalar>(rng: &mut SeedRng, rows: usize, cols: usize, bound: f64) -> Array2<T> {
+pub fn uniform_matrix<T: Scalar>(
+    rng: &mut SeedRng,
+    rows: usize,
+    cols: usize,
+    bound: f64,
+) -> Array2<T> {
     Array2::from_shape_simple_fn((rows, cols), || T::of(rng.uniform(bound)))
 }
 

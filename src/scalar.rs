@@ -37,7 +37,13 @@ pub trait Scalar:
     /// $C \leftarrow \alpha\,A B$, or $C \leftarrow C + \alpha\,A B$ when `accumulate` is true.
     ///
     /// Any strides are accepted, so transposed views (`a.t()`) cost nothing.
-    fn gemm(alpha: Self, a: ArrayView2<'_, Self>, b: ArrayView2<'_, Self>, accumulate: bool, c: ArrayViewMut2<'_, Self>);
+    fn gemm(
+        alpha: Self,
+        a: ArrayView2<'_, Self>,
+        b: ArrayView2<'_, Self>,
+        accumulate: bool,
+        c: ArrayViewMut2<'_, Self>,
+    );
 
     /// Little-endian bytes of a contiguous slice (the safetensors payload).
     fn write_le(values: &[Self]) -> Vec<u8>;
@@ -62,11 +68,22 @@ macro_rules! impl_scalar {
             }
 
             #[track_caller]
-            fn gemm(alpha: Self, a: ArrayView2<'_, Self>, b: ArrayView2<'_, Self>, accumulate: bool, mut c: ArrayViewMut2<'_, Self>) {
+            fn gemm(
+                alpha: Self,
+                a: ArrayView2<'_, Self>,
+                b: ArrayView2<'_, Self>,
+                accumulate: bool,
+                mut c: ArrayViewMut2<'_, Self>,
+            ) {
                 assert!(
                     a.ncols() == b.nrows() && c.nrows() == a.nrows() && c.ncols() == b.ncols(),
                     "gemm shape mismatch: ({}x{})·({}x{}) into ({}x{})",
-                    a.nrows(), a.ncols(), b.nrows(), b.ncols(), c.nrows(), c.ncols()
+                    a.nrows(),
+                    a.ncols(),
+                    b.nrows(),
+                    b.ncols(),
+                    c.nrows(),
+                    c.ncols()
                 );
                 let (m, n) = (c.nrows(), c.ncols());
                 if m == 0 || n == 0 {
@@ -90,7 +107,11 @@ macro_rules! impl_scalar {
                         faer::MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, cs0, cs1),
                     )
                 };
-                let accum = if accumulate { faer::Accum::Add } else { faer::Accum::Replace };
+                let accum = if accumulate {
+                    faer::Accum::Add
+                } else {
+                    faer::Accum::Replace
+                };
                 faer::linalg::matmul::matmul(fc, accum, fa, fb, alpha, faer::Par::Seq);
             }
 
@@ -100,7 +121,10 @@ macro_rules! impl_scalar {
 
             fn read_le(bytes: &[u8]) -> Vec<Self> {
                 const W: usize = std::mem::size_of::<$t>();
-                bytes.chunks_exact(W).map(|c| <$t>::from_le_bytes(c.try_into().unwrap())).collect()
+                bytes
+                    .chunks_exact(W)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().unwrap()))
+                    .collect()
             }
         }
     };

@@ -4,10 +4,10 @@
 use ndarray::{s, Array2};
 use serde::Serialize;
 
+use crate::adapters::Ramp;
 use crate::error::Result;
 use crate::models::Model;
 use crate::optim::OptimizerConfig;
-use crate::adapters::Ramp;
 use crate::scalar::Scalar;
 
 /// Mean-squared error $L = \tfrac{1}{2N}\lVert Y - Y^*\rVert_F^2$ and $G = \partial L/\partial Y = (Y - Y^*)/N$.
@@ -23,16 +23,31 @@ pub fn mse<T: Scalar>(y: &Array2<T>, target: &Array2<T>) -> (f64, Array2<T>) {
 /// scored rows and $\tau_i$ the target row:
 /// $L = -\tfrac1N\sum_i \tau_i\cdot\log p_i$, $G_i = (p_i\,\textstyle\sum_j\tau_{ij} - \tau_i)/N$.
 pub fn cross_entropy<T: Scalar>(y: &Array2<T>, target: &Array2<T>) -> (f64, Array2<T>) {
-    assert_eq!(y.dim(), target.dim(), "cross_entropy: logits and targets differ in shape");
-    let scored = target.outer_iter().filter(|t| t.iter().any(|v| *v != T::zero())).count().max(1) as f64;
+    assert_eq!(
+        y.dim(),
+        target.dim(),
+        "cross_entropy: logits and targets differ in shape"
+    );
+    let scored = target
+        .outer_iter()
+        .filter(|t| t.iter().any(|v| *v != T::zero()))
+        .count()
+        .max(1) as f64;
     let mut g = Array2::<T>::zeros(y.dim());
     let mut loss = 0.0;
-    for ((row, t), mut grow) in y.outer_iter().zip(target.outer_iter()).zip(g.outer_iter_mut()) {
+    for ((row, t), mut grow) in y
+        .outer_iter()
+        .zip(target.outer_iter())
+        .zip(g.outer_iter_mut())
+    {
         let mass: f64 = t.iter().map(|v| v.f64()).sum();
         if mass == 0.0 {
             continue;
         }
-        let max = row.iter().map(|v| v.f64()).fold(f64::NEG_INFINITY, f64::max);
+        let max = row
+            .iter()
+            .map(|v| v.f64())
+            .fold(f64::NEG_INFINITY, f64::max);
         let lse = max + row.iter().map(|v| (v.f64() - max).exp()).sum::<f64>().ln();
         for ((gj, yj), tj) in grow.iter_mut().zip(row).zip(t) {
             let logp = yj.f64() - lse;
@@ -45,7 +60,18 @@ pub fn cross_entropy<T: Scalar>(y: &Array2<T>, target: &Array2<T>) -> (f64, Arra
 
 /// Fraction of scored rows whose arg-max prediction equals the target's arg-max.
 pub fn accuracy<T: Scalar>(y: &Array2<T>, target: &Array2<T>) -> f64 {
-    let argmax = |r: ndarray::ArrayView1<'_, T>| r.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, v)| if v.f64() > b.1 { (i, v.f64()) } else { b }).0;
+    let argmax = |r: ndarray::ArrayView1<'_, T>| {
+        r.iter()
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |b, (i, v)| {
+                if v.f64() > b.1 {
+                    (i, v.f64())
+                } else {
+                    b
+                }
+            })
+            .0
+    };
     let (mut hit, mut n) = (0usize, 0usize);
     for (row, t) in y.outer_iter().zip(target.outer_iter()) {
         if t.iter().any(|v| *v != T::zero()) {
@@ -53,7 +79,11 @@ pub fn accuracy<T: Scalar>(y: &Array2<T>, target: &Array2<T>) -> f64 {
             hit += usize::from(argmax(row) == argmax(t));
         }
     }
-    if n == 0 { f64::NAN } else { hit as f64 / n as f64 }
+    if n == 0 {
+        f64::NAN
+    } else {
+        hit as f64 / n as f64
+    }
 }
 
 /// The training loss of a task.
@@ -123,10 +153,24 @@ pub struct TrainRecord {
 }
 
 /// Trains `model` on `data`, calling `observe(t, model, u)` before every step t = 0…steps (for probes).
-pub fn train_observed<T: Scalar, M: Model<T>>(model: &mut M, cfg: &TrainConfig, data: &Dataset<T>, mut observe: impl FnMut(u64, &M, T)) -> Result<TrainRecord> {
+pub fn train_observed<T: Scalar, M: Model<T>>(
+    model: &mut M,
+    cfg: &TrainConfig,
+    data: &Dataset<T>,
+    mut observe: impl FnMut(u64, &M, T),
+) -> Result<TrainRecord> {
     let mut opt = cfg.optimizer.init()?;
-    let factors: Vec<f64> = model.params_info().iter().map(|p| cfg.optimizer.groups.factor(p.info.role, cfg.width)).collect();
-    let mut rec = TrainRecord { train_loss: Vec::new(), test_loss: Vec::new(), test_accuracy: Vec::new(), diverged_at: None };
+    let factors: Vec<f64> = model
+        .params_info()
+        .iter()
+        .map(|p| cfg.optimizer.groups.factor(p.info.role, cfg.width))
+        .collect();
+    let mut rec = TrainRecord {
+        train_loss: Vec::new(),
+        test_loss: Vec::new(),
+        test_accuracy: Vec::new(),
+        diverged_at: None,
+    };
     let rpe = data.rows_per_example.max(1);
     let examples = data.x_train.nrows() / rpe;
     let bs = cfg.batch.unwrap_or(examples).clamp(1, examples.max(1));
@@ -152,7 +196,10 @@ pub fn train_observed<T: Scalar, M: Model<T>>(model: &mut M, cfg: &TrainConfig, 
         let start = (t as usize * bs) % examples;
         let end = (start + bs).min(examples);
         let rows = s![start * rpe..end * rpe, ..];
-        let (xb, yb) = (data.x_train.slice(rows).to_owned(), data.y_train.slice(rows).to_owned());
+        let (xb, yb) = (
+            data.x_train.slice(rows).to_owned(),
+            data.y_train.slice(rows).to_owned(),
+        );
         let (out_b, cache) = model.forward(&xb, u);
         let (_, g) = data.loss.eval(&out_b, &yb);
         let grads = model.backward(&cache, &g, u);
@@ -166,6 +213,10 @@ pub fn train_observed<T: Scalar, M: Model<T>>(model: &mut M, cfg: &TrainConfig, 
 }
 
 /// Trains `model` on `data` (see [`train_observed`]).
-pub fn train<T: Scalar, M: Model<T>>(model: &mut M, cfg: &TrainConfig, data: &Dataset<T>) -> Result<TrainRecord> {
+pub fn train<T: Scalar, M: Model<T>>(
+    model: &mut M,
+    cfg: &TrainConfig,
+    data: &Dataset<T>,
+) -> Result<TrainRecord> {
     train_observed(model, cfg, data, |_, _, _| {})
 }

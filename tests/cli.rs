@@ -4,8 +4,15 @@
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_singlora")).args(args).output().expect("binary runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_singlora"))
+        .args(args)
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -51,9 +58,16 @@ fn bad_layer_arguments_fail_with_one_line() {
         let (code, stdout, stderr) = run(args);
         assert_eq!(code, 2, "{args:?}: exit code");
         assert!(stdout.is_empty(), "{args:?}: printed {stdout}");
-        assert_eq!(stderr.lines().count(), 1, "{args:?}: stderr is not one line: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: stderr is not one line: {stderr}"
+        );
         assert!(stderr.starts_with("singlora: error: "), "{stderr}");
-        assert!(stderr.contains(expected), "{args:?}: {stderr:?} lacks {expected:?}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: {stderr:?} lacks {expected:?}"
+        );
         assert!(!out.exists(), "{args:?}: a file was written");
     }
 }
@@ -61,7 +75,23 @@ fn bad_layer_arguments_fail_with_one_line() {
 #[test]
 fn layer_writes_a_loadable_file_and_nothing_else() {
     let out = tmp("ok.safetensors");
-    let (code, stdout, stderr) = run(&["layer", "--method", "singlora_dora", "--d-in", "5", "--d-out", "8", "--rank", "2", "--u", "0.4", "--seed", "7", "--out", out.to_str().unwrap()]);
+    let (code, stdout, stderr) = run(&[
+        "layer",
+        "--method",
+        "singlora_dora",
+        "--d-in",
+        "5",
+        "--d-out",
+        "8",
+        "--rank",
+        "2",
+        "--u",
+        "0.4",
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("wrote"));
     let bytes = std::fs::read(&out).unwrap();
@@ -70,25 +100,62 @@ fn layer_writes_a_loadable_file_and_nothing_else() {
     assert_eq!(d.metadata["seed"], "7");
     assert_eq!(d.tensors["singlora_A.weight"].shape(), [8, 2]);
     // No temporary files left next to the output.
-    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
     assert!(leftovers.is_empty());
     // Same arguments, same bytes.
     let out2 = tmp("ok2.safetensors");
-    run(&["layer", "--method", "singlora_dora", "--d-in", "5", "--d-out", "8", "--rank", "2", "--u", "0.4", "--seed", "7", "--out", out2.to_str().unwrap()]);
+    run(&[
+        "layer",
+        "--method",
+        "singlora_dora",
+        "--d-in",
+        "5",
+        "--d-out",
+        "8",
+        "--rank",
+        "2",
+        "--u",
+        "0.4",
+        "--seed",
+        "7",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
     assert_eq!(std::fs::read(&out2).unwrap(), bytes);
 }
 
 #[test]
 fn train_reports_a_falling_held_out_loss() {
-    let (code, stdout, stderr) = run(&["train", "--width", "64", "--steps", "60", "--activation", "gelu"]);
+    let (code, stdout, stderr) = run(&[
+        "train",
+        "--width",
+        "64",
+        "--steps",
+        "60",
+        "--activation",
+        "gelu",
+    ]);
     assert_eq!(code, 0, "{stderr}");
-    let rows: Vec<Vec<f64>> = stdout.lines().filter_map(|l| {
-        let f: Vec<f64> = l.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-        (f.len() == 3).then_some(f)
-    }).collect();
+    let rows: Vec<Vec<f64>> = stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<f64> = l
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            (f.len() == 3).then_some(f)
+        })
+        .collect();
     assert!(rows.len() >= 2, "{stdout}");
     let (first, last) = (rows[0][2], rows[rows.len() - 1][2]);
-    assert!(last < first / 2.0, "held-out loss {first} → {last}\n{stdout}");
+    assert!(
+        last < first / 2.0,
+        "held-out loss {first} → {last}\n{stdout}"
+    );
 }
 
 /// A small sweep through the binary: a table of slopes, every table and figure written; `plot` redraws them.
@@ -96,11 +163,36 @@ fn train_reports_a_falling_held_out_loss() {
 fn sweep_and_plot_from_the_command_line() {
     let out = tmp("sweep");
     let o = out.to_str().unwrap();
-    let (code, stdout, stderr) = run(&["sweep", "--set", "widths=[16,32,64]", "--set", "seeds=[0,1]", "--set", "steps=2", "--out", o]);
+    let (code, stdout, stderr) = run(&[
+        "sweep",
+        "--set",
+        "widths=[16,32,64]",
+        "--set",
+        "seeds=[0,1]",
+        "--set",
+        "steps=2",
+        "--out",
+        o,
+    ]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("width exponent of dz_rms at hidden.1"), "{stdout}");
-    assert!(stdout.contains("singlora@c=0.5") && stdout.contains("lora+@c=1"), "{stdout}");
-    for f in ["results.csv", "fits.csv", "manifest.json", "config.toml", "figures/coord_dz_rms.png", "figures/coord_dz_rms.svg", "figures/slopes_dz_rms.png", "figures/loss_loraplus_c0.5.png"] {
+    assert!(
+        stdout.contains("width exponent of dz_rms at hidden.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("singlora@c=0.5") && stdout.contains("lora+@c=1"),
+        "{stdout}"
+    );
+    for f in [
+        "results.csv",
+        "fits.csv",
+        "manifest.json",
+        "config.toml",
+        "figures/coord_dz_rms.png",
+        "figures/coord_dz_rms.svg",
+        "figures/slopes_dz_rms.png",
+        "figures/loss_loraplus_c0.5.png",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     let png = std::fs::read(out.join("figures/coord_dz_rms.png")).unwrap();
@@ -109,18 +201,53 @@ fn sweep_and_plot_from_the_command_line() {
     let (code, stdout2, stderr) = run(&["plot", o]);
     assert_eq!(code, 0, "{stderr}");
     assert!(out.join("figures/coord_dz_rms.svg").exists());
-    assert_eq!(stdout.lines().filter(|l| l.contains("@c=")).collect::<Vec<_>>(), stdout2.lines().filter(|l| l.contains("@c=")).collect::<Vec<_>>());
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("@c="))
+            .collect::<Vec<_>>(),
+        stdout2
+            .lines()
+            .filter(|l| l.contains("@c="))
+            .collect::<Vec<_>>()
+    );
 }
 
 /// Streamed batches: each step sees fresh examples and the held-out loss still falls.
 #[test]
 fn streamed_training() {
-    let (code, stdout, stderr) = run(&["train", "--width", "64", "--batch", "16", "--stream", "--steps", "80", "--activation", "gelu"]);
+    let (code, stdout, stderr) = run(&[
+        "train",
+        "--width",
+        "64",
+        "--batch",
+        "16",
+        "--stream",
+        "--steps",
+        "80",
+        "--activation",
+        "gelu",
+    ]);
     assert_eq!(code, 0, "{stderr}");
-    let last: Vec<f64> = stdout.lines().last().unwrap().split_whitespace().filter_map(|w| w.parse().ok()).collect();
-    let first: Vec<f64> = stdout.lines().find(|l| l.trim_start().starts_with("0 ")).unwrap().split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let last: Vec<f64> = stdout
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let first: Vec<f64> = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("0 "))
+        .unwrap()
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
     assert!(last[2] < first[2] / 2.0, "{stdout}");
     let (code, _, stderr) = run(&["train", "--stream"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("invalid stream = true: expected --batch B"), "{stderr}");
+    assert!(
+        stderr.contains("invalid stream = true: expected --batch B"),
+        "{stderr}"
+    );
 }

@@ -11,14 +11,26 @@ use singlora::adapters::{AdaptedLinear, AdapterConfig, Method, Update};
 fn counts_per_layer() {
     for &(d_in, d_out) in &[(6, 6), (5, 9), (9, 5), (1, 13)] {
         for r in 1..=d_in.min(d_out) {
-            let count = |m: Method| AdaptedLinear::<f64>::new(Array2::zeros((d_out, d_in)), &AdapterConfig::new(m).rank_alpha(r, 1.0), 0).unwrap().num_trainable();
+            let count = |m: Method| {
+                AdaptedLinear::<f64>::new(
+                    Array2::zeros((d_out, d_in)),
+                    &AdapterConfig::new(m).rank_alpha(r, 1.0),
+                    0,
+                )
+                .unwrap()
+                .num_trainable()
+            };
             assert_eq!(count(Method::Lora), r * (d_in + d_out));
             assert_eq!(count(Method::Dora), r * (d_in + d_out) + d_out);
             assert_eq!(count(Method::Singlora), r * d_in.max(d_out));
             assert_eq!(count(Method::SingloraDora), r * d_in.max(d_out) + d_out);
             assert_eq!(count(Method::Full), d_in * d_out);
             if d_in == d_out {
-                assert_eq!(2 * count(Method::Singlora), count(Method::Lora), "square: exactly half");
+                assert_eq!(
+                    2 * count(Method::Singlora),
+                    count(Method::Lora),
+                    "square: exactly half"
+                );
             }
         }
     }
@@ -30,12 +42,32 @@ fn counts_per_layer() {
 #[test]
 fn llama_7b_block_ratio() {
     let r = 8;
-    let shapes_all = [(4096, 4096), (4096, 4096), (4096, 4096), (4096, 4096), (4096, 11008), (4096, 11008), (11008, 4096)];
+    let shapes_all = [
+        (4096, 4096),
+        (4096, 4096),
+        (4096, 4096),
+        (4096, 4096),
+        (4096, 11008),
+        (4096, 11008),
+        (11008, 4096),
+    ];
     let lora = |shapes: &[(usize, usize)]| -> usize {
-        shapes.iter().map(|&(d_in, d_out)| LowRank::<f32>::new(Array2::zeros((r, d_in)), Array2::zeros((d_out, r))).num_trainable()).sum()
+        shapes
+            .iter()
+            .map(|&(d_in, d_out)| {
+                LowRank::<f32>::new(Array2::zeros((r, d_in)), Array2::zeros((d_out, r)))
+                    .num_trainable()
+            })
+            .sum()
     };
     let sing = |shapes: &[(usize, usize)]| -> usize {
-        shapes.iter().map(|&(d_in, d_out)| Symmetric::<f32>::new(Array2::zeros((d_in.max(d_out), r)), d_in, d_out).num_trainable()).sum()
+        shapes
+            .iter()
+            .map(|&(d_in, d_out)| {
+                Symmetric::<f32>::new(Array2::zeros((d_in.max(d_out), r)), d_in, d_out)
+                    .num_trainable()
+            })
+            .sum()
     };
     assert_eq!(lora(&shapes_all), 78_080 * r);
     assert_eq!(sing(&shapes_all), 49_408 * r);

@@ -6,8 +6,16 @@ use approx::assert_abs_diff_eq;
 use ndarray::{array, Array2};
 use singlora::adapters::{AdaptedLinear, AdapterConfig, DoraNorm, Method};
 
-fn layer(method: Method, w0: Array2<f64>, rank: usize, alpha: f64, params: &[Array2<f64>], magnitude: Option<ndarray::Array1<f64>>) -> AdaptedLinear<f64> {
-    let mut l = AdaptedLinear::new(w0, &AdapterConfig::new(method).rank_alpha(rank, alpha), 0).unwrap();
+fn layer(
+    method: Method,
+    w0: Array2<f64>,
+    rank: usize,
+    alpha: f64,
+    params: &[Array2<f64>],
+    magnitude: Option<ndarray::Array1<f64>>,
+) -> AdaptedLinear<f64> {
+    let mut l =
+        AdaptedLinear::new(w0, &AdapterConfig::new(method).rank_alpha(rank, alpha), 0).unwrap();
     for (mut p, v) in l.params_mut().into_iter().zip(params) {
         p.assign(&v.view().into_dyn());
     }
@@ -28,7 +36,14 @@ fn m2(a: &ndarray::ArrayD<f64>) -> Array2<f64> {
 /// G = [1,2]: ∂D = GᵀX = [[1,1],[2,2]]; ∂X = G W = [1·1+2·3, 1·3+2·4] = [7, 11].
 #[test]
 fn golden_full() {
-    let l = layer(Method::Full, array![[1., 2.], [3., 4.]], 1, 1.0, &[array![[0., 1.], [0., 0.]]], None);
+    let l = layer(
+        Method::Full,
+        array![[1., 2.], [3., 4.]],
+        1,
+        1.0,
+        &[array![[0., 1.], [0., 0.]]],
+        None,
+    );
     let x = array![[1., 1.]];
     let g = array![[1., 2.]];
     assert_eq!(l.forward(x.view(), 1.0), array![[4., 7.]]);
@@ -43,7 +58,14 @@ fn golden_full() {
 /// ∂X = G W0 + s·(GB)A = [1,0] + 6·[1,2] = [7,12].
 #[test]
 fn golden_lora() {
-    let l = layer(Method::Lora, Array2::eye(2), 1, 2.0, &[array![[1., 2.]], array![[3.], [-1.]]], None);
+    let l = layer(
+        Method::Lora,
+        Array2::eye(2),
+        1,
+        2.0,
+        &[array![[1., 2.]], array![[3.], [-1.]]],
+        None,
+    );
     let x = array![[1., 1.]];
     let g = array![[1., 0.]];
     assert_eq!(l.forward(x.view(), 1.0), array![[19., -5.]]);
@@ -60,7 +82,14 @@ fn golden_lora() {
 /// ∂A[:2] += c·Xᵀ(GA_out) = ½·6·[1,-1] = [3,-3]. Total ∂A = [5/2, -7/2, -1/2]. ∂X = c·(GA_out)A_inᵀ = 3·[1,2] = [3,6].
 #[test]
 fn golden_singlora_tall() {
-    let l = layer(Method::Singlora, Array2::zeros((3, 2)), 1, 1.0, &[array![[1.], [2.], [3.]]], None);
+    let l = layer(
+        Method::Singlora,
+        Array2::zeros((3, 2)),
+        1,
+        1.0,
+        &[array![[1.], [2.], [3.]]],
+        None,
+    );
     let x = array![[1., -1.]];
     let g = array![[1., 1., 1.]];
     assert_eq!(l.delta_w(1.0), array![[1., 2.], [2., 4.], [3., 6.]]);
@@ -81,7 +110,14 @@ fn golden_singlora_tall() {
 fn golden_dora_detached_and_full() {
     let r2 = 2f64.sqrt();
     for norm in [DoraNorm::Detached, DoraNorm::Full] {
-        let mut l = layer(Method::Dora, array![[3., 4.], [0., 1.]], 1, 1.0, &[array![[1., 0.]], array![[0.], [1.]]], Some(array![10., 1.]));
+        let mut l = layer(
+            Method::Dora,
+            array![[3., 4.], [0., 1.]],
+            1,
+            1.0,
+            &[array![[1., 0.]], array![[0.], [1.]]],
+            Some(array![10., 1.]),
+        );
         l.config.dora_norm = norm;
         let x = array![[1., 1.]];
         let g = array![[1., 1.]];
@@ -107,7 +143,14 @@ fn golden_dora_detached_and_full() {
 #[test]
 fn golden_singlora_dora() {
     let (r5, r10) = (5f64.sqrt(), 10f64.sqrt());
-    let l = layer(Method::SingloraDora, array![[1., 0.], [0., 2.]], 1, 1.0, &[array![[1.], [1.]]], Some(array![r5, 2. * r10]));
+    let l = layer(
+        Method::SingloraDora,
+        array![[1., 0.], [0., 2.]],
+        1,
+        1.0,
+        &[array![[1.], [1.]]],
+        Some(array![r5, 2. * r10]),
+    );
     let x = array![[1., 0.]];
     let g = array![[1., 0.]];
     assert_abs_diff_eq!(l.forward(x.view(), 1.0), array![[2., 2.]], epsilon = 1e-14);
@@ -125,22 +168,41 @@ fn dora_zero_rows_never_produce_nan() {
         for norm in [DoraNorm::Detached, DoraNorm::Full] {
             let mut w0 = array![[1., 2., 0.5], [0., 0., 0.], [3., -1., 2.]];
             w0.row_mut(1).fill(0.0);
-            let cfg = AdapterConfig::new(method).rank_alpha(2, 2.0).dora_norm(norm);
+            let cfg = AdapterConfig::new(method)
+                .rank_alpha(2, 2.0)
+                .dora_norm(norm);
             let mut l = AdaptedLinear::new(w0.clone(), &cfg, 1).unwrap();
             let x = array![[1., 2., 3.], [-1., 0.5, 2.]];
             let g = array![[1., 1., 1.], [0.5, -2., 1.]];
             let y = l.forward(x.view(), 1.0);
             let gr = l.backward(x.view(), g.view(), 1.0);
-            assert!(y.iter().all(|v: &f64| v.is_finite()), "{method} {norm:?}: non-finite output at init");
-            assert!(gr.params.iter().all(|p| p.iter().all(|v: &f64| v.is_finite())), "{method} {norm:?}: non-finite gradient at init");
+            assert!(
+                y.iter().all(|v: &f64| v.is_finite()),
+                "{method} {norm:?}: non-finite output at init"
+            );
+            assert!(
+                gr.params
+                    .iter()
+                    .all(|p| p.iter().all(|v: &f64| v.is_finite())),
+                "{method} {norm:?}: non-finite gradient at init"
+            );
             assert!(gr.x.iter().all(|v: &f64| v.is_finite()));
             // After the factors move off zero, the row's V is no longer zero but ω is still 0: still finite.
             l.randomize(5, 1.0);
             l.magnitude.as_mut().unwrap()[1] = 0.0;
             let y = l.forward(x.view(), 1.0);
             let gr = l.backward(x.view(), g.view(), 1.0);
-            assert!(y.iter().all(|v: &f64| v.is_finite()) && gr.params.iter().all(|p| p.iter().all(|v: &f64| v.is_finite())));
-            assert!(y.column(1).iter().all(|&v| v == 0.0), "ω = 0 must silence the row");
+            assert!(
+                y.iter().all(|v: &f64| v.is_finite())
+                    && gr
+                        .params
+                        .iter()
+                        .all(|p| p.iter().all(|v: &f64| v.is_finite()))
+            );
+            assert!(
+                y.column(1).iter().all(|&v| v == 0.0),
+                "ω = 0 must silence the row"
+            );
         }
     }
 }

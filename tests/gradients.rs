@@ -33,17 +33,28 @@ fn check_all(method: Method, norm: DoraNorm) {
                 let fd = fd_param_grads(&mut layer, &x, &g, u, H);
                 for ((info, a), b) in layer.param_info().iter().zip(&grads.params).zip(&fd) {
                     let e = rel_err(a, b);
-                    assert!(e <= TOL, "{method} {norm:?} {d_out}x{d_in} {scaling:?} u={u}: grad {} rel err {e:e}", info.name);
+                    assert!(
+                        e <= TOL,
+                        "{method} {norm:?} {d_out}x{d_in} {scaling:?} u={u}: grad {} rel err {e:e}",
+                        info.name
+                    );
                     checked += 1;
                 }
                 let fdx = fd_input_grad(&layer, &x, &g, u, H);
                 let e = rel_err(&grads.x, &fdx);
-                assert!(e <= TOL, "{method} {d_out}x{d_in} {scaling:?} u={u}: grad x rel err {e:e}");
+                assert!(
+                    e <= TOL,
+                    "{method} {d_out}x{d_in} {scaling:?} u={u}: grad x rel err {e:e}"
+                );
                 // At u = 0 the update factors get exactly zero gradient (PT2); DoRA's magnitude still learns.
                 if u == 0.0 {
                     for (info, a) in layer.param_info().iter().zip(&grads.params) {
                         if info.name != "lora_magnitude_vector" && method != Method::Full {
-                            assert!(a.iter().all(|&v| v == 0.0), "{method}: {} not exactly 0 at u = 0", info.name);
+                            assert!(
+                                a.iter().all(|&v| v == 0.0),
+                                "{method}: {} not exactly 0 at u = 0",
+                                info.name
+                            );
                         }
                     }
                 }
@@ -87,15 +98,34 @@ fn dora_detached_is_the_frozen_norm_derivative() {
     for method in [Method::Dora, Method::SingloraDora] {
         for &(d_in, d_out) in &SHAPES {
             let u = 0.4;
-            let det = random_layer(method, d_in, d_out, 2, Scaling::AlphaOverR, DoraNorm::Detached, 7);
-            let full = random_layer(method, d_in, d_out, 2, Scaling::AlphaOverR, DoraNorm::Full, 7);
+            let det = random_layer(
+                method,
+                d_in,
+                d_out,
+                2,
+                Scaling::AlphaOverR,
+                DoraNorm::Detached,
+                7,
+            );
+            let full = random_layer(
+                method,
+                d_in,
+                d_out,
+                2,
+                Scaling::AlphaOverR,
+                DoraNorm::Full,
+                7,
+            );
             let x = gaussian(3, d_in, 7, "x");
             let g = gaussian(3, d_out, 7, "g");
             let gd = det.backward(x.view(), g.view(), u);
             let gf = full.backward(x.view(), g.view(), u);
             // ∂ω and ∂X do not depend on the detach.
             let last = gd.params.len() - 1;
-            assert_eq!(gd.params[last], gf.params[last], "{method}: ∂ω depends on the detach");
+            assert_eq!(
+                gd.params[last], gf.params[last],
+                "{method}: ∂ω depends on the detach"
+            );
             assert_eq!(gd.x, gf.x, "{method}: ∂X depends on the detach");
             // Frozen-ν derivative: perturb factors, keep ν at its unperturbed value, by hand.
             let omega = det.magnitude.clone().unwrap();
@@ -107,7 +137,15 @@ fn dora_detached_is_the_frozen_norm_derivative() {
                 let w = &v * &(&omega / &nu0).insert_axis(ndarray::Axis(1));
                 (&mm_nt(x.view(), w.view()) * &g).sum()
             };
-            let mut probe_layer = random_layer(method, d_in, d_out, 2, Scaling::AlphaOverR, DoraNorm::Detached, 7);
+            let mut probe_layer = random_layer(
+                method,
+                d_in,
+                d_out,
+                2,
+                Scaling::AlphaOverR,
+                DoraNorm::Detached,
+                7,
+            );
             for k in 0..last {
                 let len = probe_layer.params()[k].len();
                 let mut fd = vec![0.0; len];
@@ -122,10 +160,16 @@ fn dora_detached_is_the_frozen_norm_derivative() {
                 }
                 let fd = ndarray::ArrayD::from_shape_vec(gd.params[k].raw_dim(), fd).unwrap();
                 let e = rel_err(&gd.params[k], &fd);
-                assert!(e <= TOL, "{method} {d_out}x{d_in}: detached grad {k} rel err {e:e}");
+                assert!(
+                    e <= TOL,
+                    "{method} {d_out}x{d_in}: detached grad {k} rel err {e:e}"
+                );
                 // Full minus detached is the projection term, which is non-zero for random states.
                 let diff = rel_err(&gd.params[k], &gf.params[k]);
-                assert!(diff > 1e-6, "{method}: full and detached gradients coincide ({diff:e})");
+                assert!(
+                    diff > 1e-6,
+                    "{method}: full and detached gradients coincide ({diff:e})"
+                );
             }
         }
     }
@@ -136,13 +180,27 @@ fn dora_detached_is_the_frozen_norm_derivative() {
 #[test]
 fn singlora_unified_explicit_and_dense_forms_agree() {
     for &(d_in, d_out) in &[(6, 6), (5, 9), (9, 5), (1, 7), (7, 1)] {
-        let layer = random_layer(Method::Singlora, d_in, d_out, 3, Scaling::AlphaOverR, DoraNorm::Detached, 3);
+        let layer = random_layer(
+            Method::Singlora,
+            d_in,
+            d_out,
+            3,
+            Scaling::AlphaOverR,
+            DoraNorm::Detached,
+            3,
+        );
         let u = 0.4;
         let c = layer.c(u);
         let x = gaussian(4, d_in, 3, "x");
         let g = gaussian(4, d_out, 3, "g");
-        let unified = layer.backward(x.view(), g.view(), u).params[0].clone().into_dimensionality::<ndarray::Ix2>().unwrap();
-        let a = layer.params()[0].to_owned().into_dimensionality::<ndarray::Ix2>().unwrap();
+        let unified = layer.backward(x.view(), g.view(), u).params[0]
+            .clone()
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap();
+        let a = layer.params()[0]
+            .to_owned()
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap();
         let m = d_in.max(d_out);
         let g_w = mm_tn(g.view(), x.view());
         // Dense: Ĝ ∈ R^{m×m}, Ĝ[:d_out, :d_in] = G_W.
@@ -164,20 +222,46 @@ fn singlora_unified_explicit_and_dense_forms_agree() {
             top += &extra;
         }
         explicit *= c;
-        assert!(rel_err(&unified, &dense) < 1e-12, "{d_out}x{d_in}: unified vs dense {:e}", rel_err(&unified, &dense));
-        assert!(rel_err(&unified, &explicit) < 1e-12, "{d_out}x{d_in}: unified vs explicit {:e}", rel_err(&unified, &explicit));
+        assert!(
+            rel_err(&unified, &dense) < 1e-12,
+            "{d_out}x{d_in}: unified vs dense {:e}",
+            rel_err(&unified, &dense)
+        );
+        assert!(
+            rel_err(&unified, &explicit) < 1e-12,
+            "{d_out}x{d_in}: unified vs explicit {:e}",
+            rel_err(&unified, &explicit)
+        );
     }
 }
 
 /// PT3: SingLoRA has a saddle at A = 0 (∂A = 0); LoRA has ∂A = 0 at B = 0 while ∂B ≠ 0.
 #[test]
 fn saddles_at_zero_factors() {
-    let mut sl = random_layer(Method::Singlora, 6, 6, 2, Scaling::AlphaOverR, DoraNorm::Detached, 1);
+    let mut sl = random_layer(
+        Method::Singlora,
+        6,
+        6,
+        2,
+        Scaling::AlphaOverR,
+        DoraNorm::Detached,
+        1,
+    );
     sl.params_mut()[0].fill(0.0);
     let x = gaussian(3, 6, 1, "x");
     let g = gaussian(3, 6, 1, "g");
-    assert!(sl.backward(x.view(), g.view(), 1.0).params[0].iter().all(|&v| v == 0.0));
-    let mut lora = random_layer(Method::Lora, 6, 6, 2, Scaling::AlphaOverR, DoraNorm::Detached, 1);
+    assert!(sl.backward(x.view(), g.view(), 1.0).params[0]
+        .iter()
+        .all(|&v| v == 0.0));
+    let mut lora = random_layer(
+        Method::Lora,
+        6,
+        6,
+        2,
+        Scaling::AlphaOverR,
+        DoraNorm::Detached,
+        1,
+    );
     lora.params_mut()[1].fill(0.0);
     let grads = lora.backward(x.view(), g.view(), 1.0);
     assert!(grads.params[0].iter().all(|&v| v == 0.0), "∂A ≠ 0 at B = 0");

@@ -21,13 +21,20 @@ fn drawn(method: Method, init: Init, d_in: usize, d_out: usize, r: usize, seed: 
 fn mean_var(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
-    (mean, v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0))
+    (
+        mean,
+        v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0),
+    )
 }
 
 /// erf by Abramowitz–Stegun 7.1.26 (|error| ≤ 1.5e-7, far below the KS critical value ~1e-2).
 fn erf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-    let y = 1.0 - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t + 0.254_829_592) * t * (-x * x).exp();
+    let y = 1.0
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            + 0.254_829_592)
+            * t
+            * (-x * x).exp();
     y.copysign(x)
 }
 
@@ -35,47 +42,102 @@ fn ks(v: &[f64], cdf: impl Fn(f64) -> f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len() as f64;
-    s.iter().enumerate().map(|(i, &x)| {
-        let f = cdf(x);
-        (f - i as f64 / n).abs().max(((i + 1) as f64 / n - f).abs())
-    }).fold(0.0, f64::max)
+    s.iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let f = cdf(x);
+            (f - i as f64 / n).abs().max(((i + 1) as f64 / n - f).abs())
+        })
+        .fold(0.0, f64::max)
 }
 
 fn check_distribution(v: &[f64], var: f64, uniform: bool, what: &str) {
     let n = v.len() as f64;
     let (mean, s2) = mean_var(v);
     let kurt = if uniform { 1.8 } else { 3.0 };
-    assert!(mean.abs() <= 5.0 * (var / n).sqrt(), "{what}: mean {mean:e}");
-    assert!((s2 / var - 1.0).abs() <= 5.0 * ((kurt - 1.0) / n).sqrt(), "{what}: variance {s2:e} vs {var:e}");
+    assert!(
+        mean.abs() <= 5.0 * (var / n).sqrt(),
+        "{what}: mean {mean:e}"
+    );
+    assert!(
+        (s2 / var - 1.0).abs() <= 5.0 * ((kurt - 1.0) / n).sqrt(),
+        "{what}: variance {s2:e} vs {var:e}"
+    );
     let d = if uniform {
         let b = (3.0 * var).sqrt();
-        assert!(v.iter().all(|x| x.abs() <= b), "{what}: a draw outside ±{b}");
+        assert!(
+            v.iter().all(|x| x.abs() <= b),
+            "{what}: a draw outside ±{b}"
+        );
         ks(v, |x| ((x + b) / (2.0 * b)).clamp(0.0, 1.0))
     } else {
         ks(v, |x| 0.5 * (1.0 + erf(x / (2.0 * var).sqrt())))
     };
-    assert!(d <= 1.63 / n.sqrt(), "{what}: KS statistic {d} above the 1% critical value");
+    assert!(
+        d <= 1.63 / n.sqrt(),
+        "{what}: KS statistic {d} above the 1% critical value"
+    );
     // And the other family is rejected, so the KS check has power: uniform vs normal of the same variance.
-    let other = if uniform { ks(v, |x| 0.5 * (1.0 + erf(x / (2.0 * var).sqrt()))) } else {
+    let other = if uniform {
+        ks(v, |x| 0.5 * (1.0 + erf(x / (2.0 * var).sqrt())))
+    } else {
         let b = (3.0 * var).sqrt();
         ks(v, |x| ((x + b) / (2.0 * b)).clamp(0.0, 1.0))
     };
-    assert!(other > 1.63 / n.sqrt(), "{what}: KS cannot tell uniform from normal ({other})");
+    assert!(
+        other > 1.63 / n.sqrt(),
+        "{what}: KS cannot tell uniform from normal ({other})"
+    );
 }
 
 #[test]
 fn each_init_has_its_documented_distribution() {
     // PEFT kaiming-uniform on lora_A (8 × 1000): U(±1/√1000), variance 1/3000.
-    check_distribution(&drawn(Method::Lora, Init::KaimingUniform, 1000, 1000, 8, 1), 1.0 / 3000.0, true, "kaiming_uniform");
+    check_distribution(
+        &drawn(Method::Lora, Init::KaimingUniform, 1000, 1000, 8, 1),
+        1.0 / 3000.0,
+        true,
+        "kaiming_uniform",
+    );
     // PEFT gaussian: std 1/r.
-    check_distribution(&drawn(Method::Lora, Init::PeftGaussian, 1000, 1000, 8, 2), 1.0 / 64.0, false, "peft_gaussian");
+    check_distribution(
+        &drawn(Method::Lora, Init::PeftGaussian, 1000, 1000, 8, 2),
+        1.0 / 64.0,
+        false,
+        "peft_gaussian",
+    );
     // SingLoRA width-aware on A (1000 × 8): N(0, 1/m).
-    check_distribution(&drawn(Method::Singlora, Init::WidthAware, 1000, 600, 8, 3), 1.0 / 1000.0, false, "width_aware");
+    check_distribution(
+        &drawn(Method::Singlora, Init::WidthAware, 1000, 600, 8, 3),
+        1.0 / 1000.0,
+        false,
+        "width_aware",
+    );
     // SingLoRA kaiming-r: U(±1/√r), variance 1/(3r).
-    check_distribution(&drawn(Method::Singlora, Init::KaimingR, 1000, 1000, 8, 4), 1.0 / 24.0, true, "kaiming_r");
+    check_distribution(
+        &drawn(Method::Singlora, Init::KaimingR, 1000, 1000, 8, 4),
+        1.0 / 24.0,
+        true,
+        "kaiming_r",
+    );
     // Explicit std·n^(−β): 2·1000^(−1/4).
     let std = 2.0 * 1000f64.powf(-0.25);
-    check_distribution(&drawn(Method::Singlora, Init::Gaussian { std: 2.0, beta: 0.25 }, 1000, 1000, 8, 5), std * std, false, "gaussian(2, 1/4)");
+    check_distribution(
+        &drawn(
+            Method::Singlora,
+            Init::Gaussian {
+                std: 2.0,
+                beta: 0.25,
+            },
+            1000,
+            1000,
+            8,
+            5,
+        ),
+        std * std,
+        false,
+        "gaussian(2, 1/4)",
+    );
     // LoRA's B starts at zero under every A init.
     let cfg = AdapterConfig::new(Method::Lora).rank_alpha(4, 1.0);
     let layer = AdaptedLinear::<f64>::new(Array2::zeros((50, 40)), &cfg, 0).unwrap();
@@ -85,12 +147,19 @@ fn each_init_has_its_documented_distribution() {
 /// OLS slope of log(variance) against log(width).
 fn width_slope(init: Init, method: Method) -> f64 {
     let widths = [64usize, 256, 1024, 4096];
-    let pts: Vec<(f64, f64)> = widths.iter().map(|&m| {
-        let v = drawn(method, init, m, m, 16, m as u64);
-        ((m as f64).ln(), mean_var(&v).1.ln())
-    }).collect();
-    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / 4.0, pts.iter().map(|p| p.1).sum::<f64>() / 4.0);
-    pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>()
+    let pts: Vec<(f64, f64)> = widths
+        .iter()
+        .map(|&m| {
+            let v = drawn(method, init, m, m, 16, m as u64);
+            ((m as f64).ln(), mean_var(&v).1.ln())
+        })
+        .collect();
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / 4.0,
+        pts.iter().map(|p| p.1).sum::<f64>() / 4.0,
+    );
+    pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
+        / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>()
 }
 
 #[test]
@@ -100,9 +169,19 @@ fn init_variance_width_exponents() {
         (Init::PeftGaussian, Method::Lora, 0.0),
         (Init::WidthAware, Method::Singlora, -1.0),
         (Init::KaimingR, Method::Singlora, 0.0),
-        (Init::Gaussian { std: 1.0, beta: 0.25 }, Method::Singlora, -0.5),
+        (
+            Init::Gaussian {
+                std: 1.0,
+                beta: 0.25,
+            },
+            Method::Singlora,
+            -0.5,
+        ),
     ] {
         let slope = width_slope(init, method);
-        assert!((slope - expected).abs() <= 0.06, "{init}: variance ∝ n^{slope:.3}, expected n^{expected}");
+        assert!(
+            (slope - expected).abs() <= 0.06,
+            "{init}: variance ∝ n^{slope:.3}, expected n^{expected}"
+        );
     }
 }

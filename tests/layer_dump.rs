@@ -13,37 +13,71 @@ fn nm(d: &LayerDump, name: &str) -> DMatrix<f64> {
 
 fn rel(a: &DMatrix<f64>, b: &DMatrix<f64>) -> f64 {
     let s = a.norm().max(b.norm());
-    if s == 0.0 { 0.0 } else { (a - b).norm() / s }
+    if s == 0.0 {
+        0.0
+    } else {
+        (a - b).norm() / s
+    }
 }
 
 /// The oracle: dense ΔW, Y = XWᵀ, G_W = GᵀX, and each method's dense gradient. Returns (y, grad_x, [(name, grad)]).
 fn oracle(d: &LayerDump) -> (DMatrix<f64>, DMatrix<f64>, Vec<(String, DMatrix<f64>)>) {
     let meta = |k: &str| d.metadata[k].clone();
-    let (d_in, d_out): (usize, usize) = (meta("d_in").parse().unwrap(), meta("d_out").parse().unwrap());
-    let (r, alpha, u): (usize, f64, f64) = (meta("rank").parse().unwrap(), meta("alpha").parse().unwrap(), meta("u").parse().unwrap());
+    let (d_in, d_out): (usize, usize) = (
+        meta("d_in").parse().unwrap(),
+        meta("d_out").parse().unwrap(),
+    );
+    let (r, alpha, u): (usize, f64, f64) = (
+        meta("rank").parse().unwrap(),
+        meta("alpha").parse().unwrap(),
+        meta("u").parse().unwrap(),
+    );
     let method = meta("method");
-    let s = if method == "full" { 1.0 } else if meta("scaling") == "alpha_over_r" { alpha / r as f64 } else { alpha / (r as f64).sqrt() };
+    let s = if method == "full" {
+        1.0
+    } else if meta("scaling") == "alpha_over_r" {
+        alpha / r as f64
+    } else {
+        alpha / (r as f64).sqrt()
+    };
     assert_eq!(s, meta("scale").parse::<f64>().unwrap(), "metadata scale");
     let c = s * u;
     let (x, w0, g) = (nm(d, "x"), nm(d, "w0"), nm(d, "grad_y"));
     let gw = g.transpose() * &x;
     // Dense ΔW and the map G_W ↦ factor gradients.
-    let (dw, factor_grads): (DMatrix<f64>, Box<dyn Fn(&DMatrix<f64>) -> Vec<(String, DMatrix<f64>)>>) = match method.as_str() {
-        "full" => (nm(d, "delta.weight") * c, Box::new(move |m: &DMatrix<f64>| vec![("delta.weight".into(), m * c)])),
+    let (dw, factor_grads): (
+        DMatrix<f64>,
+        Box<dyn Fn(&DMatrix<f64>) -> Vec<(String, DMatrix<f64>)>>,
+    ) = match method.as_str() {
+        "full" => (
+            nm(d, "delta.weight") * c,
+            Box::new(move |m: &DMatrix<f64>| vec![("delta.weight".into(), m * c)]),
+        ),
         "lora" | "dora" => {
             let (a, b) = (nm(d, "lora_A.weight"), nm(d, "lora_B.weight"));
             let dw = &b * &a * c;
-            (dw, Box::new(move |m: &DMatrix<f64>| vec![("lora_A.weight".into(), b.transpose() * m * c), ("lora_B.weight".into(), m * a.transpose() * c)]))
+            (
+                dw,
+                Box::new(move |m: &DMatrix<f64>| {
+                    vec![
+                        ("lora_A.weight".into(), b.transpose() * m * c),
+                        ("lora_B.weight".into(), m * a.transpose() * c),
+                    ]
+                }),
+            )
         }
         _ => {
             let a = nm(d, "singlora_A.weight");
             let mm = d_in.max(d_out);
             let dw = a.rows(0, d_out) * a.rows(0, d_in).transpose() * c;
-            (dw, Box::new(move |m: &DMatrix<f64>| {
-                let mut gh = DMatrix::zeros(mm, mm);
-                gh.view_mut((0, 0), (d_out, d_in)).copy_from(m);
-                vec![("singlora_A.weight".into(), (&gh + gh.transpose()) * &a * c)]
-            }))
+            (
+                dw,
+                Box::new(move |m: &DMatrix<f64>| {
+                    let mut gh = DMatrix::zeros(mm, mm);
+                    gh.view_mut((0, 0), (d_out, d_in)).copy_from(m);
+                    vec![("singlora_A.weight".into(), (&gh + gh.transpose()) * &a * c)]
+                }),
+            )
         }
     };
     let v = &w0 + &dw;
@@ -66,16 +100,44 @@ fn oracle(d: &LayerDump) -> (DMatrix<f64>, DMatrix<f64>, Vec<(String, DMatrix<f6
             }
         }
         let mut grads = factor_grads(&dv);
-        grads.push(("lora_magnitude_vector".into(), DMatrix::from_fn(d_out, 1, |i, _| q[i] / nu[i])));
+        grads.push((
+            "lora_magnitude_vector".into(),
+            DMatrix::from_fn(d_out, 1, |i, _| q[i] / nu[i]),
+        ));
         (&x * w.transpose(), &g * &w, grads)
     } else {
         (&x * v.transpose(), &g * &v, factor_grads(&gw))
     }
 }
 
-fn dump(method: Method, d_in: usize, d_out: usize, rank: usize, u: f64, rs: bool, norm: DoraNorm, state: DumpState, seed: u64) -> LayerDump {
-    let adapter = AdapterConfig::new(method).rank_alpha(rank, 5.0).scaling(if rs { Scaling::AlphaOverSqrtR } else { Scaling::AlphaOverR }).dora_norm(norm);
-    let cfg = LayerDumpConfig { adapter, d_in, d_out, batch: 3, u, state, seed };
+fn dump(
+    method: Method,
+    d_in: usize,
+    d_out: usize,
+    rank: usize,
+    u: f64,
+    rs: bool,
+    norm: DoraNorm,
+    state: DumpState,
+    seed: u64,
+) -> LayerDump {
+    let adapter = AdapterConfig::new(method)
+        .rank_alpha(rank, 5.0)
+        .scaling(if rs {
+            Scaling::AlphaOverSqrtR
+        } else {
+            Scaling::AlphaOverR
+        })
+        .dora_norm(norm);
+    let cfg = LayerDumpConfig {
+        adapter,
+        d_in,
+        d_out,
+        batch: 3,
+        u,
+        state,
+        seed,
+    };
     LayerDump::parse(&dump_layer::<f64>(&cfg).unwrap()).unwrap()
 }
 
@@ -87,8 +149,22 @@ fn f64_dumps_agree_with_the_dense_oracle() {
             for u in [0.0, 0.4, 1.0] {
                 for rs in [false, true] {
                     for norm in [DoraNorm::Detached, DoraNorm::Full] {
-                        let rank = if method.is_singlora() { 3 } else { 1 + (checked % d_in.min(d_out)) };
-                        let d = dump(method, d_in, d_out, rank, u, rs, norm, DumpState::Random, checked as u64);
+                        let rank = if method.is_singlora() {
+                            3
+                        } else {
+                            1 + (checked % d_in.min(d_out))
+                        };
+                        let d = dump(
+                            method,
+                            d_in,
+                            d_out,
+                            rank,
+                            u,
+                            rs,
+                            norm,
+                            DumpState::Random,
+                            checked as u64,
+                        );
                         let (y, gx, grads) = oracle(&d);
                         let what = format!("{method} {d_out}x{d_in} u={u} rs={rs} {norm:?}");
                         assert!(rel(&nm(&d, "y"), &y) <= 1e-10, "{what}: y");
@@ -108,7 +184,17 @@ fn f64_dumps_agree_with_the_dense_oracle() {
 
 #[test]
 fn layout_contract() {
-    let d = dump(Method::Dora, 5, 7, 2, 1.0, true, DoraNorm::Full, DumpState::Random, 3);
+    let d = dump(
+        Method::Dora,
+        5,
+        7,
+        2,
+        1.0,
+        true,
+        DoraNorm::Full,
+        DumpState::Random,
+        3,
+    );
     let shape = |n: &str| d.tensors[n].shape().to_vec();
     assert_eq!(shape("x"), [3, 5]);
     assert_eq!(shape("w0"), [7, 5]);
@@ -119,7 +205,21 @@ fn layout_contract() {
     assert_eq!(shape("lora_B.weight"), [7, 2]);
     assert_eq!(shape("lora_magnitude_vector"), [7]);
     assert_eq!(shape("grad.lora_magnitude_vector"), [7]);
-    for key in ["method", "d_in", "d_out", "rank", "alpha", "scaling", "scale", "u", "dora_norm", "init", "state", "seed", "dtype"] {
+    for key in [
+        "method",
+        "d_in",
+        "d_out",
+        "rank",
+        "alpha",
+        "scaling",
+        "scale",
+        "u",
+        "dora_norm",
+        "init",
+        "state",
+        "seed",
+        "dtype",
+    ] {
         assert!(d.metadata.contains_key(key), "metadata lacks {key}");
     }
     assert_eq!(d.metadata["scaling"], "alpha_over_sqrt_r");
@@ -127,17 +227,44 @@ fn layout_contract() {
     assert_eq!(d.metadata["method"], "dora");
     // Random state: B ≠ 0 and ω ≠ row norms, so no gradient is trivially zero.
     assert!(d.tensors["lora_B.weight"].iter().any(|&v| v != 0.0));
-    assert!(d.tensors.keys().filter(|k| k.starts_with("grad.")).all(|k| d.tensors[k].iter().any(|&v| v != 0.0)));
+    assert!(d
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("grad."))
+        .all(|k| d.tensors[k].iter().any(|&v| v != 0.0)));
     // SingLoRA: A is (m × r) for a wide layer too.
-    let s = dump(Method::Singlora, 9, 4, 3, 0.5, false, DoraNorm::Detached, DumpState::Init, 3);
+    let s = dump(
+        Method::Singlora,
+        9,
+        4,
+        3,
+        0.5,
+        false,
+        DoraNorm::Detached,
+        DumpState::Init,
+        3,
+    );
     assert_eq!(s.tensors["singlora_A.weight"].shape(), [9, 3]);
     assert_eq!(s.metadata["init"], "width_aware");
     // Init state: LoRA and DoRA are exact no-ops; B = 0.
     for method in [Method::Lora, Method::Dora, Method::SingloraDora] {
-        let i = dump(method, 6, 4, 2, if method.is_singlora() { 0.0 } else { 1.0 }, false, DoraNorm::Detached, DumpState::Init, 1);
+        let i = dump(
+            method,
+            6,
+            4,
+            2,
+            if method.is_singlora() { 0.0 } else { 1.0 },
+            false,
+            DoraNorm::Detached,
+            DumpState::Init,
+            1,
+        );
         // (Bitwise equality with our own base product is proven in tests/properties.rs; nalgebra sums in another
         // order, so here the bound is round-off.)
-        assert!(rel(&nm(&i, "y"), &(nm(&i, "x") * nm(&i, "w0").transpose())) <= 1e-15, "{method}: init dump is not the base layer");
+        assert!(
+            rel(&nm(&i, "y"), &(nm(&i, "x") * nm(&i, "w0").transpose())) <= 1e-15,
+            "{method}: init dump is not the base layer"
+        );
     }
 }
 
@@ -145,17 +272,33 @@ fn layout_contract() {
 /// (products of ≤ 13 terms of O(1) with unit round-off 6e-8: ~1e-6 expected).
 #[test]
 fn f32_dumps() {
-    let adapter = AdapterConfig::new(Method::SingloraDora).rank_alpha(3, 4.0).dora_norm(DoraNorm::Full);
-    let cfg = LayerDumpConfig { adapter, d_in: 6, d_out: 10, batch: 4, u: 0.4, state: DumpState::Random, seed: 2 };
+    let adapter = AdapterConfig::new(Method::SingloraDora)
+        .rank_alpha(3, 4.0)
+        .dora_norm(DoraNorm::Full);
+    let cfg = LayerDumpConfig {
+        adapter,
+        d_in: 6,
+        d_out: 10,
+        batch: 4,
+        u: 0.4,
+        state: DumpState::Random,
+        seed: 2,
+    };
     let bytes = dump_layer::<f32>(&cfg).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    assert!(st.tensors().iter().all(|(_, t)| t.dtype() == safetensors::Dtype::F32));
+    assert!(st
+        .tensors()
+        .iter()
+        .all(|(_, t)| t.dtype() == safetensors::Dtype::F32));
     let d = LayerDump::parse(&bytes).unwrap();
     assert_eq!(d.metadata["dtype"], "f32");
     let (y, gx, grads) = oracle(&d);
     assert!(rel(&nm(&d, "y"), &y) <= 1e-4);
     assert!(rel(&nm(&d, "grad_x"), &gx) <= 1e-4);
     for (name, expected) in grads {
-        assert!(rel(&nm(&d, &format!("grad.{name}")), &expected) <= 1e-4, "{name}");
+        assert!(
+            rel(&nm(&d, &format!("grad.{name}")), &expected) <= 1e-4,
+            "{name}"
+        );
     }
 }

@@ -25,24 +25,57 @@ fn single_input_sgd_toy_matches_its_limit_to_round_off() {
         let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
         x.mapv_inplace(|v| v * (n as f64).sqrt() / norm);
         let w_x = mm_nt(x.view(), toy.layer.base().view())[[0, 0]];
-        let a0 = toy.params()[0].to_owned().into_shape_with_order((1, n)).unwrap();
+        let a0 = toy.params()[0]
+            .to_owned()
+            .into_shape_with_order((1, n))
+            .unwrap();
         let p0 = mm_nt(x.view(), a0.view())[[0, 0]];
-        let data = Dataset { x_train: x.clone(), y_train: Array2::from_elem((1, 1), y), x_test: x, y_test: Array2::from_elem((1, 1), y), loss: Loss::Mse, rows_per_example: 1 };
+        let data = Dataset {
+            x_train: x.clone(),
+            y_train: Array2::from_elem((1, 1), y),
+            x_test: x,
+            y_test: Array2::from_elem((1, 1), y),
+            loss: Loss::Mse,
+            rows_per_example: 1,
+        };
         let mut opt = OptimizerConfig::new(Rule::sgd(), eta);
         opt.groups.lr_exponent.insert("lora_a".into(), 1.0);
         opt.groups.lr_exponent.insert("lora_b".into(), 0.0);
-        let tc = TrainConfig { optimizer: opt, steps, batch: None, ramp: Default::default(), width: n };
+        let tc = TrainConfig {
+            optimizer: opt,
+            steps,
+            batch: None,
+            ramp: Default::default(),
+            width: n,
+        };
         let rec = train(&mut toy, &tc, &data).unwrap();
         // The limit: η_a‖x‖² = (η/n)·n = η.
-        let limit = ToySgdLimit { w_x, y, p0, b0: 0.3, s: 1.0, eta_a_q: eta, eta_b: eta }.trajectory(steps);
-        assert!(limit.last().unwrap().loss < 0.8 * limit[0].loss, "n = {n}: the toy must actually learn ({:e} → {:e})", limit[0].loss, limit.last().unwrap().loss);
+        let limit = ToySgdLimit {
+            w_x,
+            y,
+            p0,
+            b0: 0.3,
+            s: 1.0,
+            eta_a_q: eta,
+            eta_b: eta,
+        }
+        .trajectory(steps);
+        assert!(
+            limit.last().unwrap().loss < 0.8 * limit[0].loss,
+            "n = {n}: the toy must actually learn ({:e} → {:e})",
+            limit[0].loss,
+            limit.last().unwrap().loss
+        );
         // Compare residuals |f − y| = √(2L): O(1) numbers computed by cancellation, so round-off is absolute. Each step
         // adds ~ε·√n from the n-term dot products (1e-14 at n = 4096), and the escape from the saddle at b·p ≈ 0
         // amplifies earlier errors geometrically (up to ~100× over these steps): 1e-10 bounds that with room, while any
         // modelling difference (a wrong rate, scale or update order) gives O(1e-2) or more.
         for (t, (finite, lim)) in rec.train_loss.iter().zip(&limit).enumerate() {
             let (rf, rl) = ((2.0 * finite).sqrt(), (2.0 * lim.loss).sqrt());
-            assert!((rf - rl).abs() < 1e-10 * y, "n = {n}, t = {t}: residual {rf:e} (finite) vs {rl:e} (limit)");
+            assert!(
+                (rf - rl).abs() < 1e-10 * y,
+                "n = {n}, t = {t}: residual {rf:e} (finite) vs {rl:e} (limit)"
+            );
         }
     }
 }

@@ -19,11 +19,20 @@ use singlora::train::{train, TrainConfig};
 
 #[test]
 fn activation_derivatives_match_finite_differences() {
-    for act in [Activation::Relu, Activation::Gelu, Activation::Tanh, Activation::Identity] {
+    for act in [
+        Activation::Relu,
+        Activation::Gelu,
+        Activation::Tanh,
+        Activation::Identity,
+    ] {
         for &z in &[-2.3f64, -0.7, -0.1, 0.3, 1.1, 2.9] {
             let h = 1e-6;
             let fd = (act.apply(z + h) - act.apply(z - h)) / (2.0 * h);
-            assert!((fd - act.derivative(z)).abs() < 1e-8, "{act} at {z}: {fd} vs {}", act.derivative::<f64>(z));
+            assert!(
+                (fd - act.derivative(z)).abs() < 1e-8,
+                "{act} at {z}: {fd} vs {}",
+                act.derivative::<f64>(z)
+            );
         }
     }
     // GELU values from PyTorch's exact definition: gelu(1) = 0.8413447460685429, gelu(-1) = -0.15865525393145707.
@@ -32,7 +41,15 @@ fn activation_derivatives_match_finite_differences() {
 }
 
 fn mlp_cfg(act: Activation, adapt: &[&str]) -> MlpConfig {
-    MlpConfig { input_dim: 4, width: 6, depth: 3, output_dim: 3, activation: act, readout: Readout::Standard, adapt: adapt.iter().map(|s| s.to_string()).collect() }
+    MlpConfig {
+        input_dim: 4,
+        width: 6,
+        depth: 3,
+        output_dim: 3,
+        activation: act,
+        readout: Readout::Standard,
+        adapt: adapt.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 #[test]
@@ -42,7 +59,9 @@ fn mlp_gradients_match_finite_differences() {
     for method in Method::ALL {
         for act in [Activation::Gelu, Activation::Tanh, Activation::Identity] {
             let cfg = mlp_cfg(act, &["input", "hidden.1", "readout"]);
-            let adapter = AdapterConfig::new(method).rank_alpha(2, 2.0).dora_norm(DoraNorm::Full);
+            let adapter = AdapterConfig::new(method)
+                .rank_alpha(2, 2.0)
+                .dora_norm(DoraNorm::Full);
             let mut net = cfg.build(cfg.base_weights::<f64>(3), &adapter, 4).unwrap();
             // Random adapter states, so no gradient is trivially zero.
             for (k, layer) in net.layers.iter_mut().enumerate() {
@@ -67,7 +86,11 @@ fn mlp_gradients_match_finite_differences() {
                     fd.as_slice_mut().unwrap()[i] = (p - m) / (2.0 * h);
                 }
                 let e = rel_err(&grads[k], &fd);
-                assert!(e <= 1e-6, "{method} {act}: {} rel err {e:e}", net.params_info()[k].full_name());
+                assert!(
+                    e <= 1e-6,
+                    "{method} {act}: {} rel err {e:e}",
+                    net.params_info()[k].full_name()
+                );
             }
         }
     }
@@ -84,28 +107,50 @@ fn attaching_adapters_at_init_leaves_the_output_unchanged() {
         let base = cfg.base_weights::<f64>(1);
         let mut plain_cfg = cfg.clone();
         plain_cfg.adapt.clear();
-        let plain = plain_cfg.build(base.clone(), &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0), 0).unwrap();
+        let plain = plain_cfg
+            .build(
+                base.clone(),
+                &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0),
+                0,
+            )
+            .unwrap();
         let (y0, _) = plain.forward(&x, 1.0);
         for method in Method::ALL {
             let mut adapter = AdapterConfig::new(method).rank_alpha(2, 2.0);
-            adapter.ramp = Ramp { steps: 5, u_min: 0.0 };
+            adapter.ramp = Ramp {
+                steps: 5,
+                u_min: 0.0,
+            };
             let net = cfg.build(base.clone(), &adapter, 9).unwrap();
             let u0 = adapter.ramp.u(0);
             let (y, _) = net.forward(&x, u0);
-            assert_eq!(y, y0, "{method} at width {width}: attaching changed the output");
+            assert_eq!(
+                y, y0,
+                "{method} at width {width}: attaching changed the output"
+            );
         }
     }
 }
 
 fn short_run(threads: usize) -> (Vec<f64>, Vec<f64>) {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     pool.install(|| {
         let mut cfg = MlpConfig::new(64);
         cfg.activation = Activation::Gelu;
-        let task = teacher_regression::<f64>(&cfg, 1, "hidden.1", ShiftKind::Psd, 2, 128, 64, 2).unwrap();
+        let task =
+            teacher_regression::<f64>(&cfg, 1, "hidden.1", ShiftKind::Psd, 2, 128, 64, 2).unwrap();
         let adapter = AdapterConfig::new(Method::Singlora).rank_alpha(2, 2.0);
         let mut net = cfg.build(cfg.base_weights::<f64>(1), &adapter, 3).unwrap();
-        let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), 0.02), steps: 60, batch: Some(32), ramp: Ramp::default(), width: 64 };
+        let tc = TrainConfig {
+            optimizer: OptimizerConfig::new(Rule::adam(), 0.02),
+            steps: 60,
+            batch: Some(32),
+            ramp: Ramp::default(),
+            width: 64,
+        };
         let rec = train(&mut net, &tc, &task).unwrap();
         (rec.train_loss, rec.test_loss)
     })
@@ -132,13 +177,24 @@ fn short_training_reduces_held_out_loss() {
 #[test]
 fn divergence_is_recorded() {
     let cfg = MlpConfig::new(16);
-    let task = teacher_regression::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 32, 16, 2).unwrap();
+    let task = teacher_regression::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 32, 16, 2)
+        .unwrap();
     let adapter = AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0);
     let mut net = cfg.build(cfg.base_weights::<f64>(1), &adapter, 3).unwrap();
-    let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::sgd(), 1e150), steps: 50, batch: None, ramp: Ramp::default(), width: 16 };
+    let tc = TrainConfig {
+        optimizer: OptimizerConfig::new(Rule::sgd(), 1e150),
+        steps: 50,
+        batch: None,
+        ramp: Ramp::default(),
+        width: 16,
+    };
     let rec = train(&mut net, &tc, &task).unwrap();
     let t = rec.diverged_at.expect("must diverge");
-    assert!(t < 50 && rec.train_loss.len() as u64 == t + 1, "diverged at {t}, {} losses", rec.train_loss.len());
+    assert!(
+        t < 50 && rec.train_loss.len() as u64 == t + 1,
+        "diverged at {t}, {} losses",
+        rec.train_loss.len()
+    );
 }
 
 #[test]
@@ -151,8 +207,19 @@ fn bad_mlp_configs_name_themselves() {
     cfg.depth = 1;
     assert!(cfg.validate().unwrap_err().to_string().contains("depth"));
     let cfg = MlpConfig::new(8);
-    let e = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::new(Method::Lora).rank_alpha(9, 1.0), 0).err().unwrap().to_string();
-    assert!(e.contains("invalid rank = 9") && e.contains("layer hidden.1"), "{e}");
+    let e = cfg
+        .build(
+            cfg.base_weights::<f64>(0),
+            &AdapterConfig::new(Method::Lora).rank_alpha(9, 1.0),
+            0,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("invalid rank = 9") && e.contains("layer hidden.1"),
+        "{e}"
+    );
 }
 
 /// LoRA+'s scalar toy: rank-1 LoRA on a 1×n map has n + 1 parameters (a and b), SingLoRA's counterpart n; both
@@ -166,14 +233,30 @@ fn scalar_toy_models() {
     let data = toy_regression::<f64>(n, 256, 64, 1).unwrap();
     for (method, count) in [(Method::Lora, n + 1), (Method::Singlora, n)] {
         let mut adapter = AdapterConfig::new(method).rank_alpha(1, 1.0);
-        adapter.ramp = Ramp { steps: 2, u_min: 0.0 };
+        adapter.ramp = Ramp {
+            steps: 2,
+            u_min: 0.0,
+        };
         let mut toy = SingleLayer::toy(n, &adapter, 1).unwrap();
         assert_eq!(toy.num_trainable(), count);
         let w_star = toy.layer.base().clone();
-        assert_eq!(toy.forward(&data.x_test, 0.0).0, singlora::linalg::mm_nt(data.x_test.view(), w_star.view()));
-        let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), 0.02), steps: 150, batch: None, ramp: adapter.ramp, width: n };
+        assert_eq!(
+            toy.forward(&data.x_test, 0.0).0,
+            singlora::linalg::mm_nt(data.x_test.view(), w_star.view())
+        );
+        let tc = TrainConfig {
+            optimizer: OptimizerConfig::new(Rule::adam(), 0.02),
+            steps: 150,
+            batch: None,
+            ramp: adapter.ramp,
+            width: n,
+        };
         let rec = train(&mut toy, &tc, &data).unwrap();
-        assert!(rec.test_loss.last().unwrap() < &(rec.test_loss[0] / 4.0), "{method}: {:?}", (rec.test_loss[0], rec.test_loss.last()));
+        assert!(
+            rec.test_loss.last().unwrap() < &(rec.test_loss[0] / 4.0),
+            "{method}: {:?}",
+            (rec.test_loss[0], rec.test_loss.last())
+        );
     }
 }
 
@@ -183,16 +266,31 @@ fn scalar_toy_models() {
 fn pretrained_base() {
     use singlora::models::pretrain_mlp;
     let cfg = MlpConfig::new(32);
-    let source = teacher_regression::<f64>(&cfg, 1, "input", ShiftKind::Random, 2, 64, 32, 9).unwrap();
+    let source =
+        teacher_regression::<f64>(&cfg, 1, "input", ShiftKind::Random, 2, 64, 32, 9).unwrap();
     let (weights, rec) = pretrain_mlp(&cfg, 1, &source, 40, 0.01).unwrap();
     assert!(rec.train_loss.last().unwrap() < &(rec.train_loss[0] / 2.0));
     let random = cfg.base_weights::<f64>(1);
-    assert!(weights.iter().zip(&random).all(|(a, b)| a != b && a.dim() == b.dim()));
+    assert!(weights
+        .iter()
+        .zip(&random)
+        .all(|(a, b)| a != b && a.dim() == b.dim()));
     let mut frozen = cfg.clone();
     frozen.adapt.clear();
-    let pre = frozen.build(weights.clone(), &AdapterConfig::default(), 0).unwrap();
-    let net = cfg.build(weights, &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0), 5).unwrap();
-    assert_eq!(net.forward(&source.x_test, 1.0).0, pre.forward(&source.x_test, 1.0).0);
+    let pre = frozen
+        .build(weights.clone(), &AdapterConfig::default(), 0)
+        .unwrap();
+    let net = cfg
+        .build(
+            weights,
+            &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0),
+            5,
+        )
+        .unwrap();
+    assert_eq!(
+        net.forward(&source.x_test, 1.0).0,
+        pre.forward(&source.x_test, 1.0).0
+    );
 }
 
 /// Classification smoke test: 40 Adam steps of SingLoRA on the teacher-classification task (4 classes, 512
@@ -202,9 +300,23 @@ fn short_classification_run_learns() {
     use singlora::tasks::teacher_classification;
     let mut cfg = MlpConfig::new(64);
     cfg.output_dim = 4;
-    let data = teacher_classification::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 512, 256, 2).unwrap();
-    let mut net = cfg.build(cfg.base_weights::<f64>(1), &AdapterConfig::new(Method::Singlora).rank_alpha(4, 4.0), 3).unwrap();
-    let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), 0.02), steps: 40, batch: None, ramp: Ramp::default(), width: 64 };
+    let data =
+        teacher_classification::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 512, 256, 2)
+            .unwrap();
+    let mut net = cfg
+        .build(
+            cfg.base_weights::<f64>(1),
+            &AdapterConfig::new(Method::Singlora).rank_alpha(4, 4.0),
+            3,
+        )
+        .unwrap();
+    let tc = TrainConfig {
+        optimizer: OptimizerConfig::new(Rule::adam(), 0.02),
+        steps: 40,
+        batch: None,
+        ramp: Ramp::default(),
+        width: 64,
+    };
     let rec = train(&mut net, &tc, &data).unwrap();
     let (l0, l1) = (rec.test_loss[0], *rec.test_loss.last().unwrap());
     assert!(l1 < 0.75 * l0, "held-out CE {l0} → {l1}");
@@ -218,18 +330,41 @@ fn short_classification_run_learns() {
 fn short_recall_run_learns() {
     use singlora::models::{TransformerConfig, WidthMode};
     use singlora::tasks::{associative_recall, RecallConfig};
-    let recall = RecallConfig { keys: 8, values: 8, pairs: 1 };
+    let recall = RecallConfig {
+        keys: 8,
+        values: 8,
+        pairs: 1,
+    };
     let mut cfg = TransformerConfig::at_width(32, WidthMode::Heads, 8).unwrap();
     cfg.vocab = recall.vocab();
     cfg.seq_len = recall.seq_len();
-    cfg.adapt = ["q", "k", "v", "o", "up", "down", "embed", "readout"].iter().map(|s| s.to_string()).collect();
+    cfg.adapt = ["q", "k", "v", "o", "up", "down", "embed", "readout"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let data = associative_recall::<f64>(&recall, 128, 128, 1).unwrap();
-    let mut net = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::new(Method::Lora).rank_alpha(4, 4.0), 2).unwrap();
-    let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), 0.01), steps: 100, batch: None, ramp: Ramp::default(), width: 32 };
+    let mut net = cfg
+        .build(
+            cfg.base_weights::<f64>(0),
+            &AdapterConfig::new(Method::Lora).rank_alpha(4, 4.0),
+            2,
+        )
+        .unwrap();
+    let tc = TrainConfig {
+        optimizer: OptimizerConfig::new(Rule::adam(), 0.01),
+        steps: 100,
+        batch: None,
+        ramp: Ramp::default(),
+        width: 32,
+    };
     let rec = train(&mut net, &tc, &data).unwrap();
     let (l0, l1) = (rec.test_loss[0], *rec.test_loss.last().unwrap());
     assert!(l1 < l0 / 10.0, "held-out CE {l0} → {l1}");
-    assert!(*rec.test_accuracy.last().unwrap() >= 0.9, "accuracy {:?}", rec.test_accuracy.last());
+    assert!(
+        *rec.test_accuracy.last().unwrap() >= 0.9,
+        "accuracy {:?}",
+        rec.test_accuracy.last()
+    );
 }
 
 /// Pre-training works for any inspectable model: a transformer with full updates on every map lowers its source
@@ -238,18 +373,40 @@ fn short_recall_run_learns() {
 fn pretrained_transformer_base() {
     use singlora::models::{pretrain, TransformerConfig};
     use singlora::tasks::{associative_recall, RecallConfig};
-    let recall = RecallConfig { keys: 4, values: 4, pairs: 1 };
+    let recall = RecallConfig {
+        keys: 4,
+        values: 4,
+        pairs: 1,
+    };
     let mut cfg = TransformerConfig::new(2, 4);
     cfg.vocab = recall.vocab();
     cfg.seq_len = recall.seq_len();
     let source = associative_recall::<f64>(&recall, 32, 16, 3).unwrap();
     let mut all = cfg.clone();
-    all.adapt = ["embed", "readout", "q", "k", "v", "o", "up", "down"].iter().map(|s| s.to_string()).collect();
-    let mut full = all.build(cfg.base_weights::<f64>(1), &AdapterConfig::new(Method::Full), 0).unwrap();
+    all.adapt = ["embed", "readout", "q", "k", "v", "o", "up", "down"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut full = all
+        .build(
+            cfg.base_weights::<f64>(1),
+            &AdapterConfig::new(Method::Full),
+            0,
+        )
+        .unwrap();
     let (weights, rec) = pretrain(&mut full, &source, 30, 0.01, cfg.width()).unwrap();
     assert!(rec.train_loss.last().unwrap() < &(rec.train_loss[0] / 2.0));
     let (y_pre, _) = full.forward(&source.x_test, 1.0);
-    let net = cfg.build(weights, &AdapterConfig::new(Method::Dora).rank_alpha(2, 2.0), 4).unwrap();
+    let net = cfg
+        .build(
+            weights,
+            &AdapterConfig::new(Method::Dora).rank_alpha(2, 2.0),
+            4,
+        )
+        .unwrap();
     let (y, _) = net.forward(&source.x_test, 1.0);
-    assert!(common::rel_err(&y, &y_pre) < 1e-12, "adapted model does not start at the pre-trained one");
+    assert!(
+        common::rel_err(&y, &y_pre) < 1e-12,
+        "adapted model does not start at the pre-trained one"
+    );
 }

@@ -14,21 +14,49 @@ fn scalar_run(rule: Rule, lr: f64, p0: f64, g: f64, steps: usize) -> Vec<f64> {
     let mut opt = OptimizerConfig::new(rule, lr).init().unwrap();
     let mut p = [p0];
     let grad = [g];
-    (0..steps).map(|_| {
-        opt.step(&mut [Slot { value: &mut p, grad: &grad, lr_factor: 1.0 }]);
-        p[0]
-    }).collect()
+    (0..steps)
+        .map(|_| {
+            opt.step(&mut [Slot {
+                value: &mut p,
+                grad: &grad,
+                lr_factor: 1.0,
+            }]);
+            p[0]
+        })
+        .collect()
 }
 
 /// SGD, μ = 0.9, g ≡ 1, η = 0.1: b = 1, 1.9, 2.71 ⇒ p = 0.9, 0.71, 0.439.
 #[test]
 fn sgd_momentum_trajectory() {
-    let t = scalar_run(Rule::Sgd { momentum: 0.9, weight_decay: 0.0 }, 0.1, 1.0, 1.0, 3);
+    let t = scalar_run(
+        Rule::Sgd {
+            momentum: 0.9,
+            weight_decay: 0.0,
+        },
+        0.1,
+        1.0,
+        1.0,
+        3,
+    );
     assert_abs_diff_eq!(t[0], 0.9, epsilon = 1e-15);
     assert_abs_diff_eq!(t[1], 0.71, epsilon = 1e-15);
     assert_abs_diff_eq!(t[2], 0.439, epsilon = 1e-15);
     // L2 weight decay 0.1 with g = 0: g' = 0.1·p ⇒ p = 1 − 0.1·0.1 = 0.99.
-    assert_abs_diff_eq!(scalar_run(Rule::Sgd { momentum: 0.0, weight_decay: 0.1 }, 0.1, 1.0, 0.0, 1)[0], 0.99, epsilon = 1e-15);
+    assert_abs_diff_eq!(
+        scalar_run(
+            Rule::Sgd {
+                momentum: 0.0,
+                weight_decay: 0.1
+            },
+            0.1,
+            1.0,
+            0.0,
+            1
+        )[0],
+        0.99,
+        epsilon = 1e-15
+    );
 }
 
 /// Adam with a constant gradient: bias correction makes m̂ = g and v̂ = g² at every step, so each step moves
@@ -47,8 +75,30 @@ fn adam_bias_correction() {
 /// (p −= η·wd·p = 0.001, then a zero-gradient Adam step, which is 0).
 #[test]
 fn adam_vs_adamw_weight_decay() {
-    let adam = scalar_run(Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }, 0.1, 1.0, 0.0, 1)[0];
-    let adamw = scalar_run(Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }, 0.1, 1.0, 0.0, 1)[0];
+    let adam = scalar_run(
+        Rule::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+        0.1,
+        1.0,
+        0.0,
+        1,
+    )[0];
+    let adamw = scalar_run(
+        Rule::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+        0.1,
+        1.0,
+        0.0,
+        1,
+    )[0];
     assert_abs_diff_eq!(adam, 0.9, epsilon = 1e-6);
     assert_abs_diff_eq!(adamw, 0.999, epsilon = 1e-15);
 }
@@ -56,32 +106,61 @@ fn adam_vs_adamw_weight_decay() {
 /// sign-SGD moves by η·sign(g) whatever |g|; zero gradients stay put.
 #[test]
 fn sign_sgd() {
-    assert_eq!(scalar_run(Rule::SignSgd { weight_decay: 0.0 }, 0.25, 1.0, 1e-9, 2), vec![0.75, 0.5]);
-    assert_eq!(scalar_run(Rule::SignSgd { weight_decay: 0.0 }, 0.25, 1.0, -3.0, 1), vec![1.25]);
-    assert_eq!(scalar_run(Rule::SignSgd { weight_decay: 0.0 }, 0.25, 1.0, 0.0, 1), vec![1.0]);
+    assert_eq!(
+        scalar_run(Rule::SignSgd { weight_decay: 0.0 }, 0.25, 1.0, 1e-9, 2),
+        vec![0.75, 0.5]
+    );
+    assert_eq!(
+        scalar_run(Rule::SignSgd { weight_decay: 0.0 }, 0.25, 1.0, -3.0, 1),
+        vec![1.25]
+    );
+    assert_eq!(
+        scalar_run(Rule::SignSgd { weight_decay: 0.0 }, 0.25, 1.0, 0.0, 1),
+        vec![1.0]
+    );
 }
 
 #[test]
 fn schedules() {
     let w = Schedule::LinearWarmup { warmup: 4 };
-    assert_eq!([w.factor(1), w.factor(2), w.factor(4), w.factor(9)], [0.25, 0.5, 1.0, 1.0]);
-    let c = Schedule::Cosine { warmup: 2, total: 12, min_ratio: 0.1 };
+    assert_eq!(
+        [w.factor(1), w.factor(2), w.factor(4), w.factor(9)],
+        [0.25, 0.5, 1.0, 1.0]
+    );
+    let c = Schedule::Cosine {
+        warmup: 2,
+        total: 12,
+        min_ratio: 0.1,
+    };
     assert_eq!(c.factor(1), 0.5);
     assert_eq!(c.factor(2), 1.0);
     assert_abs_diff_eq!(c.factor(7), 0.55, epsilon = 1e-15); // halfway: 0.1 + 0.9·½
     assert_abs_diff_eq!(c.factor(12), 0.1, epsilon = 1e-15);
     assert_abs_diff_eq!(c.factor(50), 0.1, epsilon = 1e-15);
-    assert!(Schedule::Cosine { warmup: 5, total: 5, min_ratio: 0.0 }.validate().is_err());
+    assert!(Schedule::Cosine {
+        warmup: 5,
+        total: 5,
+        min_ratio: 0.0
+    }
+    .validate()
+    .is_err());
 }
 
 /// LoRA+: B's rate is ratio × A's; the 1-D switch decides the magnitude's group (PEFT's default puts it in B's,
 /// bug B16); width exponents multiply by n^(−c).
 #[test]
 fn parameter_groups() {
-    let mut g = Groups { loraplus_ratio: 16.0, ..Groups::default() };
+    let mut g = Groups {
+        loraplus_ratio: 16.0,
+        ..Groups::default()
+    };
     assert_eq!(g.factor(Role::LoraA, 64), 1.0);
     assert_eq!(g.factor(Role::LoraB, 64), 16.0);
-    assert_eq!(g.factor(Role::Magnitude, 64), 16.0, "PEFT default: 1-D tensors join B's group");
+    assert_eq!(
+        g.factor(Role::Magnitude, 64),
+        16.0,
+        "PEFT default: 1-D tensors join B's group"
+    );
     assert_eq!(g.factor(Role::Bias, 64), 16.0);
     g.one_d_in_b = false;
     assert_eq!(g.factor(Role::Magnitude, 64), 1.0);
@@ -98,7 +177,15 @@ fn parameter_groups() {
 /// 16η (LoRA+ ratio 16, PEFT grouping), A by η. Guards against a ratio silently ignored or put on A (bug B15).
 #[test]
 fn loraplus_rates_reach_the_tensors() {
-    let mut layer = random_layer(Method::Dora, 6, 5, 2, Scaling::AlphaOverR, DoraNorm::Detached, 3);
+    let mut layer = random_layer(
+        Method::Dora,
+        6,
+        5,
+        2,
+        Scaling::AlphaOverR,
+        DoraNorm::Detached,
+        3,
+    );
     let x = gaussian(4, 6, 3, "x");
     let g = gaussian(4, 5, 3, "g");
     let grads = layer.backward(x.view(), g.view(), 1.0);
@@ -108,7 +195,10 @@ fn loraplus_rates_reach_the_tensors() {
     let mut opt = cfg.init().unwrap();
     opt.step_layer(&mut layer, &grads.params, 6);
     let names: Vec<&str> = layer.param_info().iter().map(|p| p.name).collect();
-    assert_eq!(names, ["lora_A.weight", "lora_B.weight", "lora_magnitude_vector"]);
+    assert_eq!(
+        names,
+        ["lora_A.weight", "lora_B.weight", "lora_magnitude_vector"]
+    );
     for (k, factor) in [1.0, 16.0, 16.0].into_iter().enumerate() {
         let moved = &before[k] - &layer.params()[k];
         let expected = &grads.params[k] * (0.01 * factor);
@@ -120,8 +210,14 @@ fn loraplus_rates_reach_the_tensors() {
 /// u(0) = 0, ΔW(T/2) = ½ΔW(T), and u saturates at 1 (bug B3).
 #[test]
 fn ramp_follows_optimizer_steps_only() {
-    let ramp = Ramp { steps: 4, u_min: 0.0 };
-    assert_eq!([ramp.u(0), ramp.u(1), ramp.u(2), ramp.u(4), ramp.u(100)], [0.0, 0.25, 0.5, 1.0, 1.0]);
+    let ramp = Ramp {
+        steps: 4,
+        u_min: 0.0,
+    };
+    assert_eq!(
+        [ramp.u(0), ramp.u(1), ramp.u(2), ramp.u(4), ramp.u(100)],
+        [0.0, 0.25, 0.5, 1.0, 1.0]
+    );
     assert_eq!(Ramp::default().u(0), 1.0, "T = 0 means no ramp");
     let mut cfg = AdapterConfig::new(Method::Singlora).rank_alpha(2, 2.0);
     cfg.ramp = ramp;
@@ -136,7 +232,9 @@ fn ramp_follows_optimizer_steps_only() {
     let mut acc: Option<Vec<ArrayD<f64>>> = None;
     for _ in 0..3 {
         let _ = layer.forward(x.view(), ramp.u(opt.steps_taken()));
-        let gr = layer.backward(x.view(), g.view(), ramp.u(opt.steps_taken())).params;
+        let gr = layer
+            .backward(x.view(), g.view(), ramp.u(opt.steps_taken()))
+            .params;
         acc = Some(match acc {
             None => gr,
             Some(a) => a.iter().zip(&gr).map(|(p, q)| p + q).collect(),
@@ -149,16 +247,40 @@ fn ramp_follows_optimizer_steps_only() {
     opt.step_layer(&mut layer, &acc.unwrap(), 5);
     assert_eq!(opt.steps_taken(), 1);
     assert_eq!(ramp.u(opt.steps_taken()), 0.25);
-    assert!(layer.backward(x.view(), g.view(), ramp.u(opt.steps_taken())).params[0].iter().any(|&v| v != 0.0));
+    assert!(layer
+        .backward(x.view(), g.view(), ramp.u(opt.steps_taken()))
+        .params[0]
+        .iter()
+        .any(|&v| v != 0.0));
 }
 
 #[test]
 fn bad_optimizer_values_name_themselves() {
-    let e = OptimizerConfig::new(Rule::adam(), 0.0).validate().unwrap_err().to_string();
+    let e = OptimizerConfig::new(Rule::adam(), 0.0)
+        .validate()
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "invalid lr = 0: expected a finite number > 0");
-    let e = OptimizerConfig::new(Rule::adam(), -1.0).validate().unwrap_err().to_string();
+    let e = OptimizerConfig::new(Rule::adam(), -1.0)
+        .validate()
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("lr = -1"), "{e}");
-    let e = OptimizerConfig::new(Rule::Adam { beta1: 1.0, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }, 0.1).validate().unwrap_err().to_string();
+    let e = OptimizerConfig::new(
+        Rule::Adam {
+            beta1: 1.0,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        },
+        0.1,
+    )
+    .validate()
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("optimizer.beta1 = 1"), "{e}");
-    assert!(Rule::from_name("adagrad").unwrap_err().to_string().contains("sgd, adam, adamw, sign_sgd"));
+    assert!(Rule::from_name("adagrad")
+        .unwrap_err()
+        .to_string()
+        .contains("sgd, adam, adamw, sign_sgd"));
 }

@@ -16,7 +16,11 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn small(sets: &[&str]) -> SweepConfig {
-    let mut all: Vec<String> = vec!["widths=[64,128,256,512,1024]".into(), "seeds=[0,1]".into(), "steps=2".into()];
+    let mut all: Vec<String> = vec![
+        "widths=[64,128,256,512,1024]".into(),
+        "seeds=[0,1]".into(),
+        "steps=2".into(),
+    ];
     all.extend(sets.iter().map(|s| s.to_string()));
     SweepConfig::load(None, &all).unwrap()
 }
@@ -28,16 +32,32 @@ fn small(sets: &[&str]) -> SweepConfig {
 /// −0.5 ± 0.1; with LoRA the shift is −1 (δ² ∝ η_B, δ¹ ∝ η_A·B = 0 at t = 1), P12.
 #[test]
 fn small_sweep_reproduces_p1_p2_p12() {
-    let cfg = small(&["arms=[{name=\"singlora\",method=\"singlora\"},{name=\"lora\",method=\"lora\"}]"]);
+    let cfg =
+        small(&["arms=[{name=\"singlora\",method=\"singlora\"},{name=\"lora\",method=\"lora\"}]"]);
     let out = tmp("p1");
     let runs = run_sweep(&cfg, &out, false).unwrap();
     let fits = fit_all(&cfg, &group(&cfg, &runs));
-    let slope = |series: &str| fits.iter().find(|r| r.series == series && r.layer == "hidden.1" && r.quantity == "dz_rms" && r.step == 1).unwrap().fit.slope;
+    let slope = |series: &str| {
+        fits.iter()
+            .find(|r| {
+                r.series == series && r.layer == "hidden.1" && r.quantity == "dz_rms" && r.step == 1
+            })
+            .unwrap()
+            .fit
+            .slope
+    };
     let (half, one) = (slope("singlora@c=0.5"), slope("singlora@c=1"));
     assert!(half.abs() <= 0.2, "P1: SingLoRA c=1/2 slope {half}");
-    assert!((one - half + 0.5).abs() <= 0.1, "P2: c=1 slope {one} vs c=1/2 {half}");
+    assert!(
+        (one - half + 0.5).abs() <= 0.1,
+        "P2: c=1 slope {one} vs c=1/2 {half}"
+    );
     let (lh, l1) = (slope("lora@c=0.5"), slope("lora@c=1"));
-    assert!((l1 - lh + 0.5).abs() <= 0.1, "LoRA exponent shift {}", l1 - lh);
+    assert!(
+        (l1 - lh + 0.5).abs() <= 0.1,
+        "LoRA exponent shift {}",
+        l1 - lh
+    );
     assert!((l1 + 1.0).abs() <= 0.15, "P12: LoRA c=1 slope {l1}");
     // The tables and figures are written.
     let _ = std::fs::remove_dir_all(&out);
@@ -53,7 +73,14 @@ fn fit_recovers_a_known_exponent_with_a_calibrated_interval() {
     let mut covered = 0;
     for rep in 0..60u64 {
         let mut rng = SeedRng::new(rep, "synthetic-fit");
-        let values: Vec<Vec<f64>> = widths.iter().map(|&n| (0..8).map(|_| 3.0 * (n as f64).powf(p) * (0.1 * rng.normal()).exp()).collect()).collect();
+        let values: Vec<Vec<f64>> = widths
+            .iter()
+            .map(|&n| {
+                (0..8)
+                    .map(|_| 3.0 * (n as f64).powf(p) * (0.1 * rng.normal()).exp())
+                    .collect()
+            })
+            .collect();
         let s = fit_slope(&widths, &values, 400, rep).unwrap();
         assert!((s.slope - p).abs() < 0.05, "slope {}", s.slope);
         assert!(s.lo <= s.slope && s.slope <= s.hi);
@@ -63,7 +90,10 @@ fn fit_recovers_a_known_exponent_with_a_calibrated_interval() {
     assert!(covered >= 48, "coverage {covered}/60");
     // Flat data give a flat verdict; fewer than two usable widths give no fit.
     let flat: Vec<Vec<f64>> = widths.iter().map(|_| vec![1.0, 1.01, 0.99]).collect();
-    assert_eq!(verdict(&fit_slope(&widths, &flat, 200, 0).unwrap(), 0.12), "flat");
+    assert_eq!(
+        verdict(&fit_slope(&widths, &flat, 200, 0).unwrap(), 0.12),
+        "flat"
+    );
     assert!(fit_slope(&widths[..1], &flat[..1], 10, 0).is_none());
     let nan: Vec<Vec<f64>> = widths.iter().map(|_| vec![f64::NAN]).collect();
     assert!(fit_slope(&widths, &nan, 10, 0).is_none());
@@ -73,12 +103,19 @@ fn fit_recovers_a_known_exponent_with_a_calibrated_interval() {
 /// finished is recomputed and the results are byte-identical to an uninterrupted sweep's.
 #[test]
 fn interrupted_sweep_resumes_to_identical_results() {
-    let cfg = small(&["widths=[16,32,64]", "arms=[{name=\"singlora\",method=\"singlora\"}]", "lr_exponents=[0.5]"]);
+    let cfg = small(&[
+        "widths=[16,32,64]",
+        "arms=[{name=\"singlora\",method=\"singlora\"}]",
+        "lr_exponents=[0.5]",
+    ]);
     let (a, b) = (tmp("full"), tmp("resumed"));
     run_sweep(&cfg, &a, false).unwrap();
     run_sweep(&cfg, &b, false).unwrap();
     let runs = b.join("runs");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for f in files.iter().step_by(2) {
         std::fs::remove_file(f).unwrap();
@@ -87,27 +124,52 @@ fn interrupted_sweep_resumes_to_identical_results() {
     let kept = files[1].clone();
     let before = std::fs::metadata(&kept).unwrap().modified().unwrap();
     let runs_b = run_sweep(&cfg, &b, false).unwrap();
-    assert_eq!(std::fs::metadata(&kept).unwrap().modified().unwrap(), before, "a finished run was recomputed");
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().modified().unwrap(),
+        before,
+        "a finished run was recomputed"
+    );
     let runs_a = run_sweep(&cfg, &a, false).unwrap();
     let fa = fit_all(&cfg, &group(&cfg, &runs_a));
     let fb = fit_all(&cfg, &group(&cfg, &runs_b));
     singlora::studies::report::write_tables(&a, &runs_a, &fa).unwrap();
     singlora::studies::report::write_tables(&b, &runs_b, &fb).unwrap();
-    assert_eq!(std::fs::read(a.join("results.csv")).unwrap(), std::fs::read(b.join("results.csv")).unwrap());
-    assert_eq!(std::fs::read(a.join("fits.csv")).unwrap(), std::fs::read(b.join("fits.csv")).unwrap());
+    assert_eq!(
+        std::fs::read(a.join("results.csv")).unwrap(),
+        std::fs::read(b.join("results.csv")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(a.join("fits.csv")).unwrap(),
+        std::fs::read(b.join("fits.csv")).unwrap()
+    );
     // The same study with one value changed is refused in the same folder.
-    let other = small(&["widths=[16,32,64]", "arms=[{name=\"singlora\",method=\"singlora\"}]", "lr_exponents=[0.5]", "steps=3"]);
-    assert!(run_sweep(&other, &b, false).unwrap_err().to_string().contains("different config"));
+    let other = small(&[
+        "widths=[16,32,64]",
+        "arms=[{name=\"singlora\",method=\"singlora\"}]",
+        "lr_exponents=[0.5]",
+        "steps=3",
+    ]);
+    assert!(run_sweep(&other, &b, false)
+        .unwrap_err()
+        .to_string()
+        .contains("different config"));
     let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
 }
 
 /// Same config and seed, same numbers, whatever the thread count.
 #[test]
 fn thread_count_does_not_change_results() {
-    let cfg = small(&["widths=[16,32]", "arms=[{name=\"lora\",method=\"dora\"}]", "lr_exponents=[1.0]"]);
+    let cfg = small(&[
+        "widths=[16,32]",
+        "arms=[{name=\"lora\",method=\"dora\"}]",
+        "lr_exponents=[1.0]",
+    ]);
     let run = |threads: usize, name: &str| {
         let out = tmp(name);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         let runs = pool.install(|| run_sweep(&cfg, &out, false)).unwrap();
         let _ = std::fs::remove_dir_all(&out);
         runs.into_iter().map(|r| r.records).collect::<Vec<_>>()
@@ -117,12 +179,32 @@ fn thread_count_does_not_change_results() {
 
 #[test]
 fn bad_configs_give_documented_errors() {
-    let err = |sets: &[&str]| SweepConfig::load(None, &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap_err().to_string();
-    assert_eq!(err(&["widths=[64,32]"]), "invalid widths = [64, 32]: expected strictly increasing widths");
-    assert_eq!(err(&["widths=[0,32]"]), "invalid widths = 0: expected positive integers");
-    assert_eq!(err(&["steps=0"]), "invalid steps = 0: expected a positive integer");
-    assert_eq!(err(&["lr=-1"]), "invalid lr = -1: expected a finite number > 0");
-    assert!(err(&["adapter.rank=100", "widths=[64,128]"]).starts_with("invalid rank = 100: expected an integer in 1..=64"));
+    let err = |sets: &[&str]| {
+        SweepConfig::load(
+            None,
+            &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert_eq!(
+        err(&["widths=[64,32]"]),
+        "invalid widths = [64, 32]: expected strictly increasing widths"
+    );
+    assert_eq!(
+        err(&["widths=[0,32]"]),
+        "invalid widths = 0: expected positive integers"
+    );
+    assert_eq!(
+        err(&["steps=0"]),
+        "invalid steps = 0: expected a positive integer"
+    );
+    assert_eq!(
+        err(&["lr=-1"]),
+        "invalid lr = -1: expected a finite number > 0"
+    );
+    assert!(err(&["adapter.rank=100", "widths=[64,128]"])
+        .starts_with("invalid rank = 100: expected an integer in 1..=64"));
     assert!(err(&["arms=[{name=\"x\",method=\"vera\"}]"]).contains("invalid method = vera"));
     assert!(err(&["stpes=3"]).contains("unknown field `stpes`"));
     assert!(err(&["precision=\"f16\""]).contains("invalid precision = f16"));
@@ -132,14 +214,22 @@ fn bad_configs_give_documented_errors() {
     let f = dir.join("study.toml");
     std::fs::write(&f, "name = \"x\"\nwidths = [64, 128\nseeds = [0]\n").unwrap();
     let e = SweepConfig::load(Some(&f), &[]).unwrap_err().to_string();
-    assert!(e.contains("study.toml: line 3, column 1: missing comma"), "{e}");
+    assert!(
+        e.contains("study.toml: line 3, column 1: missing comma"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `probes` selects what is recorded and `batch` trains on mini-batches (different numbers from full batch).
 #[test]
 fn probe_selection_and_mini_batches() {
-    let base = ["widths=[16,32]", "arms=[{name=\"s\",method=\"singlora\"}]", "lr_exponents=[0.5]", "task.examples=16"];
+    let base = [
+        "widths=[16,32]",
+        "arms=[{name=\"s\",method=\"singlora\"}]",
+        "lr_exponents=[0.5]",
+        "task.examples=16",
+    ];
     let run = |extra: &[&str], name: &str| {
         let mut sets: Vec<&str> = base.to_vec();
         sets.extend_from_slice(extra);
@@ -150,10 +240,20 @@ fn probe_selection_and_mini_batches() {
         runs
     };
     let only_loss = run(&["probes=[\"loss\",\"test_\"]"], "probes");
-    assert!(only_loss.iter().all(|r| !r.records.is_empty() && r.records.iter().all(|x| x.quantity == "loss" || x.quantity.starts_with("test_"))));
+    assert!(only_loss.iter().all(|r| !r.records.is_empty()
+        && r.records
+            .iter()
+            .all(|x| x.quantity == "loss" || x.quantity.starts_with("test_"))));
     let full = run(&["probes=[\"loss\"]"], "fullbatch");
     let mini = run(&["probes=[\"loss\"]", "batch=4"], "minibatch");
     assert_eq!(full[0].records[0], mini[0].records[0], "same initial loss");
-    assert_ne!(full[0].records.last(), mini[0].records.last(), "mini-batches must change the trajectory");
-    assert!(SweepConfig::load(None, &["batch=0".to_string()]).unwrap_err().to_string().contains("invalid batch = 0"));
+    assert_ne!(
+        full[0].records.last(),
+        mini[0].records.last(),
+        "mini-batches must change the trajectory"
+    );
+    assert!(SweepConfig::load(None, &["batch=0".to_string()])
+        .unwrap_err()
+        .to_string()
+        .contains("invalid batch = 0"));
 }

@@ -5,7 +5,9 @@ mod common;
 
 use ndarray::{array, Array2};
 use singlora::models::{MlpConfig, Model};
-use singlora::tasks::{associative_recall, teacher_classification, teacher_regression, RecallConfig, ShiftKind};
+use singlora::tasks::{
+    associative_recall, teacher_classification, teacher_regression, RecallConfig, ShiftKind,
+};
 use singlora::train::{accuracy, cross_entropy, mse, Loss};
 
 /// Both losses against central differences (f64, h = 1e-6: smooth functions with O(1) derivatives, error ~1e-10);
@@ -25,18 +27,30 @@ fn loss_gradients_match_finite_differences() {
             yp[idx] = o - h;
             let m = loss.eval(&yp, &targets).0;
             yp[idx] = o;
-            assert!(((p - m) / (2.0 * h) - g[idx]).abs() < 1e-8, "{loss:?} at {idx:?}");
+            assert!(
+                ((p - m) / (2.0 * h) - g[idx]).abs() < 1e-8,
+                "{loss:?} at {idx:?}"
+            );
         }
     }
     // The ignored row gets zero gradient; the mean is over the 3 scored rows.
     let (l, g) = cross_entropy(&y, &targets);
     assert!(g.row(2).iter().all(|&v| v == 0.0));
     let uniform = Array2::<f64>::zeros((4, 3));
-    assert!((cross_entropy(&uniform, &targets).0 - 3f64.ln()).abs() < 1e-15, "uniform logits give ln 3");
+    assert!(
+        (cross_entropy(&uniform, &targets).0 - 3f64.ln()).abs() < 1e-15,
+        "uniform logits give ln 3"
+    );
     assert!(l.is_finite());
     // MSE: ½·mean over rows of squared norms. y − t = [[1, 1]] ⇒ L = ½·2 = 1.
     assert_eq!(mse(&array![[1., 2.]], &array![[0., 1.]]).0, 1.0);
-    assert_eq!(accuracy(&array![[0.1, 2.0], [3.0, 0.0], [5.0, 1.0]], &array![[0., 1.], [0., 1.], [0., 0.]]), 0.5);
+    assert_eq!(
+        accuracy(
+            &array![[0.1, 2.0], [3.0, 0.0], [5.0, 1.0]],
+            &array![[0., 1.], [0., 1.], [0., 0.]]
+        ),
+        0.5
+    );
 }
 
 /// The inputs are the same at every width; the regression target's shift effect has rms exactly 1 on the training
@@ -46,10 +60,17 @@ fn regression_data_are_width_independent() {
     let mut xs = Vec::new();
     for width in [16, 64] {
         let cfg = MlpConfig::new(width);
-        let d = teacher_regression::<f64>(&cfg, 3, "hidden.1", ShiftKind::Nsd, 2, 50, 20, 4).unwrap();
+        let d =
+            teacher_regression::<f64>(&cfg, 3, "hidden.1", ShiftKind::Nsd, 2, 50, 20, 4).unwrap();
         let mut frozen = cfg.clone();
         frozen.adapt.clear();
-        let base = frozen.build(cfg.base_weights::<f64>(3), &singlora::adapters::AdapterConfig::default(), 0).unwrap();
+        let base = frozen
+            .build(
+                cfg.base_weights::<f64>(3),
+                &singlora::adapters::AdapterConfig::default(),
+                0,
+            )
+            .unwrap();
         let (y0, _) = base.forward(&d.x_train, 1.0);
         let (l, _) = mse(&y0, &d.y_train);
         assert!((l - 0.5).abs() < 1e-12, "initial loss {l} at width {width}");
@@ -62,20 +83,38 @@ fn regression_data_are_width_independent() {
 fn classification_labels_are_one_hot() {
     let mut cfg = MlpConfig::new(32);
     cfg.output_dim = 5;
-    let d = teacher_classification::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 200, 50, 2).unwrap();
+    let d =
+        teacher_classification::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 200, 50, 2)
+            .unwrap();
     assert_eq!(d.y_train.dim(), (200, 5));
-    assert!(d.y_train.outer_iter().all(|r| r.sum() == 1.0 && r.iter().all(|&v| v == 0.0 || v == 1.0)));
+    assert!(d
+        .y_train
+        .outer_iter()
+        .all(|r| r.sum() == 1.0 && r.iter().all(|&v| v == 0.0 || v == 1.0)));
     // All classes occur (the task is not degenerate).
-    assert!(d.y_train.sum_axis(ndarray::Axis(0)).iter().all(|&c| c > 0.0));
+    assert!(d
+        .y_train
+        .sum_axis(ndarray::Axis(0))
+        .iter()
+        .all(|&c| c > 0.0));
     cfg.output_dim = 1;
-    assert!(teacher_classification::<f64>(&cfg, 1, "hidden.1", ShiftKind::Psd, 2, 10, 10, 2).unwrap_err().to_string().contains("output_dim"));
+    assert!(
+        teacher_classification::<f64>(&cfg, 1, "hidden.1", ShiftKind::Psd, 2, 10, 10, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("output_dim")
+    );
 }
 
 /// Each recall sequence: p distinct keys with values, then a query key present earlier; the only scored target is
 /// the value stored with that key.
 #[test]
 fn recall_sequences_are_well_formed() {
-    let cfg = RecallConfig { keys: 6, values: 4, pairs: 3 };
+    let cfg = RecallConfig {
+        keys: 6,
+        values: 4,
+        pairs: 3,
+    };
     let d = associative_recall::<f64>(&cfg, 40, 10, 5).unwrap();
     let t = cfg.seq_len();
     assert_eq!(d.rows_per_example, 7);
@@ -84,15 +123,33 @@ fn recall_sequences_are_well_formed() {
     for s in 0..40 {
         let rows: Vec<usize> = (0..t).map(|i| tok(d.x_train.row(s * t + i))).collect();
         let keys: Vec<usize> = (0..3).map(|i| rows[2 * i]).collect();
-        assert!(keys.iter().all(|&k| k < 6) && rows.iter().skip(1).step_by(2).take(3).all(|&v| v >= 6));
+        assert!(
+            keys.iter().all(|&k| k < 6) && rows.iter().skip(1).step_by(2).take(3).all(|&v| v >= 6)
+        );
         let mut sorted = keys.clone();
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), 3, "keys repeat");
         let q = rows[t - 1];
-        let pos = keys.iter().position(|&k| k == q).expect("query key was shown");
+        let pos = keys
+            .iter()
+            .position(|&k| k == q)
+            .expect("query key was shown");
         assert_eq!(tok(d.y_train.row(s * t + t - 1)), rows[2 * pos + 1]);
-        assert!((0..t - 1).all(|i| d.y_train.row(s * t + i).sum() == 0.0), "only the last position is scored");
+        assert!(
+            (0..t - 1).all(|i| d.y_train.row(s * t + i).sum() == 0.0),
+            "only the last position is scored"
+        );
     }
-    assert!(associative_recall::<f64>(&RecallConfig { keys: 2, values: 4, pairs: 3 }, 1, 1, 0).is_err());
+    assert!(associative_recall::<f64>(
+        &RecallConfig {
+            keys: 2,
+            values: 4,
+            pairs: 3
+        },
+        1,
+        1,
+        0
+    )
+    .is_err());
 }

@@ -21,9 +21,12 @@ use common::{gaussian, rel_err};
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD, Axis};
 use singlora::adapters::{AdapterConfig, DoraNorm, Method, Ramp};
 use singlora::models::transformer::{
-    attention, attention_backward, layer_norm, layer_norm_backward, AttentionSpec, Block, LAYER_NORM_EPS,
+    attention, attention_backward, layer_norm, layer_norm_backward, AttentionSpec, Block,
+    LAYER_NORM_EPS,
 };
-use singlora::models::{Linear, LogitScale, Model, Readout, Transformer, TransformerConfig, WidthMode};
+use singlora::models::{
+    Linear, LogitScale, Model, Readout, Transformer, TransformerConfig, WidthMode,
+};
 
 const H: f64 = 1e-5;
 const TOL: f64 = 1e-6;
@@ -106,7 +109,9 @@ fn small_cfg(causal: bool, adapt: &[&str]) -> TransformerConfig {
 
 /// A network of `cfg` with `method` (rank 2, α = 2, exact DoRA norm gradient) and every adapter in a random state.
 fn random_net(cfg: &TransformerConfig, method: Method, u: f64) -> Transformer<f64> {
-    let adapter = AdapterConfig::new(method).rank_alpha(2, 2.0).dora_norm(DoraNorm::Full);
+    let adapter = AdapterConfig::new(method)
+        .rank_alpha(2, 2.0)
+        .dora_norm(DoraNorm::Full);
     let mut net = cfg.build(cfg.base_weights::<f64>(3), &adapter, 4).unwrap();
     for (k, layer) in net.layers_mut().into_iter().enumerate() {
         if let Linear::Adapted(a) = layer {
@@ -124,7 +129,13 @@ fn layer_norm_matches_its_definition_and_finite_differences() {
     let ln = layer_norm(ndarray::array![[1.0f64, 2.0, 3.0]].view());
     let r = 1.0 / (2.0 / 3.0 + LAYER_NORM_EPS).sqrt();
     assert_eq!(ln.rstd[0], r);
-    assert!((&ln.y - &ndarray::array![[-r, 0.0, r]]).iter().all(|d| d.abs() < 1e-15), "{:?}", ln.y);
+    assert!(
+        (&ln.y - &ndarray::array![[-r, 0.0, r]])
+            .iter()
+            .all(|d| d.abs() < 1e-15),
+        "{:?}",
+        ln.y
+    );
     // Off-centre rows of different scales.
     let x = gaussian(6, 7, 1, "ln.x") * 1.7 + 0.4;
     let g = gaussian(6, 7, 1, "ln.g");
@@ -138,28 +149,53 @@ fn layer_norm_matches_its_definition_and_finite_differences() {
 #[test]
 fn attention_gradients_match_finite_differences_with_and_without_mask() {
     // 2 sequences of 4 tokens, 2 heads of size 3.
-    let (q, k, v) = (gaussian(8, 6, 2, "att.q"), gaussian(8, 6, 2, "att.k"), gaussian(8, 6, 2, "att.v"));
+    let (q, k, v) = (
+        gaussian(8, 6, 2, "att.q"),
+        gaussian(8, 6, 2, "att.k"),
+        gaussian(8, 6, 2, "att.v"),
+    );
     let g = gaussian(8, 6, 2, "att.g");
     for causal in [false, true] {
         for tau in [1.0 / 3f64.sqrt(), 1.0 / 3.0] {
-            let spec = AttentionSpec { seq_len: 4, heads: 2, head_dim: 3, tau, causal };
+            let spec = AttentionSpec {
+                seq_len: 4,
+                heads: 2,
+                head_dim: 3,
+                tau,
+                causal,
+            };
             let out = attention(q.view(), k.view(), v.view(), &spec);
             // Probabilities: rows sum to 1, masked entries exactly 0, unmasked positive.
-            for ((b, j, t), row) in out.probs.lanes(Axis(3)).into_iter().enumerate().map(|(i, r)| ((i / 8, (i / 4) % 2, i % 4), r)) {
+            for ((b, j, t), row) in out
+                .probs
+                .lanes(Axis(3))
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| ((i / 8, (i / 4) % 2, i % 4), r))
+            {
                 assert!((row.sum() - 1.0).abs() < 1e-14, "seq {b} head {j} row {t}");
                 for (t2, &p) in row.iter().enumerate() {
-                    assert!(if causal && t2 > t { p == 0.0 } else { p > 0.0 }, "causal {causal}: P[{t},{t2}] = {p}");
+                    assert!(
+                        if causal && t2 > t { p == 0.0 } else { p > 0.0 },
+                        "causal {causal}: P[{t},{t2}] = {p}"
+                    );
                 }
             }
-            let grads = attention_backward(q.view(), k.view(), v.view(), &out.probs, g.view(), &spec);
-            let probe = |q: &Array2<f64>, k: &Array2<f64>, v: &Array2<f64>| (&attention(q.view(), k.view(), v.view(), &spec).ctx * &g).sum();
+            let grads =
+                attention_backward(q.view(), k.view(), v.view(), &out.probs, g.view(), &spec);
+            let probe = |q: &Array2<f64>, k: &Array2<f64>, v: &Array2<f64>| {
+                (&attention(q.view(), k.view(), v.view(), &spec).ctx * &g).sum()
+            };
             for (name, analytic, fd) in [
                 ("q", &grads.q, fd_matrix(&q, |q| probe(q, &k, &v))),
                 ("k", &grads.k, fd_matrix(&k, |k| probe(&q, k, &v))),
                 ("v", &grads.v, fd_matrix(&v, |v| probe(&q, &k, v))),
             ] {
                 let e = rel_err(analytic, &fd);
-                assert!(e <= TOL, "attention causal={causal} τ={tau}: ∂{name} rel err {e:e}");
+                assert!(
+                    e <= TOL,
+                    "attention causal={causal} τ={tau}: ∂{name} rel err {e:e}"
+                );
             }
             if causal {
                 // The last key of each sequence is seen only by the last query: its gradient comes from one row.
@@ -177,7 +213,14 @@ fn feed_forward_sublayer_gradients_match_finite_differences() {
     let g = gaussian(8, 6, 3, "ff.g");
     let u = 0.6;
     for method in [None, Some(Method::Lora), Some(Method::SingloraDora)] {
-        let cfg = small_cfg(true, if method.is_some() { &["up", "down"] } else { &[] });
+        let cfg = small_cfg(
+            true,
+            if method.is_some() {
+                &["up", "down"]
+            } else {
+                &[]
+            },
+        );
         let mut net = random_net(&cfg, method.unwrap_or(Method::Lora), u);
         let block = &mut net.blocks[0];
         let (_, cache) = block.feed_forward(h.view(), u);
@@ -190,7 +233,10 @@ fn feed_forward_sublayer_gradients_match_finite_differences() {
         assert_eq!(grads.len(), if method.is_some() { 4 } else { 0 });
         for (k, (a, f)) in grads.iter().zip(&fd).enumerate() {
             let e = rel_err(a, f);
-            assert!(e <= TOL, "feed-forward {method:?}: tensor {k} rel err {e:e}");
+            assert!(
+                e <= TOL,
+                "feed-forward {method:?}: tensor {k} rel err {e:e}"
+            );
         }
     }
 }
@@ -203,7 +249,11 @@ fn residual_block_gradients_match_finite_differences() {
     let u = 0.6;
     for causal in [true, false] {
         for method in [Method::Lora, Method::Dora, Method::Singlora] {
-            let mut net = random_net(&small_cfg(causal, &["q", "k", "v", "o", "up", "down"]), method, u);
+            let mut net = random_net(
+                &small_cfg(causal, &["q", "k", "v", "o", "up", "down"]),
+                method,
+                u,
+            );
             let block = &mut net.blocks[1];
             let (_, cache) = block.forward(h.view(), u);
             let (grads, gh) = block.backward(&cache, g.view(), u);
@@ -214,12 +264,18 @@ fn residual_block_gradients_match_finite_differences() {
             let (_, ac) = block.attention_forward(h.view(), u);
             let fd_a = fd_matrix(&h, |h| (&block.attention_forward(h.view(), u).0 * &g).sum());
             let e = rel_err(&block.attention_backward(&ac, g.view(), u).1, &fd_a);
-            assert!(e <= TOL, "attention sublayer {method} causal={causal}: ∂h rel err {e:e}");
+            assert!(
+                e <= TOL,
+                "attention sublayer {method} causal={causal}: ∂h rel err {e:e}"
+            );
             let fd = fd_params(block, |b| (&b.forward(h.view(), u).0 * &g).sum());
             assert_eq!(grads.len(), fd.len());
             for (k, (a, f)) in grads.iter().zip(&fd).enumerate() {
                 let e = rel_err(a, f);
-                assert!(e <= TOL, "block {method} causal={causal}: tensor {k} rel err {e:e}");
+                assert!(
+                    e <= TOL,
+                    "block {method} causal={causal}: tensor {k} rel err {e:e}"
+                );
             }
         }
     }
@@ -234,7 +290,10 @@ fn transformer_gradients_match_finite_differences() {
     let x = gaussian(8, 5, 5, "model.x");
     let g = gaussian(8, 5, 5, "model.g");
     let u = 0.6;
-    for (causal, logits, readout) in [(true, LogitScale::Standard, Readout::Standard), (false, LogitScale::Mup, Readout::Mup)] {
+    for (causal, logits, readout) in [
+        (true, LogitScale::Standard, Readout::Standard),
+        (false, LogitScale::Mup, Readout::Mup),
+    ] {
         for method in Method::ALL {
             let mut cfg = small_cfg(causal, &ALL_MAPS);
             cfg.logit_scale = logits;
@@ -255,17 +314,29 @@ fn transformer_gradients_match_finite_differences() {
             assert_eq!(grads.len(), info.len());
             assert_eq!(net.params().len(), info.len());
             let layers: BTreeSet<&str> = info.iter().map(|p| p.layer.as_str()).collect();
-            assert_eq!(layers, net.names.iter().map(String::as_str).collect(), "{method}: a map without gradients");
+            assert_eq!(
+                layers,
+                net.names.iter().map(String::as_str).collect(),
+                "{method}: a map without gradients"
+            );
             for ((grad, p), i) in grads.iter().zip(net.params()).zip(&info) {
                 assert_eq!(grad.shape(), p.shape(), "{}", i.full_name());
                 assert_eq!(grad.shape(), i.info.shape.as_slice(), "{}", i.full_name());
-                assert!(grad.iter().any(|&v| v != 0.0), "{method}: {} gradient is zero", i.full_name());
+                assert!(
+                    grad.iter().any(|&v| v != 0.0),
+                    "{method}: {} gradient is zero",
+                    i.full_name()
+                );
             }
 
             let fd = fd_params(&mut net, |n| (&n.forward(&x, u).0 * &g).sum());
             for (k, (a, f)) in grads.iter().zip(&fd).enumerate() {
                 let e = rel_err(a, f);
-                assert!(e <= TOL, "{method} causal={causal}: {} rel err {e:e}", info[k].full_name());
+                assert!(
+                    e <= TOL,
+                    "{method} causal={causal}: {} rel err {e:e}",
+                    info[k].full_name()
+                );
             }
         }
     }
@@ -282,20 +353,33 @@ fn attaching_adapters_at_init_leaves_the_output_unchanged() {
         (cfg.heads, cfg.head_dim) = (heads, head_dim);
         let x = gaussian(8, 5, 6, "init.x");
         let base = cfg.base_weights::<f64>(1);
-        let plain_cfg = TransformerConfig { adapt: vec![], ..cfg.clone() };
-        let plain = plain_cfg.build(base.clone(), &AdapterConfig::default(), 0).unwrap();
+        let plain_cfg = TransformerConfig {
+            adapt: vec![],
+            ..cfg.clone()
+        };
+        let plain = plain_cfg
+            .build(base.clone(), &AdapterConfig::default(), 0)
+            .unwrap();
         assert_eq!(plain.num_trainable(), 0);
         let (y0, _) = plain.forward(&x, 1.0);
         for method in Method::ALL {
             let mut adapter = AdapterConfig::new(method).rank_alpha(2, 2.0);
             if method.is_singlora() {
-                adapter.ramp = Ramp { steps: 5, u_min: 0.0 };
+                adapter.ramp = Ramp {
+                    steps: 5,
+                    u_min: 0.0,
+                };
             }
             let u = adapter.ramp.u(0);
             let net = cfg.build(base.clone(), &adapter, 9).unwrap();
             assert!(net.num_trainable() > 0);
             let (y, _) = net.forward(&x, u);
-            assert_eq!(y, y0, "{method} at n = {}, u = {u}: attaching changed the output", cfg.width());
+            assert_eq!(
+                y,
+                y0,
+                "{method} at n = {}, u = {u}: attaching changed the output",
+                cfg.width()
+            );
             if method.is_singlora() {
                 // Control: without the ramp SingLoRA's width-aware initial update does move the output.
                 assert_ne!(net.forward(&x, 1.0).0, y0, "{method} at u = 1");
@@ -315,22 +399,61 @@ fn both_width_notions_build_and_give_vocab_outputs() {
     for cfg in [more_heads, wider_heads] {
         assert_eq!(cfg.width(), 12);
         assert_eq!(cfg.attention_spec().tau, 1.0 / (cfg.head_dim as f64).sqrt());
-        let net = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::new(Method::Singlora).rank_alpha(2, 2.0), 1).unwrap();
+        let net = cfg
+            .build(
+                cfg.base_weights::<f64>(0),
+                &AdapterConfig::new(Method::Singlora).rank_alpha(2, 2.0),
+                1,
+            )
+            .unwrap();
         // Defaults: vocab 16, seq_len 8, 2 blocks, adapters on q and v.
         let adapted: BTreeSet<String> = net.params_info().iter().map(|p| p.layer.clone()).collect();
-        assert_eq!(adapted, ["block.0.q", "block.0.v", "block.1.q", "block.1.v"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            adapted,
+            ["block.0.q", "block.0.v", "block.1.q", "block.1.v"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        );
         let x = gaussian(3 * 8, 16, 7, "width.x");
         let (y, _) = net.forward(&x, 1.0);
-        assert_eq!(y.dim(), (3 * 8, 16), "{} heads of {}", cfg.heads, cfg.head_dim);
+        assert_eq!(
+            y.dim(),
+            (3 * 8, 16),
+            "{} heads of {}",
+            cfg.heads,
+            cfg.head_dim
+        );
         assert!(y.iter().all(|v| v.is_finite()));
         // f32 builds and runs too.
-        let net32 = cfg.build(cfg.base_weights::<f32>(0), &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0), 1).unwrap();
-        assert_eq!(net32.forward(&x.mapv(|v| v as f32), 1.0).0.dim(), (3 * 8, 16));
+        let net32 = cfg
+            .build(
+                cfg.base_weights::<f32>(0),
+                &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0),
+                1,
+            )
+            .unwrap();
+        assert_eq!(
+            net32.forward(&x.mapv(|v| v as f32), 1.0).0.dim(),
+            (3 * 8, 16)
+        );
     }
     // Base weights: shapes in layer order and fan-in scale.
     let cfg = TransformerConfig::new(2, 3);
     let shapes: Vec<_> = cfg.base_weights::<f64>(0).iter().map(|w| w.dim()).collect();
-    assert_eq!(shapes[..8], [(6, 16), (6, 6), (6, 6), (6, 6), (6, 6), (24, 6), (6, 24), (6, 6)]);
+    assert_eq!(
+        shapes[..8],
+        [
+            (6, 16),
+            (6, 6),
+            (6, 6),
+            (6, 6),
+            (6, 6),
+            (24, 6),
+            (6, 24),
+            (6, 6)
+        ]
+    );
     assert_eq!(*shapes.last().unwrap(), (16, 6));
 }
 
@@ -348,8 +471,17 @@ fn causal_mask_blocks_the_future_exactly() {
             let (yp, _) = net.forward(&xp, 0.6);
             for t in 0..8 {
                 let same = yp.row(t) == y.row(t);
-                let expected = if t >= 4 { true } else if causal { t < t_prime } else { false };
-                assert_eq!(same, expected, "causal={causal}: perturbing token {t_prime}, output row {t} same = {same}");
+                let expected = if t >= 4 {
+                    true
+                } else if causal {
+                    t < t_prime
+                } else {
+                    false
+                };
+                assert_eq!(
+                    same, expected,
+                    "causal={causal}: perturbing token {t_prime}, output row {t} same = {same}"
+                );
             }
         }
     }
@@ -363,10 +495,16 @@ fn bad_transformer_configs_name_their_field() {
     let mut cfg = TransformerConfig::new(2, 3);
     cfg.adapt = vec!["q".into(), "qq".into()];
     let e = err(&cfg);
-    assert!(e.starts_with("invalid adapt = qq: expected one of q, k, v, o, up, down"), "{e}");
+    assert!(
+        e.starts_with("invalid adapt = qq: expected one of q, k, v, o, up, down"),
+        "{e}"
+    );
     cfg.adapt = vec!["block.2.q".into()];
     let e = err(&cfg);
-    assert!(e.contains("invalid adapt = block.2.q") && e.contains("K in 0..2"), "{e}");
+    assert!(
+        e.contains("invalid adapt = block.2.q") && e.contains("K in 0..2"),
+        "{e}"
+    );
     cfg.adapt = vec!["block.1.up".into(), "embed".into(), "readout".into()];
     assert!(cfg.validate().is_ok());
     for field in ["vocab", "seq_len", "blocks", "heads", "head_dim"] {
@@ -378,20 +516,45 @@ fn bad_transformer_configs_name_their_field() {
             "heads" => bad.heads = 0,
             _ => bad.head_dim = 0,
         }
-        assert_eq!(err(&bad), format!("invalid {field} = 0: expected a positive integer"));
+        assert_eq!(
+            err(&bad),
+            format!("invalid {field} = 0: expected a positive integer")
+        );
     }
-    let e = TransformerConfig::at_width(10, WidthMode::Heads, 4).unwrap_err().to_string();
-    assert_eq!(e, "invalid width = 10: expected a positive multiple of head_dim = 4");
-    let e = TransformerConfig::at_width(8, WidthMode::HeadDim, 0).unwrap_err().to_string();
+    let e = TransformerConfig::at_width(10, WidthMode::Heads, 4)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "invalid width = 10: expected a positive multiple of head_dim = 4"
+    );
+    let e = TransformerConfig::at_width(8, WidthMode::HeadDim, 0)
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "invalid heads = 0: expected a positive integer");
     // A rank the adapted map cannot hold names the map.
     let cfg = TransformerConfig::new(2, 3);
-    let e = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::new(Method::Lora).rank_alpha(7, 1.0), 0).err().unwrap().to_string();
-    assert!(e.contains("invalid rank = 7") && e.contains("layer block.0.q"), "{e}");
+    let e = cfg
+        .build(
+            cfg.base_weights::<f64>(0),
+            &AdapterConfig::new(Method::Lora).rank_alpha(7, 1.0),
+            0,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("invalid rank = 7") && e.contains("layer block.0.q"),
+        "{e}"
+    );
     // Base weights of the wrong shape.
     let mut base = cfg.base_weights::<f64>(0);
     base[1] = Array2::zeros((6, 5));
-    let e = cfg.build(base, &AdapterConfig::default(), 0).err().unwrap().to_string();
+    let e = cfg
+        .build(base, &AdapterConfig::default(), 0)
+        .err()
+        .unwrap()
+        .to_string();
     assert_eq!(e, "invalid base = 6x5 for block.0.q: expected 6x6");
 }
 
@@ -403,12 +566,26 @@ fn transformer_config_round_trips_through_toml() {
     cfg.readout = Readout::Standard;
     cfg.adapt = vec!["k".into(), "block.1.down".into()];
     let text = toml::to_string(&cfg).unwrap();
-    assert_eq!(toml::from_str::<TransformerConfig>(&text).unwrap(), cfg, "{text}");
-    assert_eq!(toml::from_str::<TransformerConfig>("heads = 2\nhead_dim = 3").unwrap(), TransformerConfig::new(2, 3));
-    let e = toml::from_str::<TransformerConfig>("heads = 2\nhead_dim = 3\nhaeds = 4").unwrap_err().to_string();
+    assert_eq!(
+        toml::from_str::<TransformerConfig>(&text).unwrap(),
+        cfg,
+        "{text}"
+    );
+    assert_eq!(
+        toml::from_str::<TransformerConfig>("heads = 2\nhead_dim = 3").unwrap(),
+        TransformerConfig::new(2, 3)
+    );
+    let e = toml::from_str::<TransformerConfig>("heads = 2\nhead_dim = 3\nhaeds = 4")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("haeds"), "{e}");
-    let e = toml::from_str::<TransformerConfig>("heads = 2\nhead_dim = 3\nlogit_scale = \"mpu\"").unwrap_err().to_string();
-    assert!(e.contains("invalid logit_scale = mpu: expected one of standard, mup"), "{e}");
+    let e = toml::from_str::<TransformerConfig>("heads = 2\nhead_dim = 3\nlogit_scale = \"mpu\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("invalid logit_scale = mpu: expected one of standard, mup"),
+        "{e}"
+    );
     assert_eq!("head_dim".parse::<WidthMode>().unwrap(), WidthMode::HeadDim);
 }
 
@@ -416,7 +593,9 @@ fn transformer_config_round_trips_through_toml() {
 #[should_panic(expected = "not whole sequences")]
 fn partial_sequences_are_refused() {
     let cfg = small_cfg(true, &[]);
-    let net = cfg.build(cfg.base_weights::<f64>(0), &AdapterConfig::default(), 0).unwrap();
+    let net = cfg
+        .build(cfg.base_weights::<f64>(0), &AdapterConfig::default(), 0)
+        .unwrap();
     net.forward(&gaussian(6, 5, 0, "x"), 1.0);
 }
 
@@ -426,13 +605,27 @@ fn partial_sequences_are_refused() {
 fn taps_expose_every_map_and_its_input() {
     use singlora::models::{Inspect, Model};
     let cfg = TransformerConfig::new(2, 3);
-    let net = cfg.build(cfg.base_weights::<f64>(1), &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0), 2).unwrap();
-    let x = singlora::rng::normal_matrix(&mut singlora::rng::SeedRng::new(0, "x"), 2 * cfg.seq_len, cfg.vocab, 1.0);
+    let net = cfg
+        .build(
+            cfg.base_weights::<f64>(1),
+            &AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0),
+            2,
+        )
+        .unwrap();
+    let x = singlora::rng::normal_matrix(
+        &mut singlora::rng::SeedRng::new(0, "x"),
+        2 * cfg.seq_len,
+        cfg.vocab,
+        1.0,
+    );
     let (out, cache) = net.forward(&x, 1.0);
     let taps = net.taps(&cache);
     assert_eq!(taps.len(), 2 + 6 * cfg.blocks);
     let names: Vec<&str> = taps.iter().map(|t| t.name).collect();
-    assert_eq!(names, net.names.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert_eq!(
+        names,
+        net.names.iter().map(|s| s.as_str()).collect::<Vec<_>>()
+    );
     let last = taps.last().unwrap();
     assert_eq!(last.linear.forward(last.input.view(), 1.0), out);
 }

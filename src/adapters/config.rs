@@ -25,7 +25,13 @@ pub enum Method {
 
 impl Method {
     /// Every method, in a stable order.
-    pub const ALL: [Method; 5] = [Method::Full, Method::Lora, Method::Dora, Method::Singlora, Method::SingloraDora];
+    pub const ALL: [Method; 5] = [
+        Method::Full,
+        Method::Lora,
+        Method::Dora,
+        Method::Singlora,
+        Method::SingloraDora,
+    ];
 
     /// The name used everywhere outside the code.
     pub fn name(self) -> &'static str {
@@ -151,11 +157,13 @@ impl fmt::Display for Init {
 impl FromStr for Init {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::invalid(
+        let bad = || {
+            Error::invalid(
             "init",
             s,
             "zeros, kaiming_uniform, peft_gaussian, width_aware, kaiming_r, or gaussian(std=S,beta=B)",
-        );
+        )
+        };
         let t = s.trim();
         Ok(match t {
             "zeros" => Init::Zeros,
@@ -164,7 +172,10 @@ impl FromStr for Init {
             "width_aware" => Init::WidthAware,
             "kaiming_r" => Init::KaimingR,
             _ => {
-                let inner = t.strip_prefix("gaussian(").and_then(|r| r.strip_suffix(')')).ok_or_else(bad)?;
+                let inner = t
+                    .strip_prefix("gaussian(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(bad)?;
                 let (mut std, mut beta) = (None, None);
                 for kv in inner.split(',') {
                     let (k, v) = kv.split_once('=').ok_or_else(bad)?;
@@ -179,7 +190,10 @@ impl FromStr for Init {
                 if !(std.is_finite() && std >= 0.0) {
                     return Err(Error::invalid("init.std", std, "a finite number ≥ 0"));
                 }
-                Init::Gaussian { std, beta: beta.unwrap_or(0.0) }
+                Init::Gaussian {
+                    std,
+                    beta: beta.unwrap_or(0.0),
+                }
             }
         })
     }
@@ -189,12 +203,17 @@ impl FromStr for Init {
 macro_rules! serde_via_str {
     ($t:ty) => {
         impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
                 s.serialize_str(&self.to_string())
             }
         }
         impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
                 let s = <String as serde::Deserialize>::deserialize(d)?;
                 s.parse().map_err(serde::de::Error::custom)
             }
@@ -226,8 +245,22 @@ macro_rules! named_enum {
 }
 pub(crate) use named_enum;
 
-named_enum!(Method, "method", [Method::Full, Method::Lora, Method::Dora, Method::Singlora, Method::SingloraDora]);
-named_enum!(Scaling, "scaling", [Scaling::AlphaOverR, Scaling::AlphaOverSqrtR]);
+named_enum!(
+    Method,
+    "method",
+    [
+        Method::Full,
+        Method::Lora,
+        Method::Dora,
+        Method::Singlora,
+        Method::SingloraDora
+    ]
+);
+named_enum!(
+    Scaling,
+    "scaling",
+    [Scaling::AlphaOverR, Scaling::AlphaOverSqrtR]
+);
 named_enum!(DoraNorm, "dora_norm", [DoraNorm::Detached, DoraNorm::Full]);
 serde_via_str!(Init);
 
@@ -386,23 +419,47 @@ impl AdapterConfig {
             return Err(Error::invalid("d_out", d_out, "a positive integer"));
         }
         if self.method != Method::Full {
-            let max_rank = if self.method.is_singlora() { d_in.max(d_out) } else { d_in.min(d_out) };
+            let max_rank = if self.method.is_singlora() {
+                d_in.max(d_out)
+            } else {
+                d_in.min(d_out)
+            };
             if self.rank == 0 || self.rank > max_rank {
-                let what = if self.method.is_singlora() { "max(d_in, d_out)" } else { "min(d_in, d_out)" };
-                return Err(Error::invalid("rank", self.rank, &format!("an integer in 1..={max_rank} ({what} for this {d_out}x{d_in} layer)")));
+                let what = if self.method.is_singlora() {
+                    "max(d_in, d_out)"
+                } else {
+                    "min(d_in, d_out)"
+                };
+                return Err(Error::invalid(
+                    "rank",
+                    self.rank,
+                    &format!("an integer in 1..={max_rank} ({what} for this {d_out}x{d_in} layer)"),
+                ));
             }
             if !(self.alpha.is_finite() && self.alpha > 0.0) {
                 return Err(Error::invalid("alpha", self.alpha, "a finite number > 0"));
             }
         }
         if !self.multiplier_exponent.is_finite() {
-            return Err(Error::invalid("multiplier_exponent", self.multiplier_exponent, "a finite number"));
+            return Err(Error::invalid(
+                "multiplier_exponent",
+                self.multiplier_exponent,
+                "a finite number",
+            ));
         }
         if !(self.dora_eps.is_finite() && self.dora_eps > 0.0) {
-            return Err(Error::invalid("dora_eps", self.dora_eps, "a finite number > 0"));
+            return Err(Error::invalid(
+                "dora_eps",
+                self.dora_eps,
+                "a finite number > 0",
+            ));
         }
         if !(0.0..=1.0).contains(&self.ramp.u_min) {
-            return Err(Error::invalid("ramp.u_min", self.ramp.u_min, "a number in [0, 1]"));
+            return Err(Error::invalid(
+                "ramp.u_min",
+                self.ramp.u_min,
+                "a number in [0, 1]",
+            ));
         }
         if self.width == Some(0) {
             return Err(Error::invalid("width", 0, "a positive integer"));
@@ -410,19 +467,35 @@ impl AdapterConfig {
         let init = self.effective_init();
         let ok = match self.method {
             Method::Full => init == Init::Zeros,
-            Method::Lora | Method::Dora => matches!(init, Init::KaimingUniform | Init::PeftGaussian | Init::Gaussian { .. } | Init::Zeros),
-            Method::Singlora | Method::SingloraDora => matches!(init, Init::WidthAware | Init::KaimingR | Init::Gaussian { .. } | Init::Zeros),
+            Method::Lora | Method::Dora => matches!(
+                init,
+                Init::KaimingUniform | Init::PeftGaussian | Init::Gaussian { .. } | Init::Zeros
+            ),
+            Method::Singlora | Method::SingloraDora => matches!(
+                init,
+                Init::WidthAware | Init::KaimingR | Init::Gaussian { .. } | Init::Zeros
+            ),
         };
         if !ok {
             let accepted = match self.method {
                 Method::Full => "zeros",
-                Method::Lora | Method::Dora => "kaiming_uniform, peft_gaussian, gaussian(std=S,beta=B) or zeros",
+                Method::Lora | Method::Dora => {
+                    "kaiming_uniform, peft_gaussian, gaussian(std=S,beta=B) or zeros"
+                }
                 _ => "width_aware, kaiming_r, gaussian(std=S,beta=B) or zeros",
             };
-            return Err(Error::invalid("init", init, &format!("for method {}: {accepted}", self.method)));
+            return Err(Error::invalid(
+                "init",
+                init,
+                &format!("for method {}: {accepted}", self.method),
+            ));
         }
         if !matches!(self.init_b, Init::Zeros | Init::Gaussian { .. }) {
-            return Err(Error::invalid("init_b", self.init_b, "zeros or gaussian(std=S,beta=B)"));
+            return Err(Error::invalid(
+                "init_b",
+                self.init_b,
+                "zeros or gaussian(std=S,beta=B)",
+            ));
         }
         Ok(())
     }

@@ -15,7 +15,9 @@ pub struct Dense<T: Scalar> {
 impl<T: Scalar> Dense<T> {
     /// A zero update for a `d_out × d_in` layer.
     pub fn zeros(d_in: usize, d_out: usize) -> Self {
-        Self { d: Array2::zeros((d_out, d_in)) }
+        Self {
+            d: Array2::zeros((d_out, d_in)),
+        }
     }
 }
 
@@ -45,7 +47,11 @@ impl<T: Scalar> Update<T> for Dense<T> {
         vec![g_w.to_owned()]
     }
     fn param_info(&self) -> Vec<ParamInfo> {
-        vec![ParamInfo { name: "delta.weight", role: Role::Dense, shape: vec![self.d_out(), self.d_in()] }]
+        vec![ParamInfo {
+            name: "delta.weight",
+            role: Role::Dense,
+            shape: vec![self.d_out(), self.d_in()],
+        }]
     }
     fn params(&self) -> Vec<ArrayViewD<'_, T>> {
         vec![self.d.view().into_dyn()]

@@ -59,13 +59,46 @@ impl<T: Scalar> AdaptedLinear<T> {
         let update: Box<dyn Update<T>> = match config.method {
             Method::Full => Box::new(Dense::zeros(d_in, d_out)),
             Method::Lora | Method::Dora => {
-                let a = draw(init, r, d_in, &mut SeedRng::new(seed, "lora_A"), FanInfo { fan_in: d_in, rank: r, m: d_in.max(d_out), n });
-                let b = draw(config.init_b, d_out, r, &mut SeedRng::new(seed, "lora_B"), FanInfo { fan_in: r, rank: r, m: d_in.max(d_out), n });
+                let a = draw(
+                    init,
+                    r,
+                    d_in,
+                    &mut SeedRng::new(seed, "lora_A"),
+                    FanInfo {
+                        fan_in: d_in,
+                        rank: r,
+                        m: d_in.max(d_out),
+                        n,
+                    },
+                );
+                let b = draw(
+                    config.init_b,
+                    d_out,
+                    r,
+                    &mut SeedRng::new(seed, "lora_B"),
+                    FanInfo {
+                        fan_in: r,
+                        rank: r,
+                        m: d_in.max(d_out),
+                        n,
+                    },
+                );
                 Box::new(LowRank::new(a, b))
             }
             Method::Singlora | Method::SingloraDora => {
                 let m = d_in.max(d_out);
-                let a = draw(init, m, r, &mut SeedRng::new(seed, "singlora_A"), FanInfo { fan_in: r, rank: r, m, n });
+                let a = draw(
+                    init,
+                    m,
+                    r,
+                    &mut SeedRng::new(seed, "singlora_A"),
+                    FanInfo {
+                        fan_in: r,
+                        rank: r,
+                        m,
+                        n,
+                    },
+                );
                 Box::new(Symmetric::new(a, d_in, d_out))
             }
         };
@@ -76,9 +109,19 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// one, is initialised to the row norms of $W_0 + s\,u(0)\widetilde{\Delta W}$ with the ramp at step 0, exactly
     /// as PEFT initialises it from the current weight.
     pub fn from_parts(w0: Array2<T>, update: Box<dyn Update<T>>, config: AdapterConfig) -> Self {
-        assert_eq!(w0.dim(), (update.d_out(), update.d_in()), "base weight and update shapes differ");
+        assert_eq!(
+            w0.dim(),
+            (update.d_out(), update.d_in()),
+            "base weight and update shapes differ"
+        );
         let scale = config.scale(update.d_in(), update.d_out());
-        let mut layer = Self { w0, update, magnitude: None, scale, config };
+        let mut layer = Self {
+            w0,
+            update,
+            magnitude: None,
+            scale,
+            config,
+        };
         if layer.config.method.has_magnitude() {
             layer.reset_magnitude(T::of(layer.config.ramp.u(0)));
         }
@@ -123,7 +166,11 @@ impl<T: Scalar> AdaptedLinear<T> {
     }
 
     /// DoRA's floored row norms $\nu$ and the ratio $k = \omega/\nu$, plus which rows sit on the floor.
-    fn dora_ratio(&self, magnitude: &Array1<T>, u: T) -> (Array1<T>, Array1<T>, Array2<T>, Vec<bool>) {
+    fn dora_ratio(
+        &self,
+        magnitude: &Array1<T>,
+        u: T,
+    ) -> (Array1<T>, Array1<T>, Array2<T>, Vec<bool>) {
         let v = self.direction(u);
         let eps = T::of(self.config.dora_eps);
         let raw = row_norms(v.view());
@@ -136,7 +183,13 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// The forward pass on a batch $X \in \mathbb R^{b\times d_{in}}$ at ramp value `u`, in factored form.
     #[track_caller]
     pub fn forward(&self, x: ArrayView2<'_, T>, u: T) -> Array2<T> {
-        assert_eq!(x.ncols(), self.d_in(), "forward: X has {} columns, layer has d_in = {}", x.ncols(), self.d_in());
+        assert_eq!(
+            x.ncols(),
+            self.d_in(),
+            "forward: X has {} columns, layer has d_in = {}",
+            x.ncols(),
+            self.d_in()
+        );
         let base = self.base_forward(x);
         let delta = self.update.apply(x) * self.c(u);
         match &self.magnitude {
@@ -161,13 +214,34 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// where $\nu$ is the constant ε). $\partial X = G'W_0 + c\,G'\widetilde{\Delta W}$ in both cases.
     #[track_caller]
     pub fn backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>, u: T) -> LayerGrads<T> {
-        assert_eq!(x.ncols(), self.d_in(), "backward: X has {} columns, layer has d_in = {}", x.ncols(), self.d_in());
-        assert_eq!(g.ncols(), self.d_out(), "backward: G has {} columns, layer has d_out = {}", g.ncols(), self.d_out());
-        assert_eq!(x.nrows(), g.nrows(), "backward: X and G have different batch sizes");
+        assert_eq!(
+            x.ncols(),
+            self.d_in(),
+            "backward: X has {} columns, layer has d_in = {}",
+            x.ncols(),
+            self.d_in()
+        );
+        assert_eq!(
+            g.ncols(),
+            self.d_out(),
+            "backward: G has {} columns, layer has d_out = {}",
+            g.ncols(),
+            self.d_out()
+        );
+        assert_eq!(
+            x.nrows(),
+            g.nrows(),
+            "backward: X and G have different batch sizes"
+        );
         let c = self.c(u);
         match &self.magnitude {
             None => {
-                let params = self.update.grad(x, g).into_iter().map(|p| (p * c).into_dyn()).collect();
+                let params = self
+                    .update
+                    .grad(x, g)
+                    .into_iter()
+                    .map(|p| (p * c).into_dyn())
+                    .collect();
                 let gx = crate::linalg::mm(g, self.w0.view()) + self.update.apply_adjoint(g) * c;
                 LayerGrads { params, x: gx }
             }
@@ -177,7 +251,12 @@ impl<T: Scalar> AdaptedLinear<T> {
                 let q = (&g * &p).sum_axis(Axis(0));
                 let d_omega = &q / &nu;
                 let g_prime = scale_cols(g, k.view());
-                let mut params: Vec<Array2<T>> = self.update.grad(x, g_prime.view()).into_iter().map(|p| p * c).collect();
+                let mut params: Vec<Array2<T>> = self
+                    .update
+                    .grad(x, g_prime.view())
+                    .into_iter()
+                    .map(|p| p * c)
+                    .collect();
                 if self.config.dora_norm == DoraNorm::Full {
                     let e = Array1::from_iter((0..self.d_out()).map(|i| {
                         if floored[i] {
@@ -193,7 +272,8 @@ impl<T: Scalar> AdaptedLinear<T> {
                 }
                 let mut params: Vec<ArrayD<T>> = params.into_iter().map(|p| p.into_dyn()).collect();
                 params.push(d_omega.into_dyn());
-                let gx = crate::linalg::mm(g_prime.view(), self.w0.view()) + self.update.apply_adjoint(g_prime.view()) * c;
+                let gx = crate::linalg::mm(g_prime.view(), self.w0.view())
+                    + self.update.apply_adjoint(g_prime.view()) * c;
                 LayerGrads { params, x: gx }
             }
         }
@@ -234,7 +314,8 @@ impl<T: Scalar> AdaptedLinear<T> {
         for (info, mut p) in infos.iter().zip(self.update.params_mut()) {
             let cols = *info.shape.last().unwrap_or(&1);
             let mut rng = SeedRng::new(seed, &format!("random.{}", info.name));
-            let draw: Array2<T> = normal_matrix(&mut rng, p.len() / cols, cols, 1.0 / (cols as f64).sqrt());
+            let draw: Array2<T> =
+                normal_matrix(&mut rng, p.len() / cols, cols, 1.0 / (cols as f64).sqrt());
             let dim = p.raw_dim();
             p.assign(&draw.into_shape_with_order(dim).expect("same size"));
         }
@@ -249,7 +330,11 @@ impl<T: Scalar> AdaptedLinear<T> {
     pub fn param_info(&self) -> Vec<ParamInfo> {
         let mut info = self.update.param_info();
         if self.magnitude.is_some() {
-            info.push(ParamInfo { name: "lora_magnitude_vector", role: Role::Magnitude, shape: vec![self.d_out()] });
+            info.push(ParamInfo {
+                name: "lora_magnitude_vector",
+                role: Role::Magnitude,
+                shape: vec![self.d_out()],
+            });
         }
         info
     }
@@ -289,7 +374,13 @@ struct FanInfo {
 }
 
 /// Draws a `rows × cols` tensor from `init`.
-fn draw<T: Scalar>(init: Init, rows: usize, cols: usize, rng: &mut SeedRng, f: FanInfo) -> Array2<T> {
+fn draw<T: Scalar>(
+    init: Init,
+    rows: usize,
+    cols: usize,
+    rng: &mut SeedRng,
+    f: FanInfo,
+) -> Array2<T> {
     match init {
         Init::Zeros => Array2::zeros((rows, cols)),
         Init::KaimingUniform => uniform_matrix(rng, rows, cols, 1.0 / (f.fan_in as f64).sqrt()),

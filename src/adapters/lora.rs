@@ -20,7 +20,13 @@ impl<T: Scalar> LowRank<T> {
     /// Wraps the factors, checking that their inner dimensions agree.
     #[track_caller]
     pub fn new(a: Array2<T>, b: Array2<T>) -> Self {
-        assert_eq!(a.nrows(), b.ncols(), "LoRA: A is {:?} but B is {:?}; need A r×d_in, B d_out×r", a.dim(), b.dim());
+        assert_eq!(
+            a.nrows(),
+            b.ncols(),
+            "LoRA: A is {:?} but B is {:?}; need A r×d_in, B d_out×r",
+            a.dim(),
+            b.dim()
+        );
         Self { a, b }
     }
 
@@ -64,7 +70,11 @@ impl<T: Scalar> Update<T> for LowRank<T> {
     /// With $\Delta A = A_t - A_{t-1}$, $\Delta B = B_t - B_{t-1}$ (row-batch form of LoRA+'s terms):
     /// $\delta^1 = (X\Delta A^\top)B_{t-1}^\top$, $\delta^2 = (XA_{t-1}^\top)\Delta B^\top$,
     /// $\delta^3 = (X\Delta A^\top)\Delta B^\top$; they sum to the change of $X(BA)^\top$.
-    fn decompose(&self, prev: &[ArrayD<T>], x: ArrayView2<'_, T>) -> Vec<(&'static str, Array2<T>)> {
+    fn decompose(
+        &self,
+        prev: &[ArrayD<T>],
+        x: ArrayView2<'_, T>,
+    ) -> Vec<(&'static str, Array2<T>)> {
         let (a0, b0) = (as2(&prev[0]), as2(&prev[1]));
         let (da, db) = (&self.a - &a0, &self.b - &b0);
         let xda = mm_nt(x, da.view());
@@ -79,13 +89,24 @@ impl<T: Scalar> Update<T> for LowRank<T> {
     fn frobenius_sq(&self) -> f64 {
         let btb = mm_tn(self.b.view(), self.b.view());
         let aat = mm_nt(self.a.view(), self.a.view());
-        btb.iter().zip(aat.iter()).map(|(p, q)| p.f64() * q.f64()).sum()
+        btb.iter()
+            .zip(aat.iter())
+            .map(|(p, q)| p.f64() * q.f64())
+            .sum()
     }
 
     fn param_info(&self) -> Vec<ParamInfo> {
         vec![
-            ParamInfo { name: "lora_A.weight", role: Role::LoraA, shape: vec![self.rank(), self.d_in()] },
-            ParamInfo { name: "lora_B.weight", role: Role::LoraB, shape: vec![self.d_out(), self.rank()] },
+            ParamInfo {
+                name: "lora_A.weight",
+                role: Role::LoraA,
+                shape: vec![self.rank(), self.d_in()],
+            },
+            ParamInfo {
+                name: "lora_B.weight",
+                role: Role::LoraB,
+                shape: vec![self.d_out(), self.rank()],
+            },
         ]
     }
     fn params(&self) -> Vec<ArrayViewD<'_, T>> {

@@ -25,7 +25,12 @@ impl<T: Scalar> Symmetric<T> {
     /// Wraps `a` for a `d_out × d_in` layer; `a` must have `max(d_in, d_out)` rows.
     #[track_caller]
     pub fn new(a: Array2<T>, d_in: usize, d_out: usize) -> Self {
-        assert_eq!(a.nrows(), d_in.max(d_out), "SingLoRA: A has {} rows, need m = max(d_in={d_in}, d_out={d_out})", a.nrows());
+        assert_eq!(
+            a.nrows(),
+            d_in.max(d_out),
+            "SingLoRA: A has {} rows, need m = max(d_in={d_in}, d_out={d_out})",
+            a.nrows()
+        );
         Self { a, d_in, d_out }
     }
 
@@ -67,15 +72,35 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
     /// $\partial A_{[:d_{in}]} \mathrel{+}= X^\top(GA_{out})$ (THEORY §7, unified form).
     fn grad(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Vec<Array2<T>> {
         let mut ga = Array2::zeros(self.a.dim());
-        mm_acc(T::one(), g.t(), mm(x, self.a_in()).view(), ga.slice_mut(s![..self.d_out, ..]));
-        mm_acc(T::one(), x.t(), mm(g, self.a_out()).view(), ga.slice_mut(s![..self.d_in, ..]));
+        mm_acc(
+            T::one(),
+            g.t(),
+            mm(x, self.a_in()).view(),
+            ga.slice_mut(s![..self.d_out, ..]),
+        );
+        mm_acc(
+            T::one(),
+            x.t(),
+            mm(g, self.a_out()).view(),
+            ga.slice_mut(s![..self.d_in, ..]),
+        );
         vec![ga]
     }
     /// $\partial A_{[:d_{out}]} \mathrel{+}= G_W A_{in}$, $\partial A_{[:d_{in}]} \mathrel{+}= G_W^\top A_{out}$.
     fn grad_dense(&self, g_w: ArrayView2<'_, T>) -> Vec<Array2<T>> {
         let mut ga = Array2::zeros(self.a.dim());
-        mm_acc(T::one(), g_w, self.a_in(), ga.slice_mut(s![..self.d_out, ..]));
-        mm_acc(T::one(), g_w.t(), self.a_out(), ga.slice_mut(s![..self.d_in, ..]));
+        mm_acc(
+            T::one(),
+            g_w,
+            self.a_in(),
+            ga.slice_mut(s![..self.d_out, ..]),
+        );
+        mm_acc(
+            T::one(),
+            g_w.t(),
+            self.a_out(),
+            ga.slice_mut(s![..self.d_in, ..]),
+        );
         vec![ga]
     }
     fn bottleneck(&self, x: ArrayView2<'_, T>) -> Option<Array2<T>> {
@@ -85,24 +110,45 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
     /// With $\Delta A = A_t - A_{t-1}$: $T_1 = (XA_{t-1,in})\Delta A_{out}^\top$,
     /// $T_2 = (X\Delta A_{in})A_{t-1,out}^\top$, $T_3 = (X\Delta A_{in})\Delta A_{out}^\top$ (THEORY §5.2, batch
     /// form); they sum to the change of $X(A_{out}A_{in}^\top)^\top$.
-    fn decompose(&self, prev: &[ArrayD<T>], x: ArrayView2<'_, T>) -> Vec<(&'static str, Array2<T>)> {
+    fn decompose(
+        &self,
+        prev: &[ArrayD<T>],
+        x: ArrayView2<'_, T>,
+    ) -> Vec<(&'static str, Array2<T>)> {
         let a0 = as2(&prev[0]);
         let da = &self.a - &a0;
-        let (a0_in, a0_out) = (a0.slice(s![..self.d_in, ..]), a0.slice(s![..self.d_out, ..]));
-        let (da_in, da_out) = (da.slice(s![..self.d_in, ..]), da.slice(s![..self.d_out, ..]));
+        let (a0_in, a0_out) = (
+            a0.slice(s![..self.d_in, ..]),
+            a0.slice(s![..self.d_out, ..]),
+        );
+        let (da_in, da_out) = (
+            da.slice(s![..self.d_in, ..]),
+            da.slice(s![..self.d_out, ..]),
+        );
         let xda = mm(x, da_in);
-        vec![("T1", mm_nt(mm(x, a0_in).view(), da_out)), ("T2", mm_nt(xda.view(), a0_out)), ("T3", mm_nt(xda.view(), da_out))]
+        vec![
+            ("T1", mm_nt(mm(x, a0_in).view(), da_out)),
+            ("T2", mm_nt(xda.view(), a0_out)),
+            ("T3", mm_nt(xda.view(), da_out)),
+        ]
     }
 
     /// $\lVert A_{out}A_{in}^\top\rVert_F^2 = \sum (A_{out}^\top A_{out})\circ(A_{in}^\top A_{in})$.
     fn frobenius_sq(&self) -> f64 {
         let go = mm_tn(self.a_out(), self.a_out());
         let gi = mm_tn(self.a_in(), self.a_in());
-        go.iter().zip(gi.iter()).map(|(p, q)| p.f64() * q.f64()).sum()
+        go.iter()
+            .zip(gi.iter())
+            .map(|(p, q)| p.f64() * q.f64())
+            .sum()
     }
 
     fn param_info(&self) -> Vec<ParamInfo> {
-        vec![ParamInfo { name: "singlora_A.weight", role: Role::SingleA, shape: vec![self.a.nrows(), self.rank()] }]
+        vec![ParamInfo {
+            name: "singlora_A.weight",
+            role: Role::SingleA,
+            shape: vec![self.a.nrows(), self.rank()],
+        }]
     }
     fn params(&self) -> Vec<ArrayViewD<'_, T>> {
         vec![self.a.view().into_dyn()]

@@ -99,7 +99,11 @@ pub trait Update<T: Scalar>: Send + Sync {
     /// The per-step decomposition of $X(\widetilde{\Delta W}_t - \widetilde{\Delta W}_{t-1})^\top$ given the factors
     /// of step $t-1$ (in [`Update::params`] order): LoRA's $\delta^1, \delta^2, \delta^3$, SingLoRA's $T_1, T_2, T_3$
     /// (THEORY §5.2). Empty for updates without one.
-    fn decompose(&self, _prev: &[ArrayD<T>], _x: ArrayView2<'_, T>) -> Vec<(&'static str, Array2<T>)> {
+    fn decompose(
+        &self,
+        _prev: &[ArrayD<T>],
+        _x: ArrayView2<'_, T>,
+    ) -> Vec<(&'static str, Array2<T>)> {
         Vec::new()
     }
 
@@ -110,7 +114,10 @@ pub trait Update<T: Scalar>: Send + Sync {
 
     /// Number of trainable scalars.
     fn num_trainable(&self) -> usize {
-        self.param_info().iter().map(|p| p.shape.iter().product::<usize>()).sum()
+        self.param_info()
+            .iter()
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum()
     }
 }
 

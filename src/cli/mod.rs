@@ -243,11 +243,25 @@ where
 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
             e.print().ok();
             return Ok(());
         }
-        Err(e) => return Err(Error::Usage(e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string())),
+        Err(e) => {
+            return Err(Error::Usage(
+                e.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+                    .to_string(),
+            ))
+        }
     };
     match cli.command {
         Command::Layer(a) => layer(a),
@@ -262,24 +276,52 @@ where
 fn layer(a: LayerArgs) -> Result<()> {
     let method: Method = a.method.parse()?;
     let mut adapter = AdapterConfig::new(method).rank_alpha(a.rank, a.alpha);
-    adapter.scaling = if a.rslora { Scaling::AlphaOverSqrtR } else { Scaling::AlphaOverR };
+    adapter.scaling = if a.rslora {
+        Scaling::AlphaOverSqrtR
+    } else {
+        Scaling::AlphaOverR
+    };
     adapter.dora_norm = a.dora_norm.parse::<DoraNorm>()?;
     if let Some(init) = &a.init {
         adapter.init = Some(init.parse::<Init>()?);
     }
-    let cfg = LayerDumpConfig { adapter, d_in: a.d_in, d_out: a.d_out, batch: a.batch, u: a.u, state: a.state.parse::<DumpState>()?, seed: a.seed };
+    let cfg = LayerDumpConfig {
+        adapter,
+        d_in: a.d_in,
+        d_out: a.d_out,
+        batch: a.batch,
+        u: a.u,
+        state: a.state.parse::<DumpState>()?,
+        seed: a.seed,
+    };
     let bytes = match a.dtype.as_str() {
         "f64" => dump_layer::<f64>(&cfg)?,
         "f32" => dump_layer::<f32>(&cfg)?,
         other => return Err(Error::invalid("dtype", other, "f32 or f64")),
     };
     write_atomic(&a.out, &bytes)?;
-    println!("wrote {} ({} bytes): {} layer {}x{}, rank {}, u = {}", a.out.display(), bytes.len(), method, a.d_out, a.d_in, a.rank, a.u);
+    println!(
+        "wrote {} ({} bytes): {} layer {}x{}, rank {}, u = {}",
+        a.out.display(),
+        bytes.len(),
+        method,
+        a.d_out,
+        a.d_in,
+        a.rank,
+        a.u
+    );
     Ok(())
 }
 
 fn synthetic(a: SyntheticArgs) -> Result<()> {
-    let cfg = SyntheticConfig { width: a.width, rank: a.rank, steps: a.steps, lr: a.lr, seed: a.seed, ..Default::default() };
+    let cfg = SyntheticConfig {
+        width: a.width,
+        rank: a.rank,
+        steps: a.steps,
+        lr: a.lr,
+        seed: a.seed,
+        ..Default::default()
+    };
     if cfg.width == 0 {
         return Err(Error::invalid("width", 0, "a positive integer"));
     }
@@ -287,12 +329,25 @@ fn synthetic(a: SyntheticArgs) -> Result<()> {
         return Err(Error::invalid("lr", cfg.lr, "a finite number > 0"));
     }
     println!("Synthetic experiment (THEORY §6.1): one {n}x{n} layer, Y = X(W0 + ΔW*)ᵀ, rank-{r} shift, N = {N}, Adam lr {lr}, {s} steps, seed {seed}", n = cfg.width, r = cfg.rank, N = cfg.examples, lr = cfg.lr, s = cfg.steps, seed = cfg.seed);
-    println!("{:<12} {:<10} {:>14} {:>14} {:>14}", "target", "method", "initial loss", "final loss", "final/initial");
+    println!(
+        "{:<12} {:<10} {:>14} {:>14} {:>14}",
+        "target", "method", "initial loss", "final loss", "final/initial"
+    );
     for target in TargetShift::ALL {
         for method in [Method::Lora, Method::Singlora] {
             let r = fit(&cfg, target, method)?;
-            let note = r.diverged_at.map(|t| format!("  diverged at step {t}")).unwrap_or_default();
-            println!("{:<12} {:<10} {:>14.4e} {:>14.4e} {:>14.4e}{note}", r.target, r.method, r.initial_loss, r.final_loss, r.ratio());
+            let note = r
+                .diverged_at
+                .map(|t| format!("  diverged at step {t}"))
+                .unwrap_or_default();
+            println!(
+                "{:<12} {:<10} {:>14.4e} {:>14.4e} {:>14.4e}{note}",
+                r.target,
+                r.method,
+                r.initial_loss,
+                r.final_loss,
+                r.ratio()
+            );
         }
     }
     Ok(())
@@ -312,8 +367,17 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
         depth: a.depth,
         activation: a.activation.parse()?,
         readout: a.readout.parse()?,
-        adapt: a.adapt.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-        output_dim: if a.task == "classification" && a.outputs == 1 { 4 } else { a.outputs },
+        adapt: a
+            .adapt
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        output_dim: if a.task == "classification" && a.outputs == 1 {
+            4
+        } else {
+            a.outputs
+        },
         ..MlpConfig::new(a.width)
     };
     mlp.validate()?;
@@ -321,18 +385,63 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
     let shift = a.shift.parse::<ShiftKind>()?;
     let mut base = mlp.base_weights::<f64>(a.seed);
     if a.pretrain_steps > 0 {
-        let source = teacher_regression::<f64>(&mlp, a.seed, &mlp.layer_names()[0], ShiftKind::Random, a.rank.min(a.width), a.examples, a.examples, a.seed + 1000)?;
-        let (w, rec) = crate::models::pretrain_mlp(&mlp, a.seed, &source, a.pretrain_steps, a.pretrain_lr)?;
-        println!("pre-trained the base for {} steps on a source task: loss {:.4e} → {:.4e}", a.pretrain_steps, rec.train_loss[0], rec.train_loss.last().copied().unwrap_or(f64::NAN));
+        let source = teacher_regression::<f64>(
+            &mlp,
+            a.seed,
+            &mlp.layer_names()[0],
+            ShiftKind::Random,
+            a.rank.min(a.width),
+            a.examples,
+            a.examples,
+            a.seed + 1000,
+        )?;
+        let (w, rec) =
+            crate::models::pretrain_mlp(&mlp, a.seed, &source, a.pretrain_steps, a.pretrain_lr)?;
+        println!(
+            "pre-trained the base for {} steps on a source task: loss {:.4e} → {:.4e}",
+            a.pretrain_steps,
+            rec.train_loss[0],
+            rec.train_loss.last().copied().unwrap_or(f64::NAN)
+        );
         base = w;
     }
     let mut net = mlp.build(base, &adapter, a.seed + 2)?;
     let data = match a.task.as_str() {
-        "regression" => teacher_regression::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, train_examples(&a), a.examples, a.seed + 1)?,
-        "classification" => teacher_classification::<f64>(&mlp, a.seed, &a.shift_layer, shift, a.rank, train_examples(&a), a.examples, a.seed + 1)?,
-        other => return Err(Error::invalid("task", other, "regression or classification (for the MLP)")),
+        "regression" => teacher_regression::<f64>(
+            &mlp,
+            a.seed,
+            &a.shift_layer,
+            shift,
+            a.rank,
+            train_examples(&a),
+            a.examples,
+            a.seed + 1,
+        )?,
+        "classification" => teacher_classification::<f64>(
+            &mlp,
+            a.seed,
+            &a.shift_layer,
+            shift,
+            a.rank,
+            train_examples(&a),
+            a.examples,
+            a.seed + 1,
+        )?,
+        other => {
+            return Err(Error::invalid(
+                "task",
+                other,
+                "regression or classification (for the MLP)",
+            ))
+        }
     };
-    let tc = TrainConfig { optimizer, steps: a.steps, batch: a.batch, ramp: adapter.ramp, width: a.width };
+    let tc = TrainConfig {
+        optimizer,
+        steps: a.steps,
+        batch: a.batch,
+        ramp: adapter.ramp,
+        width: a.width,
+    };
     println!(
         "MLP d0={} → {}×{} ({}) → {}, readout {}; {} on [{}], r={}, α={}, {} trainable; {} η={}·n^-{} ; teacher shift {} in {}",
         mlp.input_dim, a.depth, a.width, mlp.activation, mlp.output_dim, mlp.readout, adapter.method, mlp.adapt.join(","), a.rank, a.alpha,
@@ -347,20 +456,35 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
 fn train_setup(a: &TrainArgs) -> Result<(AdapterConfig, crate::optim::OptimizerConfig)> {
     use crate::optim::{OptimizerConfig, Rule};
     let mut adapter = AdapterConfig::new(a.method.parse()?).rank_alpha(a.rank, a.alpha);
-    adapter.scaling = if a.rslora { Scaling::AlphaOverSqrtR } else { Scaling::AlphaOverR };
+    adapter.scaling = if a.rslora {
+        Scaling::AlphaOverSqrtR
+    } else {
+        Scaling::AlphaOverR
+    };
     adapter.ramp.steps = a.ramp;
     let mut optimizer = OptimizerConfig::new(Rule::from_name(&a.optimizer)?, a.lr);
     optimizer.groups.loraplus_ratio = a.loraplus_ratio;
-    optimizer.groups.lr_exponent.insert("default".into(), a.lr_exponent);
+    optimizer
+        .groups
+        .lr_exponent
+        .insert("default".into(), a.lr_exponent);
     optimizer.validate()?;
     if a.steps == 0 {
         return Err(Error::invalid("steps", 0, "a positive integer"));
     }
     if a.examples == 0 || a.batch == Some(0) {
-        return Err(Error::invalid(if a.examples == 0 { "examples" } else { "batch" }, 0, "a positive integer"));
+        return Err(Error::invalid(
+            if a.examples == 0 { "examples" } else { "batch" },
+            0,
+            "a positive integer",
+        ));
     }
     if a.stream && a.batch.is_none() {
-        return Err(Error::invalid("stream", "true", "--batch B as well (each step then draws B fresh examples)"));
+        return Err(Error::invalid(
+            "stream",
+            "true",
+            "--batch B as well (each step then draws B fresh examples)",
+        ));
     }
     Ok((adapter, optimizer))
 }
@@ -379,28 +503,76 @@ fn train_other(a: TrainArgs) -> Result<()> {
     use crate::tasks::{associative_recall, toy_regression, RecallConfig};
     use crate::train::{train, TrainConfig};
     let (mut adapter, optimizer) = train_setup(&a)?;
-    let tc = TrainConfig { optimizer, steps: a.steps, batch: a.batch, ramp: adapter.ramp, width: a.width };
+    let tc = TrainConfig {
+        optimizer,
+        steps: a.steps,
+        batch: a.batch,
+        ramp: adapter.ramp,
+        width: a.width,
+    };
     let rec = if a.model == "transformer" {
         if a.task != "recall" && a.task != "regression" {
-            return Err(Error::invalid("task", &a.task, "recall (for the transformer)"));
+            return Err(Error::invalid(
+                "task",
+                &a.task,
+                "recall (for the transformer)",
+            ));
         }
-        let recall = RecallConfig { keys: 8, values: 8, pairs: a.pairs };
-        let mut cfg = TransformerConfig::at_width(a.width, WidthMode::Heads, a.width / a.heads.max(1))?;
+        let recall = RecallConfig {
+            keys: 8,
+            values: 8,
+            pairs: a.pairs,
+        };
+        let mut cfg =
+            TransformerConfig::at_width(a.width, WidthMode::Heads, a.width / a.heads.max(1))?;
         cfg.vocab = recall.vocab();
         cfg.seq_len = recall.seq_len();
-        cfg.adapt = a.adapt.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        cfg.adapt = a
+            .adapt
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
         if cfg.adapt == ["hidden.1"] {
-            cfg.adapt = vec!["q".into(), "k".into(), "v".into(), "o".into(), "up".into(), "down".into()];
+            cfg.adapt = vec![
+                "q".into(),
+                "k".into(),
+                "v".into(),
+                "o".into(),
+                "up".into(),
+                "down".into(),
+            ];
         }
         let data = associative_recall::<f64>(&recall, train_examples(&a), a.examples, a.seed + 1)?;
         let mut base = cfg.base_weights::<f64>(a.seed);
         if a.pretrain_steps > 0 {
             let mut all = cfg.clone();
-            all.adapt = vec!["embed".into(), "readout".into(), "q".into(), "k".into(), "v".into(), "o".into(), "up".into(), "down".into()];
-            let mut full = all.build(base, &AdapterConfig::new(crate::adapters::Method::Full), 0)?;
+            all.adapt = vec![
+                "embed".into(),
+                "readout".into(),
+                "q".into(),
+                "k".into(),
+                "v".into(),
+                "o".into(),
+                "up".into(),
+                "down".into(),
+            ];
+            let mut full =
+                all.build(base, &AdapterConfig::new(crate::adapters::Method::Full), 0)?;
             let source = associative_recall::<f64>(&recall, a.examples, a.examples, a.seed + 1000)?;
-            let (w, rec) = crate::models::pretrain(&mut full, &source, a.pretrain_steps, a.pretrain_lr, cfg.width())?;
-            println!("pre-trained the base for {} steps on a source recall task: loss {:.4e} → {:.4e}", a.pretrain_steps, rec.train_loss[0], rec.train_loss.last().copied().unwrap_or(f64::NAN));
+            let (w, rec) = crate::models::pretrain(
+                &mut full,
+                &source,
+                a.pretrain_steps,
+                a.pretrain_lr,
+                cfg.width(),
+            )?;
+            println!(
+                "pre-trained the base for {} steps on a source recall task: loss {:.4e} → {:.4e}",
+                a.pretrain_steps,
+                rec.train_loss[0],
+                rec.train_loss.last().copied().unwrap_or(f64::NAN)
+            );
             base = w;
         }
         let mut net = cfg.build(base, &adapter, a.seed + 2)?;
@@ -413,7 +585,14 @@ fn train_other(a: TrainArgs) -> Result<()> {
         adapter.rank = 1;
         let data = toy_regression::<f64>(a.width, train_examples(&a), a.examples, a.seed)?;
         let mut toy = SingleLayer::toy(a.width, &adapter, a.seed)?;
-        println!("LoRA+ scalar toy f(x) = (W* + ΔW)x at width {}: {} rank 1, {} trainable; {} η={}", a.width, adapter.method, toy.num_trainable(), a.optimizer, a.lr);
+        println!(
+            "LoRA+ scalar toy f(x) = (W* + ΔW)x at width {}: {} rank 1, {} trainable; {} η={}",
+            a.width,
+            adapter.method,
+            toy.num_trainable(),
+            a.optimizer,
+            a.lr
+        );
         train(&mut toy, &tc, &data)?
     };
     print_record(&rec, a.steps);
@@ -422,11 +601,21 @@ fn train_other(a: TrainArgs) -> Result<()> {
 
 fn print_record(rec: &crate::train::TrainRecord, steps: u64) {
     let acc = !rec.test_accuracy.is_empty();
-    println!("{:>6} {:>14} {:>14}{}", "step", "train loss", "held-out loss", if acc { "  held-out acc" } else { "" });
+    println!(
+        "{:>6} {:>14} {:>14}{}",
+        "step",
+        "train loss",
+        "held-out loss",
+        if acc { "  held-out acc" } else { "" }
+    );
     let every = (steps / 10).max(1);
     for (t, (l, lt)) in rec.train_loss.iter().zip(&rec.test_loss).enumerate() {
         if t as u64 % every == 0 || t + 1 == rec.train_loss.len() {
-            let a = rec.test_accuracy.get(t).map(|v| format!(" {v:>14.4}")).unwrap_or_default();
+            let a = rec
+                .test_accuracy
+                .get(t)
+                .map(|v| format!(" {v:>14.4}"))
+                .unwrap_or_default();
             println!("{t:>6} {l:>14.6e} {lt:>14.6e}{a}");
         }
     }
@@ -435,11 +624,13 @@ fn print_record(rec: &crate::train::TrainRecord, steps: u64) {
     }
 }
 
-
 fn sweep(a: SweepArgs) -> Result<()> {
     use crate::studies::sweep::{run_sweep, SweepConfig};
     let cfg = SweepConfig::load(a.config.as_deref(), &a.sets)?;
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&cfg.name));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(&cfg.name));
     let cells = cfg.cells();
     if a.dry_run {
         print!("{}", toml::to_string(&cfg).unwrap_or_default());
@@ -449,27 +640,65 @@ fn sweep(a: SweepArgs) -> Result<()> {
     if a.threads == Some(0) {
         return Err(Error::invalid("threads", 0, "a positive integer"));
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads.unwrap_or(0)).build().map_err(|e| Error::invalid("threads", e, "a usable thread count"))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::invalid("threads", e, "a usable thread count"))?;
     let runs_dir = out.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
-    println!("study {}: {} runs ({} series × {} widths × {} seeds), {} steps each -> {}", cfg.name, cells.len(), cells.len() / (cfg.widths.len() * cfg.seeds.len()), cfg.widths.len(), cfg.seeds.len(), cfg.steps, out.display());
+    println!(
+        "study {}: {} runs ({} series × {} widths × {} seeds), {} steps each -> {}",
+        cfg.name,
+        cells.len(),
+        cells.len() / (cfg.widths.len() * cfg.seeds.len()),
+        cfg.widths.len(),
+        cfg.seeds.len(),
+        cfg.steps,
+        out.display()
+    );
     let runs = pool.install(|| run_sweep(&cfg, &out, true))?;
     report(&cfg, &runs, &out)
 }
 
-fn report(cfg: &crate::studies::sweep::SweepConfig, runs: &[crate::studies::sweep::RunResult], out: &std::path::Path) -> Result<()> {
+fn report(
+    cfg: &crate::studies::sweep::SweepConfig,
+    runs: &[crate::studies::sweep::RunResult],
+    out: &std::path::Path,
+) -> Result<()> {
     use crate::studies::report::{fit_all, group, summary, write_tables};
     let grouped = group(cfg, runs);
     let fits = fit_all(cfg, &grouped);
     write_tables(out, runs, &fits)?;
-    let layer = if cfg.model == "toy" { "layer".to_string() } else { cfg.mlp.adapt.first().cloned().unwrap_or_else(|| "hidden.1".into()) };
+    let layer = if cfg.model == "toy" {
+        "layer".to_string()
+    } else {
+        cfg.mlp
+            .adapt
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "hidden.1".into())
+    };
     let figures = crate::plots::draw_sweep(cfg, &grouped, &fits, &layer, &out.join("figures"))?;
     println!("{}", summary(cfg, &grouped, &fits, &layer, "dz_rms"));
-    let diverged: Vec<String> = runs.iter().filter_map(|r| r.diverged_at.map(|t| format!("{} (step {t})", r.cell.key()))).collect();
+    let diverged: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            r.diverged_at
+                .map(|t| format!("{} (step {t})", r.cell.key()))
+        })
+        .collect();
     if !diverged.is_empty() {
-        println!("diverged runs (recorded, not dropped): {}", diverged.join(", "));
+        println!(
+            "diverged runs (recorded, not dropped): {}",
+            diverged.join(", ")
+        );
     }
-    println!("wrote {}/results.csv, fits.csv, manifest.json and {} figures in {}/figures", out.display(), figures, out.display());
+    println!(
+        "wrote {}/results.csv, fits.csv, manifest.json and {} figures in {}/figures",
+        out.display(),
+        figures,
+        out.display()
+    );
     Ok(())
 }
 
@@ -482,7 +711,10 @@ fn plot(a: PlotArgs) -> Result<()> {
     for cell in cfg.cells() {
         let p = a.dir.join("runs").join(format!("{}.json", cell.key()));
         let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        let run: RunResult = serde_json::from_slice(&bytes).map_err(|e| Error::Config { path: p.clone(), message: e.to_string() })?;
+        let run: RunResult = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
         runs.push(run);
     }
     report(&cfg, &runs, &a.dir)
@@ -491,7 +723,9 @@ fn plot(a: PlotArgs) -> Result<()> {
 fn theory(a: TheoryArgs) -> Result<()> {
     use crate::studies::sweep::SweepConfig;
     let cfg = SweepConfig::load(a.config.as_deref(), &a.sets)?;
-    let layer = cfg.theory_layer().unwrap_or("(none: the engine covers a square hidden layer of an MLP)");
+    let layer = cfg
+        .theory_layer()
+        .unwrap_or("(none: the engine covers a square hidden layer of an MLP)");
     println!("study {}: predicted width exponents at {layer} (first step and initial state; derivations in src/theory)", cfg.name);
     let mut seen = std::collections::BTreeSet::new();
     for cell in cfg.cells() {
@@ -499,14 +733,28 @@ fn theory(a: TheoryArgs) -> Result<()> {
             continue;
         }
         let setting = cfg.setting(&cell);
-        println!("{}  ({} {}, ρ = {}, β = {}, γ = {})", cell.series, cell.arm.method, cfg.optimizer.rule.name(), setting.rho(), setting.beta().map(|b| b.to_string()).unwrap_or_else(|| "—".into()), cfg.adapter.multiplier_exponent);
+        println!(
+            "{}  ({} {}, ρ = {}, β = {}, γ = {})",
+            cell.series,
+            cell.arm.method,
+            cfg.optimizer.rule.name(),
+            setting.rho(),
+            setting
+                .beta()
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "—".into()),
+            cfg.adapter.multiplier_exponent
+        );
         let preds = setting.predictions();
         if preds.is_empty() || cfg.theory_layer().is_none() {
             println!("    no prediction for this setting yet");
         }
         if cfg.theory_layer().is_some() {
             for p in preds {
-                println!("    {:<16} t = {}  {:+.2}   {}", p.quantity, p.step, p.exponent, p.derivation);
+                println!(
+                    "    {:<16} t = {}  {:+.2}   {}",
+                    p.quantity, p.step, p.exponent, p.derivation
+                );
             }
         }
         if let Some((c, why)) = setting.stable_lr_exponent() {

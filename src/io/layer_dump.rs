@@ -95,12 +95,24 @@ pub fn dump_layer<T: Scalar>(cfg: &LayerDumpConfig) -> Result<Vec<u8>> {
     cfg.validate()?;
     let (tensors, meta) = compute::<T>(cfg)?;
     let dtype = if T::DTYPE == "f32" { "F32" } else { "F64" };
-    Ok(super::safetensors_bytes(&tensors.into_iter().map(|t| (t.name, t.value)).collect::<Vec<_>>(), dtype, &meta))
+    Ok(super::safetensors_bytes(
+        &tensors
+            .into_iter()
+            .map(|t| (t.name, t.value))
+            .collect::<Vec<_>>(),
+        dtype,
+        &meta,
+    ))
 }
 
 fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<(Vec<Named<T>>, BTreeMap<String, String>)> {
     let (d_in, d_out, b) = (cfg.d_in, cfg.d_out, cfg.batch);
-    let w0: Array2<T> = normal_matrix(&mut SeedRng::new(cfg.seed, "w0"), d_out, d_in, 1.0 / (d_in as f64).sqrt());
+    let w0: Array2<T> = normal_matrix(
+        &mut SeedRng::new(cfg.seed, "w0"),
+        d_out,
+        d_in,
+        1.0 / (d_in as f64).sqrt(),
+    );
     let x: Array2<T> = normal_matrix(&mut SeedRng::new(cfg.seed, "x"), b, d_in, 1.0);
     let grad_y: Array2<T> = normal_matrix(&mut SeedRng::new(cfg.seed, "grad_y"), b, d_out, 1.0);
     let mut layer = AdaptedLinear::new(w0.clone(), &cfg.adapter, cfg.seed)?;
@@ -115,16 +127,45 @@ fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<(Vec<Named<T>>, BTreeMap<
     let grads = layer.backward(x.view(), grad_y.view(), u);
 
     let mut out = vec![
-        Named { name: "x".into(), value: x.into_dyn() },
-        Named { name: "w0".into(), value: w0.into_dyn() },
-        Named { name: "grad_y".into(), value: grad_y.into_dyn() },
-        Named { name: "y".into(), value: y.into_dyn() },
-        Named { name: "grad_x".into(), value: grads.x.into_dyn() },
+        Named {
+            name: "x".into(),
+            value: x.into_dyn(),
+        },
+        Named {
+            name: "w0".into(),
+            value: w0.into_dyn(),
+        },
+        Named {
+            name: "grad_y".into(),
+            value: grad_y.into_dyn(),
+        },
+        Named {
+            name: "y".into(),
+            value: y.into_dyn(),
+        },
+        Named {
+            name: "grad_x".into(),
+            value: grads.x.into_dyn(),
+        },
     ];
-    for ((info, value), grad) in layer.param_info().iter().zip(layer.params()).zip(grads.params) {
+    for ((info, value), grad) in layer
+        .param_info()
+        .iter()
+        .zip(layer.params())
+        .zip(grads.params)
+    {
         let shape = IxDyn(&info.shape);
-        out.push(Named { name: info.name.to_string(), value: value.to_owned().into_shape_with_order(shape.clone()).expect("logical shape") });
-        out.push(Named { name: format!("grad.{}", info.name), value: grad.into_shape_with_order(shape).expect("logical shape") });
+        out.push(Named {
+            name: info.name.to_string(),
+            value: value
+                .to_owned()
+                .into_shape_with_order(shape.clone())
+                .expect("logical shape"),
+        });
+        out.push(Named {
+            name: format!("grad.{}", info.name),
+            value: grad.into_shape_with_order(shape).expect("logical shape"),
+        });
     }
     let a = &cfg.adapter;
     let meta: BTreeMap<String, String> = [
@@ -167,17 +208,27 @@ pub struct LayerDump {
 impl LayerDump {
     /// Parses safetensors bytes written by [`dump_layer`].
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors(e.to_string()))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| Error::Safetensors(e.to_string()))?;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::Safetensors(e.to_string()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| Error::Safetensors(e.to_string()))?;
         let metadata = header.metadata().clone().unwrap_or_default();
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             let values: Vec<f64> = match view.dtype() {
                 Dtype::F64 => <f64 as Scalar>::read_le(view.data()),
-                Dtype::F32 => <f32 as Scalar>::read_le(view.data()).into_iter().map(f64::from).collect(),
-                other => return Err(Error::Safetensors(format!("tensor {name}: unexpected dtype {other:?}"))),
+                Dtype::F32 => <f32 as Scalar>::read_le(view.data())
+                    .into_iter()
+                    .map(f64::from)
+                    .collect(),
+                other => {
+                    return Err(Error::Safetensors(format!(
+                        "tensor {name}: unexpected dtype {other:?}"
+                    )))
+                }
             };
-            let arr = ArrayD::from_shape_vec(IxDyn(view.shape()), values).map_err(|e| Error::Safetensors(e.to_string()))?;
+            let arr = ArrayD::from_shape_vec(IxDyn(view.shape()), values)
+                .map_err(|e| Error::Safetensors(e.to_string()))?;
             tensors.insert(name, arr);
         }
         Ok(Self { tensors, metadata })
@@ -185,12 +236,19 @@ impl LayerDump {
 
     /// A tensor as a matrix (1-D tensors become a column).
     pub fn matrix(&self, name: &str) -> Result<Array2<f64>> {
-        let t = self.tensors.get(name).ok_or_else(|| Error::Safetensors(format!("missing tensor {name}")))?;
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| Error::Safetensors(format!("missing tensor {name}")))?;
         let shape = t.shape().to_vec();
         let (r, c) = match shape.as_slice() {
             [r, c] => (*r, *c),
             [r] => (*r, 1),
-            _ => return Err(Error::Safetensors(format!("tensor {name}: shape {shape:?}"))),
+            _ => {
+                return Err(Error::Safetensors(format!(
+                    "tensor {name}: shape {shape:?}"
+                )))
+            }
         };
         Ok(t.clone().into_shape_with_order((r, c)).expect("same size"))
     }

@@ -15,9 +15,18 @@ use crate::error::{Error, Result};
 /// A reader never sees a half-written file, and an interrupted write leaves the old file (or none).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| Error::invalid("path", path.display(), "a file path"))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid("path", path.display(), "a file path"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -37,13 +46,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Format: an 8-byte little-endian header length, a JSON header `{"__metadata__": {...}, name: {"dtype", "shape",
 /// "data_offsets": [begin, end]}, ...}` padded with spaces to a multiple of 8 bytes, then the little-endian data.
 /// Files are read back (and so validated) with the `safetensors` crate in the tests.
-pub fn safetensors_bytes<T: Scalar>(tensors: &[(String, ArrayD<T>)], dtype: &str, metadata: &BTreeMap<String, String>) -> Vec<u8> {
+pub fn safetensors_bytes<T: Scalar>(
+    tensors: &[(String, ArrayD<T>)],
+    dtype: &str,
+    metadata: &BTreeMap<String, String>,
+) -> Vec<u8> {
     let mut header = serde_json::Map::new();
-    header.insert("__metadata__".into(), serde_json::to_value(metadata).expect("string map"));
+    header.insert(
+        "__metadata__".into(),
+        serde_json::to_value(metadata).expect("string map"),
+    );
     let mut data = Vec::new();
     for (name, value) in tensors {
         let begin = data.len();
-        data.extend(T::write_le(value.as_standard_layout().as_slice().expect("standard layout")));
+        data.extend(T::write_le(
+            value
+                .as_standard_layout()
+                .as_slice()
+                .expect("standard layout"),
+        ));
         header.insert(name.clone(), serde_json::json!({ "dtype": dtype, "shape": value.shape(), "data_offsets": [begin, data.len()] }));
     }
     let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json");

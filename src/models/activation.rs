@@ -72,4 +72,13 @@ impl Activation {
     }
 }
 
-named_enum!(Activation, "activation", [Activation::Relu, Activation::Gelu, Activation::Tanh, Activation::Identity]);
+named_enum!(
+    Activation,
+    "activation",
+    [
+        Activation::Relu,
+        Activation::Gelu,
+        Activation::Tanh,
+        Activation::Identity
+    ]
+);

@@ -24,7 +24,12 @@ impl<T: Scalar> Linear<T> {
     }
 
     /// Parameter gradients (empty when frozen) and $\partial L/\partial X$.
-    pub fn backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>, u: T) -> (Vec<ArrayD<T>>, Array2<T>) {
+    pub fn backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+    ) -> (Vec<ArrayD<T>>, Array2<T>) {
         match self {
             Linear::Frozen(w) => (Vec::new(), mm(g, w.view())),
             Linear::Adapted(a) => {

@@ -100,7 +100,15 @@ fn hidden1() -> Vec<String> {
 impl MlpConfig {
     /// The default MLP at width n.
     pub fn new(width: usize) -> Self {
-        Self { input_dim: 16, width, depth: 2, output_dim: 1, activation: Activation::Relu, readout: Readout::Mup, adapt: hidden1() }
+        Self {
+            input_dim: 16,
+            width,
+            depth: 2,
+            output_dim: 1,
+            activation: Activation::Relu,
+            readout: Readout::Mup,
+            adapt: hidden1(),
+        }
     }
 
     /// Names of the L + 1 linear maps.
@@ -113,25 +121,39 @@ impl MlpConfig {
 
     /// Checks the fields.
     pub fn validate(&self) -> Result<()> {
-        for (field, v) in [("width", self.width), ("input_dim", self.input_dim), ("output_dim", self.output_dim)] {
+        for (field, v) in [
+            ("width", self.width),
+            ("input_dim", self.input_dim),
+            ("output_dim", self.output_dim),
+        ] {
             if v == 0 {
                 return Err(Error::invalid(field, v, "a positive integer"));
             }
         }
         if self.depth < 2 {
-            return Err(Error::invalid("depth", self.depth, "an integer ≥ 2 (hidden layers)"));
+            return Err(Error::invalid(
+                "depth",
+                self.depth,
+                "an integer ≥ 2 (hidden layers)",
+            ));
         }
         let names = self.layer_names();
         for a in &self.adapt {
             if a != "hidden" && !names.contains(a) {
-                return Err(Error::invalid("adapt", a, &format!("one of {}, or hidden", names.join(", "))));
+                return Err(Error::invalid(
+                    "adapt",
+                    a,
+                    &format!("one of {}, or hidden", names.join(", ")),
+                ));
             }
         }
         Ok(())
     }
 
     fn is_adapted(&self, name: &str) -> bool {
-        self.adapt.iter().any(|a| a == name || (a == "hidden" && name.starts_with("hidden.")))
+        self.adapt
+            .iter()
+            .any(|a| a == name || (a == "hidden" && name.starts_with("hidden.")))
     }
 
     /// Shape (d_in, d_out) of layer `l`.
@@ -154,15 +176,29 @@ impl MlpConfig {
             .enumerate()
             .map(|(l, name)| {
                 let (d_in, d_out) = self.shape(l);
-                let std = if l == self.depth { self.readout.std(self.width) } else { self.activation.gain() / (d_in as f64).sqrt() };
-                normal_matrix(&mut SeedRng::new(seed, &format!("base.{name}")), d_out, d_in, std)
+                let std = if l == self.depth {
+                    self.readout.std(self.width)
+                } else {
+                    self.activation.gain() / (d_in as f64).sqrt()
+                };
+                normal_matrix(
+                    &mut SeedRng::new(seed, &format!("base.{name}")),
+                    d_out,
+                    d_in,
+                    std,
+                )
             })
             .collect()
     }
 
     /// Builds the network on given base weights, attaching `adapter` (width knob n = the MLP's width) to the chosen
     /// layers; adapter seeds are derived per layer from `seed`.
-    pub fn build<T: Scalar>(&self, base: Vec<Array2<T>>, adapter: &AdapterConfig, seed: u64) -> Result<Mlp<T>> {
+    pub fn build<T: Scalar>(
+        &self,
+        base: Vec<Array2<T>>,
+        adapter: &AdapterConfig,
+        seed: u64,
+    ) -> Result<Mlp<T>> {
         self.validate()?;
         let mut cfg = adapter.clone();
         cfg.width = Some(cfg.width.unwrap_or(self.width));
@@ -170,16 +206,32 @@ impl MlpConfig {
         let mut layers = Vec::with_capacity(names.len());
         for (l, (name, w)) in names.iter().zip(base).enumerate() {
             layers.push(if self.is_adapted(name) {
-                let layer_seed = seed.wrapping_add(1 + l as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                Linear::Adapted(AdaptedLinear::new(w, &cfg, layer_seed).map_err(|e| match e {
-                    Error::Invalid { field, value, expected } => Error::Invalid { field, value, expected: format!("{expected} (layer {name})") },
-                    other => other,
-                })?)
+                let layer_seed = seed
+                    .wrapping_add(1 + l as u64)
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                Linear::Adapted(
+                    AdaptedLinear::new(w, &cfg, layer_seed).map_err(|e| match e {
+                        Error::Invalid {
+                            field,
+                            value,
+                            expected,
+                        } => Error::Invalid {
+                            field,
+                            value,
+                            expected: format!("{expected} (layer {name})"),
+                        },
+                        other => other,
+                    })?,
+                )
             } else {
                 Linear::Frozen(w)
             });
         }
-        Ok(Mlp { config: self.clone(), names, layers })
+        Ok(Mlp {
+            config: self.clone(),
+            names,
+            layers,
+        })
     }
 }
 
@@ -239,7 +291,12 @@ impl<T: Scalar> Model<T> for Mlp<T> {
         self.names
             .iter()
             .zip(&self.layers)
-            .flat_map(|(name, layer)| layer.param_info().into_iter().map(move |info| ModelParam { layer: name.clone(), info }))
+            .flat_map(|(name, layer)| {
+                layer.param_info().into_iter().map(move |info| ModelParam {
+                    layer: name.clone(),
+                    info,
+                })
+            })
             .collect()
     }
 
@@ -248,6 +305,9 @@ impl<T: Scalar> Model<T> for Mlp<T> {
     }
 
     fn params_mut(&mut self) -> Vec<ArrayViewMutD<'_, T>> {
-        self.layers.iter_mut().flat_map(|l| l.params_mut()).collect()
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut())
+            .collect()
     }
 }

@@ -60,7 +60,10 @@ pub trait Model<T: Scalar>: Send + Sync {
 
     /// Number of trainable scalars.
     fn num_trainable(&self) -> usize {
-        self.params_info().iter().map(|p| p.info.shape.iter().product::<usize>()).sum()
+        self.params_info()
+            .iter()
+            .map(|p| p.info.shape.iter().product::<usize>())
+            .sum()
     }
 }
 
@@ -85,7 +88,16 @@ pub trait Inspect<T: Scalar>: Model<T> {
 
 impl<T: Scalar> Inspect<T> for Mlp<T> {
     fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>> {
-        self.names.iter().zip(&self.layers).zip(&cache.inputs).map(|((name, linear), input)| Tap { name, linear, input }).collect()
+        self.names
+            .iter()
+            .zip(&self.layers)
+            .zip(&cache.inputs)
+            .map(|((name, linear), input)| Tap {
+                name,
+                linear,
+                input,
+            })
+            .collect()
     }
 
     fn linears(&self) -> Vec<&Linear<T>> {
@@ -95,7 +107,11 @@ impl<T: Scalar> Inspect<T> for Mlp<T> {
 
 impl<T: Scalar> Inspect<T> for SingleLayer<T> {
     fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>> {
-        vec![Tap { name: "layer", linear: &self.layer, input: cache }]
+        vec![Tap {
+            name: "layer",
+            linear: &self.layer,
+            input: cache,
+        }]
     }
 
     fn linears(&self) -> Vec<&Linear<T>> {
@@ -108,10 +124,26 @@ impl<T: Scalar> Inspect<T> for Transformer<T> {
         let mut inputs: Vec<&'a Array2<T>> = vec![&cache.x];
         for b in &cache.blocks {
             let (att, ff) = (&b.attention, &b.feed_forward);
-            inputs.extend([&att.ln.y, &att.ln.y, &att.ln.y, &att.attended.ctx, &ff.ln.y, &ff.act]);
+            inputs.extend([
+                &att.ln.y,
+                &att.ln.y,
+                &att.ln.y,
+                &att.attended.ctx,
+                &ff.ln.y,
+                &ff.act,
+            ]);
         }
         inputs.push(&cache.final_ln.y);
-        self.names.iter().zip(self.layers()).zip(inputs).map(|((name, linear), input)| Tap { name, linear, input }).collect()
+        self.names
+            .iter()
+            .zip(self.layers())
+            .zip(inputs)
+            .map(|((name, linear), input)| Tap {
+                name,
+                linear,
+                input,
+            })
+            .collect()
     }
 
     fn linears(&self) -> Vec<&Linear<T>> {

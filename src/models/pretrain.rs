@@ -13,8 +13,20 @@ use crate::train::{train, Dataset, TrainConfig, TrainRecord};
 /// Trains `model` (build it with `Method::Full` on every map you want pre-trained) on `source` for `steps` Adam steps
 /// at rate `lr`, and returns the merged weight of every map in forward order (the order `base_weights` uses, so the
 /// result can be passed to the config's `build`), with the source run's record.
-pub fn pretrain<T: Scalar, M: Inspect<T>>(model: &mut M, source: &Dataset<T>, steps: u64, lr: f64, width: usize) -> Result<(Vec<Array2<T>>, TrainRecord)> {
-    let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), lr), steps, batch: None, ramp: Default::default(), width };
+pub fn pretrain<T: Scalar, M: Inspect<T>>(
+    model: &mut M,
+    source: &Dataset<T>,
+    steps: u64,
+    lr: f64,
+    width: usize,
+) -> Result<(Vec<Array2<T>>, TrainRecord)> {
+    let tc = TrainConfig {
+        optimizer: OptimizerConfig::new(Rule::adam(), lr),
+        steps,
+        batch: None,
+        ramp: Default::default(),
+        width,
+    };
     let rec = train(model, &tc, source)?;
     let weights = model
         .linears()
@@ -28,9 +40,19 @@ pub fn pretrain<T: Scalar, M: Inspect<T>>(model: &mut M, source: &Dataset<T>, st
 }
 
 /// [`pretrain`] for the MLP whose random base comes from `base_seed`: every layer is trained.
-pub fn pretrain_mlp<T: Scalar>(cfg: &MlpConfig, base_seed: u64, source: &Dataset<T>, steps: u64, lr: f64) -> Result<(Vec<Array2<T>>, TrainRecord)> {
+pub fn pretrain_mlp<T: Scalar>(
+    cfg: &MlpConfig,
+    base_seed: u64,
+    source: &Dataset<T>,
+    steps: u64,
+    lr: f64,
+) -> Result<(Vec<Array2<T>>, TrainRecord)> {
     let mut all = cfg.clone();
     all.adapt = cfg.layer_names();
-    let mut net = all.build(cfg.base_weights::<T>(base_seed), &AdapterConfig::new(Method::Full), 0)?;
+    let mut net = all.build(
+        cfg.base_weights::<T>(base_seed),
+        &AdapterConfig::new(Method::Full),
+        0,
+    )?;
     pretrain(&mut net, source, steps, lr, cfg.width)
 }

@@ -22,12 +22,19 @@ pub struct SingleLayer<T: Scalar> {
 impl<T: Scalar> SingleLayer<T> {
     /// An adapted layer on base `w0` (d_out × d_in).
     pub fn new(w0: Array2<T>, adapter: &AdapterConfig, seed: u64) -> Result<Self> {
-        Ok(Self { layer: Linear::Adapted(AdaptedLinear::new(w0, adapter, seed)?) })
+        Ok(Self {
+            layer: Linear::Adapted(AdaptedLinear::new(w0, adapter, seed)?),
+        })
     }
 
     /// LoRA+'s toy at width n: $W^* \sim \mathcal N(0, 1/n)$ (1 × n) from `seed`, the adapter (use rank 1) on it.
     pub fn toy(width: usize, adapter: &AdapterConfig, seed: u64) -> Result<Self> {
-        let w_star = normal_matrix(&mut SeedRng::new(seed, "toy.w_star"), 1, width, 1.0 / (width as f64).sqrt());
+        let w_star = normal_matrix(
+            &mut SeedRng::new(seed, "toy.w_star"),
+            1,
+            width,
+            1.0 / (width as f64).sqrt(),
+        );
         Self::new(w_star, adapter, seed)
     }
 }
@@ -44,7 +51,14 @@ impl<T: Scalar> Model<T> for SingleLayer<T> {
     }
 
     fn params_info(&self) -> Vec<ModelParam> {
-        self.layer.param_info().into_iter().map(|info| ModelParam { layer: "layer".into(), info }).collect()
+        self.layer
+            .param_info()
+            .into_iter()
+            .map(|info| ModelParam {
+                layer: "layer".into(),
+                info,
+            })
+            .collect()
     }
 
     fn params(&self) -> Vec<ArrayViewD<'_, T>> {

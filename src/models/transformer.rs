@@ -21,7 +21,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::{s, Array1, Array2, Array4, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Zip};
+use ndarray::{
+    s, Array1, Array2, Array4, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Zip,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{Activation, Linear, Model, ModelParam, Readout};
@@ -51,7 +53,11 @@ impl WidthMode {
     }
 }
 
-named_enum!(WidthMode, "width_mode", [WidthMode::Heads, WidthMode::HeadDim]);
+named_enum!(
+    WidthMode,
+    "width_mode",
+    [WidthMode::Heads, WidthMode::HeadDim]
+);
 
 /// The attention logit multiplier τ in $\mathrm{softmax}(\tau\,QK^\top)$.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +87,11 @@ impl LogitScale {
     }
 }
 
-named_enum!(LogitScale, "logit_scale", [LogitScale::Standard, LogitScale::Mup]);
+named_enum!(
+    LogitScale,
+    "logit_scale",
+    [LogitScale::Standard, LogitScale::Mup]
+);
 
 /// The six linear maps of a block, in parameter order.
 pub const BLOCK_MAPS: [&str; 6] = ["q", "k", "v", "o", "up", "down"];
@@ -167,7 +177,11 @@ impl TransformerConfig {
             return Err(Error::invalid(fixed_name, fixed, "a positive integer"));
         }
         if width == 0 || width % fixed != 0 {
-            return Err(Error::invalid("width", width, &format!("a positive multiple of {fixed_name} = {fixed}")));
+            return Err(Error::invalid(
+                "width",
+                width,
+                &format!("a positive multiple of {fixed_name} = {fixed}"),
+            ));
         }
         Ok(match mode {
             WidthMode::Heads => Self::new(width / fixed, fixed),
@@ -203,7 +217,13 @@ impl TransformerConfig {
 
     /// Checks the fields.
     pub fn validate(&self) -> Result<()> {
-        let sizes = [("vocab", self.vocab), ("seq_len", self.seq_len), ("blocks", self.blocks), ("heads", self.heads), ("head_dim", self.head_dim)];
+        let sizes = [
+            ("vocab", self.vocab),
+            ("seq_len", self.seq_len),
+            ("blocks", self.blocks),
+            ("heads", self.heads),
+            ("head_dim", self.head_dim),
+        ];
         for (field, v) in sizes {
             if v == 0 {
                 return Err(Error::invalid(field, v, "a positive integer"));
@@ -224,7 +244,10 @@ impl TransformerConfig {
 
     fn is_adapted(&self, name: &str) -> bool {
         self.adapt.iter().any(|a| {
-            a == name || (BLOCK_MAPS.contains(&a.as_str()) && name.starts_with("block.") && name.rsplit('.').next() == Some(a.as_str()))
+            a == name
+                || (BLOCK_MAPS.contains(&a.as_str())
+                    && name.starts_with("block.")
+                    && name.rsplit('.').next() == Some(a.as_str()))
         })
     }
 
@@ -249,19 +272,37 @@ impl TransformerConfig {
             .iter()
             .map(|name| {
                 let (d_out, d_in) = self.shape(name);
-                let std = if name == "readout" { self.readout.std(self.width()) } else { 1.0 / (d_in as f64).sqrt() };
-                normal_matrix(&mut SeedRng::new(seed, &format!("base.{name}")), d_out, d_in, std)
+                let std = if name == "readout" {
+                    self.readout.std(self.width())
+                } else {
+                    1.0 / (d_in as f64).sqrt()
+                };
+                normal_matrix(
+                    &mut SeedRng::new(seed, &format!("base.{name}")),
+                    d_out,
+                    d_in,
+                    std,
+                )
             })
             .collect()
     }
 
     /// Builds the network on given base weights, attaching `adapter` (width knob n = heads · head_dim) to the chosen
     /// maps; adapter seeds are derived per map from `seed`.
-    pub fn build<T: Scalar>(&self, base: Vec<Array2<T>>, adapter: &AdapterConfig, seed: u64) -> Result<Transformer<T>> {
+    pub fn build<T: Scalar>(
+        &self,
+        base: Vec<Array2<T>>,
+        adapter: &AdapterConfig,
+        seed: u64,
+    ) -> Result<Transformer<T>> {
         self.validate()?;
         let names = self.layer_names();
         if base.len() != names.len() {
-            return Err(Error::invalid("base", format!("{} weights", base.len()), &format!("{} weights ({})", names.len(), names.join(", "))));
+            return Err(Error::invalid(
+                "base",
+                format!("{} weights", base.len()),
+                &format!("{} weights ({})", names.len(), names.join(", ")),
+            ));
         }
         let mut cfg = adapter.clone();
         cfg.width = Some(cfg.width.unwrap_or(self.width()));
@@ -269,14 +310,30 @@ impl TransformerConfig {
         for (l, (name, w)) in names.iter().zip(base).enumerate() {
             let (d_out, d_in) = self.shape(name);
             if w.dim() != (d_out, d_in) {
-                return Err(Error::invalid("base", format!("{}x{} for {name}", w.nrows(), w.ncols()), &format!("{d_out}x{d_in}")));
+                return Err(Error::invalid(
+                    "base",
+                    format!("{}x{} for {name}", w.nrows(), w.ncols()),
+                    &format!("{d_out}x{d_in}"),
+                ));
             }
             maps.push(if self.is_adapted(name) {
-                let layer_seed = seed.wrapping_add(1 + l as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                Linear::Adapted(AdaptedLinear::new(w, &cfg, layer_seed).map_err(|e| match e {
-                    Error::Invalid { field, value, expected } => Error::Invalid { field, value, expected: format!("{expected} (layer {name})") },
-                    other => other,
-                })?)
+                let layer_seed = seed
+                    .wrapping_add(1 + l as u64)
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                Linear::Adapted(
+                    AdaptedLinear::new(w, &cfg, layer_seed).map_err(|e| match e {
+                        Error::Invalid {
+                            field,
+                            value,
+                            expected,
+                        } => Error::Invalid {
+                            field,
+                            value,
+                            expected: format!("{expected} (layer {name})"),
+                        },
+                        other => other,
+                    })?,
+                )
             } else {
                 Linear::Frozen(w)
             });
@@ -288,10 +345,24 @@ impl TransformerConfig {
         let blocks = (0..self.blocks)
             .map(|_| {
                 let mut next = || rest.next().expect("six maps per block");
-                Block { q: next(), k: next(), v: next(), o: next(), up: next(), down: next(), attention: spec }
+                Block {
+                    q: next(),
+                    k: next(),
+                    v: next(),
+                    o: next(),
+                    up: next(),
+                    down: next(),
+                    attention: spec,
+                }
             })
             .collect();
-        Ok(Transformer { config: self.clone(), names, embed, blocks, readout })
+        Ok(Transformer {
+            config: self.clone(),
+            names,
+            embed,
+            blocks,
+            readout,
+        })
     }
 }
 
@@ -332,13 +403,19 @@ pub fn layer_norm<T: Scalar>(x: ArrayView2<'_, T>) -> Normalized<T> {
 /// $\overline{\cdot}$ the mean over the row (exact with ε inside $r$, since $\partial r/\partial x_j = -r^3(x_j-\mu)/n$).
 #[track_caller]
 pub fn layer_norm_backward<T: Scalar>(ln: &Normalized<T>, g: ArrayView2<'_, T>) -> Array2<T> {
-    assert_eq!(g.dim(), ln.y.dim(), "layer_norm_backward: G and Y differ in shape");
+    assert_eq!(
+        g.dim(),
+        ln.y.dim(),
+        "layer_norm_backward: G and Y differ in shape"
+    );
     let n = T::of(g.ncols() as f64);
     let mut gx = g.to_owned();
     for ((mut row, y), &r) in gx.rows_mut().into_iter().zip(ln.y.rows()).zip(&ln.rstd) {
         let mean_g = row.sum() / n;
         let mean_gy = row.iter().zip(y).map(|(&a, &b)| a * b).sum::<T>() / n;
-        Zip::from(&mut row).and(&y).for_each(|d, &yv| *d = r * (*d - mean_g - yv * mean_gy));
+        Zip::from(&mut row)
+            .and(&y)
+            .for_each(|d, &yv| *d = r * (*d - mean_g - yv * mean_gy));
     }
     gx
 }
@@ -389,11 +466,17 @@ pub fn softmax_rows<T: Scalar>(mut scores: ArrayViewMut2<'_, T>, tau: T, causal:
 /// P_{t\tau}\,\partial P_{t\tau}\bigr)$ (before the factor τ). Masked entries have $P = 0$, so their gradient is 0.
 #[track_caller]
 pub fn softmax_rows_backward<T: Scalar>(p: ArrayView2<'_, T>, dp: ArrayView2<'_, T>) -> Array2<T> {
-    assert_eq!(p.dim(), dp.dim(), "softmax_rows_backward: P and ∂P differ in shape");
+    assert_eq!(
+        p.dim(),
+        dp.dim(),
+        "softmax_rows_backward: P and ∂P differ in shape"
+    );
     let mut ds = dp.to_owned();
     for (mut row, prow) in ds.rows_mut().into_iter().zip(p.rows()) {
         let dot = row.iter().zip(prow).map(|(&a, &b)| a * b).sum::<T>();
-        Zip::from(&mut row).and(&prow).for_each(|d, &pv| *d = pv * (*d - dot));
+        Zip::from(&mut row)
+            .and(&prow)
+            .for_each(|d, &pv| *d = pv * (*d - dot));
     }
     ds
 }
@@ -409,7 +492,12 @@ pub struct Attended<T: Scalar> {
 /// Multi-head softmax attention. For sequence $s$ (rows $sT..(s+1)T$) and head $j$ (columns
 /// $jd..(j+1)d$): $P = \mathrm{softmax}(\tau\,Q_{sj}K_{sj}^\top)$ (see [`softmax_rows`]), $C_{sj} = PV_{sj}$.
 #[track_caller]
-pub fn attention<T: Scalar>(q: ArrayView2<'_, T>, k: ArrayView2<'_, T>, v: ArrayView2<'_, T>, spec: &AttentionSpec) -> Attended<T> {
+pub fn attention<T: Scalar>(
+    q: ArrayView2<'_, T>,
+    k: ArrayView2<'_, T>,
+    v: ArrayView2<'_, T>,
+    spec: &AttentionSpec,
+) -> Attended<T> {
     let (rows, seqs) = check_attention_shapes(q, k, v, spec);
     let (tt, hd, tau) = (spec.seq_len, spec.head_dim, T::of(spec.tau));
     let mut ctx = Array2::zeros((rows, spec.width()));
@@ -449,10 +537,22 @@ pub fn attention_backward<T: Scalar>(
     spec: &AttentionSpec,
 ) -> AttentionGrads<T> {
     let (rows, seqs) = check_attention_shapes(q, k, v, spec);
-    assert_eq!(g.dim(), (rows, spec.width()), "attention_backward: G has the wrong shape");
-    assert_eq!(probs.dim(), (seqs, spec.heads, spec.seq_len, spec.seq_len), "attention_backward: P has the wrong shape");
+    assert_eq!(
+        g.dim(),
+        (rows, spec.width()),
+        "attention_backward: G has the wrong shape"
+    );
+    assert_eq!(
+        probs.dim(),
+        (seqs, spec.heads, spec.seq_len, spec.seq_len),
+        "attention_backward: P has the wrong shape"
+    );
     let (tt, hd, tau) = (spec.seq_len, spec.head_dim, T::of(spec.tau));
-    let mut grads = AttentionGrads { q: Array2::zeros(q.dim()), k: Array2::zeros(k.dim()), v: Array2::zeros(v.dim()) };
+    let mut grads = AttentionGrads {
+        q: Array2::zeros(q.dim()),
+        k: Array2::zeros(k.dim()),
+        v: Array2::zeros(v.dim()),
+    };
     for b in 0..seqs {
         for j in 0..spec.heads {
             let blk = s![b * tt..(b + 1) * tt, j * hd..(j + 1) * hd];
@@ -461,7 +561,10 @@ pub fn attention_backward<T: Scalar>(
             grads.v.slice_mut(blk).assign(&mm_tn(p, gb));
             let ds = softmax_rows_backward(p, mm_nt(gb, v.slice(blk)).view()) * tau;
             grads.q.slice_mut(blk).assign(&mm(ds.view(), k.slice(blk)));
-            grads.k.slice_mut(blk).assign(&mm_tn(ds.view(), q.slice(blk)));
+            grads
+                .k
+                .slice_mut(blk)
+                .assign(&mm_tn(ds.view(), q.slice(blk)));
         }
     }
     grads
@@ -469,11 +572,28 @@ pub fn attention_backward<T: Scalar>(
 
 /// Checks Q, K, V against `spec`; returns (rows, sequences).
 #[track_caller]
-fn check_attention_shapes<T: Scalar>(q: ArrayView2<'_, T>, k: ArrayView2<'_, T>, v: ArrayView2<'_, T>, spec: &AttentionSpec) -> (usize, usize) {
+fn check_attention_shapes<T: Scalar>(
+    q: ArrayView2<'_, T>,
+    k: ArrayView2<'_, T>,
+    v: ArrayView2<'_, T>,
+    spec: &AttentionSpec,
+) -> (usize, usize) {
     let (rows, n) = q.dim();
-    assert_eq!(n, spec.width(), "attention: Q has {n} columns, heads·head_dim = {}", spec.width());
-    assert!(k.dim() == q.dim() && v.dim() == q.dim(), "attention: Q, K, V differ in shape");
-    assert!(spec.seq_len > 0 && rows % spec.seq_len == 0, "attention: {rows} rows are not whole sequences of {}", spec.seq_len);
+    assert_eq!(
+        n,
+        spec.width(),
+        "attention: Q has {n} columns, heads·head_dim = {}",
+        spec.width()
+    );
+    assert!(
+        k.dim() == q.dim() && v.dim() == q.dim(),
+        "attention: Q, K, V differ in shape"
+    );
+    assert!(
+        spec.seq_len > 0 && rows % spec.seq_len == 0,
+        "attention: {rows} rows are not whole sequences of {}",
+        spec.seq_len
+    );
     (rows, rows / spec.seq_len)
 }
 
@@ -491,7 +611,9 @@ pub fn gelu<T: Scalar>(z: ArrayView2<'_, T>) -> Array2<T> {
 pub fn gelu_backward<T: Scalar>(z: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Array2<T> {
     assert_eq!(z.dim(), g.dim(), "gelu_backward: Z and G differ in shape");
     let mut gz = g.to_owned();
-    Zip::from(&mut gz).and(&z).for_each(|d, &zv| *d *= Activation::Gelu.derivative(zv));
+    Zip::from(&mut gz)
+        .and(&z)
+        .for_each(|d, &zv| *d *= Activation::Gelu.derivative(zv));
     gz
 }
 
@@ -558,7 +680,14 @@ impl<T: Scalar> Block<T> {
 
     /// The six maps in [`BLOCK_MAPS`] order, mutable.
     pub fn maps_mut(&mut self) -> [&mut Linear<T>; 6] {
-        [&mut self.q, &mut self.k, &mut self.v, &mut self.o, &mut self.up, &mut self.down]
+        [
+            &mut self.q,
+            &mut self.k,
+            &mut self.v,
+            &mut self.o,
+            &mut self.up,
+            &mut self.down,
+        ]
     }
 
     /// The attention sublayer without its residual: $\mathrm{Attn}(\mathrm{LN}(h))\,W_O^\top$.
@@ -569,15 +698,36 @@ impl<T: Scalar> Block<T> {
         let v = self.v.forward(ln.y.view(), u);
         let attended = attention(q.view(), k.view(), v.view(), &self.attention);
         let out = self.o.forward(attended.ctx.view(), u);
-        (out, AttentionCache { ln, q, k, v, attended })
+        (
+            out,
+            AttentionCache {
+                ln,
+                q,
+                k,
+                v,
+                attended,
+            },
+        )
     }
 
     /// The attention sublayer's backward pass: parameter gradients of q, k, v, o (in that order) and $\partial h$.
     /// O's backward gives $\partial C$; [`attention_backward`] gives $\partial Q, \partial K, \partial V$; the three
     /// maps' input gradients add up to $\partial a$; [`layer_norm_backward`] gives $\partial h$.
-    pub fn attention_backward(&self, cache: &AttentionCache<T>, g: ArrayView2<'_, T>, u: T) -> (Vec<ArrayD<T>>, Array2<T>) {
+    pub fn attention_backward(
+        &self,
+        cache: &AttentionCache<T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+    ) -> (Vec<ArrayD<T>>, Array2<T>) {
         let (o_grads, g_ctx) = self.o.backward(cache.attended.ctx.view(), g, u);
-        let ag = attention_backward(cache.q.view(), cache.k.view(), cache.v.view(), &cache.attended.probs, g_ctx.view(), &self.attention);
+        let ag = attention_backward(
+            cache.q.view(),
+            cache.k.view(),
+            cache.v.view(),
+            &cache.attended.probs,
+            g_ctx.view(),
+            &self.attention,
+        );
         let a = cache.ln.y.view();
         let (mut grads, mut ga) = self.q.backward(a, ag.q.view(), u);
         let (k_grads, ga_k) = self.k.backward(a, ag.k.view(), u);
@@ -601,7 +751,12 @@ impl<T: Scalar> Block<T> {
 
     /// The feed-forward sublayer's backward pass: parameter gradients of up, down (in that order) and $\partial h$,
     /// through Down, [`gelu_backward`], Up and [`layer_norm_backward`].
-    pub fn feed_forward_backward(&self, cache: &FeedForwardCache<T>, g: ArrayView2<'_, T>, u: T) -> (Vec<ArrayD<T>>, Array2<T>) {
+    pub fn feed_forward_backward(
+        &self,
+        cache: &FeedForwardCache<T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+    ) -> (Vec<ArrayD<T>>, Array2<T>) {
         let (down_grads, g_act) = self.down.backward(cache.act.view(), g, u);
         let gz = gelu_backward(cache.z.view(), g_act.view());
         let (mut grads, ga) = self.up.backward(cache.ln.y.view(), gz.view(), u);
@@ -614,12 +769,23 @@ impl<T: Scalar> Block<T> {
         let (a, attention) = self.attention_forward(h, u);
         let h1 = a + h;
         let (f, feed_forward) = self.feed_forward(h1.view(), u);
-        (f + h1, BlockCache { attention, feed_forward })
+        (
+            f + h1,
+            BlockCache {
+                attention,
+                feed_forward,
+            },
+        )
     }
 
     /// The block's backward pass: parameter gradients in [`BLOCK_MAPS`] order and $\partial h$. Each residual adds
     /// the identity's share: $\partial h' = g + J_{ff}^\top g$, $\partial h = \partial h' + J_{attn}^\top\,\partial h'$.
-    pub fn backward(&self, cache: &BlockCache<T>, g: ArrayView2<'_, T>, u: T) -> (Vec<ArrayD<T>>, Array2<T>) {
+    pub fn backward(
+        &self,
+        cache: &BlockCache<T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+    ) -> (Vec<ArrayD<T>>, Array2<T>) {
         let (ff_grads, g_ff) = self.feed_forward_backward(&cache.feed_forward, g, u);
         let g1 = g_ff + g;
         let (mut grads, g_attn) = self.attention_backward(&cache.attention, g1.view(), u);
@@ -634,7 +800,10 @@ impl<T: Scalar> Block<T> {
 
     /// Mutable views of the adapters' tensors, in [`BLOCK_MAPS`] order.
     pub fn params_mut(&mut self) -> Vec<ArrayViewMutD<'_, T>> {
-        self.maps_mut().into_iter().flat_map(|l| l.params_mut()).collect()
+        self.maps_mut()
+            .into_iter()
+            .flat_map(|l| l.params_mut())
+            .collect()
     }
 }
 
@@ -669,7 +838,10 @@ pub struct TransformerCache<T: Scalar> {
 impl<T: Scalar> Transformer<T> {
     /// Every linear map, in [`Transformer::names`] order.
     pub fn layers(&self) -> Vec<&Linear<T>> {
-        std::iter::once(&self.embed).chain(self.blocks.iter().flat_map(|b| b.maps())).chain(std::iter::once(&self.readout)).collect()
+        std::iter::once(&self.embed)
+            .chain(self.blocks.iter().flat_map(|b| b.maps()))
+            .chain(std::iter::once(&self.readout))
+            .collect()
     }
 
     /// Every linear map, mutable, in [`Transformer::names`] order.
@@ -688,9 +860,18 @@ impl<T: Scalar> Model<T> for Transformer<T> {
     /// rows are not whole sequences.
     #[track_caller]
     fn forward(&self, x: &Array2<T>, u: T) -> (Array2<T>, TransformerCache<T>) {
-        assert_eq!(x.ncols(), self.config.vocab, "transformer forward: X has {} columns, vocab = {}", x.ncols(), self.config.vocab);
+        assert_eq!(
+            x.ncols(),
+            self.config.vocab,
+            "transformer forward: X has {} columns, vocab = {}",
+            x.ncols(),
+            self.config.vocab
+        );
         let (rows, seq_len) = (x.nrows(), self.config.seq_len);
-        assert!(rows % seq_len == 0, "transformer forward: {rows} rows are not whole sequences of seq_len = {seq_len}");
+        assert!(
+            rows % seq_len == 0,
+            "transformer forward: {rows} rows are not whole sequences of seq_len = {seq_len}"
+        );
         let mut h = self.embed.forward(x.view(), u);
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
@@ -700,7 +881,14 @@ impl<T: Scalar> Model<T> for Transformer<T> {
         }
         let final_ln = layer_norm(h.view());
         let out = self.readout.forward(final_ln.y.view(), u);
-        (out, TransformerCache { x: x.clone(), blocks, final_ln })
+        (
+            out,
+            TransformerCache {
+                x: x.clone(),
+                blocks,
+                final_ln,
+            },
+        )
     }
 
     /// Readout, final [`layer_norm_backward`], each [`Block::backward`] from the last, then the embedding.
@@ -714,14 +902,23 @@ impl<T: Scalar> Model<T> for Transformer<T> {
             gh = g_in;
         }
         let (embed_grads, _) = self.embed.backward(cache.x.view(), gh.view(), u);
-        embed_grads.into_iter().chain(block_grads.into_iter().rev().flatten()).chain(readout_grads).collect()
+        embed_grads
+            .into_iter()
+            .chain(block_grads.into_iter().rev().flatten())
+            .chain(readout_grads)
+            .collect()
     }
 
     fn params_info(&self) -> Vec<ModelParam> {
         self.names
             .iter()
             .zip(self.layers())
-            .flat_map(|(name, layer)| layer.param_info().into_iter().map(move |info| ModelParam { layer: name.clone(), info }))
+            .flat_map(|(name, layer)| {
+                layer.param_info().into_iter().map(move |info| ModelParam {
+                    layer: name.clone(),
+                    info,
+                })
+            })
             .collect()
     }
 
@@ -730,6 +927,9 @@ impl<T: Scalar> Model<T> for Transformer<T> {
     }
 
     fn params_mut(&mut self) -> Vec<ArrayViewMutD<'_, T>> {
-        self.layers_mut().into_iter().flat_map(|l| l.params_mut()).collect()
+        self.layers_mut()
+            .into_iter()
+            .flat_map(|l| l.params_mut())
+            .collect()
     }
 }

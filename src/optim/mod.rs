@@ -96,15 +96,28 @@ fn adamw_wd() -> f64 {
 impl Rule {
     /// Plain SGD.
     pub fn sgd() -> Self {
-        Rule::Sgd { momentum: 0.0, weight_decay: 0.0 }
+        Rule::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        }
     }
     /// Adam with PyTorch's defaults.
     pub fn adam() -> Self {
-        Rule::Adam { beta1: beta1(), beta2: beta2(), eps: eps(), weight_decay: 0.0 }
+        Rule::Adam {
+            beta1: beta1(),
+            beta2: beta2(),
+            eps: eps(),
+            weight_decay: 0.0,
+        }
     }
     /// AdamW with PyTorch's defaults.
     pub fn adamw() -> Self {
-        Rule::AdamW { beta1: beta1(), beta2: beta2(), eps: eps(), weight_decay: adamw_wd() }
+        Rule::AdamW {
+            beta1: beta1(),
+            beta2: beta2(),
+            eps: eps(),
+            weight_decay: adamw_wd(),
+        }
     }
 
     /// The name used in configs and on the command line.
@@ -124,7 +137,13 @@ impl Rule {
             "adam" => Rule::adam(),
             "adamw" => Rule::adamw(),
             "sign_sgd" => Rule::SignSgd { weight_decay: 0.0 },
-            _ => return Err(Error::invalid("optimizer", name, "one of sgd, adam, adamw, sign_sgd")),
+            _ => {
+                return Err(Error::invalid(
+                    "optimizer",
+                    name,
+                    "one of sgd, adam, adamw, sign_sgd",
+                ))
+            }
         })
     }
 
@@ -136,21 +155,41 @@ impl Rule {
                 Ok(())
             } else {
                 let bracket = if open_hi { ")" } else { "]" };
-                Err(Error::invalid(field, v, &format!("a number in [{lo}, {hi}{bracket}")))
+                Err(Error::invalid(
+                    field,
+                    v,
+                    &format!("a number in [{lo}, {hi}{bracket}"),
+                ))
             }
         };
         match *self {
-            Rule::Sgd { momentum, weight_decay } => {
+            Rule::Sgd {
+                momentum,
+                weight_decay,
+            } => {
                 check("optimizer.momentum", momentum, 0.0, 1.0, true)?;
                 check("optimizer.weight_decay", weight_decay, 0.0, f64::MAX, false)
             }
-            Rule::Adam { beta1, beta2, eps, weight_decay } | Rule::AdamW { beta1, beta2, eps, weight_decay } => {
+            Rule::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            }
+            | Rule::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
                 check("optimizer.beta1", beta1, 0.0, 1.0, true)?;
                 check("optimizer.beta2", beta2, 0.0, 1.0, true)?;
                 check("optimizer.eps", eps, 0.0, f64::MAX, false)?;
                 check("optimizer.weight_decay", weight_decay, 0.0, f64::MAX, false)
             }
-            Rule::SignSgd { weight_decay } => check("optimizer.weight_decay", weight_decay, 0.0, f64::MAX, false),
+            Rule::SignSgd { weight_decay } => {
+                check("optimizer.weight_decay", weight_decay, 0.0, f64::MAX, false)
+            }
         }
     }
 }
@@ -184,7 +223,11 @@ fn yes() -> bool {
 
 impl Default for Groups {
     fn default() -> Self {
-        Self { loraplus_ratio: 1.0, one_d_in_b: true, lr_exponent: BTreeMap::new() }
+        Self {
+            loraplus_ratio: 1.0,
+            one_d_in_b: true,
+            lr_exponent: BTreeMap::new(),
+        }
     }
 }
 
@@ -196,27 +239,55 @@ impl Groups {
 
     /// The width exponent $c$ of a role.
     pub fn exponent(&self, role: Role) -> f64 {
-        self.lr_exponent.get(role.name()).or_else(|| self.lr_exponent.get("default")).copied().unwrap_or(0.0)
+        self.lr_exponent
+            .get(role.name())
+            .or_else(|| self.lr_exponent.get("default"))
+            .copied()
+            .unwrap_or(0.0)
     }
 
     /// The factor multiplying the base rate for a tensor of `role` in a network of width `n`.
     pub fn factor(&self, role: Role, n: usize) -> f64 {
-        let ratio = if self.in_b_group(role) { self.loraplus_ratio } else { 1.0 };
+        let ratio = if self.in_b_group(role) {
+            self.loraplus_ratio
+        } else {
+            1.0
+        };
         ratio * (n as f64).powf(-self.exponent(role))
     }
 
     /// Checks the fields.
     pub fn validate(&self) -> Result<()> {
         if !(self.loraplus_ratio.is_finite() && self.loraplus_ratio > 0.0) {
-            return Err(Error::invalid("loraplus_ratio", self.loraplus_ratio, "a finite number > 0"));
+            return Err(Error::invalid(
+                "loraplus_ratio",
+                self.loraplus_ratio,
+                "a finite number > 0",
+            ));
         }
-        const ROLES: [&str; 7] = ["lora_a", "lora_b", "singlora_a", "dense", "magnitude", "bias", "default"];
+        const ROLES: [&str; 7] = [
+            "lora_a",
+            "lora_b",
+            "singlora_a",
+            "dense",
+            "magnitude",
+            "bias",
+            "default",
+        ];
         for (k, v) in &self.lr_exponent {
             if !ROLES.contains(&k.as_str()) {
-                return Err(Error::invalid("lr_exponent key", k, &format!("one of {}", ROLES.join(", "))));
+                return Err(Error::invalid(
+                    "lr_exponent key",
+                    k,
+                    &format!("one of {}", ROLES.join(", ")),
+                ));
             }
             if !v.is_finite() {
-                return Err(Error::invalid(&format!("lr_exponent.{k}"), v, "a finite number"));
+                return Err(Error::invalid(
+                    &format!("lr_exponent.{k}"),
+                    v,
+                    "a finite number",
+                ));
             }
         }
         Ok(())
@@ -242,7 +313,12 @@ pub struct OptimizerConfig {
 impl OptimizerConfig {
     /// `rule` at rate `lr`, constant schedule, one shared group.
     pub fn new(rule: Rule, lr: f64) -> Self {
-        Self { rule, lr, schedule: Schedule::Constant, groups: Groups::default() }
+        Self {
+            rule,
+            lr,
+            schedule: Schedule::Constant,
+            groups: Groups::default(),
+        }
     }
 
     /// Checks every field.
@@ -258,7 +334,11 @@ impl OptimizerConfig {
     /// Builds the optimiser.
     pub fn init(&self) -> Result<Optimizer> {
         self.validate()?;
-        Ok(Optimizer { config: self.clone(), steps: 0, state: Vec::new() })
+        Ok(Optimizer {
+            config: self.clone(),
+            steps: 0,
+            state: Vec::new(),
+        })
     }
 }
 
@@ -308,29 +388,78 @@ impl Optimizer {
     #[track_caller]
     pub fn step<T: Scalar>(&mut self, slots: &mut [Slot<'_, T>]) {
         if self.state.is_empty() {
-            self.state = slots.iter().map(|s| SlotState { first: vec![0.0; s.value.len()], second: vec![0.0; s.value.len()] }).collect();
+            self.state = slots
+                .iter()
+                .map(|s| SlotState {
+                    first: vec![0.0; s.value.len()],
+                    second: vec![0.0; s.value.len()],
+                })
+                .collect();
         }
-        assert_eq!(self.state.len(), slots.len(), "optimizer: {} slots, was {}", slots.len(), self.state.len());
+        assert_eq!(
+            self.state.len(),
+            slots.len(),
+            "optimizer: {} slots, was {}",
+            slots.len(),
+            self.state.len()
+        );
         self.steps += 1;
         let t = self.steps;
         let lr0 = self.current_lr_at(t);
         for (slot, st) in slots.iter_mut().zip(self.state.iter_mut()) {
-            assert_eq!(slot.value.len(), slot.grad.len(), "optimizer: value and gradient lengths differ");
-            assert_eq!(slot.value.len(), st.first.len(), "optimizer: slot length changed between steps");
+            assert_eq!(
+                slot.value.len(),
+                slot.grad.len(),
+                "optimizer: value and gradient lengths differ"
+            );
+            assert_eq!(
+                slot.value.len(),
+                st.first.len(),
+                "optimizer: slot length changed between steps"
+            );
             let lr = lr0 * slot.lr_factor;
             match self.config.rule {
-                Rule::Sgd { momentum, weight_decay } => {
-                    for ((p, &g), b) in slot.value.iter_mut().zip(slot.grad).zip(st.first.iter_mut()) {
+                Rule::Sgd {
+                    momentum,
+                    weight_decay,
+                } => {
+                    for ((p, &g), b) in slot
+                        .value
+                        .iter_mut()
+                        .zip(slot.grad)
+                        .zip(st.first.iter_mut())
+                    {
                         let g = g.f64() + weight_decay * p.f64();
-                        *b = if momentum > 0.0 && t > 1 { momentum * *b + g } else { g };
+                        *b = if momentum > 0.0 && t > 1 {
+                            momentum * *b + g
+                        } else {
+                            g
+                        };
                         *p = T::of(p.f64() - lr * *b);
                     }
                 }
-                Rule::Adam { beta1, beta2, eps, weight_decay } | Rule::AdamW { beta1, beta2, eps, weight_decay } => {
+                Rule::Adam {
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                }
+                | Rule::AdamW {
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                } => {
                     let decoupled = matches!(self.config.rule, Rule::AdamW { .. });
                     let bc1 = 1.0 - beta1.powi(t as i32);
                     let bc2 = 1.0 - beta2.powi(t as i32);
-                    for (((p, &g), m), v) in slot.value.iter_mut().zip(slot.grad).zip(st.first.iter_mut()).zip(st.second.iter_mut()) {
+                    for (((p, &g), m), v) in slot
+                        .value
+                        .iter_mut()
+                        .zip(slot.grad)
+                        .zip(st.first.iter_mut())
+                        .zip(st.second.iter_mut())
+                    {
                         let mut pv = p.f64();
                         let mut g = g.f64();
                         if decoupled {
@@ -348,7 +477,13 @@ impl Optimizer {
                 Rule::SignSgd { weight_decay } => {
                     for (p, &g) in slot.value.iter_mut().zip(slot.grad) {
                         let g = g.f64();
-                        let sign = if g > 0.0 { 1.0 } else if g < 0.0 { -1.0 } else { 0.0 };
+                        let sign = if g > 0.0 {
+                            1.0
+                        } else if g < 0.0 {
+                            -1.0
+                        } else {
+                            0.0
+                        };
                         *p = T::of(p.f64() - lr * (sign + weight_decay * p.f64()));
                     }
                 }
@@ -359,15 +494,32 @@ impl Optimizer {
     /// One step on every trainable tensor of a layer, with each tensor's rate factor taken from the config's
     /// [`Groups`] at width `width`. `grads` are the layer's parameter gradients in [`AdaptedLinear::param_info`]
     /// order.
-    pub fn step_layer<T: Scalar>(&mut self, layer: &mut AdaptedLinear<T>, grads: &[ArrayD<T>], width: usize) {
-        let factors: Vec<f64> = layer.param_info().iter().map(|p| self.config.groups.factor(p.role, width)).collect();
+    pub fn step_layer<T: Scalar>(
+        &mut self,
+        layer: &mut AdaptedLinear<T>,
+        grads: &[ArrayD<T>],
+        width: usize,
+    ) {
+        let factors: Vec<f64> = layer
+            .param_info()
+            .iter()
+            .map(|p| self.config.groups.factor(p.role, width))
+            .collect();
         self.step_views(layer.params_mut(), grads, &factors);
     }
 
     /// One step on parameter views with their gradients and rate factors (all in the same order).
     #[track_caller]
-    pub fn step_views<T: Scalar>(&mut self, mut params: Vec<ArrayViewMutD<'_, T>>, grads: &[ArrayD<T>], factors: &[f64]) {
-        assert!(params.len() == grads.len() && grads.len() == factors.len(), "optimizer: params, grads and factors differ in length");
+    pub fn step_views<T: Scalar>(
+        &mut self,
+        mut params: Vec<ArrayViewMutD<'_, T>>,
+        grads: &[ArrayD<T>],
+        factors: &[f64],
+    ) {
+        assert!(
+            params.len() == grads.len() && grads.len() == factors.len(),
+            "optimizer: params, grads and factors differ in length"
+        );
         let mut slots: Vec<Slot<'_, T>> = params
             .iter_mut()
             .zip(grads)

@@ -36,13 +36,18 @@ impl Schedule {
         match *self {
             Schedule::Constant => 1.0,
             Schedule::LinearWarmup { warmup } => warm(t, warmup),
-            Schedule::Cosine { warmup, total, min_ratio } => {
+            Schedule::Cosine {
+                warmup,
+                total,
+                min_ratio,
+            } => {
                 if t <= warmup {
                     warm(t, warmup)
                 } else {
                     let span = total.saturating_sub(warmup).max(1) as f64;
                     let progress = ((t - warmup) as f64 / span).min(1.0);
-                    min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+                    min_ratio
+                        + (1.0 - min_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
                 }
             }
         }
@@ -50,12 +55,25 @@ impl Schedule {
 
     /// Checks the fields.
     pub fn validate(&self) -> Result<()> {
-        if let Schedule::Cosine { warmup, total, min_ratio } = *self {
+        if let Schedule::Cosine {
+            warmup,
+            total,
+            min_ratio,
+        } = *self
+        {
             if total <= warmup {
-                return Err(Error::invalid("schedule.total", total, &format!("an integer > schedule.warmup = {warmup}")));
+                return Err(Error::invalid(
+                    "schedule.total",
+                    total,
+                    &format!("an integer > schedule.warmup = {warmup}"),
+                ));
             }
             if !(0.0..=1.0).contains(&min_ratio) {
-                return Err(Error::invalid("schedule.min_ratio", min_ratio, "a number in [0, 1]"));
+                return Err(Error::invalid(
+                    "schedule.min_ratio",
+                    min_ratio,
+                    "a number in [0, 1]",
+                ));
             }
         }
         Ok(())

@@ -22,7 +22,11 @@ static FONT: Once = Once::new();
 
 fn register_font() {
     FONT.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
     });
 }
 
@@ -33,8 +37,14 @@ fn plot_err(e: impl std::fmt::Display) -> Error {
 /// The colour of series `i`.
 fn colour(i: usize) -> RGBColor {
     const C: [RGBColor; 8] = [
-        RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194), RGBColor(127, 127, 127),
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
     ];
     C[i % C.len()]
 }
@@ -48,21 +58,49 @@ fn series_names(grouped: &Grouped) -> Vec<String> {
 }
 
 /// Draws every figure of a sweep into `dir` (created if missing) and returns how many files were written.
-pub fn draw_sweep(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: &str, dir: &Path) -> Result<usize> {
+pub fn draw_sweep(
+    cfg: &SweepConfig,
+    grouped: &Grouped,
+    fits: &[FitRow],
+    layer: &str,
+    dir: &Path,
+) -> Result<usize> {
     register_font();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut n = 0;
     for quantity in ["dz_rms", "update_out_rms", "bottleneck_rms", "dw_op"] {
         let png = dir.join(format!("coord_{quantity}.png"));
         let svg = dir.join(format!("coord_{quantity}.svg"));
-        if coord(cfg, grouped, layer, quantity, BitMapBackend::new(&png, (1400, 420)).into_drawing_area())? {
-            coord(cfg, grouped, layer, quantity, SVGBackend::new(&svg, (1400, 420)).into_drawing_area())?;
+        if coord(
+            cfg,
+            grouped,
+            layer,
+            quantity,
+            BitMapBackend::new(&png, (1400, 420)).into_drawing_area(),
+        )? {
+            coord(
+                cfg,
+                grouped,
+                layer,
+                quantity,
+                SVGBackend::new(&svg, (1400, 420)).into_drawing_area(),
+            )?;
             n += 2;
         }
         let png = dir.join(format!("slopes_{quantity}.png"));
         let svg = dir.join(format!("slopes_{quantity}.svg"));
-        if slopes(fits, layer, quantity, BitMapBackend::new(&png, (800, 500)).into_drawing_area())? {
-            slopes(fits, layer, quantity, SVGBackend::new(&svg, (800, 500)).into_drawing_area())?;
+        if slopes(
+            fits,
+            layer,
+            quantity,
+            BitMapBackend::new(&png, (800, 500)).into_drawing_area(),
+        )? {
+            slopes(
+                fits,
+                layer,
+                quantity,
+                SVGBackend::new(&svg, (800, 500)).into_drawing_area(),
+            )?;
             n += 2;
         }
     }
@@ -70,16 +108,40 @@ pub fn draw_sweep(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: 
     let png = dir.join("steps_by_series.png");
     let svg = dir.join("steps_by_series.svg");
     let rows = series_names(grouped).len() as u32;
-    if by_series(cfg, grouped, layer, &quantities, BitMapBackend::new(&png, (1200, 260 * rows + 50)).into_drawing_area())? {
-        by_series(cfg, grouped, layer, &quantities, SVGBackend::new(&svg, (1200, 260 * rows + 50)).into_drawing_area())?;
+    if by_series(
+        cfg,
+        grouped,
+        layer,
+        &quantities,
+        BitMapBackend::new(&png, (1200, 260 * rows + 50)).into_drawing_area(),
+    )? {
+        by_series(
+            cfg,
+            grouped,
+            layer,
+            &quantities,
+            SVGBackend::new(&svg, (1200, 260 * rows + 50)).into_drawing_area(),
+        )?;
         n += 2;
     }
     for (i, series) in series_names(grouped).iter().enumerate() {
         let safe = file_stem(series);
         let png = dir.join(format!("loss_{safe}.png"));
         let svg = dir.join(format!("loss_{safe}.svg"));
-        loss(cfg, grouped, series, i, BitMapBackend::new(&png, (700, 450)).into_drawing_area())?;
-        loss(cfg, grouped, series, i, SVGBackend::new(&svg, (700, 450)).into_drawing_area())?;
+        loss(
+            cfg,
+            grouped,
+            series,
+            i,
+            BitMapBackend::new(&png, (700, 450)).into_drawing_area(),
+        )?;
+        loss(
+            cfg,
+            grouped,
+            series,
+            i,
+            SVGBackend::new(&svg, (700, 450)).into_drawing_area(),
+        )?;
         n += 2;
     }
     Ok(n)
@@ -87,26 +149,72 @@ pub fn draw_sweep(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: 
 
 /// A file-name-safe form of a series name: `lora+@c=0.5` → `loraplus_c0.5`.
 pub fn file_stem(series: &str) -> String {
-    series.replace('+', "plus").replace('@', "_").replace('=', "").chars().map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '_' }).collect()
+    series
+        .replace('+', "plus")
+        .replace('@', "_")
+        .replace('=', "")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn log_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    let (lo, hi) = values.filter(|v| v.is_finite() && *v > 0.0).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
     (lo <= hi).then(|| (lo.log2().floor() - 0.2, hi.log2().ceil() + 0.2))
 }
 
 fn geo_mean(row: &[f64]) -> f64 {
-    let logs: Vec<f64> = row.iter().filter(|v| v.is_finite() && **v > 0.0).map(|v| v.ln()).collect();
-    if logs.is_empty() { f64::NAN } else { (logs.iter().sum::<f64>() / logs.len() as f64).exp() }
+    let logs: Vec<f64> = row
+        .iter()
+        .filter(|v| v.is_finite() && **v > 0.0)
+        .map(|v| v.ln())
+        .collect();
+    if logs.is_empty() {
+        f64::NAN
+    } else {
+        (logs.iter().sum::<f64>() / logs.len() as f64).exp()
+    }
 }
 
 /// The μP layout; returns false when there is nothing to draw.
-fn coord<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, layer: &str, quantity: &str, root: DrawingArea<DB, Shift>) -> Result<bool> {
-    let mut steps: Vec<u64> = grouped.keys().filter(|k| k.1 == layer && k.2 == quantity).map(|k| k.3).collect();
+fn coord<DB: DrawingBackend>(
+    cfg: &SweepConfig,
+    grouped: &Grouped,
+    layer: &str,
+    quantity: &str,
+    root: DrawingArea<DB, Shift>,
+) -> Result<bool> {
+    let mut steps: Vec<u64> = grouped
+        .keys()
+        .filter(|k| k.1 == layer && k.2 == quantity)
+        .map(|k| k.3)
+        .collect();
     steps.sort();
     steps.dedup();
-    let wanted: Vec<u64> = [1u64, 2, 4, 8, cfg.steps].into_iter().filter(|s| steps.contains(s)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let Some((ylo, yhi)) = log_range(grouped.iter().filter(|(k, _)| k.1 == layer && k.2 == quantity).flat_map(|(_, v)| v.iter().flatten().copied())) else { return Ok(false) };
+    let wanted: Vec<u64> = [1u64, 2, 4, 8, cfg.steps]
+        .into_iter()
+        .filter(|s| steps.contains(s))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let Some((ylo, yhi)) = log_range(
+        grouped
+            .iter()
+            .filter(|(k, _)| k.1 == layer && k.2 == quantity)
+            .flat_map(|(_, v)| v.iter().flatten().copied()),
+    ) else {
+        return Ok(false);
+    };
     if wanted.is_empty() {
         return Ok(false);
     }
@@ -114,7 +222,10 @@ fn coord<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, layer: &str, 
     let (title, body) = root.split_vertically(40);
     title.titled(&format!("{quantity} at {layer} vs width (log2–log2; line: geometric mean over seeds, band: seed range)"), ("sans-serif", 20)).map_err(plot_err)?;
     let panels = body.split_evenly((1, wanted.len()));
-    let (xlo, xhi) = ((cfg.widths[0] as f64).log2() - 0.3, (*cfg.widths.last().expect("widths") as f64).log2() + 0.3);
+    let (xlo, xhi) = (
+        (cfg.widths[0] as f64).log2() - 0.3,
+        (*cfg.widths.last().expect("widths") as f64).log2() + 0.3,
+    );
     let names = series_names(grouped);
     for (panel, &t) in panels.iter().zip(&wanted) {
         let mut chart = ChartBuilder::on(panel)
@@ -124,34 +235,69 @@ fn coord<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, layer: &str, 
             .y_label_area_size(45)
             .build_cartesian_2d(xlo..xhi, ylo..yhi)
             .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("log2 width").y_desc(format!("log2 {quantity}")).light_line_style(WHITE.mix(0.0)).draw().map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("log2 width")
+            .y_desc(format!("log2 {quantity}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(plot_err)?;
         for (i, series) in names.iter().enumerate() {
-            let Some(v) = grouped.get(&(series.clone(), layer.to_string(), quantity.to_string(), t)) else { continue };
+            let Some(v) =
+                grouped.get(&(series.clone(), layer.to_string(), quantity.to_string(), t))
+            else {
+                continue;
+            };
             let pts: Vec<(f64, f64, f64, f64)> = cfg
                 .widths
                 .iter()
                 .zip(v)
                 .filter_map(|(w, row)| {
                     let g = geo_mean(row);
-                    let finite: Vec<f64> = row.iter().copied().filter(|x| x.is_finite() && *x > 0.0).collect();
+                    let finite: Vec<f64> = row
+                        .iter()
+                        .copied()
+                        .filter(|x| x.is_finite() && *x > 0.0)
+                        .collect();
                     (g.is_finite() && !finite.is_empty()).then(|| {
-                        let (mn, mx) = finite.iter().fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+                        let (mn, mx) = finite
+                            .iter()
+                            .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
                         ((*w as f64).log2(), g.log2(), mn.log2(), mx.log2())
                     })
                 })
                 .collect();
             let c = colour(i);
-            let band: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.3)).chain(pts.iter().rev().map(|p| (p.0, p.2))).collect();
-            chart.draw_series(std::iter::once(Polygon::new(band, c.mix(0.15)))).map_err(plot_err)?;
+            let band: Vec<(f64, f64)> = pts
+                .iter()
+                .map(|p| (p.0, p.3))
+                .chain(pts.iter().rev().map(|p| (p.0, p.2)))
+                .collect();
             chart
-                .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2)))
+                .draw_series(std::iter::once(Polygon::new(band, c.mix(0.15))))
+                .map_err(plot_err)?;
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().map(|p| (p.0, p.1)),
+                    c.stroke_width(2),
+                ))
                 .map_err(plot_err)?
                 .label(series.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-            chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 3, c.filled()))).map_err(plot_err)?;
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 3, c.filled())))
+                .map_err(plot_err)?;
         }
         if t == wanted[0] {
-            chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 12)).draw().map_err(plot_err)?;
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(plot_err)?;
         }
     }
     root.present().map_err(plot_err)?;
@@ -160,9 +306,19 @@ fn coord<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, layer: &str, 
 
 /// The nanoGPT-μP layout: a row per series, a column per quantity at `layer`, x = width and y = the quantity on log₂
 /// axes, a line per step coloured from blue (early) to red (late), geometric mean over seeds.
-fn by_series<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, layer: &str, quantities: &[&str], root: DrawingArea<DB, Shift>) -> Result<bool> {
+fn by_series<DB: DrawingBackend>(
+    cfg: &SweepConfig,
+    grouped: &Grouped,
+    layer: &str,
+    quantities: &[&str],
+    root: DrawingArea<DB, Shift>,
+) -> Result<bool> {
     let names = series_names(grouped);
-    let present: Vec<&str> = quantities.iter().copied().filter(|q| grouped.keys().any(|k| k.1 == layer && k.2 == *q)).collect();
+    let present: Vec<&str> = quantities
+        .iter()
+        .copied()
+        .filter(|q| grouped.keys().any(|k| k.1 == layer && k.2 == *q))
+        .collect();
     if names.is_empty() || present.is_empty() {
         return Ok(false);
     }
@@ -170,13 +326,23 @@ fn by_series<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, layer: &s
     let (title, body) = root.split_vertically(40);
     title.titled(&format!("{layer}: quantity vs width, one line per step (blue: early, red: late), a row per series"), ("sans-serif", 20)).map_err(plot_err)?;
     let panels = body.split_evenly((names.len(), present.len()));
-    let (xlo, xhi) = ((cfg.widths[0] as f64).log2() - 0.3, (*cfg.widths.last().expect("widths") as f64).log2() + 0.3);
+    let (xlo, xhi) = (
+        (cfg.widths[0] as f64).log2() - 0.3,
+        (*cfg.widths.last().expect("widths") as f64).log2() + 0.3,
+    );
     let tmax = cfg.steps.max(1) as f64;
     for (r, series) in names.iter().enumerate() {
         for (c, q) in present.iter().enumerate() {
             let panel = &panels[r * present.len() + c];
-            let keys: Vec<_> = grouped.iter().filter(|(k, _)| &k.0 == series && k.1 == layer && k.2 == *q).collect();
-            let Some((ylo, yhi)) = log_range(keys.iter().flat_map(|(_, v)| v.iter().flatten().copied())) else { continue };
+            let keys: Vec<_> = grouped
+                .iter()
+                .filter(|(k, _)| &k.0 == series && k.1 == layer && k.2 == *q)
+                .collect();
+            let Some((ylo, yhi)) =
+                log_range(keys.iter().flat_map(|(_, v)| v.iter().flatten().copied()))
+            else {
+                continue;
+            };
             let mut chart = ChartBuilder::on(panel)
                 .caption(format!("{series} · {q}"), ("sans-serif", 14))
                 .margin(6)
@@ -184,15 +350,30 @@ fn by_series<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, layer: &s
                 .y_label_area_size(40)
                 .build_cartesian_2d(xlo..xhi, ylo..yhi)
                 .map_err(plot_err)?;
-            chart.configure_mesh().light_line_style(WHITE.mix(0.0)).draw().map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(plot_err)?;
             for (k, v) in keys {
                 let frac = k.3 as f64 / tmax;
-                let col = RGBColor((59.0 + 121.0 * frac * 1.6).min(230.0) as u8, (76.0 * (1.0 - frac) + 40.0) as u8, (192.0 * (1.0 - frac) + 38.0) as u8);
-                let pts: Vec<(f64, f64)> = cfg.widths.iter().zip(v).filter_map(|(w, row)| {
-                    let g = geo_mean(row);
-                    (g.is_finite() && g > 0.0).then(|| ((*w as f64).log2(), g.log2()))
-                }).collect();
-                chart.draw_series(LineSeries::new(pts, col.stroke_width(1))).map_err(plot_err)?;
+                let col = RGBColor(
+                    (59.0 + 121.0 * frac * 1.6).min(230.0) as u8,
+                    (76.0 * (1.0 - frac) + 40.0) as u8,
+                    (192.0 * (1.0 - frac) + 38.0) as u8,
+                );
+                let pts: Vec<(f64, f64)> = cfg
+                    .widths
+                    .iter()
+                    .zip(v)
+                    .filter_map(|(w, row)| {
+                        let g = geo_mean(row);
+                        (g.is_finite() && g > 0.0).then(|| ((*w as f64).log2(), g.log2()))
+                    })
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(pts, col.stroke_width(1)))
+                    .map_err(plot_err)?;
             }
         }
     }
@@ -201,14 +382,37 @@ fn by_series<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, layer: &s
 }
 
 /// Fitted slope vs step with interval bars; returns false when there is nothing to draw.
-fn slopes<DB: DrawingBackend>(fits: &[FitRow], layer: &str, quantity: &str, root: DrawingArea<DB, Shift>) -> Result<bool> {
-    let rows: Vec<&FitRow> = fits.iter().filter(|r| r.layer == layer && r.quantity == quantity && r.fit.lo.is_finite() && r.fit.hi.is_finite()).collect();
+fn slopes<DB: DrawingBackend>(
+    fits: &[FitRow],
+    layer: &str,
+    quantity: &str,
+    root: DrawingArea<DB, Shift>,
+) -> Result<bool> {
+    let rows: Vec<&FitRow> = fits
+        .iter()
+        .filter(|r| {
+            r.layer == layer
+                && r.quantity == quantity
+                && r.fit.lo.is_finite()
+                && r.fit.hi.is_finite()
+        })
+        .collect();
     if rows.is_empty() {
         return Ok(false);
     }
     let tmax = rows.iter().map(|r| r.step).max().unwrap_or(1) as f64;
-    let ylo = rows.iter().map(|r| r.fit.lo).fold(f64::INFINITY, f64::min).min(-0.6) - 0.1;
-    let yhi = rows.iter().map(|r| r.fit.hi).fold(f64::NEG_INFINITY, f64::max).max(0.6) + 0.1;
+    let ylo = rows
+        .iter()
+        .map(|r| r.fit.lo)
+        .fold(f64::INFINITY, f64::min)
+        .min(-0.6)
+        - 0.1;
+    let yhi = rows
+        .iter()
+        .map(|r| r.fit.hi)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(0.6)
+        + 0.1;
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("width exponent of {quantity} at {layer}: measured (95% bootstrap interval), × predicted"), ("sans-serif", 18))
@@ -217,10 +421,20 @@ fn slopes<DB: DrawingBackend>(fits: &[FitRow], layer: &str, quantity: &str, root
         .y_label_area_size(50)
         .build_cartesian_2d(-0.5..tmax + 0.5, ylo..yhi)
         .map_err(plot_err)?;
-    chart.configure_mesh().x_desc("step t").y_desc("slope d log / d log n").draw().map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("step t")
+        .y_desc("slope d log / d log n")
+        .draw()
+        .map_err(plot_err)?;
     for y in [-1.0, -0.5, 0.0, 0.5, 1.0] {
         if y > ylo && y < yhi {
-            chart.draw_series(LineSeries::new(vec![(-0.5, y), (tmax + 0.5, y)], BLACK.mix(0.25))).map_err(plot_err)?;
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(-0.5, y), (tmax + 0.5, y)],
+                    BLACK.mix(0.25),
+                ))
+                .map_err(plot_err)?;
         }
     }
     let mut names: Vec<&str> = rows.iter().map(|r| r.series.as_str()).collect();
@@ -233,25 +447,52 @@ fn slopes<DB: DrawingBackend>(fits: &[FitRow], layer: &str, quantity: &str, root
         let mut pts: Vec<&&FitRow> = rows.iter().filter(|r| r.series == *name).collect();
         pts.sort_by_key(|r| r.step);
         chart
-            .draw_series(LineSeries::new(pts.iter().map(|r| (r.step as f64 + off, r.fit.slope)), c.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                pts.iter().map(|r| (r.step as f64 + off, r.fit.slope)),
+                c.stroke_width(2),
+            ))
             .map_err(plot_err)?
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
         chart
-            .draw_series(pts.iter().map(|r| ErrorBar::new_vertical(r.step as f64 + off, r.fit.lo, r.fit.slope, r.fit.hi, c.filled(), 6)))
+            .draw_series(pts.iter().map(|r| {
+                ErrorBar::new_vertical(
+                    r.step as f64 + off,
+                    r.fit.lo,
+                    r.fit.slope,
+                    r.fit.hi,
+                    c.filled(),
+                    6,
+                )
+            }))
             .map_err(plot_err)?;
         // The theory's prediction, where it has one: a cross in the series' colour.
         chart
-            .draw_series(pts.iter().filter_map(|r| r.predicted.map(|p| Cross::new((r.step as f64 + off, p), 6, c.stroke_width(2)))))
+            .draw_series(pts.iter().filter_map(|r| {
+                r.predicted
+                    .map(|p| Cross::new((r.step as f64 + off, p), 6, c.stroke_width(2)))
+            }))
             .map_err(plot_err)?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 12)).draw().map_err(plot_err)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(plot_err)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }
 
 /// Training loss vs step for one series, a line per width (geometric mean over seeds).
-fn loss<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, series: &str, _i: usize, root: DrawingArea<DB, Shift>) -> Result<()> {
+fn loss<DB: DrawingBackend>(
+    cfg: &SweepConfig,
+    grouped: &Grouped,
+    series: &str,
+    _i: usize,
+    root: DrawingArea<DB, Shift>,
+) -> Result<()> {
     let pts_for = |wi: usize| -> Vec<(f64, f64)> {
         let mut v: Vec<(f64, f64)> = grouped
             .iter()
@@ -265,28 +506,54 @@ fn loss<DB: DrawingBackend>(cfg: &SweepConfig, grouped: &Grouped, series: &str, 
         v
     };
     let all: Vec<(f64, f64)> = (0..cfg.widths.len()).flat_map(pts_for).collect();
-    let (ylo, yhi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let (ylo, yhi) = if ylo < yhi { (ylo - 0.1, yhi + 0.1) } else { (-1.0, 1.0) };
+    let (ylo, yhi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
+    let (ylo, yhi) = if ylo < yhi {
+        (ylo - 0.1, yhi + 0.1)
+    } else {
+        (-1.0, 1.0)
+    };
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{series}: training loss by width"), ("sans-serif", 18))
+        .caption(
+            format!("{series}: training loss by width"),
+            ("sans-serif", 18),
+        )
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(50)
         .build_cartesian_2d(0.0..cfg.steps as f64, ylo..yhi)
         .map_err(plot_err)?;
-    chart.configure_mesh().x_desc("step t").y_desc("log10 loss").draw().map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("step t")
+        .y_desc("log10 loss")
+        .draw()
+        .map_err(plot_err)?;
     let k = cfg.widths.len().max(2) - 1;
     for (wi, w) in cfg.widths.iter().enumerate() {
         let frac = wi as f64 / k as f64;
-        let c = RGBColor((40.0 + 200.0 * frac) as u8, 60, (220.0 - 180.0 * frac) as u8);
+        let c = RGBColor(
+            (40.0 + 200.0 * frac) as u8,
+            60,
+            (220.0 - 180.0 * frac) as u8,
+        );
         chart
             .draw_series(LineSeries::new(pts_for(wi), c.stroke_width(2)))
             .map_err(plot_err)?
             .label(format!("n = {w}"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 12)).draw().map_err(plot_err)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(plot_err)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }

@@ -56,11 +56,19 @@ pub struct Probe<T: Scalar> {
 impl<T: Scalar> Probe<T> {
     /// An empty probe.
     pub fn new() -> Self {
-        Self { power_iterations: 50, ..Default::default() }
+        Self {
+            power_iterations: 50,
+            ..Default::default()
+        }
     }
 
     fn push(&mut self, layer: &str, quantity: impl Into<String>, step: u64, value: f64) {
-        self.records.push(Record { layer: layer.to_string(), quantity: quantity.into(), step, value });
+        self.records.push(Record {
+            layer: layer.to_string(),
+            quantity: quantity.into(),
+            step,
+            value,
+        });
     }
 
     /// Records every quantity at step `t` for `model` at ramp value `u`, on the training batch of `data` (full-batch
@@ -73,20 +81,37 @@ impl<T: Scalar> Probe<T> {
         self.push("model", "loss", t, loss);
         self.push("model", "test_loss", t, test_loss);
         if data.loss == crate::train::Loss::CrossEntropy {
-            self.push("model", "test_acc", t, crate::train::accuracy(&out_test, &data.y_test));
+            self.push(
+                "model",
+                "test_acc",
+                t,
+                crate::train::accuracy(&out_test, &data.y_test),
+            );
         }
         let grads = model.backward(&cache, &g, u);
         let infos = model.params_info();
         for ((info, p), gr) in infos.iter().zip(model.params()).zip(&grads) {
-            self.push(&info.layer, format!("param_fro.{}", info.info.name), t, crate::linalg::frobenius(&p));
-            self.push(&info.layer, format!("grad_fro.{}", info.info.name), t, crate::linalg::frobenius(gr));
+            self.push(
+                &info.layer,
+                format!("param_fro.{}", info.info.name),
+                t,
+                crate::linalg::frobenius(&p),
+            );
+            self.push(
+                &info.layer,
+                format!("grad_fro.{}", info.info.name),
+                t,
+                crate::linalg::frobenius(gr),
+            );
         }
         for tap in model.taps(&cache) {
             let name = tap.name.to_string();
             let z = tap.linear.forward(tap.input.view(), u);
             self.push(&name, "act_rms", t, rms(&z));
             self.push(&name, "act_l1", t, mean_abs(&z));
-            let Linear::Adapted(layer) = tap.linear else { continue };
+            let Linear::Adapted(layer) = tap.linear else {
+                continue;
+            };
             if let Some(prev) = self.z_prev.get(&name) {
                 let dz = &z - prev;
                 self.push(&name, "dz_rms", t, rms(&dz));
@@ -103,7 +128,12 @@ impl<T: Scalar> Probe<T> {
             }
             let c = layer.c(u);
             let x = tap.input.view();
-            self.push(&name, "update_out_rms", t, rms(&layer.update.apply(x)) * c.f64().abs());
+            self.push(
+                &name,
+                "update_out_rms",
+                t,
+                rms(&layer.update.apply(x)) * c.f64().abs(),
+            );
             if let Some(b) = layer.update.bottleneck(x) {
                 self.push(&name, "bottleneck_rms", t, rms(&b));
             }
@@ -112,11 +142,26 @@ impl<T: Scalar> Probe<T> {
                     self.push(&name, format!("{term}_rms"), t, rms(&v) * c.f64().abs());
                 }
             }
-            self.push(&name, "dw_fro", t, layer.update.frobenius_sq().sqrt() * c.f64().abs());
+            self.push(
+                &name,
+                "dw_fro",
+                t,
+                layer.update.frobenius_sq().sqrt() * c.f64().abs(),
+            );
             let upd = &layer.update;
-            let op = op_norm_power::<T>(layer.d_in(), |v| upd.apply(v.t()).reversed_axes(), |w| upd.apply_adjoint(w.t()).reversed_axes(), t, self.power_iterations, 1e-6);
+            let op = op_norm_power::<T>(
+                layer.d_in(),
+                |v| upd.apply(v.t()).reversed_axes(),
+                |w| upd.apply_adjoint(w.t()).reversed_axes(),
+                t,
+                self.power_iterations,
+                1e-6,
+            );
             self.push(&name, "dw_op", t, op * c.f64().abs());
-            self.prev_params.insert(name.clone(), layer.update.params().iter().map(|p| p.to_owned()).collect());
+            self.prev_params.insert(
+                name.clone(),
+                layer.update.params().iter().map(|p| p.to_owned()).collect(),
+            );
             self.z_prev.insert(name, z);
         }
     }

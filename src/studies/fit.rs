@@ -33,12 +33,21 @@ pub fn ols_slope(x: &[f64], y: &[f64]) -> f64 {
 
 /// Slope of `values[w][s]` (width index w, seed index s) against `widths`, with a `resamples`-fold bootstrap over
 /// seeds from `seed`. `None` if fewer than two widths have a usable value.
-pub fn fit_slope(widths: &[usize], values: &[Vec<f64>], resamples: usize, seed: u64) -> Option<Slope> {
+pub fn fit_slope(
+    widths: &[usize],
+    values: &[Vec<f64>],
+    resamples: usize,
+    seed: u64,
+) -> Option<Slope> {
     let usable = |v: f64| v.is_finite() && v > 0.0;
     let point = |pick: &dyn Fn(usize) -> usize, n_seeds: usize| -> Option<f64> {
         let (mut xs, mut ys) = (Vec::new(), Vec::new());
         for (w, row) in widths.iter().zip(values) {
-            let logs: Vec<f64> = (0..n_seeds).map(|k| row.get(pick(k)).copied().unwrap_or(f64::NAN)).filter(|&v| usable(v)).map(f64::ln).collect();
+            let logs: Vec<f64> = (0..n_seeds)
+                .map(|k| row.get(pick(k)).copied().unwrap_or(f64::NAN))
+                .filter(|&v| usable(v))
+                .map(f64::ln)
+                .collect();
             if !logs.is_empty() {
                 xs.push((*w as f64).ln());
                 ys.push(logs.iter().sum::<f64>() / logs.len() as f64);
@@ -48,7 +57,10 @@ pub fn fit_slope(widths: &[usize], values: &[Vec<f64>], resamples: usize, seed: 
     };
     let n_seeds = values.iter().map(|r| r.len()).max().unwrap_or(0);
     let slope = point(&|k| k, n_seeds)?;
-    let used = values.iter().filter(|r| r.iter().any(|&v| usable(v))).count();
+    let used = values
+        .iter()
+        .filter(|r| r.iter().any(|&v| usable(v)))
+        .count();
     let mut rng = SeedRng::new(seed, "bootstrap");
     let mut boots: Vec<f64> = (0..resamples)
         .filter_map(|_| {
@@ -57,8 +69,19 @@ pub fn fit_slope(widths: &[usize], values: &[Vec<f64>], resamples: usize, seed: 
         })
         .collect();
     boots.sort_by(f64::total_cmp);
-    let q = |p: f64| if boots.is_empty() { f64::NAN } else { boots[((p * (boots.len() - 1) as f64).round()) as usize] };
-    Some(Slope { slope, lo: q(0.025).min(slope), hi: q(0.975).max(slope), widths: used })
+    let q = |p: f64| {
+        if boots.is_empty() {
+            f64::NAN
+        } else {
+            boots[((p * (boots.len() - 1) as f64).round()) as usize]
+        }
+    };
+    Some(Slope {
+        slope,
+        lo: q(0.025).min(slope),
+        hi: q(0.975).max(slope),
+        widths: used,
+    })
 }
 
 /// The measured verdict for an interval against a flatness tolerance τ: `grows` if the whole interval is above τ,

@@ -38,11 +38,24 @@ pub type Grouped = BTreeMap<(String, String, String, u64), Vec<Vec<f64>>>;
 pub fn group(cfg: &SweepConfig, runs: &[RunResult]) -> Grouped {
     let mut out: Grouped = BTreeMap::new();
     for run in runs {
-        let w = cfg.widths.iter().position(|&x| x == run.cell.width).expect("width of the grid");
-        let s = cfg.seeds.iter().position(|&x| x == run.cell.seed).expect("seed of the grid");
+        let w = cfg
+            .widths
+            .iter()
+            .position(|&x| x == run.cell.width)
+            .expect("width of the grid");
+        let s = cfg
+            .seeds
+            .iter()
+            .position(|&x| x == run.cell.seed)
+            .expect("seed of the grid");
         for r in &run.records {
             let slot = out
-                .entry((run.cell.series.clone(), r.layer.clone(), r.quantity.clone(), r.step))
+                .entry((
+                    run.cell.series.clone(),
+                    r.layer.clone(),
+                    r.quantity.clone(),
+                    r.step,
+                ))
                 .or_insert_with(|| vec![vec![f64::NAN; cfg.seeds.len()]; cfg.widths.len()]);
             slot[w][s] = r.value;
         }
@@ -62,10 +75,25 @@ pub fn fit_all(cfg: &SweepConfig, grouped: &Grouped) -> Vec<FitRow> {
             let predicted = (theory_layer == Some(layer.as_str()))
                 .then(|| cells.iter().find(|c| &c.series == series))
                 .flatten()
-                .and_then(|c| cfg.setting(c).predictions().into_iter().find(|p| p.quantity == quantity && p.step == *step))
+                .and_then(|c| {
+                    cfg.setting(c)
+                        .predictions()
+                        .into_iter()
+                        .find(|p| p.quantity == quantity && p.step == *step)
+                })
                 .map(|p| p.exponent);
-            let agreement = predicted.map(|p| crate::theory::agreement(p, fit.lo, fit.hi, cfg.flat_tol));
-            Some(FitRow { series: series.clone(), layer: layer.clone(), quantity: quantity.clone(), step: *step, verdict: verdict(&fit, cfg.flat_tol), fit, predicted, agreement })
+            let agreement =
+                predicted.map(|p| crate::theory::agreement(p, fit.lo, fit.hi, cfg.flat_tol));
+            Some(FitRow {
+                series: series.clone(),
+                layer: layer.clone(),
+                quantity: quantity.clone(),
+                step: *step,
+                verdict: verdict(&fit, cfg.flat_tol),
+                fit,
+                predicted,
+                agreement,
+            })
         })
         .collect()
 }
@@ -76,27 +104,67 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
     for run in runs {
         let c = &run.cell;
         for r in &run.records {
-            let _ = writeln!(csv, "{},{},{},{},{},{},{},{},{}", c.series, c.arm.name, c.arm.method, c.width, c.seed, r.layer, r.quantity, r.step, r.value);
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{},{},{},{}",
+                c.series,
+                c.arm.name,
+                c.arm.method,
+                c.width,
+                c.seed,
+                r.layer,
+                r.quantity,
+                r.step,
+                r.value
+            );
         }
         if let Some(t) = run.diverged_at {
-            let _ = writeln!(csv, "{},{},{},{},{},model,diverged_at,{t},{t}", c.series, c.arm.name, c.arm.method, c.width, c.seed);
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},model,diverged_at,{t},{t}",
+                c.series, c.arm.name, c.arm.method, c.width, c.seed
+            );
         }
     }
     write_atomic(&out.join("results.csv"), csv.as_bytes())?;
-    let mut f = String::from("series,layer,quantity,step,slope,ci_lo,ci_hi,widths,verdict,predicted,agreement\n");
+    let mut f = String::from(
+        "series,layer,quantity,step,slope,ci_lo,ci_hi,widths,verdict,predicted,agreement\n",
+    );
     for r in fits {
         let p = r.predicted.map(|v| v.to_string()).unwrap_or_default();
         let a = r.agreement.unwrap_or_default();
-        let _ = writeln!(f, "{},{},{},{},{:.4},{:.4},{:.4},{},{},{p},{a}", r.series, r.layer, r.quantity, r.step, r.fit.slope, r.fit.lo, r.fit.hi, r.fit.widths, r.verdict);
+        let _ = writeln!(
+            f,
+            "{},{},{},{},{:.4},{:.4},{:.4},{},{},{p},{a}",
+            r.series,
+            r.layer,
+            r.quantity,
+            r.step,
+            r.fit.slope,
+            r.fit.lo,
+            r.fit.hi,
+            r.fit.widths,
+            r.verdict
+        );
     }
     write_atomic(&out.join("fits.csv"), f.as_bytes())
 }
 
 /// The terminal summary: for each series, the slope of `quantity` at `layer` for a few steps, with its interval and
 /// verdict, plus the final loss at the smallest and largest width.
-pub fn summary(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: &str, quantity: &str) -> String {
+pub fn summary(
+    cfg: &SweepConfig,
+    grouped: &Grouped,
+    fits: &[FitRow],
+    layer: &str,
+    quantity: &str,
+) -> String {
     let steps: Vec<u64> = {
-        let mut all: Vec<u64> = fits.iter().filter(|r| r.layer == layer && r.quantity == quantity).map(|r| r.step).collect();
+        let mut all: Vec<u64> = fits
+            .iter()
+            .filter(|r| r.layer == layer && r.quantity == quantity)
+            .map(|r| r.step)
+            .collect();
         all.sort();
         all.dedup();
         let pick = [1u64, 2, 4, 8, cfg.steps];
@@ -108,7 +176,11 @@ pub fn summary(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: &st
     for t in &steps {
         let _ = write!(s, " {:>28}", format!("t = {t}"));
     }
-    let _ = writeln!(s, " {:>22}  {}", "final loss n_min→n_max", "theory at t = 1");
+    let _ = writeln!(
+        s,
+        " {:>22}  {}",
+        "final loss n_min→n_max", "theory at t = 1"
+    );
     let series: Vec<String> = {
         let mut v: Vec<String> = fits.iter().map(|r| r.series.clone()).collect();
         v.dedup();
@@ -119,18 +191,30 @@ pub fn summary(cfg: &SweepConfig, grouped: &Grouped, fits: &[FitRow], layer: &st
         for t in &steps {
             let cell = fits
                 .iter()
-                .find(|r| r.series == name && r.layer == layer && r.quantity == quantity && r.step == *t)
-                .map(|r| format!("{:+.2} [{:+.2},{:+.2}] {}", r.fit.slope, r.fit.lo, r.fit.hi, r.verdict))
+                .find(|r| {
+                    r.series == name && r.layer == layer && r.quantity == quantity && r.step == *t
+                })
+                .map(|r| {
+                    format!(
+                        "{:+.2} [{:+.2},{:+.2}] {}",
+                        r.fit.slope, r.fit.lo, r.fit.hi, r.verdict
+                    )
+                })
                 .unwrap_or_else(|| "—".into());
             let _ = write!(s, " {cell:>28}");
         }
         let loss = grouped.get(&(name.clone(), "model".into(), "loss".into(), cfg.steps));
         let mean = |row: &Vec<f64>| row.iter().sum::<f64>() / row.len() as f64;
-        let l = loss.map(|v| format!("{:.3}→{:.3}", mean(&v[0]), mean(&v[v.len() - 1]))).unwrap_or_else(|| "diverged".into());
+        let l = loss
+            .map(|v| format!("{:.3}→{:.3}", mean(&v[0]), mean(&v[v.len() - 1])))
+            .unwrap_or_else(|| "diverged".into());
         let pred = fits
             .iter()
             .find(|r| r.series == name && r.layer == layer && r.quantity == quantity && r.step == 1)
-            .and_then(|r| r.predicted.map(|p| format!("{p:+.2} ({})", r.agreement.unwrap_or(""))))
+            .and_then(|r| {
+                r.predicted
+                    .map(|p| format!("{p:+.2} ({})", r.agreement.unwrap_or("")))
+            })
             .unwrap_or_else(|| "—".into());
         let _ = writeln!(s, " {l:>22}  {pred}");
     }

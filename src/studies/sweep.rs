@@ -191,12 +191,22 @@ impl SweepConfig {
     /// Reads a config file (or the default when `path` is `None`) and applies `--set path=value` overrides.
     pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Self> {
         let (text, origin) = match path {
-            Some(p) => (std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?, p.to_path_buf()),
-            None => (DEFAULT_CONFIG.to_string(), PathBuf::from("configs/default.toml")),
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?,
+                p.to_path_buf(),
+            ),
+            None => (
+                DEFAULT_CONFIG.to_string(),
+                PathBuf::from("configs/default.toml"),
+            ),
         };
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| toml_error(&origin, &text, &e))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| toml_error(&origin, &text, &e))?;
         for set in sets {
-            let (key, value) = set.split_once('=').ok_or_else(|| Error::invalid("--set", set, "path=value, e.g. steps=4 or adapter.rank=2"))?;
+            let (key, value) = set.split_once('=').ok_or_else(|| {
+                Error::invalid("--set", set, "path=value, e.g. steps=4 or adapter.rank=2")
+            })?;
             let value: toml::Value = format!("v = {}", value.trim())
                 .parse::<toml::Table>()
                 .map(|mut t| t.remove("v").expect("v"))
@@ -208,11 +218,19 @@ impl SweepConfig {
                     .entry(part.to_string())
                     .or_insert_with(|| toml::Value::Table(Default::default()))
                     .as_table_mut()
-                    .ok_or_else(|| Error::invalid("--set", key, &format!("a path through tables; {part} is not a table")))?;
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "--set",
+                            key,
+                            &format!("a path through tables; {part} is not a table"),
+                        )
+                    })?;
             }
             node.insert(parts[parts.len() - 1].to_string(), value);
         }
-        let cfg: SweepConfig = table.try_into().map_err(|e: toml::de::Error| toml_error(&origin, &text, &e))?;
+        let cfg: SweepConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| toml_error(&origin, &text, &e))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -220,14 +238,22 @@ impl SweepConfig {
     /// Checks every field; errors name the field, the value and what is accepted.
     pub fn validate(&self) -> Result<()> {
         if self.widths.is_empty() {
-            return Err(Error::invalid("widths", "[]", "at least one positive width"));
+            return Err(Error::invalid(
+                "widths",
+                "[]",
+                "at least one positive width",
+            ));
         }
         for (i, &w) in self.widths.iter().enumerate() {
             if w == 0 {
                 return Err(Error::invalid("widths", 0, "positive integers"));
             }
             if i > 0 && w <= self.widths[i - 1] {
-                return Err(Error::invalid("widths", format!("{:?}", self.widths), "strictly increasing widths"));
+                return Err(Error::invalid(
+                    "widths",
+                    format!("{:?}", self.widths),
+                    "strictly increasing widths",
+                ));
             }
         }
         if self.seeds.is_empty() {
@@ -245,23 +271,48 @@ impl SweepConfig {
         if !["mlp", "toy"].contains(&self.model.as_str()) {
             return Err(Error::invalid("model", &self.model, "mlp or toy"));
         }
-        let kinds: &[&str] = if self.model == "toy" { &["toy"] } else { &["regression", "classification"] };
+        let kinds: &[&str] = if self.model == "toy" {
+            &["toy"]
+        } else {
+            &["regression", "classification"]
+        };
         if !kinds.contains(&self.task.kind.as_str()) {
-            return Err(Error::invalid("task.kind", &self.task.kind, &format!("for model {}: {}", self.model, kinds.join(" or "))));
+            return Err(Error::invalid(
+                "task.kind",
+                &self.task.kind,
+                &format!("for model {}: {}", self.model, kinds.join(" or ")),
+            ));
         }
         if self.arms.is_empty() {
             return Err(Error::invalid("arms", "[]", "at least one arm"));
         }
         for arm in &self.arms {
-            if arm.name.is_empty() || !arm.name.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c)) {
-                return Err(Error::invalid("arms.name", &arm.name, "letters, digits, _ + - ."));
+            if arm.name.is_empty()
+                || !arm
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c))
+            {
+                return Err(Error::invalid(
+                    "arms.name",
+                    &arm.name,
+                    "letters, digits, _ + - .",
+                ));
             }
             if arm.lr_exponent.is_none() && self.lr_exponents.is_empty() {
-                return Err(Error::invalid("lr_exponents", "[]", &format!("at least one exponent (arm {} fixes none)", arm.name)));
+                return Err(Error::invalid(
+                    "lr_exponents",
+                    "[]",
+                    &format!("at least one exponent (arm {} fixes none)", arm.name),
+                ));
             }
         }
         if self.batch == Some(0) {
-            return Err(Error::invalid("batch", 0, "a positive integer, or no batch for full-batch training"));
+            return Err(Error::invalid(
+                "batch",
+                0,
+                "a positive integer, or no batch for full-batch training",
+            ));
         }
         if self.task.examples == 0 || self.task.test_examples == 0 {
             return Err(Error::invalid("task.examples", 0, "a positive integer"));
@@ -270,11 +321,18 @@ impl SweepConfig {
         opt.lr = self.lr;
         opt.validate()?;
         // Every arm must build at the smallest width (rank ≤ width and the like).
-        for cell in self.cells().iter().filter(|c| c.width == self.widths[0] && c.seed == self.seeds[0]) {
+        for cell in self
+            .cells()
+            .iter()
+            .filter(|c| c.width == self.widths[0] && c.seed == self.seeds[0])
+        {
             let mut adapter = self.adapter.clone();
             adapter.method = cell.arm.method;
             if self.model == "mlp" {
-                let mlp = MlpConfig { width: cell.width, ..self.mlp.clone() };
+                let mlp = MlpConfig {
+                    width: cell.width,
+                    ..self.mlp.clone()
+                };
                 mlp.build(mlp.base_weights::<f64>(0), &adapter, 0)?;
             } else {
                 SingleLayer::<f64>::toy(cell.width, &adapter, 0)?;
@@ -289,12 +347,27 @@ impl SweepConfig {
         for arm in &self.arms {
             let series: Vec<(String, BTreeMap<String, f64>)> = match &arm.lr_exponent {
                 Some(map) => vec![(arm.name.clone(), map.clone())],
-                None => self.lr_exponents.iter().map(|&c| (format!("{}@c={c}", arm.name), BTreeMap::from([("default".to_string(), c)]))).collect(),
+                None => self
+                    .lr_exponents
+                    .iter()
+                    .map(|&c| {
+                        (
+                            format!("{}@c={c}", arm.name),
+                            BTreeMap::from([("default".to_string(), c)]),
+                        )
+                    })
+                    .collect(),
             };
             for (name, exps) in series {
                 for &width in &self.widths {
                     for &seed in &self.seeds {
-                        cells.push(Cell { series: name.clone(), arm: arm.clone(), lr_exponent: exps.clone(), width, seed });
+                        cells.push(Cell {
+                            series: name.clone(),
+                            arm: arm.clone(),
+                            lr_exponent: exps.clone(),
+                            width,
+                            seed,
+                        });
                     }
                 }
             }
@@ -309,12 +382,25 @@ impl SweepConfig {
         let mut groups = self.optimizer.groups.clone();
         groups.loraplus_ratio = cell.arm.loraplus_ratio;
         groups.lr_exponent = cell.lr_exponent.clone();
-        crate::theory::Setting { adapter, rule: self.optimizer.rule, groups, readout: self.mlp.readout }
+        crate::theory::Setting {
+            adapter,
+            rule: self.optimizer.rule,
+            groups,
+            readout: self.mlp.readout,
+        }
     }
 
     /// The square hidden layer the theory's predictions apply to (MLP studies adapting a `hidden.K` map).
     pub fn theory_layer(&self) -> Option<&str> {
-        (self.model == "mlp").then(|| self.mlp.adapt.iter().find(|a| a.starts_with("hidden.")).map(|s| s.as_str())).flatten()
+        (self.model == "mlp")
+            .then(|| {
+                self.mlp
+                    .adapt
+                    .iter()
+                    .find(|a| a.starts_with("hidden."))
+                    .map(|s| s.as_str())
+            })
+            .flatten()
     }
 
     fn probe_at(&self, t: u64) -> bool {
@@ -330,25 +416,63 @@ impl SweepConfig {
         optimizer.lr = self.lr;
         optimizer.groups.loraplus_ratio = cell.arm.loraplus_ratio;
         optimizer.groups.lr_exponent = cell.lr_exponent.clone();
-        let tc = TrainConfig { optimizer, steps: self.steps, batch: self.batch, ramp: adapter.ramp, width: cell.width };
+        let tc = TrainConfig {
+            optimizer,
+            steps: self.steps,
+            batch: self.batch,
+            ramp: adapter.ramp,
+            width: cell.width,
+        };
         let t = &self.task;
         let (records, diverged_at) = if self.model == "mlp" {
-            let mlp = MlpConfig { width: cell.width, ..self.mlp.clone() };
+            let mlp = MlpConfig {
+                width: cell.width,
+                ..self.mlp.clone()
+            };
             let data: Dataset<T> = match t.kind.as_str() {
-                "classification" => teacher_classification(&mlp, cell.seed, &t.layer, t.shift, t.rank, t.examples, t.test_examples, cell.seed + 1)?,
-                _ => teacher_regression(&mlp, cell.seed, &t.layer, t.shift, t.rank, t.examples, t.test_examples, cell.seed + 1)?,
+                "classification" => teacher_classification(
+                    &mlp,
+                    cell.seed,
+                    &t.layer,
+                    t.shift,
+                    t.rank,
+                    t.examples,
+                    t.test_examples,
+                    cell.seed + 1,
+                )?,
+                _ => teacher_regression(
+                    &mlp,
+                    cell.seed,
+                    &t.layer,
+                    t.shift,
+                    t.rank,
+                    t.examples,
+                    t.test_examples,
+                    cell.seed + 1,
+                )?,
             };
             let mut model = mlp.build(mlp.base_weights::<T>(cell.seed), &adapter, cell.seed + 2)?;
             self.observe_run(&mut model, &tc, &data)?
         } else {
-            let data: Dataset<T> = toy_regression(cell.width, t.examples, t.test_examples, cell.seed)?;
+            let data: Dataset<T> =
+                toy_regression(cell.width, t.examples, t.test_examples, cell.seed)?;
             let mut model = SingleLayer::toy(cell.width, &adapter, cell.seed)?;
             self.observe_run(&mut model, &tc, &data)?
         };
-        Ok(RunResult { cell: cell.clone(), diverged_at, wall_seconds: start.elapsed().as_secs_f64(), records })
+        Ok(RunResult {
+            cell: cell.clone(),
+            diverged_at,
+            wall_seconds: start.elapsed().as_secs_f64(),
+            records,
+        })
     }
 
-    fn observe_run<T: Scalar, M: Inspect<T>>(&self, model: &mut M, tc: &TrainConfig, data: &Dataset<T>) -> Result<(Vec<Record>, Option<u64>)> {
+    fn observe_run<T: Scalar, M: Inspect<T>>(
+        &self,
+        model: &mut M,
+        tc: &TrainConfig,
+        data: &Dataset<T>,
+    ) -> Result<(Vec<Record>, Option<u64>)> {
         let mut probe = Probe::new();
         let rec = train_observed(model, tc, data, |t, m, u| {
             if self.probe_at(t) {
@@ -357,7 +481,11 @@ impl SweepConfig {
         })?;
         let mut records = probe.records;
         if !self.probes.is_empty() {
-            records.retain(|r| self.probes.iter().any(|p| r.quantity.starts_with(p.as_str())));
+            records.retain(|r| {
+                self.probes
+                    .iter()
+                    .any(|p| r.quantity.starts_with(p.as_str()))
+            });
         }
         Ok((records, rec.diverged_at))
     }
@@ -375,7 +503,10 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
         }
         None => message,
     };
-    Error::Config { path: path.to_path_buf(), message }
+    Error::Config {
+        path: path.to_path_buf(),
+        message,
+    }
 }
 
 /// The manifest written beside the results.
@@ -406,7 +537,8 @@ fn git_commit() -> Option<String> {
 pub fn run_sweep(cfg: &SweepConfig, out: &Path, progress: bool) -> Result<Vec<RunResult>> {
     let runs_dir = out.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
-    let config_text = toml::to_string(cfg).map_err(|e| Error::invalid("config", e, "a serialisable config"))?;
+    let config_text =
+        toml::to_string(cfg).map_err(|e| Error::invalid("config", e, "a serialisable config"))?;
     let stamp = out.join("config.toml");
     match std::fs::read_to_string(&stamp) {
         Ok(existing) if existing != config_text => {
@@ -420,16 +552,29 @@ pub fn run_sweep(cfg: &SweepConfig, out: &Path, progress: bool) -> Result<Vec<Ru
     let pending: Vec<&Cell> = cells.iter().filter(|c| !path_of(c).exists()).collect();
     let bar = if progress && !pending.is_empty() {
         let b = indicatif::ProgressBar::new(pending.len() as u64);
-        b.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {elapsed} elapsed, ETA {eta}  {msg}").expect("template"));
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} runs  {elapsed} elapsed, ETA {eta}  {msg}",
+            )
+            .expect("template"),
+        );
         if cells.len() > pending.len() {
-            b.println(format!("resuming: {} of {} runs already finished", cells.len() - pending.len(), cells.len()));
+            b.println(format!(
+                "resuming: {} of {} runs already finished",
+                cells.len() - pending.len(),
+                cells.len()
+            ));
         }
         Some(b)
     } else {
         None
     };
     pending.par_iter().try_for_each(|cell| -> Result<()> {
-        let run = if cfg.precision == "f32" { cfg.run_cell::<f32>(cell)? } else { cfg.run_cell::<f64>(cell)? };
+        let run = if cfg.precision == "f32" {
+            cfg.run_cell::<f32>(cell)?
+        } else {
+            cfg.run_cell::<f64>(cell)?
+        };
         let json = serde_json::to_vec(&run).expect("serialisable run");
         write_atomic(&path_of(cell), &json)?;
         if let Some(b) = &bar {
@@ -446,7 +591,10 @@ pub fn run_sweep(cfg: &SweepConfig, out: &Path, progress: bool) -> Result<Vec<Ru
         .map(|c| {
             let p = path_of(c);
             let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-            serde_json::from_slice(&bytes).map_err(|e| Error::Config { path: p.clone(), message: e.to_string() })
+            serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+                path: p.clone(),
+                message: e.to_string(),
+            })
         })
         .collect::<Result<_>>()?;
     let manifest = Manifest {
@@ -454,9 +602,18 @@ pub fn run_sweep(cfg: &SweepConfig, out: &Path, progress: bool) -> Result<Vec<Ru
         version: env!("CARGO_PKG_VERSION").to_string(),
         git_commit: git_commit(),
         seeds: cfg.seeds.clone(),
-        wall_seconds: runs.iter().map(|r| (r.cell.key(), r.wall_seconds)).collect(),
-        diverged_at: runs.iter().filter_map(|r| r.diverged_at.map(|t| (r.cell.key(), t))).collect(),
+        wall_seconds: runs
+            .iter()
+            .map(|r| (r.cell.key(), r.wall_seconds))
+            .collect(),
+        diverged_at: runs
+            .iter()
+            .filter_map(|r| r.diverged_at.map(|t| (r.cell.key(), t)))
+            .collect(),
     };
-    write_atomic(&out.join("manifest.json"), &serde_json::to_vec_pretty(&manifest).expect("manifest"))?;
+    write_atomic(
+        &out.join("manifest.json"),
+        &serde_json::to_vec_pretty(&manifest).expect("manifest"),
+    )?;
     Ok(runs)
 }

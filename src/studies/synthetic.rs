@@ -14,9 +14,9 @@ use crate::adapters::{AdapterConfig, Method};
 use crate::error::{Error, Result};
 use crate::linalg::mm_nt;
 use crate::models::SingleLayer;
-use crate::train::{train, Dataset, Loss, TrainConfig};
 use crate::optim::{OptimizerConfig, Rule};
 use crate::rng::{normal_matrix, SeedRng};
+use crate::train::{train, Dataset, Loss, TrainConfig};
 
 /// The symmetry of the target shift $\Delta W^*$ (rank $r^*$, built from Gaussian $C, D \in \mathbb R^{n\times r^*}$
 /// with entries $\mathcal N(0, 1/n)$).
@@ -60,7 +60,10 @@ impl fmt::Display for TargetShift {
 impl FromStr for TargetShift {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|t| t.to_string() == s).ok_or_else(|| Error::invalid("target", s, "psd, nsd or asymmetric"))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.to_string() == s)
+            .ok_or_else(|| Error::invalid("target", s, "psd, nsd or asymmetric"))
     }
 }
 
@@ -83,7 +86,14 @@ pub struct SyntheticConfig {
 
 impl Default for SyntheticConfig {
     fn default() -> Self {
-        Self { width: 64, rank: 4, examples: 512, steps: 1000, lr: 3e-2, seed: 0 }
+        Self {
+            width: 64,
+            rank: 4,
+            examples: 512,
+            steps: 1000,
+            lr: 3e-2,
+            seed: 0,
+        }
     }
 }
 
@@ -112,14 +122,32 @@ impl SyntheticResult {
 /// Trains `method` on `target` with the common training loop and reports the loss ratio.
 pub fn fit(cfg: &SyntheticConfig, target: TargetShift, method: Method) -> Result<SyntheticResult> {
     let n = cfg.width;
-    let w0: Array2<f64> = normal_matrix(&mut SeedRng::new(cfg.seed, "w0"), n, n, 1.0 / (n as f64).sqrt());
+    let w0: Array2<f64> = normal_matrix(
+        &mut SeedRng::new(cfg.seed, "w0"),
+        n,
+        n,
+        1.0 / (n as f64).sqrt(),
+    );
     let x: Array2<f64> = normal_matrix(&mut SeedRng::new(cfg.seed, "x"), cfg.examples, n, 1.0);
     let w_star = &w0 + &target.draw(n, cfg.rank, cfg.seed);
     let y_star = mm_nt(x.view(), w_star.view());
-    let data = Dataset { x_train: x.clone(), y_train: y_star.clone(), x_test: x, y_test: y_star, loss: Loss::Mse, rows_per_example: 1 };
+    let data = Dataset {
+        x_train: x.clone(),
+        y_train: y_star.clone(),
+        x_test: x,
+        y_test: y_star,
+        loss: Loss::Mse,
+        rows_per_example: 1,
+    };
     let adapter = AdapterConfig::new(method).rank_alpha(cfg.rank, cfg.rank as f64);
     let mut model = SingleLayer::new(w0, &adapter, cfg.seed)?;
-    let tc = TrainConfig { optimizer: OptimizerConfig::new(Rule::adam(), cfg.lr), steps: cfg.steps, batch: None, ramp: adapter.ramp, width: n };
+    let tc = TrainConfig {
+        optimizer: OptimizerConfig::new(Rule::adam(), cfg.lr),
+        steps: cfg.steps,
+        batch: None,
+        ramp: adapter.ramp,
+        width: n,
+    };
     let rec = train(&mut model, &tc, &data)?;
     Ok(SyntheticResult {
         target: target.to_string(),

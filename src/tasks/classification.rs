@@ -15,7 +15,17 @@ use crate::train::{Dataset, Loss};
 pub fn one_hot_argmax<T: Scalar>(logits: &Array2<T>) -> Array2<T> {
     let mut out = Array2::zeros(logits.dim());
     for (row, mut o) in logits.outer_iter().zip(out.outer_iter_mut()) {
-        let best = row.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, v)| if v.f64() > b.1 { (i, v.f64()) } else { b }).0;
+        let best = row
+            .iter()
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |b, (i, v)| {
+                if v.f64() > b.1 {
+                    (i, v.f64())
+                } else {
+                    b
+                }
+            })
+            .0;
         o[best] = T::one();
     }
     out
@@ -24,17 +34,43 @@ pub fn one_hot_argmax<T: Scalar>(logits: &Array2<T>) -> Array2<T> {
 /// The classification task (see the module doc). The teacher's logits are multiplied by `sharpen` before the arg-max
 /// (it only matters for ties) and the shift is rescaled, like the regression task, so that it moves the logits by
 /// rms 1 on the training split.
-pub fn teacher_classification<T: Scalar>(cfg: &MlpConfig, base_seed: u64, layer: &str, kind: ShiftKind, rank: usize, n_train: usize, n_test: usize, data_seed: u64) -> Result<Dataset<T>> {
+pub fn teacher_classification<T: Scalar>(
+    cfg: &MlpConfig,
+    base_seed: u64,
+    layer: &str,
+    kind: ShiftKind,
+    rank: usize,
+    n_train: usize,
+    n_test: usize,
+    data_seed: u64,
+) -> Result<Dataset<T>> {
     if cfg.output_dim < 2 {
-        return Err(Error::invalid("output_dim", cfg.output_dim, "at least 2 classes for classification"));
+        return Err(Error::invalid(
+            "output_dim",
+            cfg.output_dim,
+            "at least 2 classes for classification",
+        ));
     }
-    let t = TeacherOutputs::<T>::new(cfg, base_seed, layer, kind, rank, n_train, n_test, data_seed)?;
+    let t = TeacherOutputs::<T>::new(
+        cfg, base_seed, layer, kind, rank, n_train, n_test, data_seed,
+    )?;
     let delta = &t.train.1 - &t.train.0;
     let norm = crate::linalg::rms(&delta);
     if !(norm > 0.0 && norm.is_finite()) {
-        return Err(Error::invalid("task.shift", norm, "a shift that changes the network's output (rms > 0)"));
+        return Err(Error::invalid(
+            "task.shift",
+            norm,
+            "a shift that changes the network's output (rms > 0)",
+        ));
     }
     let k = T::of(1.0 / norm);
     let label = |(b, te): &(Array2<T>, Array2<T>)| one_hot_argmax(&(b + &((te - b) * k)));
-    Ok(Dataset { y_train: label(&t.train), y_test: label(&t.test), x_train: t.x_train, x_test: t.x_test, loss: Loss::CrossEntropy, rows_per_example: 1 })
+    Ok(Dataset {
+        y_train: label(&t.train),
+        y_test: label(&t.test),
+        x_train: t.x_train,
+        x_test: t.x_test,
+        loss: Loss::CrossEntropy,
+        rows_per_example: 1,
+    })
 }

@@ -50,7 +50,12 @@ impl ShiftKind {
         let m = d_in.max(d_out);
         let std = 1.0 / (m as f64).sqrt();
         let c: Array2<f64> = normal_matrix(&mut SeedRng::new(seed, "shift.C"), m, r, std);
-        let d: Array2<f64> = normal_matrix(&mut SeedRng::new(seed, &format!("shift.D.{}", self.name())), m, r, std);
+        let d: Array2<f64> = normal_matrix(
+            &mut SeedRng::new(seed, &format!("shift.D.{}", self.name())),
+            m,
+            r,
+            std,
+        );
         let (co, ci) = (c.slice(s![..d_out, ..]), c.slice(s![..d_in, ..]));
         match self {
             ShiftKind::Psd => mm_nt(co, ci),
@@ -60,7 +65,16 @@ impl ShiftKind {
     }
 }
 
-named_enum!(ShiftKind, "shift", [ShiftKind::Psd, ShiftKind::Nsd, ShiftKind::Asymmetric, ShiftKind::Random]);
+named_enum!(
+    ShiftKind,
+    "shift",
+    [
+        ShiftKind::Psd,
+        ShiftKind::Nsd,
+        ShiftKind::Asymmetric,
+        ShiftKind::Random
+    ]
+);
 
 /// Inputs $x \sim \mathcal N(0, I_{d_0})$ and the outputs of the base MLP and of its teacher (base plus the shift
 /// $\Delta W^*$ of `kind` and rank `rank` in `layer`) on them, for the train and held-out splits.
@@ -78,13 +92,28 @@ pub struct TeacherOutputs<T: Scalar> {
 impl<T: Scalar> TeacherOutputs<T> {
     /// Draws the data. The base weights come from `base_seed` exactly as [`MlpConfig::base_weights`] draws them, so a
     /// student built from the same seed starts at the base network.
-    pub fn new(cfg: &MlpConfig, base_seed: u64, layer: &str, kind: ShiftKind, rank: usize, n_train: usize, n_test: usize, data_seed: u64) -> Result<Self> {
+    pub fn new(
+        cfg: &MlpConfig,
+        base_seed: u64,
+        layer: &str,
+        kind: ShiftKind,
+        rank: usize,
+        n_train: usize,
+        n_test: usize,
+        data_seed: u64,
+    ) -> Result<Self> {
         let names = cfg.layer_names();
-        let l = names.iter().position(|n| n == layer).ok_or_else(|| Error::invalid("task.layer", layer, &format!("one of {}", names.join(", "))))?;
+        let l = names.iter().position(|n| n == layer).ok_or_else(|| {
+            Error::invalid("task.layer", layer, &format!("one of {}", names.join(", ")))
+        })?;
         let base = cfg.base_weights::<T>(base_seed);
         let (d_out, d_in) = base[l].dim();
         if rank == 0 || rank > d_in.max(d_out) {
-            return Err(Error::invalid("task.rank", rank, &format!("an integer in 1..={}", d_in.max(d_out))));
+            return Err(Error::invalid(
+                "task.rank",
+                rank,
+                &format!("an integer in 1..={}", d_in.max(d_out)),
+            ));
         }
         let mut teacher_weights = base.clone();
         let shift = kind.draw(d_in, d_out, rank, base_seed ^ 0x5417);
@@ -94,33 +123,80 @@ impl<T: Scalar> TeacherOutputs<T> {
         let full = AdapterConfig::new(Method::Full);
         let base_net = frozen.build(base, &full, 0)?;
         let teacher = frozen.build(teacher_weights, &full, 0)?;
-        let x_train: Array2<T> = normal_matrix(&mut SeedRng::new(data_seed, "data.train"), n_train, cfg.input_dim, 1.0);
-        let x_test: Array2<T> = normal_matrix(&mut SeedRng::new(data_seed, "data.test"), n_test, cfg.input_dim, 1.0);
-        let run = |x: &Array2<T>| (base_net.forward(x, T::one()).0, teacher.forward(x, T::one()).0);
+        let x_train: Array2<T> = normal_matrix(
+            &mut SeedRng::new(data_seed, "data.train"),
+            n_train,
+            cfg.input_dim,
+            1.0,
+        );
+        let x_test: Array2<T> = normal_matrix(
+            &mut SeedRng::new(data_seed, "data.test"),
+            n_test,
+            cfg.input_dim,
+            1.0,
+        );
+        let run = |x: &Array2<T>| {
+            (
+                base_net.forward(x, T::one()).0,
+                teacher.forward(x, T::one()).0,
+            )
+        };
         let (train, test) = (run(&x_train), run(&x_test));
-        Ok(Self { x_train, x_test, train, test })
+        Ok(Self {
+            x_train,
+            x_test,
+            train,
+            test,
+        })
     }
 }
 
 /// Teacher–student regression for an MLP: targets $y^* = f_{base}(x) + \delta/\mathrm{rms}(\delta)$ (the rms taken on
 /// the training split), MSE loss.
-pub fn teacher_regression<T: Scalar>(cfg: &MlpConfig, base_seed: u64, layer: &str, kind: ShiftKind, rank: usize, n_train: usize, n_test: usize, data_seed: u64) -> Result<Dataset<T>> {
-    let t = TeacherOutputs::<T>::new(cfg, base_seed, layer, kind, rank, n_train, n_test, data_seed)?;
+pub fn teacher_regression<T: Scalar>(
+    cfg: &MlpConfig,
+    base_seed: u64,
+    layer: &str,
+    kind: ShiftKind,
+    rank: usize,
+    n_train: usize,
+    n_test: usize,
+    data_seed: u64,
+) -> Result<Dataset<T>> {
+    let t = TeacherOutputs::<T>::new(
+        cfg, base_seed, layer, kind, rank, n_train, n_test, data_seed,
+    )?;
     let delta = &t.train.1 - &t.train.0;
     let norm = rms(&delta);
     if !(norm > 0.0 && norm.is_finite()) {
-        return Err(Error::invalid("task.shift", norm, "a shift that changes the network's output (rms > 0)"));
+        return Err(Error::invalid(
+            "task.shift",
+            norm,
+            "a shift that changes the network's output (rms > 0)",
+        ));
     }
     let k = T::of(1.0 / norm);
     let y_train = &t.train.0 + &(delta * k);
     let y_test = &t.test.0 + &((&t.test.1 - &t.test.0) * k);
-    Ok(Dataset { x_train: t.x_train, y_train, x_test: t.x_test, y_test, loss: Loss::Mse, rows_per_example: 1 })
+    Ok(Dataset {
+        x_train: t.x_train,
+        y_train,
+        x_test: t.x_test,
+        y_test,
+        loss: Loss::Mse,
+        rows_per_example: 1,
+    })
 }
 
 /// Data for LoRA+'s scalar toy at width n: $x \sim \mathcal N(0, I_n)$ (so $\lVert x\rVert^2 = \Theta(n)$) and
 /// $y = (W^* + \delta^\top)x$ with $W^*$ drawn as [`crate::models::SingleLayer::toy`] draws it and
 /// $\delta \sim \mathcal N(0, I_n/n)$, so the target's shift $\delta^\top x$ is Θ(1) at every width. MSE loss.
-pub fn toy_regression<T: Scalar>(width: usize, n_train: usize, n_test: usize, seed: u64) -> Result<Dataset<T>> {
+pub fn toy_regression<T: Scalar>(
+    width: usize,
+    n_train: usize,
+    n_test: usize,
+    seed: u64,
+) -> Result<Dataset<T>> {
     if width == 0 {
         return Err(Error::invalid("width", 0, "a positive integer"));
     }
@@ -128,8 +204,19 @@ pub fn toy_regression<T: Scalar>(width: usize, n_train: usize, n_test: usize, se
     let w_star: Array2<T> = normal_matrix(&mut SeedRng::new(seed, "toy.w_star"), 1, width, std);
     let delta: Array2<T> = normal_matrix(&mut SeedRng::new(seed, "toy.delta"), 1, width, std);
     let target = w_star + delta;
-    let x_train: Array2<T> = normal_matrix(&mut SeedRng::new(seed, "toy.train"), n_train, width, 1.0);
+    let x_train: Array2<T> =
+        normal_matrix(&mut SeedRng::new(seed, "toy.train"), n_train, width, 1.0);
     let x_test: Array2<T> = normal_matrix(&mut SeedRng::new(seed, "toy.test"), n_test, width, 1.0);
-    let (y_train, y_test) = (mm_nt(x_train.view(), target.view()), mm_nt(x_test.view(), target.view()));
-    Ok(Dataset { x_train, y_train, x_test, y_test, loss: Loss::Mse, rows_per_example: 1 })
+    let (y_train, y_test) = (
+        mm_nt(x_train.view(), target.view()),
+        mm_nt(x_test.view(), target.view()),
+    );
+    Ok(Dataset {
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        loss: Loss::Mse,
+        rows_per_example: 1,
+    })
 }

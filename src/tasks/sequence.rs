@@ -43,7 +43,9 @@ impl RecallConfig {
                 let j = i + rng.below(self.keys - i);
                 keys.swap(i, j);
             }
-            let vals: Vec<usize> = (0..self.pairs).map(|_| self.keys + rng.below(self.values)).collect();
+            let vals: Vec<usize> = (0..self.pairs)
+                .map(|_| self.keys + rng.below(self.values))
+                .collect();
             let row0 = s * t_len;
             for i in 0..self.pairs {
                 x[[row0 + 2 * i, keys[i]]] = T::one();
@@ -58,14 +60,30 @@ impl RecallConfig {
 }
 
 /// `n_train` and `n_test` recall sequences from `seed`.
-pub fn associative_recall<T: Scalar>(cfg: &RecallConfig, n_train: usize, n_test: usize, seed: u64) -> Result<Dataset<T>> {
+pub fn associative_recall<T: Scalar>(
+    cfg: &RecallConfig,
+    n_train: usize,
+    n_test: usize,
+    seed: u64,
+) -> Result<Dataset<T>> {
     if cfg.pairs == 0 || cfg.pairs > cfg.keys {
-        return Err(Error::invalid("task.pairs", cfg.pairs, &format!("an integer in 1..={} (the number of keys)", cfg.keys)));
+        return Err(Error::invalid(
+            "task.pairs",
+            cfg.pairs,
+            &format!("an integer in 1..={} (the number of keys)", cfg.keys),
+        ));
     }
     if cfg.values == 0 {
         return Err(Error::invalid("task.values", 0, "a positive integer"));
     }
     let (x_train, y_train) = cfg.sequences(n_train, &mut SeedRng::new(seed, "recall.train"));
     let (x_test, y_test) = cfg.sequences(n_test, &mut SeedRng::new(seed, "recall.test"));
-    Ok(Dataset { x_train, y_train, x_test, y_test, loss: Loss::CrossEntropy, rows_per_example: cfg.seq_len() })
+    Ok(Dataset {
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        loss: Loss::CrossEntropy,
+        rows_per_example: cfg.seq_len(),
+    })
 }

@@ -49,7 +49,12 @@ impl ToySgdLimit {
         for t in 0..=steps {
             let f = self.w_x + self.s * b * p;
             let u = f - self.y;
-            out.push(ToyState { b, p, f, loss: 0.5 * u * u });
+            out.push(ToyState {
+                b,
+                p,
+                f,
+                loss: 0.5 * u * u,
+            });
             if t == steps {
                 break;
             }

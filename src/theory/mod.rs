@@ -29,10 +29,10 @@ pub mod limit;
 
 use serde::Serialize;
 
+use crate::adapters::Role;
 use crate::adapters::{AdapterConfig, Init, Method};
 use crate::models::Readout;
 use crate::optim::{Groups, Rule};
-use crate::adapters::Role;
 
 /// What the theory needs to know about a run.
 #[derive(Clone, Debug)]
@@ -99,31 +99,74 @@ impl Setting {
     /// Every prediction the engine can make for this setting.
     pub fn predictions(&self) -> Vec<Prediction> {
         let mut out = Vec::new();
-        let (Some(beta), Some(adam)) = (self.beta(), self.adam_like()) else { return out };
+        let (Some(beta), Some(adam)) = (self.beta(), self.adam_like()) else {
+            return out;
+        };
         let (g, rho) = (self.gamma(), self.rho());
         let fmt = |terms: &[(&str, f64)]| {
             let parts: Vec<String> = terms.iter().map(|(n, e)| format!("{n} {e:+.2}")).collect();
             format!("max({})", parts.join(", "))
         };
-        let max = |terms: &[(&str, f64)]| terms.iter().map(|t| t.1).fold(f64::NEG_INFINITY, f64::max);
+        let max =
+            |terms: &[(&str, f64)]| terms.iter().map(|t| t.1).fold(f64::NEG_INFINITY, f64::max);
         match self.adapter.method {
             Method::Singlora => {
                 let c = self.c(Role::SingleA);
                 let terms: Vec<(&str, f64)> = if adam {
-                    vec![("T1", 0.5 - beta - c - g), ("T2", 1.0 - c - beta - g), ("T3", 1.0 - 2.0 * c - g)]
+                    vec![
+                        ("T1", 0.5 - beta - c - g),
+                        ("T2", 1.0 - c - beta - g),
+                        ("T3", 1.0 - 2.0 * c - g),
+                    ]
                 } else {
-                    vec![("T1", 1.0 - 2.0 * beta - c - rho - g), ("T2", 1.5 - 2.0 * beta - rho - c - g), ("T3", 2.0 - 2.0 * beta - 2.0 * rho - 2.0 * c - g)]
+                    vec![
+                        ("T1", 1.0 - 2.0 * beta - c - rho - g),
+                        ("T2", 1.5 - 2.0 * beta - rho - c - g),
+                        ("T3", 2.0 - 2.0 * beta - 2.0 * rho - 2.0 * c - g),
+                    ]
                 };
-                out.push(Prediction { quantity: "dz_rms", step: 1, exponent: max(&terms), derivation: fmt(&terms) });
-                let init = [("off-diagonal", 0.5 - 2.0 * beta - g), ("diagonal", -2.0 * beta - g)];
-                out.push(Prediction { quantity: "update_out_rms", step: 0, exponent: max(&init), derivation: fmt(&init) });
-                out.push(Prediction { quantity: "bottleneck_rms", step: 0, exponent: 0.5 - beta, derivation: format!("Aᵀh: {:+.2}", 0.5 - beta) });
+                out.push(Prediction {
+                    quantity: "dz_rms",
+                    step: 1,
+                    exponent: max(&terms),
+                    derivation: fmt(&terms),
+                });
+                let init = [
+                    ("off-diagonal", 0.5 - 2.0 * beta - g),
+                    ("diagonal", -2.0 * beta - g),
+                ];
+                out.push(Prediction {
+                    quantity: "update_out_rms",
+                    step: 0,
+                    exponent: max(&init),
+                    derivation: fmt(&init),
+                });
+                out.push(Prediction {
+                    quantity: "bottleneck_rms",
+                    step: 0,
+                    exponent: 0.5 - beta,
+                    derivation: format!("Aᵀh: {:+.2}", 0.5 - beta),
+                });
             }
             Method::Lora if self.adapter.init_b == Init::Zeros => {
                 let cb = self.c(Role::LoraB);
-                let e = if adam { -cb + 0.5 - beta - g } else { -cb - rho + 1.0 - 2.0 * beta - g };
-                out.push(Prediction { quantity: "dz_rms", step: 1, exponent: e, derivation: format!("δ² = ΔB·(Ah) only (B₀ = 0): {e:+.2}") });
-                out.push(Prediction { quantity: "bottleneck_rms", step: 0, exponent: 0.5 - beta, derivation: format!("Ah: {:+.2}", 0.5 - beta) });
+                let e = if adam {
+                    -cb + 0.5 - beta - g
+                } else {
+                    -cb - rho + 1.0 - 2.0 * beta - g
+                };
+                out.push(Prediction {
+                    quantity: "dz_rms",
+                    step: 1,
+                    exponent: e,
+                    derivation: format!("δ² = ΔB·(Ah) only (B₀ = 0): {e:+.2}"),
+                });
+                out.push(Prediction {
+                    quantity: "bottleneck_rms",
+                    step: 0,
+                    exponent: 0.5 - beta,
+                    derivation: format!("Ah: {:+.2}", 0.5 - beta),
+                });
             }
             _ => {}
         }
@@ -135,9 +178,17 @@ impl Setting {
         let adam = self.adam_like()?;
         let g = self.gamma();
         match (self.adapter.method, adam) {
-            (Method::Singlora, true) if self.beta() == Some(0.5) => Some(((1.0 - g) / 2.0, "Adam: c* = (1 − γ)/2")),
-            (Method::Singlora | Method::Lora, false) => Some((1.0 - self.rho() - g, "SGD: c* = 1 − ρ − γ (with a Θ(ln n) escape delay)")),
-            (Method::Lora, true) => Some(((1.0 - g) / 2.0, "Adam, shared rate: c* = (1 − γ)/2 at the layer output (S, NV; not S+)")),
+            (Method::Singlora, true) if self.beta() == Some(0.5) => {
+                Some(((1.0 - g) / 2.0, "Adam: c* = (1 − γ)/2"))
+            }
+            (Method::Singlora | Method::Lora, false) => Some((
+                1.0 - self.rho() - g,
+                "SGD: c* = 1 − ρ − γ (with a Θ(ln n) escape delay)",
+            )),
+            (Method::Lora, true) => Some((
+                (1.0 - g) / 2.0,
+                "Adam, shared rate: c* = (1 − γ)/2 at the layer output (S, NV; not S+)",
+            )),
             _ => None,
         }
     }

@@ -9,9 +9,25 @@ use singlora::rng::{normal_matrix, SeedRng};
 pub const SHAPES: [(usize, usize); 3] = [(6, 6), (5, 9), (9, 5)];
 
 /// A layer of `method` on a random W0, with every trainable tensor random (so no gradient is trivially zero).
-pub fn random_layer(method: Method, d_in: usize, d_out: usize, rank: usize, scaling: Scaling, norm: DoraNorm, seed: u64) -> AdaptedLinear<f64> {
-    let w0: Array2<f64> = normal_matrix(&mut SeedRng::new(seed, "test.w0"), d_out, d_in, 1.0 / (d_in as f64).sqrt());
-    let cfg = AdapterConfig::new(method).rank_alpha(rank, 3.0).scaling(scaling).dora_norm(norm);
+pub fn random_layer(
+    method: Method,
+    d_in: usize,
+    d_out: usize,
+    rank: usize,
+    scaling: Scaling,
+    norm: DoraNorm,
+    seed: u64,
+) -> AdaptedLinear<f64> {
+    let w0: Array2<f64> = normal_matrix(
+        &mut SeedRng::new(seed, "test.w0"),
+        d_out,
+        d_in,
+        1.0 / (d_in as f64).sqrt(),
+    );
+    let cfg = AdapterConfig::new(method)
+        .rank_alpha(rank, 3.0)
+        .scaling(scaling)
+        .dora_norm(norm);
     let mut layer = AdaptedLinear::new(w0, &cfg, seed).expect("valid config");
     layer.randomize(seed + 1, 0.7);
     layer
@@ -23,9 +39,17 @@ pub fn gaussian(rows: usize, cols: usize, seed: u64, stream: &str) -> Array2<f64
 }
 
 /// $\lVert a - b\rVert_F / \max(\lVert a\rVert_F, \lVert b\rVert_F)$, and 0 when both are 0.
-pub fn rel_err<D: ndarray::Dimension>(a: &ndarray::Array<f64, D>, b: &ndarray::Array<f64, D>) -> f64 {
+pub fn rel_err<D: ndarray::Dimension>(
+    a: &ndarray::Array<f64, D>,
+    b: &ndarray::Array<f64, D>,
+) -> f64 {
     assert_eq!(a.shape(), b.shape(), "shapes differ");
-    let diff = a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt();
     let scale = frob(a).max(frob(b));
     if scale == 0.0 {
         diff
@@ -44,7 +68,13 @@ pub fn probe(layer: &AdaptedLinear<f64>, x: &Array2<f64>, g: &Array2<f64>, u: f6
 }
 
 /// Central finite differences of $L = \langle G, Y\rangle$ with respect to every trainable tensor, in f64.
-pub fn fd_param_grads(layer: &mut AdaptedLinear<f64>, x: &Array2<f64>, g: &Array2<f64>, u: f64, h: f64) -> Vec<ArrayD<f64>> {
+pub fn fd_param_grads(
+    layer: &mut AdaptedLinear<f64>,
+    x: &Array2<f64>,
+    g: &Array2<f64>,
+    u: f64,
+    h: f64,
+) -> Vec<ArrayD<f64>> {
     let n_params = layer.params().len();
     let mut out = Vec::with_capacity(n_params);
     for k in 0..n_params {
@@ -66,7 +96,13 @@ pub fn fd_param_grads(layer: &mut AdaptedLinear<f64>, x: &Array2<f64>, g: &Array
 }
 
 /// Central finite differences of $L$ with respect to the input X.
-pub fn fd_input_grad(layer: &AdaptedLinear<f64>, x: &Array2<f64>, g: &Array2<f64>, u: f64, h: f64) -> Array2<f64> {
+pub fn fd_input_grad(
+    layer: &AdaptedLinear<f64>,
+    x: &Array2<f64>,
+    g: &Array2<f64>,
+    u: f64,
+    h: f64,
+) -> Array2<f64> {
     let mut xp = x.clone();
     let mut grad = Array2::zeros(x.dim());
     for idx in ndarray::indices(x.dim()) {
