@@ -177,8 +177,10 @@ pub fn train_observed<T: Scalar, M: Model<T>>(
     for t in 0..=cfg.steps {
         let u = T::of(cfg.ramp.u(opt.steps_taken()));
         observe(t, model, u);
-        let (out, _) = model.forward(&data.x_train, u);
-        let (loss, _) = data.loss.eval(&out, &data.y_train);
+        // Full batch: the loss forward is also the step's forward (no second pass, no copy of the data).
+        let full_batch = bs == examples;
+        let (out, cache) = model.forward(&data.x_train, u);
+        let (loss, g_full) = data.loss.eval(&out, &data.y_train);
         let (out_test, _) = model.forward(&data.x_test, u);
         let (test_loss, _) = data.loss.eval(&out_test, &data.y_test);
         rec.train_loss.push(loss);
@@ -193,16 +195,20 @@ pub fn train_observed<T: Scalar, M: Model<T>>(
         if t == cfg.steps {
             break;
         }
-        let start = (t as usize * bs) % examples;
-        let end = (start + bs).min(examples);
-        let rows = s![start * rpe..end * rpe, ..];
-        let (xb, yb) = (
-            data.x_train.slice(rows).to_owned(),
-            data.y_train.slice(rows).to_owned(),
-        );
-        let (out_b, cache) = model.forward(&xb, u);
-        let (_, g) = data.loss.eval(&out_b, &yb);
-        let grads = model.backward(&cache, &g, u);
+        let grads = if full_batch {
+            model.backward(&cache, &g_full, u)
+        } else {
+            let start = (t as usize * bs) % examples;
+            let end = (start + bs).min(examples);
+            let rows = s![start * rpe..end * rpe, ..];
+            let (xb, yb) = (
+                data.x_train.slice(rows).to_owned(),
+                data.y_train.slice(rows).to_owned(),
+            );
+            let (out_b, cache_b) = model.forward(&xb, u);
+            let (_, g) = data.loss.eval(&out_b, &yb);
+            model.backward(&cache_b, &g, u)
+        };
         if grads.iter().any(|g| g.iter().any(|v| !v.f64().is_finite())) {
             rec.diverged_at = Some(t);
             break;

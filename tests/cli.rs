@@ -45,6 +45,8 @@ fn bad_layer_arguments_fail_with_one_line() {
         (&["train", "--method", "qlora"], "invalid method = qlora"),
         (&["train", "--optimizer", "lion"], "invalid optimizer = lion"),
         (&["train", "--shift", "diagonal"], "invalid shift = diagonal"),
+        (&["train", "--model", "transformer", "--width", "30", "--heads", "4"], "invalid heads = 4: expected a positive divisor of the width 30"),
+        (&["train", "--pretrain-steps", "5", "--pretrain-lr", "0"], "invalid pretrain_lr = 0: expected a finite number > 0"),
         (&["sweep", "--set", "steps=0"], "invalid steps = 0: expected a positive integer"),
         (&["sweep", "--set", "widths=[128,64]"], "invalid widths = [128, 64]: expected strictly increasing widths"),
         (&["sweep", "--set", "arms=[{name=\"a\",method=\"lorax\"}]"], "invalid method = lorax"),

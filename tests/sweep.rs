@@ -208,6 +208,20 @@ fn bad_configs_give_documented_errors() {
     assert!(err(&["arms=[{name=\"x\",method=\"vera\"}]"]).contains("invalid method = vera"));
     assert!(err(&["stpes=3"]).contains("unknown field `stpes`"));
     assert!(err(&["precision=\"f16\""]).contains("invalid precision = f16"));
+    assert!(err(&["probes=[\"dz_rsm\"]"])
+        .starts_with("invalid probes = dz_rsm: expected names or prefixes of"));
+    assert_eq!(
+        err(&["probe_steps=[20]"]),
+        "invalid probe_steps = 20: expected steps in 0..=12 (the study's steps)"
+    );
+    assert_eq!(
+        err(&["flat_tol=-0.1"]),
+        "invalid flat_tol = -0.1: expected a finite number ≥ 0"
+    );
+    assert_eq!(
+        err(&["bootstrap=0"]),
+        "invalid bootstrap = 0: expected a positive number of resamples"
+    );
     // A file that does not parse: the error names the file, line and column.
     let dir = tmp("badfile");
     std::fs::create_dir_all(&dir).unwrap();

@@ -293,12 +293,7 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// "unmerging" at another (bug B7) cannot happen.
     pub fn merged_weight(&self, u: T) -> Array2<T> {
         match &self.magnitude {
-            None => {
-                let mut w = self.update.delta_w();
-                let c = self.c(u);
-                w.zip_mut_with(&self.w0, |d, &w0| *d = w0 + c * *d);
-                w
-            }
+            None => self.direction(u),
             Some(omega) => {
                 let (_, k, v, _) = self.dora_ratio(omega, u);
                 scale_rows(k.view(), v.view())

@@ -9,7 +9,7 @@ use crate::adapters::{AdapterConfig, DoraNorm, Init, Method, Scaling};
 use crate::error::{Error, Result};
 use crate::io::layer_dump::{dump_layer, DumpState, LayerDumpConfig};
 use crate::io::write_atomic;
-use crate::studies::synthetic::{fit, SyntheticConfig, TargetShift};
+use crate::studies::synthetic::{fit, SyntheticConfig};
 
 /// singlora: measure how low-rank adapters behave as networks get wider.
 #[derive(Parser, Debug)]
@@ -100,9 +100,10 @@ struct TrainArgs {
     /// Readout scale: standard (1/√n) or mup (1/n).
     #[arg(long, default_value = "mup")]
     readout: String,
-    /// Comma-separated adapted layers: input, hidden.K, hidden (all), readout.
-    #[arg(long, default_value = "hidden.1")]
-    adapt: String,
+    /// Comma-separated adapted layers. MLP: input, hidden.K, hidden (all), readout (default hidden.1).
+    /// Transformer: q, k, v, o, up, down, block.K.q, embed, readout (default q,k,v,o,up,down).
+    #[arg(long)]
+    adapt: Option<String>,
     /// Adapter: full, lora, dora, singlora, singlora_dora.
     #[arg(long, default_value = "singlora")]
     method: String,
@@ -333,7 +334,11 @@ fn synthetic(a: SyntheticArgs) -> Result<()> {
         "{:<12} {:<10} {:>14} {:>14} {:>14}",
         "target", "method", "initial loss", "final loss", "final/initial"
     );
-    for target in TargetShift::ALL {
+    for target in [
+        crate::tasks::ShiftKind::Psd,
+        crate::tasks::ShiftKind::Nsd,
+        crate::tasks::ShiftKind::Asymmetric,
+    ] {
         for method in [Method::Lora, Method::Singlora] {
             let r = fit(&cfg, target, method)?;
             let note = r
@@ -367,12 +372,7 @@ fn train_mlp(a: TrainArgs) -> Result<()> {
         depth: a.depth,
         activation: a.activation.parse()?,
         readout: a.readout.parse()?,
-        adapt: a
-            .adapt
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        adapt: split_list(a.adapt.as_deref().unwrap_or("hidden.1")),
         output_dim: if a.task == "classification" && a.outputs == 1 {
             4
         } else {
@@ -479,6 +479,20 @@ fn train_setup(a: &TrainArgs) -> Result<(AdapterConfig, crate::optim::OptimizerC
             "a positive integer",
         ));
     }
+    if a.model == "transformer" && (a.heads == 0 || a.width % a.heads != 0) {
+        return Err(Error::invalid(
+            "heads",
+            a.heads,
+            &format!("a positive divisor of the width {}", a.width),
+        ));
+    }
+    if !(a.pretrain_lr.is_finite() && a.pretrain_lr > 0.0) {
+        return Err(Error::invalid(
+            "pretrain_lr",
+            a.pretrain_lr,
+            "a finite number > 0",
+        ));
+    }
     if a.stream && a.batch.is_none() {
         return Err(Error::invalid(
             "stream",
@@ -495,6 +509,14 @@ fn train_examples(a: &TrainArgs) -> usize {
         (true, Some(b)) => b * a.steps as usize,
         _ => a.examples,
     }
+}
+
+/// `a,b, c` → `["a", "b", "c"]`.
+fn split_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Transformer on associative recall, or the scalar toy.
@@ -527,22 +549,7 @@ fn train_other(a: TrainArgs) -> Result<()> {
             TransformerConfig::at_width(a.width, WidthMode::Heads, a.width / a.heads.max(1))?;
         cfg.vocab = recall.vocab();
         cfg.seq_len = recall.seq_len();
-        cfg.adapt = a
-            .adapt
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if cfg.adapt == ["hidden.1"] {
-            cfg.adapt = vec![
-                "q".into(),
-                "k".into(),
-                "v".into(),
-                "o".into(),
-                "up".into(),
-                "down".into(),
-            ];
-        }
+        cfg.adapt = split_list(a.adapt.as_deref().unwrap_or("q,k,v,o,up,down"));
         let data = associative_recall::<f64>(&recall, train_examples(&a), a.examples, a.seed + 1)?;
         let mut base = cfg.base_weights::<f64>(a.seed);
         if a.pretrain_steps > 0 {

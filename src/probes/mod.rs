@@ -28,6 +28,30 @@ use crate::models::{Inspect, Linear};
 use crate::scalar::Scalar;
 use crate::train::Dataset;
 
+/// Every quantity name a probe records (`grad_fro.` and `param_fro.` are followed by a tensor name); a study's
+/// `probes` filter entries must be a prefix of one of these.
+pub const QUANTITIES: [&str; 19] = [
+    "act_rms",
+    "act_l1",
+    "dz_rms",
+    "dz_l1",
+    "dz_cum_rms",
+    "update_out_rms",
+    "delta1_rms",
+    "delta2_rms",
+    "delta3_rms",
+    "T1_rms",
+    "T2_rms",
+    "T3_rms",
+    "bottleneck_rms",
+    "dw_fro",
+    "dw_op",
+    "grad_fro.",
+    "param_fro.",
+    "loss",
+    "test_",
+];
+
 /// One measurement.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {

@@ -307,6 +307,42 @@ impl SweepConfig {
                 ));
             }
         }
+        if let Some(bad) = self.probes.iter().find(|p| {
+            p.is_empty()
+                || !crate::probes::QUANTITIES
+                    .iter()
+                    .any(|q| q.starts_with(p.as_str()) || p.starts_with(q))
+        }) {
+            return Err(Error::invalid(
+                "probes",
+                bad,
+                &format!(
+                    "names or prefixes of {}",
+                    crate::probes::QUANTITIES.join(", ")
+                ),
+            ));
+        }
+        if let Some(&t) = self.probe_steps.iter().find(|&&t| t > self.steps) {
+            return Err(Error::invalid(
+                "probe_steps",
+                t,
+                &format!("steps in 0..={} (the study's steps)", self.steps),
+            ));
+        }
+        if !(self.flat_tol.is_finite() && self.flat_tol >= 0.0) {
+            return Err(Error::invalid(
+                "flat_tol",
+                self.flat_tol,
+                "a finite number ≥ 0",
+            ));
+        }
+        if self.bootstrap == 0 {
+            return Err(Error::invalid(
+                "bootstrap",
+                0,
+                "a positive number of resamples",
+            ));
+        }
         if self.batch == Some(0) {
             return Err(Error::invalid(
                 "batch",

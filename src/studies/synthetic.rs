@@ -4,68 +4,17 @@
 //! SingLoRA's square update is PSD, so the target's symmetry decides whether it can be reached at all. The study
 //! reports final/initial training loss per (target, method); it measures and does not presume who wins.
 
-use std::fmt;
-use std::str::FromStr;
-
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::{AdapterConfig, Method};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::linalg::mm_nt;
 use crate::models::SingleLayer;
 use crate::optim::{OptimizerConfig, Rule};
 use crate::rng::{normal_matrix, SeedRng};
+use crate::tasks::ShiftKind;
 use crate::train::{train, Dataset, Loss, TrainConfig};
-
-/// The symmetry of the target shift $\Delta W^*$ (rank $r^*$, built from Gaussian $C, D \in \mathbb R^{n\times r^*}$
-/// with entries $\mathcal N(0, 1/n)$).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TargetShift {
-    /// $+CC^\top$.
-    Psd,
-    /// $-CC^\top$.
-    Nsd,
-    /// $CD^\top$.
-    Asymmetric,
-}
-
-impl TargetShift {
-    /// All three, in the order of THEORY's table.
-    pub const ALL: [TargetShift; 3] = [TargetShift::Psd, TargetShift::Nsd, TargetShift::Asymmetric];
-
-    /// $\Delta W^*$ for a square layer of width `n` and rank `r`.
-    pub fn draw(self, n: usize, r: usize, seed: u64) -> Array2<f64> {
-        let std = 1.0 / (n as f64).sqrt();
-        let c: Array2<f64> = normal_matrix(&mut SeedRng::new(seed, "target.C"), n, r, std);
-        let d: Array2<f64> = normal_matrix(&mut SeedRng::new(seed, "target.D"), n, r, std);
-        match self {
-            TargetShift::Psd => mm_nt(c.view(), c.view()),
-            TargetShift::Nsd => -mm_nt(c.view(), c.view()),
-            TargetShift::Asymmetric => mm_nt(c.view(), d.view()),
-        }
-    }
-}
-
-impl fmt::Display for TargetShift {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TargetShift::Psd => "psd",
-            TargetShift::Nsd => "nsd",
-            TargetShift::Asymmetric => "asymmetric",
-        })
-    }
-}
-
-impl FromStr for TargetShift {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.to_string() == s)
-            .ok_or_else(|| Error::invalid("target", s, "psd, nsd or asymmetric"))
-    }
-}
 
 /// The synthetic study's settings (defaults: THEORY §6.1 at a size that runs in seconds).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -120,7 +69,7 @@ impl SyntheticResult {
 }
 
 /// Trains `method` on `target` with the common training loop and reports the loss ratio.
-pub fn fit(cfg: &SyntheticConfig, target: TargetShift, method: Method) -> Result<SyntheticResult> {
+pub fn fit(cfg: &SyntheticConfig, target: ShiftKind, method: Method) -> Result<SyntheticResult> {
     let n = cfg.width;
     let w0: Array2<f64> = normal_matrix(
         &mut SeedRng::new(cfg.seed, "w0"),
@@ -129,7 +78,7 @@ pub fn fit(cfg: &SyntheticConfig, target: TargetShift, method: Method) -> Result
         1.0 / (n as f64).sqrt(),
     );
     let x: Array2<f64> = normal_matrix(&mut SeedRng::new(cfg.seed, "x"), cfg.examples, n, 1.0);
-    let w_star = &w0 + &target.draw(n, cfg.rank, cfg.seed);
+    let w_star = &w0 + &target.draw(n, n, cfg.rank, cfg.seed);
     let y_star = mm_nt(x.view(), w_star.view());
     let data = Dataset {
         x_train: x.clone(),

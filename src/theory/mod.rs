@@ -87,21 +87,19 @@ impl Setting {
         self.groups.exponent(role)
     }
 
-    /// Whether the rule is Adam-like (normalised: Adam, AdamW, sign-SGD) or SGD.
-    fn adam_like(&self) -> Option<bool> {
-        match self.rule {
-            Rule::Adam { .. } | Rule::AdamW { .. } | Rule::SignSgd { .. } => Some(true),
-            // Momentum does not change the first step; the balanced regime is not covered yet.
-            Rule::Sgd { .. } => Some(false),
-        }
+    /// Whether the rule is Adam-like (normalised: Adam, AdamW, sign-SGD) rather than SGD. Momentum does not change
+    /// the first step; the balanced regime is not covered yet.
+    fn adam_like(&self) -> bool {
+        !matches!(self.rule, Rule::Sgd { .. })
     }
 
     /// Every prediction the engine can make for this setting.
     pub fn predictions(&self) -> Vec<Prediction> {
         let mut out = Vec::new();
-        let (Some(beta), Some(adam)) = (self.beta(), self.adam_like()) else {
+        let Some(beta) = self.beta() else {
             return out;
         };
+        let adam = self.adam_like();
         let (g, rho) = (self.gamma(), self.rho());
         let fmt = |terms: &[(&str, f64)]| {
             let parts: Vec<String> = terms.iter().map(|(n, e)| format!("{n} {e:+.2}")).collect();
@@ -175,7 +173,7 @@ impl Setting {
 
     /// The stable learning-rate exponent c* of the single shared rate, where the engine knows it.
     pub fn stable_lr_exponent(&self) -> Option<(f64, &'static str)> {
-        let adam = self.adam_like()?;
+        let adam = self.adam_like();
         let g = self.gamma();
         match (self.adapter.method, adam) {
             (Method::Singlora, true) if self.beta() == Some(0.5) => {
