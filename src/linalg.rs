@@ -162,6 +162,18 @@ pub fn numerical_rank<T: Scalar>(m: ArrayView2<'_, T>, rtol: f64) -> usize {
     s.iter().filter(|&&x| x > rtol * top).count()
 }
 
+/// Solves $AX = B$ for a symmetric positive-definite $A$ by Cholesky (faer); `None` if $A$ is not positive definite.
+#[track_caller]
+pub fn solve_spd(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+    use faer::linalg::solvers::Solve;
+    assert_eq!(a.nrows(), a.ncols(), "solve_spd: A must be square");
+    assert_eq!(a.nrows(), b.nrows(), "solve_spd: A and B differ in rows");
+    let fa = faer::Mat::<f64>::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]]);
+    let fb = faer::Mat::<f64>::from_fn(b.nrows(), b.ncols(), |i, j| b[[i, j]]);
+    let x = fa.llt(faer::Side::Lower).ok()?.solve(&fb);
+    Some(Array2::from_shape_fn((x.nrows(), x.ncols()), |(i, j)| x[(i, j)]))
+}
+
 /// Casts every entry to another scalar type.
 pub fn cast<S: Scalar, T: Scalar>(a: ArrayView2<'_, S>) -> Array2<T> {
     a.mapv(|v| T::of(v.f64()))

@@ -80,6 +80,17 @@ pub enum Rule {
     },
 }
 
+/// $\mathrm{sign}(x)$ with $\mathrm{sign}(0) = 0$: the direction of a sign-SGD step (a zero gradient does not move).
+pub fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
 fn beta1() -> f64 {
     0.9
 }
@@ -476,15 +487,7 @@ impl Optimizer {
                 }
                 Rule::SignSgd { weight_decay } => {
                     for (p, &g) in slot.value.iter_mut().zip(slot.grad) {
-                        let g = g.f64();
-                        let sign = if g > 0.0 {
-                            1.0
-                        } else if g < 0.0 {
-                            -1.0
-                        } else {
-                            0.0
-                        };
-                        *p = T::of(p.f64() - lr * (sign + weight_decay * p.f64()));
+                        *p = T::of(p.f64() - lr * (sign(g.f64()) + weight_decay * p.f64()));
                     }
                 }
             }

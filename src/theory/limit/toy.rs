@@ -1,4 +1,4 @@
-//! Infinite-width limits that close on a finite state.
+//! The toy's infinite-width limit.
 //!
 //! **LoRA+'s scalar toy under SGD on one input** (THEORY §3.1, §5.1): $f(x) = W^*x + s\,b\,(a^\top x)$, loss
 //! $\tfrac12(f-y)^2$, $U = f - y$. With $p = a^\top x$ and $q = \lVert x\rVert^2$, SGD at rates $\eta_a, \eta_b$ reads

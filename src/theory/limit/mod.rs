@@ -1,0 +1,16 @@
+//! Infinite-width limits that close on a finite state, and finite-width networks coupled to them.
+//!
+//! - [`toy`]: LoRA+'s scalar toy under SGD on one input, exactly two-dimensional at every width.
+//! - [`linear`]: linear MLPs with a LoRA, LoRA+ or SingLoRA adapter on the hidden layer, under SGD and sign-SGD
+//!   (Adam with ε → 0 and no moments): a recursion on O(1) overlaps, with the Gaussian expectations of sign updates
+//!   in closed form ([`gaussian`]).
+//! - [`coupled`]: a width-n network that shares a limit's Gaussian basis, so that one seed's finite trajectory can be
+//!   compared with its own limit.
+
+pub mod coupled;
+pub mod gaussian;
+pub mod linear;
+pub mod toy;
+
+pub use linear::{Basis, Family, Grams, LimitPoint, LimitRule, LinearSetup, OrderParams};
+pub use toy::{ToySgdLimit, ToyState};
