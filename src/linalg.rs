@@ -171,7 +171,9 @@ pub fn solve_spd(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Option<Array
     let fa = faer::Mat::<f64>::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]]);
     let fb = faer::Mat::<f64>::from_fn(b.nrows(), b.ncols(), |i, j| b[[i, j]]);
     let x = fa.llt(faer::Side::Lower).ok()?.solve(&fb);
-    Some(Array2::from_shape_fn((x.nrows(), x.ncols()), |(i, j)| x[(i, j)]))
+    Some(Array2::from_shape_fn((x.nrows(), x.ncols()), |(i, j)| {
+        x[(i, j)]
+    }))
 }
 
 /// Casts every entry to another scalar type.

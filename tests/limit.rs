@@ -87,7 +87,12 @@ mod linear {
     use singlora::theory::limit::coupled::{coupled_mlp, finite_trajectory, grams, order_params};
     use singlora::theory::limit::{Basis, LimitPoint, LinearSetup};
 
-    fn setup(method: Method, rule: Rule, lr: f64, exps: &[(&str, f64)]) -> (AdapterConfig, OptimizerConfig) {
+    fn setup(
+        method: Method,
+        rule: Rule,
+        lr: f64,
+        exps: &[(&str, f64)],
+    ) -> (AdapterConfig, OptimizerConfig) {
         let adapter = AdapterConfig::new(method).rank_alpha(2, 2.0);
         let mut opt = OptimizerConfig::new(rule, lr);
         for (k, v) in exps {
@@ -103,7 +108,9 @@ mod linear {
                 let rms = |x: Array1<f64>| (x.mapv(|v| v * v).mean().unwrap()).sqrt();
                 let df = rms(&p.f - &q.f);
                 let da = rms(&p.params.readout_overlap - &q.params.readout_overlap);
-                let dz = rms((&p.params.bottleneck - &q.params.bottleneck).into_shape_with_order(p.params.bottleneck.len()).unwrap());
+                let dz = rms((&p.params.bottleneck - &q.params.bottleneck)
+                    .into_shape_with_order(p.params.bottleneck.len())
+                    .unwrap());
                 df.max(da).max(dz)
             })
             .fold(0.0, f64::max)
@@ -112,24 +119,74 @@ mod linear {
     #[test]
     fn scratch() {
         let cases = [
-            ("lora+ sgd", setup(Method::Lora, Rule::sgd(), 0.5, &[("lora_a", 1.0), ("lora_b", -1.0)])),
-            ("singlora sgd", setup(Method::Singlora, Rule::sgd(), 0.5, &[("default", 0.0)])),
-            ("lora+ sign", setup(Method::Lora, Rule::SignSgd { weight_decay: 0.0 }, 0.05, &[("lora_a", 1.0), ("lora_b", 0.0)])),
-            ("lora shared sign", setup(Method::Lora, Rule::SignSgd { weight_decay: 0.0 }, 0.05, &[("default", 0.5)])),
-            ("singlora sign", setup(Method::Singlora, Rule::SignSgd { weight_decay: 0.0 }, 0.05, &[("default", 0.5)])),
+            (
+                "lora+ sgd",
+                setup(
+                    Method::Lora,
+                    Rule::sgd(),
+                    0.5,
+                    &[("lora_a", 1.0), ("lora_b", -1.0)],
+                ),
+            ),
+            (
+                "singlora sgd",
+                setup(Method::Singlora, Rule::sgd(), 0.5, &[("default", 0.0)]),
+            ),
+            (
+                "lora+ sign",
+                setup(
+                    Method::Lora,
+                    Rule::SignSgd { weight_decay: 0.0 },
+                    0.05,
+                    &[("lora_a", 1.0), ("lora_b", 0.0)],
+                ),
+            ),
+            (
+                "lora shared sign",
+                setup(
+                    Method::Lora,
+                    Rule::SignSgd { weight_decay: 0.0 },
+                    0.05,
+                    &[("default", 0.5)],
+                ),
+            ),
+            (
+                "singlora sign",
+                setup(
+                    Method::Singlora,
+                    Rule::SignSgd { weight_decay: 0.0 },
+                    0.05,
+                    &[("default", 0.5)],
+                ),
+            ),
         ];
         for (name, (ad, opt)) in cases {
             let s = LinearSetup::new(&ad, &opt).unwrap();
             for seed in 0..3u64 {
                 let basis = Basis::draw(&s, 16, 16, seed);
                 let lim = s.limit(&basis, 20);
-                let mut line = format!("{name} seed {seed}: L0 {:.3} L20 {:.3} |", lim[0].loss, lim[20].loss);
+                let mut line = format!(
+                    "{name} seed {seed}: L0 {:.3} L20 {:.3} |",
+                    lim[0].loss, lim[20].loss
+                );
                 for n in [128usize, 512, 2048] {
                     let mlp = coupled_mlp(&s, &ad, &basis, n, seed).unwrap();
                     let op = order_params(&s, &mlp, &basis.x);
                     let (fin, div) = finite_trajectory(&s, &ad, &opt, &basis, n, seed, 20).unwrap();
-                    let red = s.reduced(&basis, &grams(&mlp, &basis.x), 20).map(|r| dist(&r, &fin)).unwrap_or(f64::NAN);
-                    line += &format!(" n={n}: d={:.2e} red={:.1e} L={:.3} div={:?} z0err={:.1e};", dist(&fin, &lim), red, fin[20].loss, div, (&op.bottleneck - &lim[0].params.bottleneck).mapv(f64::abs).sum());
+                    let red = s
+                        .reduced(&basis, &grams(&mlp, &basis.x), 20)
+                        .map(|r| dist(&r, &fin))
+                        .unwrap_or(f64::NAN);
+                    line += &format!(
+                        " n={n}: d={:.2e} red={:.1e} L={:.3} div={:?} z0err={:.1e};",
+                        dist(&fin, &lim),
+                        red,
+                        fin[20].loss,
+                        div,
+                        (&op.bottleneck - &lim[0].params.bottleneck)
+                            .mapv(f64::abs)
+                            .sum()
+                    );
                 }
                 println!("{line}");
             }

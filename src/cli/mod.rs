@@ -39,6 +39,34 @@ enum Command {
     Plot(PlotArgs),
     /// Print the width exponents the theory predicts for every series of a study (same flags as sweep).
     Theory(TheoryArgs),
+    /// Compute the n → ∞ training trajectory of a linear MLP with LoRA, LoRA+ or SingLoRA (SGD, sign-SGD), train
+    /// finite widths coupled to it, fit how fast they converge, and draw both.
+    ///
+    /// With no arguments it runs configs/limit.toml (embedded) into results/limit. Running it again resumes.
+    Limit(LimitArgs),
+}
+
+#[derive(Args, Debug)]
+struct LimitArgs {
+    /// Study file (TOML); default: the embedded configs/limit.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a field: --set steps=10 --set 'widths=[256,1024]' --set adapter.rank=4 (to change an arm, edit a copy
+    /// of the file).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    sets: Vec<String>,
+    /// Run only these arms (repeatable; default: all).
+    #[arg(long = "arm", value_name = "NAME")]
+    arms: Vec<String>,
+    /// Output folder (default results/NAME).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the resolved config and exit.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -271,6 +299,7 @@ where
         Command::Sweep(a) => sweep(a),
         Command::Plot(a) => plot(a),
         Command::Theory(a) => theory(a),
+        Command::Limit(a) => limit(a),
     }
 }
 
@@ -717,11 +746,7 @@ fn plot(a: PlotArgs) -> Result<()> {
     let mut runs = Vec::new();
     for cell in cfg.cells() {
         let p = a.dir.join("runs").join(format!("{}.json", cell.key()));
-        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        let run: RunResult = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
-            path: p.clone(),
-            message: e.to_string(),
-        })?;
+        let run: RunResult = crate::studies::store::read_json(&p)?;
         runs.push(run);
     }
     report(&cfg, &runs, &a.dir)
@@ -768,5 +793,97 @@ fn theory(a: TheoryArgs) -> Result<()> {
             println!("    stable learning-rate exponent c* = {c:.2}   {why}");
         }
     }
+    Ok(())
+}
+
+fn limit(a: LimitArgs) -> Result<()> {
+    use crate::studies::limit::{run_limit_study, LimitConfig, EXPECTED_SLOPE};
+    let mut cfg = LimitConfig::load(a.config.as_deref(), &a.sets)?;
+    if !a.arms.is_empty() {
+        let known: Vec<String> = cfg.arms.iter().map(|x| x.name.clone()).collect();
+        if let Some(bad) = a.arms.iter().find(|n| !known.contains(n)) {
+            return Err(Error::invalid(
+                "--arm",
+                bad,
+                &format!("one of {}", known.join(", ")),
+            ));
+        }
+        cfg.arms.retain(|x| a.arms.contains(&x.name));
+    }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(&cfg.name));
+    if a.dry_run {
+        print!("{}", toml::to_string(&cfg).unwrap_or_default());
+        println!(
+            "# {} finite runs -> {}",
+            cfg.arms.len() * cfg.widths.len() * cfg.seeds.len(),
+            out.display()
+        );
+        return Ok(());
+    }
+    if a.threads == Some(0) {
+        return Err(Error::invalid("threads", 0, "a positive integer"));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::invalid("threads", e, "a usable thread count"))?;
+    println!(
+        "limit study {}: {} arms × {} widths × {} seeds, {} steps -> {}",
+        cfg.name,
+        cfg.arms.len(),
+        cfg.widths.len(),
+        cfg.seeds.len(),
+        cfg.steps,
+        out.display()
+    );
+    let results = pool.install(|| run_limit_study(&cfg, &out))?;
+    println!(
+        "{:<16} {:>22}   {:>28}   {:<9}  exact SGD reduction",
+        "arm",
+        format!("limit loss t=0 → {}", cfg.steps),
+        format!("distance ~ n^p: p [95% CI]"),
+        format!("vs {EXPECTED_SLOPE:+}")
+    );
+    for (arm, conv) in cfg.arms.iter().zip(&results.convergence) {
+        let losses: Vec<(f64, f64)> = cfg
+            .seeds
+            .iter()
+            .map(|&s| {
+                let l = &results.limits[&(arm.name.clone(), s)].loss;
+                (l[0], *l.last().expect("t = 0"))
+            })
+            .collect();
+        let k = losses.len() as f64;
+        let (l0, lt) = losses
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / k, b + y / k));
+        let fit = conv
+            .fit
+            .as_ref()
+            .map(|f| format!("{:+.2} [{:+.2}, {:+.2}]", f.slope, f.lo, f.hi))
+            .unwrap_or_else(|| "no fit".into());
+        let red = conv
+            .reduction_error
+            .map(|e| format!("max error {e:.1e}"))
+            .unwrap_or_else(|| "— (sign updates leave the span)".into());
+        println!(
+            "{:<16} {:>22}   {:>28}   {:<9}  {red}",
+            arm.name,
+            format!("{l0:.3} → {lt:.3}"),
+            fit,
+            conv.agreement.unwrap_or("—")
+        );
+        if !conv.diverged.is_empty() {
+            println!("    diverged: {}", conv.diverged.join("; "));
+        }
+    }
+    let figures = crate::plots::limit::draw_limit(&cfg, &results, &out.join("figures"))?;
+    println!(
+        "wrote {0}/trajectories.csv, convergence.csv, convergence_fits.csv and {figures} figures in {0}/figures",
+        out.display()
+    );
     Ok(())
 }

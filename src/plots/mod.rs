@@ -7,6 +7,10 @@
 //!   interval as error bars, and the theory's predicted exponent as a cross where it has one.
 //! - `steps_by_series.{png,svg}`: the nanoGPT-μP layout, a row per series and a column per quantity, a line per step.
 //! - `loss_<series>.{png,svg}`: training loss against step, a line per width.
+//!
+//! Limit studies draw their own figures ([`limit`]).
+
+pub mod limit;
 
 use std::path::Path;
 use std::sync::Once;

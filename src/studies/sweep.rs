@@ -7,12 +7,13 @@
 //! format: series, arm, width, seed, layer, quantity, step, value), `fits.csv` and `figures/`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::store;
 use crate::adapters::{AdapterConfig, Method};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
@@ -185,52 +186,13 @@ pub struct RunResult {
 impl SweepConfig {
     /// Parses TOML text (`origin` names the source in errors, with line and column).
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
-        toml::from_str(text).map_err(|e| toml_error(origin, text, &e))
+        store::from_toml(text, origin)
     }
 
     /// Reads a config file (or the default when `path` is `None`) and applies `--set path=value` overrides.
     pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Self> {
-        let (text, origin) = match path {
-            Some(p) => (
-                std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?,
-                p.to_path_buf(),
-            ),
-            None => (
-                DEFAULT_CONFIG.to_string(),
-                PathBuf::from("configs/default.toml"),
-            ),
-        };
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| toml_error(&origin, &text, &e))?;
-        for set in sets {
-            let (key, value) = set.split_once('=').ok_or_else(|| {
-                Error::invalid("--set", set, "path=value, e.g. steps=4 or adapter.rank=2")
-            })?;
-            let value: toml::Value = format!("v = {}", value.trim())
-                .parse::<toml::Table>()
-                .map(|mut t| t.remove("v").expect("v"))
-                .or_else(|_| Ok::<_, Error>(toml::Value::String(value.trim().to_string())))?;
-            let mut node = &mut table;
-            let parts: Vec<&str> = key.trim().split('.').collect();
-            for part in &parts[..parts.len() - 1] {
-                node = node
-                    .entry(part.to_string())
-                    .or_insert_with(|| toml::Value::Table(Default::default()))
-                    .as_table_mut()
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "--set",
-                            key,
-                            &format!("a path through tables; {part} is not a table"),
-                        )
-                    })?;
-            }
-            node.insert(parts[parts.len() - 1].to_string(), value);
-        }
-        let cfg: SweepConfig = table
-            .try_into()
-            .map_err(|e: toml::de::Error| toml_error(&origin, &text, &e))?;
+        let cfg: SweepConfig =
+            store::load_config(path, DEFAULT_CONFIG, "configs/default.toml", sets)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -527,24 +489,6 @@ impl SweepConfig {
     }
 }
 
-/// One line: `FILE: line L, column C: MESSAGE` (line and column when the parser knows the span).
-fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
-    let message = e.message().trim().replace('\n', " ");
-    let message = match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
-        }
-        None => message,
-    };
-    Error::Config {
-        path: path.to_path_buf(),
-        message,
-    }
-}
-
 /// The manifest written beside the results.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Manifest {
@@ -571,18 +515,9 @@ fn git_commit() -> Option<String> {
 /// Runs every unfinished cell of `cfg` into `out` (in parallel; `progress` draws a bar), and returns all runs.
 /// Finished runs found in `out/runs` are loaded, not recomputed; an `out` holding a different study is refused.
 pub fn run_sweep(cfg: &SweepConfig, out: &Path, progress: bool) -> Result<Vec<RunResult>> {
-    let runs_dir = out.join("runs");
-    std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
     let config_text =
         toml::to_string(cfg).map_err(|e| Error::invalid("config", e, "a serialisable config"))?;
-    let stamp = out.join("config.toml");
-    match std::fs::read_to_string(&stamp) {
-        Ok(existing) if existing != config_text => {
-            return Err(Error::invalid("--out", out.display(), "a folder without results, or one holding this same study (it holds a different config.toml)"));
-        }
-        Ok(_) => {}
-        Err(_) => write_atomic(&stamp, config_text.as_bytes())?,
-    }
+    let runs_dir = store::claim_out_dir(out, &config_text)?;
     let cells = cfg.cells();
     let path_of = |c: &Cell| runs_dir.join(format!("{}.json", c.key()));
     let pending: Vec<&Cell> = cells.iter().filter(|c| !path_of(c).exists()).collect();
@@ -624,14 +559,7 @@ pub fn run_sweep(cfg: &SweepConfig, out: &Path, progress: bool) -> Result<Vec<Ru
     }
     let runs: Vec<RunResult> = cells
         .iter()
-        .map(|c| {
-            let p = path_of(c);
-            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-            serde_json::from_slice(&bytes).map_err(|e| Error::Config {
-                path: p.clone(),
-                message: e.to_string(),
-            })
-        })
+        .map(|c| store::read_json(&path_of(c)))
         .collect::<Result<_>>()?;
     let manifest = Manifest {
         config: config_text,

@@ -160,12 +160,8 @@ impl Basis {
     /// the overlaps' limit law: $G_{kj} \sim \mathcal N(0, n\mathrm{Var}(A_0)/d)$ (a sum of n products of
     /// independent coordinates), $a_{0,k} \sim \mathcal N(0, n\mathrm{Var}(A_0))$, independent because $v \perp W_{in}$.
     pub fn draw(setup: &LinearSetup, input_dim: usize, examples: usize, seed: u64) -> Self {
-        let x: Array2<f64> = normal_matrix(
-            &mut SeedRng::new(seed, "limit.x"),
-            examples,
-            input_dim,
-            1.0,
-        );
+        let x: Array2<f64> =
+            normal_matrix(&mut SeedRng::new(seed, "limit.x"), examples, input_dim, 1.0);
         let teacher: Array2<f64> =
             normal_matrix(&mut SeedRng::new(seed, "limit.teacher"), input_dim, 1, 1.0);
         let y = x
@@ -275,7 +271,11 @@ impl LinearSetup {
         };
         let e = match (family, rule) {
             (Family::Lora, LimitRule::Sgd) if c_a == 1.0 && c_b == -1.0 => 0.0,
-            (Family::Lora, LimitRule::Sign) if (c_a + c_b - 1.0).abs() < 1e-12 && (0.0..1.0).contains(&c_b) => c_b,
+            (Family::Lora, LimitRule::Sign)
+                if (c_a + c_b - 1.0).abs() < 1e-12 && (0.0..1.0).contains(&c_b) =>
+            {
+                c_b
+            }
             (Family::Singlora, LimitRule::Sgd) if c_a == 0.0 => 0.0,
             (Family::Singlora, LimitRule::Sign) if c_a == 0.5 => 0.5,
             _ => {
@@ -317,7 +317,11 @@ impl LinearSetup {
     /// The initial order parameters at width n (`inv_n` = 1/n; 0 for the limit).
     fn initial(&self, basis: &Basis, inv_n: f64) -> OrderParams {
         // n^{−e}: exactly 1 when e = 0 (also in the limit), 0 in the limit when e > 0.
-        let shrink = if self.e == 0.0 { 1.0 } else { inv_n.powf(self.e) };
+        let shrink = if self.e == 0.0 {
+            1.0
+        } else {
+            inv_n.powf(self.e)
+        };
         OrderParams {
             readout_overlap: match self.family {
                 Family::Lora => Array1::zeros(self.rank),
@@ -353,7 +357,8 @@ impl LinearSetup {
         for t in 0..=steps {
             let s_t = self.scale * self.ramp.u(t);
             let f = &grams.base
-                + &(state.readout_overlap.dot(&state.bottleneck) * (s_t * self.output_factor(grams)));
+                + &(state.readout_overlap.dot(&state.bottleneck)
+                    * (s_t * self.output_factor(grams)));
             let resid = &f - &basis.y;
             let loss = 0.5 * resid.dot(&resid) / n_ex;
             out.push(LimitPoint {

@@ -1,0 +1,464 @@
+//! `singlora limit`: finite widths against the computed infinite-width limit (issue 5).
+//!
+//! For every arm (adapter, rule, rates) and seed, the study computes the limit trajectory of the linear MLP
+//! ([`crate::theory::limit::linear`]) and trains width-n networks coupled to the same Gaussian basis
+//! ([`crate::theory::limit::coupled`]) through the ordinary code path. The **distance** of a finite run to its limit
+//! is, at each step, the largest of the rms differences of the outputs $f_\mu$, the readout overlaps and the bottleneck
+//! overlaps (all O(1) in the limit's units); a run's distance is its maximum over steps. Its width exponent is fitted
+//! (log-log OLS, bootstrap interval over seeds) and compared with −1/2, the rate of the Gram fluctuations that drive
+//! the finite-width error. SGD arms also report the error of the exact finite-width reduction (the recursion with the
+//! network's own Grams), which must be round-off.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::fit::{fit_slope, Slope};
+use super::store;
+use crate::adapters::{AdapterConfig, Method};
+use crate::error::{Error, Result};
+use crate::io::write_atomic;
+use crate::linalg::rms;
+use crate::optim::{OptimizerConfig, Rule};
+use crate::theory::limit::coupled::{coupled_mlp, finite_trajectory, grams};
+use crate::theory::limit::{Basis, LimitPoint, LimitRule, LinearSetup};
+
+/// The default study (`configs/limit.toml`).
+pub const DEFAULT_LIMIT_CONFIG: &str = include_str!("../../configs/limit.toml");
+
+/// The exponent the finite-width distance is expected to follow.
+pub const EXPECTED_SLOPE: f64 = -0.5;
+
+/// One arm: an adapter, an update rule and its rates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitArm {
+    /// Name (unique; used in file names and figures).
+    pub name: String,
+    /// `lora` or `singlora`.
+    pub method: Method,
+    /// `sgd` or `sign_sgd`.
+    pub rule: Rule,
+    /// Base rate η; each tensor's rate is η·ratio·n^(−c).
+    pub lr: f64,
+    /// Width exponents c per role (`lora_a`, `lora_b`, `single_a`, or `default`).
+    #[serde(default)]
+    pub lr_exponent: BTreeMap<String, f64>,
+    /// LoRA+ ratio η_B/η_A (default 1).
+    #[serde(default = "one")]
+    pub loraplus_ratio: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn d16() -> usize {
+    16
+}
+fn boot() -> usize {
+    1000
+}
+fn tol() -> f64 {
+    0.12
+}
+
+/// A limit study.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Study name.
+    pub name: String,
+    /// Finite widths, strictly increasing, each > input_dim + 1.
+    pub widths: Vec<usize>,
+    /// Seeds (each fixes the data and the Gaussian basis).
+    pub seeds: Vec<u64>,
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Input dimension d (default 16).
+    #[serde(default = "d16")]
+    pub input_dim: usize,
+    /// Number of training examples N (default 16; full batch).
+    #[serde(default = "d16")]
+    pub examples: usize,
+    /// Bootstrap resamples for the convergence slope (default 1000).
+    #[serde(default = "boot")]
+    pub bootstrap: usize,
+    /// Tolerance for "near" when comparing the slope with −1/2 (default 0.12).
+    #[serde(default = "tol")]
+    pub slope_tol: f64,
+    /// The adapter (its method is set per arm).
+    pub adapter: AdapterConfig,
+    /// The arms.
+    pub arms: Vec<LimitArm>,
+}
+
+/// One trajectory's per-step summaries (finite width or limit).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trajectory {
+    /// Training loss at t = 0…steps.
+    pub loss: Vec<f64>,
+    /// rms of the outputs.
+    pub f_rms: Vec<f64>,
+    /// rms of the readout overlap ($\hat\beta$ or $\hat a$).
+    pub readout_overlap_rms: Vec<f64>,
+    /// rms of the bottleneck overlap $\hat Z$.
+    pub bottleneck_rms: Vec<f64>,
+    /// Distance to the limit at each step (zeros for the limit itself).
+    pub distance: Vec<f64>,
+    /// The step at which training diverged, if it did.
+    pub diverged_at: Option<u64>,
+    /// SGD only: the largest distance between this run and the exact reduction with its own Grams.
+    pub reduction_error: Option<f64>,
+}
+
+impl Trajectory {
+    fn new(points: &[LimitPoint], limit: &[LimitPoint], diverged_at: Option<u64>) -> Self {
+        Trajectory {
+            loss: points.iter().map(|p| p.loss).collect(),
+            f_rms: points.iter().map(|p| rms(&p.f)).collect(),
+            readout_overlap_rms: points
+                .iter()
+                .map(|p| rms(&p.params.readout_overlap))
+                .collect(),
+            bottleneck_rms: points.iter().map(|p| rms(&p.params.bottleneck)).collect(),
+            distance: points
+                .iter()
+                .zip(limit)
+                .map(|(p, q)| distance(p, q))
+                .collect(),
+            diverged_at,
+            reduction_error: None,
+        }
+    }
+
+    /// The run's distance: its largest per-step distance (∞ if it diverged).
+    pub fn max_distance(&self) -> f64 {
+        if self.diverged_at.is_some() {
+            return f64::INFINITY;
+        }
+        self.distance.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// The distance of two states: the largest rms difference of outputs, readout overlaps and bottleneck overlaps.
+pub fn distance(p: &LimitPoint, q: &LimitPoint) -> f64 {
+    let df = rms(&(&p.f - &q.f));
+    let da = rms(&(&p.params.readout_overlap - &q.params.readout_overlap));
+    let dz = rms(&(&p.params.bottleneck - &q.params.bottleneck));
+    df.max(da).max(dz)
+}
+
+/// The fitted convergence of one arm.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ArmConvergence {
+    /// Arm name.
+    pub arm: String,
+    /// Slope of log(distance) on log(n), with its bootstrap interval.
+    pub fit: Option<Slope>,
+    /// `agree`, `near` or `disagree` with −1/2.
+    pub agreement: Option<&'static str>,
+    /// SGD arms: the largest reduction error over all runs.
+    pub reduction_error: Option<f64>,
+    /// Runs that diverged, as `n=…, seed=…, t=…`.
+    pub diverged: Vec<String>,
+}
+
+/// Everything a limit study produces.
+pub struct LimitResults {
+    /// Limit trajectories by (arm, seed).
+    pub limits: BTreeMap<(String, u64), Trajectory>,
+    /// Finite trajectories by (arm, width, seed).
+    pub finite: BTreeMap<(String, usize, u64), Trajectory>,
+    /// Convergence per arm, in config order.
+    pub convergence: Vec<ArmConvergence>,
+}
+
+impl LimitArm {
+    /// The arm's adapter and optimiser configs.
+    pub fn configs(&self, adapter: &AdapterConfig) -> (AdapterConfig, OptimizerConfig) {
+        let mut adapter = adapter.clone();
+        adapter.method = self.method;
+        let mut opt = OptimizerConfig::new(self.rule, self.lr);
+        opt.groups.lr_exponent = self.lr_exponent.clone();
+        opt.groups.loraplus_ratio = self.loraplus_ratio;
+        (adapter, opt)
+    }
+
+    /// The validated limit parametrisation; errors name the arm.
+    pub fn setup(&self, adapter: &AdapterConfig) -> Result<LinearSetup> {
+        let (adapter, opt) = self.configs(adapter);
+        LinearSetup::new(&adapter, &opt).map_err(|e| match e {
+            Error::Invalid {
+                field,
+                value,
+                expected,
+            } => Error::Invalid {
+                field: format!(
+                    "arms.{}.{}",
+                    self.name,
+                    field.trim_start_matches("optimizer.")
+                ),
+                value,
+                expected,
+            },
+            other => other,
+        })
+    }
+}
+
+impl LimitConfig {
+    /// Reads a config file (or `configs/limit.toml` when `path` is `None`), applies `--set` overrides and validates.
+    pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Self> {
+        let cfg: LimitConfig =
+            store::load_config(path, DEFAULT_LIMIT_CONFIG, "configs/limit.toml", sets)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every field; errors name the field, the value and what is accepted.
+    pub fn validate(&self) -> Result<()> {
+        if self.input_dim == 0 {
+            return Err(Error::invalid("input_dim", 0, "an integer ≥ 1"));
+        }
+        if self.examples == 0 {
+            return Err(Error::invalid("examples", 0, "an integer ≥ 1"));
+        }
+        if self.steps == 0 {
+            return Err(Error::invalid("steps", 0, "an integer ≥ 1"));
+        }
+        if self.seeds.is_empty() {
+            return Err(Error::invalid("seeds", "[]", "at least one seed"));
+        }
+        if self.widths.is_empty() || self.widths.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::invalid(
+                "widths",
+                format!("{:?}", self.widths),
+                "a non-empty, strictly increasing list",
+            ));
+        }
+        let min_width = self.input_dim + 2;
+        if let Some(&w) = self
+            .widths
+            .iter()
+            .find(|&&w| w < min_width.max(self.adapter.rank))
+        {
+            return Err(Error::invalid(
+                "widths",
+                w,
+                &format!(
+                    "widths ≥ input_dim + 2 = {min_width} and ≥ adapter.rank = {}",
+                    self.adapter.rank
+                ),
+            ));
+        }
+        if self.arms.is_empty() {
+            return Err(Error::invalid("arms", "[]", "at least one arm"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for arm in &self.arms {
+            if arm.name.trim().is_empty() || !names.insert(arm.name.clone()) {
+                return Err(Error::invalid(
+                    "arms.name",
+                    &arm.name,
+                    "a non-empty name used by one arm only",
+                ));
+            }
+            if !(arm.lr.is_finite() && arm.lr > 0.0) {
+                return Err(Error::invalid(
+                    &format!("arms.{}.lr", arm.name),
+                    arm.lr,
+                    "a finite number > 0",
+                ));
+            }
+            let (adapter, opt) = arm.configs(&self.adapter);
+            adapter.validate(self.widths[0], self.widths[0])?;
+            opt.validate()?;
+            arm.setup(&self.adapter)?;
+        }
+        if self.bootstrap == 0 {
+            return Err(Error::invalid("bootstrap", 0, "an integer ≥ 1"));
+        }
+        if !(self.slope_tol.is_finite() && self.slope_tol >= 0.0) {
+            return Err(Error::invalid(
+                "slope_tol",
+                self.slope_tol,
+                "a finite number ≥ 0",
+            ));
+        }
+        Ok(())
+    }
+
+    fn run_file(&self, runs: &Path, arm: &str, width: usize, seed: u64) -> PathBuf {
+        runs.join(format!(
+            "{}-n{width}-s{seed}.json",
+            crate::plots::file_stem(arm)
+        ))
+    }
+}
+
+/// Runs every unfinished finite-width run of `cfg` into `out/runs` (in parallel), computes the limits, and writes
+/// `trajectories.csv` and `convergence.csv`. Finished runs are loaded, not recomputed.
+pub fn run_limit_study(cfg: &LimitConfig, out: &Path) -> Result<LimitResults> {
+    let config_text =
+        toml::to_string(cfg).map_err(|e| Error::invalid("config", e, "a serialisable config"))?;
+    let runs_dir = store::claim_out_dir(out, &config_text)?;
+    let mut limit_points = BTreeMap::new();
+    let mut bases = BTreeMap::new();
+    for arm in &cfg.arms {
+        let setup = arm.setup(&cfg.adapter)?;
+        for &seed in &cfg.seeds {
+            let basis = Basis::draw(&setup, cfg.input_dim, cfg.examples, seed);
+            limit_points.insert((arm.name.clone(), seed), setup.limit(&basis, cfg.steps));
+            bases.insert((arm.name.clone(), seed), basis);
+        }
+    }
+    let jobs: Vec<(&LimitArm, usize, u64)> = cfg
+        .arms
+        .iter()
+        .flat_map(|a| {
+            cfg.widths
+                .iter()
+                .flat_map(move |&w| cfg.seeds.iter().map(move |&s| (a, w, s)))
+        })
+        .filter(|(a, w, s)| !cfg.run_file(&runs_dir, &a.name, *w, *s).exists())
+        .collect();
+    jobs.par_iter()
+        .try_for_each(|&(arm, width, seed)| -> Result<()> {
+            let setup = arm.setup(&cfg.adapter)?;
+            let (adapter, opt) = arm.configs(&cfg.adapter);
+            let key = (arm.name.clone(), seed);
+            let (basis, limit) = (&bases[&key], &limit_points[&key]);
+            let (points, diverged) =
+                finite_trajectory(&setup, &adapter, &opt, basis, width, seed, cfg.steps)?;
+            let mut traj = Trajectory::new(&points, limit, diverged);
+            if setup.rule == LimitRule::Sgd {
+                let mlp = coupled_mlp(&setup, &adapter, basis, width, seed)?;
+                let reduced = setup.reduced(basis, &grams(&mlp, &basis.x), cfg.steps)?;
+                traj.reduction_error = Some(
+                    points
+                        .iter()
+                        .zip(&reduced)
+                        .map(|(p, q)| distance(p, q))
+                        .fold(0.0, f64::max),
+                );
+            }
+            let json = serde_json::to_vec(&traj).expect("serialisable trajectory");
+            write_atomic(&cfg.run_file(&runs_dir, &arm.name, width, seed), &json)
+        })?;
+    let mut finite = BTreeMap::new();
+    for arm in &cfg.arms {
+        for &w in &cfg.widths {
+            for &s in &cfg.seeds {
+                let t: Trajectory = store::read_json(&cfg.run_file(&runs_dir, &arm.name, w, s))?;
+                finite.insert((arm.name.clone(), w, s), t);
+            }
+        }
+    }
+    let limits: BTreeMap<(String, u64), Trajectory> = limit_points
+        .iter()
+        .map(|(k, pts)| (k.clone(), Trajectory::new(pts, pts, None)))
+        .collect();
+    let convergence = cfg
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(i, arm)| {
+            let values: Vec<Vec<f64>> = cfg
+                .widths
+                .iter()
+                .map(|&w| {
+                    cfg.seeds
+                        .iter()
+                        .map(|&s| finite[&(arm.name.clone(), w, s)].max_distance())
+                        .collect()
+                })
+                .collect();
+            let fit = fit_slope(&cfg.widths, &values, cfg.bootstrap, i as u64);
+            let agreement = fit
+                .as_ref()
+                .map(|f| crate::theory::agreement(EXPECTED_SLOPE, f.lo, f.hi, cfg.slope_tol));
+            let runs = finite.iter().filter(|((a, _, _), _)| a == &arm.name);
+            ArmConvergence {
+                arm: arm.name.clone(),
+                fit,
+                agreement,
+                reduction_error: runs
+                    .clone()
+                    .filter_map(|(_, t)| t.reduction_error)
+                    .reduce(f64::max),
+                diverged: runs
+                    .filter_map(|((_, w, s), t)| {
+                        t.diverged_at.map(|d| format!("n={w}, seed={s}, t={d}"))
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let results = LimitResults {
+        limits,
+        finite,
+        convergence,
+    };
+    write_tables(out, &results)?;
+    Ok(results)
+}
+
+/// `trajectories.csv` (one row per arm, width or `inf`, seed and step) and `convergence.csv` (one row per arm,
+/// width and seed, then the fitted slope per arm in `convergence_fits.csv`).
+fn write_tables(out: &Path, r: &LimitResults) -> Result<()> {
+    let mut t = String::from(
+        "arm,width,seed,step,loss,f_rms,readout_overlap_rms,bottleneck_rms,distance\n",
+    );
+    let mut row = |arm: &str, width: &str, seed: u64, tr: &Trajectory| {
+        for i in 0..tr.loss.len() {
+            let _ = writeln!(
+                t,
+                "{arm},{width},{seed},{i},{},{},{},{},{}",
+                tr.loss[i],
+                tr.f_rms[i],
+                tr.readout_overlap_rms[i],
+                tr.bottleneck_rms[i],
+                tr.distance[i]
+            );
+        }
+    };
+    for ((arm, seed), tr) in &r.limits {
+        row(arm, "inf", *seed, tr);
+    }
+    for ((arm, w, seed), tr) in &r.finite {
+        row(arm, &w.to_string(), *seed, tr);
+    }
+    write_atomic(&out.join("trajectories.csv"), t.as_bytes())?;
+    let mut c = String::from("arm,width,seed,distance,diverged_at,reduction_error\n");
+    for ((arm, w, seed), tr) in &r.finite {
+        let _ = writeln!(
+            c,
+            "{arm},{w},{seed},{},{},{}",
+            tr.max_distance(),
+            tr.diverged_at.map(|d| d.to_string()).unwrap_or_default(),
+            tr.reduction_error
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        );
+    }
+    write_atomic(&out.join("convergence.csv"), c.as_bytes())?;
+    let mut f = String::from("arm,slope,lo,hi,expected,agreement,max_reduction_error\n");
+    for a in &r.convergence {
+        let (s, lo, hi) =
+            a.fit
+                .as_ref()
+                .map(|f| (f.slope, f.lo, f.hi))
+                .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+        let _ = writeln!(
+            f,
+            "{},{s},{lo},{hi},{EXPECTED_SLOPE},{},{}",
+            a.arm,
+            a.agreement.unwrap_or(""),
+            a.reduction_error.map(|e| e.to_string()).unwrap_or_default()
+        );
+    }
+    write_atomic(&out.join("convergence_fits.csv"), f.as_bytes())
+}
