@@ -253,3 +253,149 @@ fn streamed_training() {
         "{stderr}"
     );
 }
+
+/// `singlora limit` end to end: the summary names each arm with its convergence slope (and, for SGD, the exact
+/// reduction's error), every table and figure is written, a second run resumes without recomputing, and bad input
+/// gets one line naming the field with nothing written.
+#[test]
+fn limit_from_the_command_line() {
+    let out = tmp("limit");
+    let o = out.to_str().unwrap();
+    let args = [
+        "limit",
+        "--arm",
+        "lora+-sgd",
+        "--arm",
+        "singlora-sign",
+        "--set",
+        "widths=[32,64,128]",
+        "--set",
+        "seeds=[0,1]",
+        "--set",
+        "steps=4",
+        "--out",
+        o,
+    ];
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let line = |arm: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(arm))
+            .unwrap_or_else(|| panic!("{arm} missing:\n{stdout}"))
+            .to_string()
+    };
+    assert!(line("lora+-sgd").contains("max error"), "{stdout}");
+    assert!(
+        line("singlora-sign").contains("sign updates leave the span"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("lora-sign")),
+        "only the chosen arms run:\n{stdout}"
+    );
+    for f in [
+        "config.toml",
+        "trajectories.csv",
+        "convergence.csv",
+        "convergence_fits.csv",
+        "runs/loraplus-sgd-n64-s1.json",
+        "figures/limit_convergence.png",
+        "figures/limit_convergence.svg",
+        "figures/limit_loraplus-sgd.png",
+        "figures/limit_singlora-sign.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let traj = std::fs::read_to_string(out.join("trajectories.csv")).unwrap();
+    assert!(
+        traj.lines()
+            .any(|l| l.starts_with("singlora-sign,inf,1,4,")),
+        "the limit's rows are there"
+    );
+    assert_eq!(
+        traj.lines().count(),
+        1 + 2 * 2 * 5 * (3 + 1),
+        "arms × seeds × steps × (widths + limit)"
+    );
+    let run_file = out.join("runs/singlora-sign-n128-s0.json");
+    let before = std::fs::metadata(&run_file).unwrap().modified().unwrap();
+    let (code, stdout2, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::metadata(&run_file).unwrap().modified().unwrap(),
+        before,
+        "finished runs are not recomputed"
+    );
+    assert_eq!(stdout, stdout2, "a resumed study reports the same numbers");
+    // A different study in the same folder is refused.
+    let (code, _, stderr) = run(&[
+        "limit",
+        "--arm",
+        "lora+-sgd",
+        "--set",
+        "steps=3",
+        "--set",
+        "widths=[32,64]",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid --out"), "{stderr}");
+
+    let bad_dir = tmp("limit-bad");
+    let b = bad_dir.to_str().unwrap();
+    let cfg = tmp("adam-limit.toml");
+    std::fs::write(
+        &cfg,
+        "name = \"x\"\nwidths = [32, 64]\nseeds = [0]\nsteps = 2\n[adapter]\nmethod = \"lora\"\nrank = 2\n\
+         [[arms]]\nname = \"a\"\nmethod = \"singlora\"\nrule = { kind = \"adam\" }\nlr = 0.1\nlr_exponent = { default = 0.5 }\n",
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["limit", "--arm", "nope", "--out", b],
+            "invalid --arm = nope: expected one of singlora-sign, lora+-sign",
+        ),
+        (
+            &["limit", "--set", "widths=[8,64]", "--out", b],
+            "invalid widths = 8: expected widths ≥ input_dim + 2 = 18",
+        ),
+        (
+            &["limit", "--set", "widths=[64,32]", "--out", b],
+            "invalid widths = [64, 32]",
+        ),
+        (
+            &["limit", "--set", "steps=0", "--out", b],
+            "invalid steps = 0",
+        ),
+        (
+            &["limit", "--set", "adapter.rank=0", "--out", b],
+            "invalid rank = 0",
+        ),
+        (
+            &["limit", "--config", c, "--out", b],
+            "invalid arms.a.rule = adam: expected sgd or sign_sgd",
+        ),
+        (
+            &["limit", "--set", "stepz=3", "--out", b],
+            "unknown field `stepz`",
+        ),
+        (
+            &["limit", "--set", "steps=1", "--out", "/proc/singlora-limit"],
+            "/proc/singlora-limit",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{args:?}: one line: {stderr}"
+        );
+    }
+    assert!(!bad_dir.exists(), "bad input writes nothing");
+}

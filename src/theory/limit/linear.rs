@@ -246,7 +246,7 @@ impl LinearSetup {
         let init_var_n = match init {
             Init::WidthAware => 1.0,
             Init::KaimingUniform => 1.0 / 3.0,
-            Init::Gaussian { std, beta } if beta == 0.5 => std * std,
+            Init::Gaussian { std, beta: 0.5 } => std * std,
             other => {
                 return Err(lr_error(
                     "adapter.init",

@@ -4,14 +4,22 @@
 //! $\tfrac12(f-y)^2$, $U = f - y$. With $p = a^\top x$ and $q = \lVert x\rVert^2$, SGD at rates $\eta_a, \eta_b$ reads
 //! $$p \leftarrow p - \eta_a s\,U\,b\,q,\qquad b \leftarrow b - \eta_b s\,U\,p,$$
 //! (both from the pre-step values): a two-dimensional recursion whose only width dependence is $\eta_a q$. Under
+//! sign-SGD (Adam with ε → 0 and no moments) the same holds with $q = \lVert x\rVert_1$:
+//! $$p \leftarrow p - \eta_a\,\mathrm{sign}(sUb)\,\lVert x\rVert_1,\qquad b \leftarrow b - \eta_b\,\mathrm{sign}(sUp),$$
+//! and $\lVert x\rVert_1/n \to \mathbb E|x_i|$ ($\sqrt{2/\pi}$ for Gaussian coordinates). Under
 //! LoRA+'s scaling $\eta_a = \tilde\eta_a/n$ and $\lVert x\rVert^2/n \to 1$, so the $n\to\infty$ limit is the same
 //! recursion with $\eta_a q = \tilde\eta_a$, driven by the $O(1)$ overlaps $W^*x$, $p_0 = a_0^\top x$ and $b_0$. A
 //! width-n network *coupled* to the limit (inputs scaled to $\lVert x\rVert^2 = n$, the same overlaps) follows it
 //! exactly; `tests/limit.rs` checks this to round-off through the full adapter, optimiser and training-loop code.
 
-/// The limit state's inputs: the O(1) overlaps and rates.
+use super::LimitRule;
+use crate::optim::sign;
+
+/// The limit state's inputs: the O(1) overlaps, the rule and the rates.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ToySgdLimit {
+pub struct ToyLimit {
+    /// SGD or sign-SGD.
+    pub rule: LimitRule,
     /// $W^*x$.
     pub w_x: f64,
     /// Target y.
@@ -22,7 +30,8 @@ pub struct ToySgdLimit {
     pub b0: f64,
     /// Multiplier s.
     pub s: f64,
-    /// $\tilde\eta_a = \eta_a\,\lVert x\rVert^2$ (= $\eta_a n$ in the limit).
+    /// $\eta_a q$: $\eta_a\lVert x\rVert^2$ under SGD, $\eta_a\lVert x\rVert_1$ under sign-SGD (in the limit
+    /// $\tilde\eta_a\,\mathbb E x_i^2$ or $\tilde\eta_a\,\mathbb E|x_i|$ with $\eta_a = \tilde\eta_a/n$).
     pub eta_a_q: f64,
     /// $\eta_b$.
     pub eta_b: f64,
@@ -41,7 +50,7 @@ pub struct ToyState {
     pub loss: f64,
 }
 
-impl ToySgdLimit {
+impl ToyLimit {
     /// States at t = 0…steps.
     pub fn trajectory(&self, steps: u64) -> Vec<ToyState> {
         let (mut b, mut p) = (self.b0, self.p0);
@@ -59,8 +68,12 @@ impl ToySgdLimit {
                 break;
             }
             let (gb, gp) = (self.s * u * p, self.s * u * b);
-            p -= self.eta_a_q * gp;
-            b -= self.eta_b * gb;
+            let (step_p, step_b) = match self.rule {
+                LimitRule::Sgd => (gp, gb),
+                LimitRule::Sign => (sign(gp), sign(gb)),
+            };
+            p -= self.eta_a_q * step_p;
+            b -= self.eta_b * step_b;
         }
         out
     }
