@@ -120,6 +120,48 @@ fn sign_sgd() {
     );
 }
 
+/// "sign-Adam": Adam with β₁ = β₂ = 0 and ε → 0 is sign-SGD (its step is g/(|g| + ε)), the rule the infinite-width
+/// limits use; with the default moments it is not, once gradients change sign. Gradients 3, −0.5, 2e-6, −7 with
+/// ε = 1e-30: each step differs from η·sign(g) by η·ε/|g| ≤ 1e-24, so 1e-15 is round-off. Default Adam's second
+/// direction is m̂₂/√v̂₂ = ((0.27 − 0.05)/0.19) / √((0.008991 + 0.00025)/0.001999) ≈ +0.54 instead of sign(−0.5) = −1,
+/// so its p₂ differs from sign-SGD's by 0.1·1.54 ≈ 0.15.
+#[test]
+fn adam_without_moments_is_sign_sgd() {
+    let grads = [3.0, -0.5, 2e-6, -7.0];
+    let run = |rule: Rule| -> Vec<f64> {
+        let mut opt = OptimizerConfig::new(rule, 0.1).init().unwrap();
+        let mut p = [1.0];
+        grads
+            .iter()
+            .map(|&g| {
+                opt.step(&mut [Slot {
+                    value: &mut p,
+                    grad: &[g],
+                    lr_factor: 1.0,
+                }]);
+                p[0]
+            })
+            .collect()
+    };
+    let sign = run(Rule::SignSgd { weight_decay: 0.0 });
+    let no_moments = run(Rule::Adam {
+        beta1: 0.0,
+        beta2: 0.0,
+        eps: 1e-30,
+        weight_decay: 0.0,
+    });
+    for (a, b) in sign.iter().zip(&no_moments) {
+        assert_abs_diff_eq!(a, b, epsilon = 1e-15);
+    }
+    assert_abs_diff_eq!(sign[3], 1.0 - 0.1 + 0.1 - 0.1 + 0.1, epsilon = 1e-15);
+    let adam = run(Rule::adam());
+    assert_abs_diff_eq!(adam[1] - sign[1], -0.154, epsilon = 2e-3);
+    assert!(
+        (adam[1] - sign[1]).abs() > 0.05,
+        "default Adam is not sign descent: {adam:?} vs {sign:?}"
+    );
+}
+
 #[test]
 fn schedules() {
     let w = Schedule::LinearWarmup { warmup: 4 };
