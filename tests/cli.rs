@@ -328,6 +328,23 @@ fn limit_from_the_command_line() {
         "finished runs are not recomputed"
     );
     assert_eq!(stdout, stdout2, "a resumed study reports the same numbers");
+    // One thread gives the same bytes as the default pool.
+    let single = tmp("limit-1thread");
+    let mut one: Vec<&str> = args[..args.len() - 2].to_vec();
+    one.extend(["--threads", "1", "--out", single.to_str().unwrap()]);
+    let (code, _, stderr) = run(&one);
+    assert_eq!(code, 0, "{stderr}");
+    for f in [
+        "trajectories.csv",
+        "convergence.csv",
+        "convergence_fits.csv",
+    ] {
+        assert_eq!(
+            std::fs::read(out.join(f)).unwrap(),
+            std::fs::read(single.join(f)).unwrap(),
+            "{f} depends on the thread count"
+        );
+    }
     // A different study in the same folder is refused.
     let (code, _, stderr) = run(&[
         "limit",
