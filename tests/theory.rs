@@ -547,7 +547,7 @@ fn slope_bias(f: impl Fn(f64) -> f64) -> f64 {
 ///    a sign of a Gaussian sum over the batch, E[sign(Σ_b w_b h_b)·h_b] = √(2/π)·w_b/‖w‖, so the mean κ² is 2/(πN) on
 ///    input-only rows and (measured) about half of it on shared rows: κ² ≥ 1/(πN). The factor
 ///    √(1 + πN/d_in) biases T2 and T3 by `coherence` = −0.054 when d_in = n (SGD's analogue, (N − 1)/d_in, only
-///    −0.017).
+///    −0.017; at the MLP sweep's N = 32 the same formula gives −0.15).
 /// 2. A competing role on shared rows. On fixed_in's 32 shared rows the input role h_j·q beats the output role g_j·p
 ///    only by r = √(n/32): the sign's correlation with h is ∝ r/√(1 + r²) = (1 + 32/n)^(−1/2), which biases T2 and T3
 ///    by `competing_in` = +0.066. On fixed_out's 32 shared rows (of d_in = n) the output role wins by 1/r = √(n/32),
