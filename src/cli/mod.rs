@@ -37,7 +37,8 @@ enum Command {
     Sweep(SweepArgs),
     /// Redraw the figures and tables of a finished sweep folder.
     Plot(PlotArgs),
-    /// Print the width exponents the theory predicts for every series of a study (same flags as sweep).
+    /// Print the width exponents the theory predicts for every series of a study (initial state, first step, balanced
+    /// regime, with derivations and conditions) and the stable rate exponent c*.
     Theory(TheoryArgs),
     /// Compute the n → ∞ training trajectory of a linear MLP with LoRA, LoRA+ or SingLoRA (SGD, sign-SGD), train
     /// finite widths coupled to it, fit how fast they converge, and draw both.
@@ -77,6 +78,10 @@ struct TheoryArgs {
     /// Override any field, as for sweep.
     #[arg(long = "set", value_name = "PATH=VALUE")]
     sets: Vec<String>,
+    /// Predict for one layer of this shape family instead of the MLP's square hidden layer: square, tall:K
+    /// (d_out = K·n), wide:K (d_in = K·n), fixed_in:D (d_in = D), fixed_out:D (d_out = D).
+    #[arg(long)]
+    shape: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -754,43 +759,106 @@ fn plot(a: PlotArgs) -> Result<()> {
 
 fn theory(a: TheoryArgs) -> Result<()> {
     use crate::studies::sweep::SweepConfig;
+    use crate::theory::{Regime, Shape};
     let cfg = SweepConfig::load(a.config.as_deref(), &a.sets)?;
-    let layer = cfg
-        .theory_layer()
-        .unwrap_or("(none: the engine covers a square hidden layer of an MLP)");
-    println!("study {}: predicted width exponents at {layer} (first step and initial state; derivations in src/theory)", cfg.name);
+    let shape: Option<Shape> = a.shape.as_deref().map(str::parse).transpose()?;
+    let layer = match (shape, cfg.theory_layer()) {
+        (Some(s), _) => {
+            let (d_in, d_out) = s.dims(1);
+            let side = |d: usize, a: f64| {
+                if a == 0.0 {
+                    d.to_string()
+                } else if d == 1 {
+                    "n".to_string()
+                } else {
+                    format!("{d}n")
+                }
+            };
+            format!(
+                "one {s} layer (d_in = {}, d_out = {})",
+                side(d_in, s.a_in()),
+                side(d_out, s.a_out())
+            )
+        }
+        (None, Some(l)) => format!("{l} (square)"),
+        (None, None) => {
+            "(none: the engine needs an MLP hidden layer, or --shape for one layer)".to_string()
+        }
+    };
+    println!(
+        "study {}: predicted width exponents at {layer}; derivations in src/theory",
+        cfg.name
+    );
+    let covered = shape.is_some() || cfg.theory_layer().is_some();
     let mut seen = std::collections::BTreeSet::new();
     for cell in cfg.cells() {
         if !seen.insert(cell.series.clone()) {
             continue;
         }
-        let setting = cfg.setting(&cell);
+        let mut setting = cfg.setting(&cell);
+        if let Some(s) = shape {
+            setting.shape = s;
+        }
         println!(
-            "{}  ({} {}, ρ = {}, β = {}, γ = {})",
+            "{}  ({} {}, {}: a_in = {}, a_out = {}; ρ = {}, init std n^(−b) with b = {}, γ = {})",
             cell.series,
             cell.arm.method,
             cfg.optimizer.rule.name(),
+            setting.shape,
+            setting.shape.a_in(),
+            setting.shape.a_out(),
             setting.rho(),
             setting
-                .beta()
+                .init_exponent()
                 .map(|b| b.to_string())
                 .unwrap_or_else(|| "—".into()),
             cfg.adapter.multiplier_exponent
         );
-        let preds = setting.predictions();
-        if preds.is_empty() || cfg.theory_layer().is_none() {
+        let preds = if covered {
+            setting.predictions()
+        } else {
+            Vec::new()
+        };
+        if preds.is_empty() {
             println!("    no prediction for this setting yet");
+            continue;
         }
-        if cfg.theory_layer().is_some() {
-            for p in preds {
+        for regime in [Regime::Init, Regime::FirstStep, Regime::Balanced] {
+            let rows: Vec<_> = preds.iter().filter(|p| p.regime == regime).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            println!(
+                "  {}",
+                match regime {
+                    Regime::Init => "initial state (t = 0)",
+                    Regime::FirstStep => "first step (t = 1)",
+                    Regime::Balanced =>
+                        "balanced (t ≫ 1 but O(1), after alignment; a sweep compares it at its last recorded step)",
+                }
+            );
+            for p in &rows {
                 println!(
-                    "    {:<16} t = {}  {:+.2}   {}",
-                    p.quantity, p.step, p.exponent, p.derivation
+                    "    {:<28} {:+.2}   {}",
+                    p.quantity, p.exponent, p.derivation
                 );
             }
+            let mut conditions: Vec<&str> = Vec::new();
+            for p in &rows {
+                if !conditions.contains(&p.conditions.as_str()) {
+                    conditions.push(&p.conditions);
+                }
+            }
+            for c in conditions {
+                println!("    holds if: {c}");
+            }
         }
-        if let Some((c, why)) = setting.stable_lr_exponent() {
-            println!("    stable learning-rate exponent c* = {c:.2}   {why}");
+        match setting.stable_lr_exponent() {
+            Some((c, why)) => println!("  stable learning-rate exponent c* = {c:.2}   {why}"),
+            None => println!("  no stable learning-rate exponent: the initial output explodes"),
+        }
+        if let Some(v) = setting.verdict() {
+            println!("  at these rates: {v}");
         }
     }
     Ok(())

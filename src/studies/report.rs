@@ -9,6 +9,7 @@ use super::fit::{fit_slope, verdict, Slope};
 use super::sweep::{RunResult, SweepConfig};
 use crate::error::Result;
 use crate::io::write_atomic;
+use crate::theory::Regime;
 
 /// One fitted row: a (series, layer, quantity, step) and its exponent.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -25,6 +26,9 @@ pub struct FitRow {
     pub fit: Slope,
     /// Measured verdict at the study's tolerance.
     pub verdict: &'static str,
+    /// The regime of the prediction compared here: Init at step 0, FirstStep at step 1, Balanced at the last
+    /// recorded step.
+    pub regime: Option<Regime>,
     /// The theory's predicted exponent, where the engine derives one.
     pub predicted: Option<f64>,
     /// `agree`, `near` or `disagree` (prediction against the interval), when there is a prediction.
@@ -63,25 +67,29 @@ pub fn group(cfg: &SweepConfig, runs: &[RunResult]) -> Grouped {
     out
 }
 
-/// Fits every group, and puts the theory's prediction beside each fit it has one for.
+/// Fits every group, and puts the theory's prediction beside each fit it has one for: the initial-state prediction at
+/// step 0, the first-step one at step 1 and the balanced-regime one at the last recorded step.
 pub fn fit_all(cfg: &SweepConfig, grouped: &Grouped) -> Vec<FitRow> {
     let cells = cfg.cells();
     let theory_layer = cfg.theory_layer();
+    let last = cfg.last_recorded_step();
     grouped
         .iter()
         .enumerate()
         .filter_map(|(i, ((series, layer, quantity, step), values))| {
             let fit = fit_slope(&cfg.widths, values, cfg.bootstrap, i as u64)?;
-            let predicted = (theory_layer == Some(layer.as_str()))
+            let prediction = (theory_layer == Some(layer.as_str()))
                 .then(|| cells.iter().find(|c| &c.series == series))
                 .flatten()
-                .and_then(|c| {
+                .zip(Regime::compared_at(*step, last))
+                .and_then(|(c, regime)| {
                     cfg.setting(c)
                         .predictions()
                         .into_iter()
-                        .find(|p| p.quantity == quantity && p.step == *step)
-                })
-                .map(|p| p.exponent);
+                        .find(|p| p.quantity == quantity && p.regime == regime)
+                });
+            let regime = prediction.as_ref().map(|p| p.regime);
+            let predicted = prediction.map(|p| p.exponent);
             let agreement =
                 predicted.map(|p| crate::theory::agreement(p, fit.lo, fit.hi, cfg.flat_tol));
             Some(FitRow {
@@ -91,6 +99,7 @@ pub fn fit_all(cfg: &SweepConfig, grouped: &Grouped) -> Vec<FitRow> {
                 step: *step,
                 verdict: verdict(&fit, cfg.flat_tol),
                 fit,
+                regime,
                 predicted,
                 agreement,
             })
@@ -128,14 +137,15 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
     }
     write_atomic(&out.join("results.csv"), csv.as_bytes())?;
     let mut f = String::from(
-        "series,layer,quantity,step,slope,ci_lo,ci_hi,widths,verdict,predicted,agreement\n",
+        "series,layer,quantity,step,slope,ci_lo,ci_hi,widths,verdict,regime,predicted,agreement\n",
     );
     for r in fits {
         let p = r.predicted.map(|v| v.to_string()).unwrap_or_default();
         let a = r.agreement.unwrap_or_default();
+        let g = r.regime.map(Regime::name).unwrap_or_default();
         let _ = writeln!(
             f,
-            "{},{},{},{},{:.4},{:.4},{:.4},{},{},{p},{a}",
+            "{},{},{},{},{:.4},{:.4},{:.4},{},{},{g},{p},{a}",
             r.series,
             r.layer,
             r.quantity,
@@ -151,7 +161,8 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
 }
 
 /// The terminal summary: for each series, the slope of `quantity` at `layer` for a few steps, with its interval and
-/// verdict, plus the final loss at the smallest and largest width.
+/// verdict, the final loss at the smallest and largest width, and the theory's first-step (t = 1) and balanced (last
+/// recorded step) predictions with their agreement.
 pub fn summary(
     cfg: &SweepConfig,
     grouped: &Grouped,
@@ -178,8 +189,9 @@ pub fn summary(
     }
     let _ = writeln!(
         s,
-        " {:>22}  {}",
-        "final loss n_min→n_max", "theory at t = 1"
+        " {:>22}  theory: t = 1 | balanced (t = {})",
+        "final loss n_min→n_max",
+        cfg.last_recorded_step()
     );
     let series: Vec<String> = {
         let mut v: Vec<String> = fits.iter().map(|r| r.series.clone()).collect();
@@ -208,15 +220,26 @@ pub fn summary(
         let l = loss
             .map(|v| format!("{:.3}→{:.3}", mean(&v[0]), mean(&v[v.len() - 1])))
             .unwrap_or_else(|| "diverged".into());
-        let pred = fits
-            .iter()
-            .find(|r| r.series == name && r.layer == layer && r.quantity == quantity && r.step == 1)
-            .and_then(|r| {
-                r.predicted
-                    .map(|p| format!("{p:+.2} ({})", r.agreement.unwrap_or("")))
-            })
-            .unwrap_or_else(|| "—".into());
-        let _ = writeln!(s, " {l:>22}  {pred}");
+        let pred = |regime: Regime| {
+            fits.iter()
+                .find(|r| {
+                    r.series == name
+                        && r.layer == layer
+                        && r.quantity == quantity
+                        && r.regime == Some(regime)
+                })
+                .and_then(|r| {
+                    r.predicted
+                        .map(|p| format!("{p:+.2} ({})", r.agreement.unwrap_or("")))
+                })
+                .unwrap_or_else(|| "—".into())
+        };
+        let _ = writeln!(
+            s,
+            " {l:>22}  {} | {}",
+            pred(Regime::FirstStep),
+            pred(Regime::Balanced)
+        );
     }
     s
 }

@@ -373,7 +373,7 @@ impl SweepConfig {
         cells
     }
 
-    /// The theory's view of a cell (adapter, rule, rate groups, readout).
+    /// The theory's view of a cell (adapter, rule, rate groups, readout; the MLP's hidden layer is square).
     pub fn setting(&self, cell: &Cell) -> crate::theory::Setting {
         let mut adapter = self.adapter.clone();
         adapter.method = cell.arm.method;
@@ -385,7 +385,13 @@ impl SweepConfig {
             rule: self.optimizer.rule,
             groups,
             readout: self.mlp.readout,
+            shape: crate::theory::Shape::Square,
         }
+    }
+
+    /// The last step the probes record (where balanced-regime predictions are compared).
+    pub fn last_recorded_step(&self) -> u64 {
+        self.probe_steps.iter().copied().max().unwrap_or(self.steps)
     }
 
     /// The square hidden layer the theory's predictions apply to (MLP studies adapting a `hidden.K` map).

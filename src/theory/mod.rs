@@ -1,31 +1,80 @@
-//! Predicted width exponents, derived by formula from a study's configuration (THEORY §5). Nothing here is a lookup
-//! of P1–P18: each exponent is the maximum over the terms of the per-step decomposition, every term's exponent
-//! computed from the scaling knobs. The engine covers the **first step** (t = 1) and the initial state (t = 0) of a
-//! square hidden layer; the balanced regime and the infinite-width limit are not implemented yet (issue 5).
+//! Predicted width exponents, derived by power counting from a study's configuration (THEORY §5). Nothing here is a
+//! lookup of P1–P18: every exponent is the maximum over the terms of a decomposition ([`dominant`]), each term's
+//! exponent computed from the scaling knobs. The engine covers one adapted layer of any [`Shape`] family — LoRA with
+//! $B_0 = 0$ and SingLoRA, under Adam-like (sign at step 1) and SGD updates — in three [`Regime`]s: the initial state
+//! (t = 0), the first step (t = 1) and the balanced regime (t ≫ 1 but O(1), after alignment). Each prediction carries
+//! the conditions it needs; the stable rate exponent c* is the root of the engine's own balanced output exponent. The
+//! infinite-width limits that close on a finite state are in [`limit`].
 //!
-//! Knobs: width n; init std of the random factor $n^{-\beta}$ (width-aware and PEFT kaiming: β = 1/2; kaiming-r and
-//! PEFT gaussian: β = 0; `gaussian(std, beta)`: β); multiplier $s\,n^{-\gamma}$; learning rates $\eta\,n^{-c}$ per role;
-//! upstream gradient coordinates $n^{-\rho}$ (ρ = 1 for a μP readout, 1/2 for a standard one); the adapted layer's
-//! input has Θ(1) coordinates. Derivations (sign-Adam at step 1 is exact with bias correction):
+//! ## Knobs
+//! Width n; $d_{in} \sim n^{a_{in}}$, $d_{out} \sim n^{a_{out}}$, $m = \max(d_{in}, d_{out}) \sim n^{\mu}$ ([`Shape`]).
+//! Init std of the random factor $n^{-b}$: $b = \mu/2$ for width-aware ($1/\sqrt m$), $b = \beta\mu$ for
+//! `gaussian(std, beta)` (the knob width is Θ(m); a fixed `adapter.width` makes it Θ(1)), $b = a_{in}/2$ for LoRA's
+//! PEFT kaiming ($1/\sqrt{d_{in}}$), b = 0 for kaiming-r and PEFT gaussian. Multiplier $s \sim n^{-\gamma}$ (γ times
+//! the knob's exponent μ = 1). Rates $\eta\,n^{-c}$ per role (c for SingLoRA's A; $c_A$, $c_B$ for LoRA). The layer's
+//! input h has Θ(1) coordinates, the upstream gradient g has coordinates $n^{-\rho}$ (ρ = 1 μP readout, 1/2 standard).
 //!
-//! SingLoRA, $\Delta z_1 = s n^{-\gamma}(T_1 + T_2 + T_3)$:
-//! - Adam: $\Delta A$ coords $n^{-c}$, aligned with $g$ and $h$; $A^\top h \sim n^{1/2-\beta}$, so
-//!   $T_1 \sim n^{1/2-\beta-c}$, $T_2 = A(\Delta A^\top h) \sim n^{-\beta} n^{1-c}$, $T_3 \sim n^{1-2c}$.
-//! - SGD: $\nabla_A = s[g(A^\top h)^\top + h(A^\top g)^\top]$, so $T_1 \sim n^{1-2\beta-c-\rho}$,
-//!   $T_2 \sim n^{3/2-2\beta-\rho-c}$, $T_3 \sim n^{2-2\beta-2\rho-2c}$.
+//! **Power counting.** A sum of terms $\Theta(n^{e_i})$ is $\Theta(n^{\max_i e_i})$ (no cancellation at leading order).
+//! A sum of $n^a$ terms of size Θ(1) is $n^a$ when they are aligned (coherent) and $n^{a/2}$ when random.
 //!
-//! LoRA with $B_0 = 0$: at step 1 only B moves ($\nabla_A = B^\top G_W = 0$), so $\Delta z_1 = \delta^2 = \Delta B\,(Ah)$
-//! with $Ah \sim n^{1/2-\beta}$: Adam $n^{-c_B}\,n^{1/2-\beta}$; SGD $\Delta B = \eta\,g(Ah)^\top$ gives
-//! $n^{-c_B-\rho}\,n^{1-2\beta}$.
+//! ## SingLoRA, $\Delta W = s\,A_{out}A_{in}^\top$
+//! Blocks: bottleneck $p_0 = A_{0,in}^\top h \sim n^{a_{in}/2-b}$, $q_0 = A_{0,out}^\top g \sim n^{a_{out}/2-b-\rho}$;
+//! $\nabla_A = s\,[\,g\,p^\top$ on the $d_{out}$ output rows $+\ h\,q^\top$ on the $d_{in}$ input rows$\,]$.
+//! - Adam (sign, exact at step 1 with bias correction): $\Delta A$ coordinates $u_{out} = u_{in} = -c$. On the rows of
+//!   $A_{in}$ the sign correlates with h at Θ(1): fully on input-only rows, and on shared rows because the two roles'
+//!   terms are comparable (square, tall) or the input role dominates (fixed_in).
+//! - SGD: $u_{out} = -c-\gamma-\rho+p_0$, $u_{in} = -c-\gamma+q_0$ (on shared rows the other role adds at most the same
+//!   order, or incoherently).
 //!
-//! Initial state: SingLoRA's own output $s A_0A_0^\top h$ has off-diagonal coordinates $n^{-2\beta}\sqrt{rn}$ and a
-//! diagonal part $n^{-2\beta}$, so `update_out_rms` at t = 0 $\sim n^{\max(1/2-2\beta, -2\beta)-\gamma}$; the bottleneck
-//! $A^\top h$ (SingLoRA) or $Ah$ (LoRA) $\sim n^{1/2-\beta}$.
+//! Then $\Delta A_{in}^\top h \sim n^{v_{in}}$, $v_{in} = u_{in}+a_{in}$ (coherent over $d_{in}$ rows), and
+//! $\Delta A_{out}^\top g \sim n^{w_{out}}$, $w_{out} = u_{out}+a_{out}-\rho$. First step, $\Delta z_1 = s(T_1+T_2+T_3)$:
+//! $$T_1 = \Delta A_{out}\,p_0:\ -\gamma+u_{out}+p_0,\qquad T_2 = A_{0,out}(\Delta A_{in}^\top h):\ -\gamma-b+v_{in},\qquad
+//!   T_3 = \Delta A_{out}(\Delta A_{in}^\top h):\ -\gamma+u_{out}+v_{in}.$$
+//! Square, width-aware, Adam: $-c,\ 1/2-c,\ 1-2c$ (all $-\gamma$); SGD: $-c-\rho$, $1/2-c-\rho$, $1-2c-2\rho$ with
+//! $-2\gamma, -2\gamma, -3\gamma$ (the gradient carries s too).
 //!
-//! Stable rates (THEORY §5.2 canonical rescaling): Adam $c^* = (1-\gamma)/2$ for SingLoRA at β = 1/2; SGD
-//! $c^* = 1-\rho-\gamma$.
+//! **Balanced, Adam.** After t = O(1) steps $A = A_0 + D$, D's coordinates $n^{-c}$ aligned with h (input rows) and
+//! g (output rows): the bottleneck is $p_t \sim n^{\max(p_0,\,v_{in})}$ and $A_{out}^\top g \sim n^{\max(q_0,\,w_{out})}$.
+//! The per-step and the cumulative Δz are sums of the same three products ($D_{out}p_0$, $A_{0,out}D_{in}^\top h$,
+//! $D_{out}D_{in}^\top h$), so they keep the first-step exponent, while the per-step $T_1$ ($T_2$) now sees the aligned
+//! bottleneck ($A_{out}$). $\lVert A\rVert_F \sim n^{\max(\mu/2-b,\ \mu/2-c)}$; $\lVert\nabla_A\rVert_F$: output rows
+//! $a_{out}/2-\gamma-\rho+p_t$, input rows $a_{in}/2-\gamma+q_t$; $\lVert\Delta W\rVert_{op}$:
+//! $-\gamma+(a_{in}+a_{out})/2+\max(-2b,\,-b-c,\,-2c)$, so $\lVert\Delta W\rVert_{op}/\sqrt{d_{out}/d_{in}} \sim
+//! n^{a_{in}-2c-\gamma}$ once D dominates (P17).
+//!
+//! **Balanced, SGD** (THEORY §5.5). The aligned coordinates grow at $\kappa = \eta\,s\lVert g\rVert\lVert h\rVert \sim
+//! n^{e_\kappa}$, $e_\kappa = -c-\gamma+(a_{in}+a_{out})/2-\rho$. Every factor-level quantity changes by a relative
+//! $O(\kappa t)$ (e.g. $v_{in}-p_0 = w_{out}-q_0 = e_\kappa$), so for $e_\kappa \le 0$ at fixed t they keep their
+//! initial exponents and the per-step changes their first-step ones; $e_\kappa > 0$ explodes; at $e_\kappa = 0$ the
+//! useful output $s\,p\,q$ starts at $n^{e_u}$, $e_u = -\gamma-2b+(a_{in}-a_{out})/2$ ($p_0, q_0 \sim n^{-b}$ along
+//! the unit directions of h and g) and grows like $e^{2\kappa t}$: Θ(1) after $t^* \approx a - e_u\ln n/(2\kappa)$.
+//!
+//! ## LoRA, $\Delta W = s\,BA$, $B_0 = 0$
+//! $Z_0 = A_0h \sim n^{a_{in}/2-b}$; $\nabla_B = s\,gZ^\top$, $\nabla_A = s\,B^\top g\,h^\top = 0$ at step 1. $\Delta B$
+//! coordinates: Adam $u_B = -c_B$, SGD $u_B = -c_B-\gamma-\rho+Z_0$. First step: only $\delta^2 = \Delta B\,Z_0$,
+//! $-\gamma+u_B+Z_0$. Balanced (Adam): B aligned with g, $B^\top g \sim n^{u_B+a_{out}-\rho}$; $\Delta A$ coordinates
+//! $u_A = -c_A$ along h, $\Delta Z \sim n^{u_A+a_{in}}$, $Z_t \sim n^{\max(Z_0,\,u_A+a_{in})}$; $\delta^2 = \Delta B\,Z_t$,
+//! $\delta^1 \sim \delta^3 \sim n^{-\gamma+u_B+u_A+a_{in}}$; $\lVert B\rVert_F$: $a_{out}/2+u_B$; $\lVert\nabla_A\rVert_F$:
+//! $-\gamma+u_B+a_{out}-\rho+a_{in}/2$; $\lVert\nabla_B\rVert_F$: $-\gamma-\rho+Z_t+a_{out}/2$ (THEORY §5.2's table).
+//! SGD: $\kappa_A$, $\kappa_B$ as above with $c_A$, $c_B$; the aligned pair grows at $\sqrt{\kappa_A\kappa_B}$.
+//!
+//! ## Initial state
+//! SingLoRA's own output $s\,A_{0,out}A_{0,in}^\top h$: off-diagonal coordinates $-\gamma-b+p_0$, and on the
+//! $\min(d_{in}, d_{out})$ shared rows a diagonal part $(A_0A_0^\top)_{ii}h_i \sim n^{-2b}$ (its rms diluted by
+//! $\sqrt{\min(d_{in},d_{out})/d_{out}}$); $\lVert\Delta W\rVert_{op} \sim n^{-\gamma+(a_{in}+a_{out})/2-2b}$;
+//! $\lVert\nabla_A\rVert_F \sim n^{(a_{in}+a_{out})/2-b-\rho-\gamma}$ (both roles).
+//!
+//! ## Stable rate
+//! c* is the largest shared rate exponent at which the balanced output change does not vanish (S and NV): under Adam
+//! the root of the balanced Δz exponent, a maximum of lines in c, hence the largest of the lines' roots (square
+//! $c^* = (1-\gamma)/2$; in general $(a_{in}-\gamma)/2$, i.e. $\eta^* \propto d_{in}^{-1/2}$); under SGD the root of
+//! $e_\kappa$, $c^* = (a_{in}+a_{out})/2-\rho-\gamma$, i.e. $\eta^* \propto (d_{out}d_{in})^{-1/2}/n^{-\rho}$. There is
+//! none when the initial output already explodes.
 
 pub mod limit;
+mod shape;
+
+pub use shape::Shape;
 
 use serde::Serialize;
 
@@ -33,6 +82,9 @@ use crate::adapters::Role;
 use crate::adapters::{AdapterConfig, Init, Method};
 use crate::models::Readout;
 use crate::optim::{Groups, Rule};
+
+/// Exponents closer than this are equal (they are sums of dyadic rationals, so exact in practice).
+const EPS: f64 = 1e-9;
 
 /// What the theory needs to know about a run.
 #[derive(Clone, Debug)]
@@ -45,19 +97,231 @@ pub struct Setting {
     pub groups: Groups,
     /// Readout scale, which sets ρ.
     pub readout: Readout,
+    /// The adapted layer's shape family (square for the MLP's hidden layer).
+    pub shape: Shape,
 }
 
-/// A predicted exponent with the terms it is the maximum of.
+/// When a prediction holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Regime {
+    /// t = 0, at initialisation.
+    Init,
+    /// t = 1, after one update.
+    FirstStep,
+    /// t ≫ 1 but O(1), after alignment.
+    Balanced,
+}
+
+impl Regime {
+    /// The name used in tables (`init`, `first_step`, `balanced`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Regime::Init => "init",
+            Regime::FirstStep => "first_step",
+            Regime::Balanced => "balanced",
+        }
+    }
+
+    /// The step a prediction of this regime is stated at: 0, 1, or `u64::MAX` for the balanced regime (no fixed step;
+    /// a sweep compares it at its last recorded step).
+    pub fn step(self) -> u64 {
+        match self {
+            Regime::Init => 0,
+            Regime::FirstStep => 1,
+            Regime::Balanced => u64::MAX,
+        }
+    }
+
+    /// The regime a sweep compares a fit at `step` with, when `last` is its last recorded step: Init at 0, FirstStep
+    /// at 1, Balanced at `last` (when it is later than 1).
+    pub fn compared_at(step: u64, last: u64) -> Option<Regime> {
+        match step {
+            0 => Some(Regime::Init),
+            1 => Some(Regime::FirstStep),
+            t if t == last => Some(Regime::Balanced),
+            _ => None,
+        }
+    }
+}
+
+/// A predicted exponent with the terms it is the maximum of and the conditions it needs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Prediction {
-    /// Quantity (probe name).
+    /// Quantity: a probe name (`dz_rms`, `grad_fro.singlora_A.weight`, …), or `kappa` (SGD's balanced growth rate).
     pub quantity: &'static str,
-    /// Step.
+    /// The regime.
+    pub regime: Regime,
+    /// The regime's step ([`Regime::step`]): 0, 1, or `u64::MAX` for the balanced regime.
     pub step: u64,
     /// The exponent.
     pub exponent: f64,
-    /// How it arises, e.g. `max(T1 -1.00, T2 -0.50, T3 -1.00)`.
+    /// How it arises, e.g. `max(T1 -0.50, T2 +0.00, T3 +0.00)`.
     pub derivation: String,
+    /// What it needs, e.g. `sign-Adam exact at step 1 with bias correction; ε ≪ gradient coords`.
+    pub conditions: String,
+}
+
+/// A named term of a decomposition and its exponent of n.
+pub type Term = (&'static str, f64);
+
+/// Power counting: the exponent of a sum of terms $\Theta(n^{e_i})$ is $\max_i e_i$. Returns it with its derivation
+/// (`max(T1 -0.50, T2 +0.00)`, or `A₀ᵀh +0.00` for a single term).
+pub fn dominant(terms: &[Term]) -> (f64, String) {
+    let e = terms.iter().map(|t| t.1).fold(f64::NEG_INFINITY, f64::max) + 0.0;
+    let parts: Vec<String> = terms
+        .iter()
+        .map(|(n, x)| format!("{n} {:+.2}", x + 0.0))
+        .collect();
+    let derivation = match parts.as_slice() {
+        [one] => one.clone(),
+        _ => format!("max({})", parts.join(", ")),
+    };
+    (e, derivation)
+}
+
+/// The exponents the power counting works with (see the module doc).
+#[derive(Clone, Copy, Debug)]
+struct Knobs {
+    adam: bool,
+    a_in: f64,
+    a_out: f64,
+    mu: f64,
+    b: f64,
+    gamma: f64,
+    rho: f64,
+    /// SingLoRA's c.
+    c: f64,
+    c_a: f64,
+    c_b: f64,
+}
+
+impl Knobs {
+    /// The same knobs with one shared rate exponent c for every role.
+    fn shared(mut self, c: f64) -> Self {
+        (self.c, self.c_a, self.c_b) = (c, c, c);
+        self
+    }
+
+    /// $e_\kappa$ of a role's rate exponent: $\kappa = \eta s\lVert g\rVert\lVert h\rVert$.
+    fn kappa(&self, c: f64) -> f64 {
+        -c - self.gamma + (self.a_in + self.a_out) / 2.0 - self.rho
+    }
+}
+
+/// SingLoRA's blocks and terms (module doc).
+struct Sing {
+    p0: f64,
+    q0: f64,
+    u_out: f64,
+    v_in: f64,
+    w_out: f64,
+    t1: Term,
+    t2: Term,
+    t3: Term,
+}
+
+fn singlora(k: &Knobs) -> Sing {
+    let g = k.gamma;
+    let p0 = k.a_in / 2.0 - k.b;
+    let q0 = k.a_out / 2.0 - k.b - k.rho;
+    let (u_out, u_in) = if k.adam {
+        (-k.c, -k.c)
+    } else {
+        (-k.c - g - k.rho + p0, -k.c - g + q0)
+    };
+    let v_in = u_in + k.a_in;
+    let w_out = u_out + k.a_out - k.rho;
+    Sing {
+        p0,
+        q0,
+        u_out,
+        v_in,
+        w_out,
+        t1: ("T1", -g + u_out + p0),
+        t2: ("T2", -g - k.b + v_in),
+        t3: ("T3", -g + u_out + v_in),
+    }
+}
+
+/// LoRA's blocks (module doc).
+struct Lora {
+    z0: f64,
+    u_b: f64,
+    u_a: f64,
+    d2: Term,
+    aligned: Term,
+}
+
+fn lora(k: &Knobs) -> Lora {
+    let g = k.gamma;
+    let z0 = k.a_in / 2.0 - k.b;
+    let u_b = if k.adam {
+        -k.c_b
+    } else {
+        -k.c_b - g - k.rho + z0
+    };
+    let u_a = -k.c_a;
+    Lora {
+        z0,
+        u_b,
+        u_a,
+        d2: ("ΔB·(A₀h)", -g + u_b + z0),
+        aligned: ("B·(ΔA·h)", -g + u_b + u_a + k.a_in),
+    }
+}
+
+const INIT: &str =
+    "t = 0: random A₀, input coords Θ(1), upstream gradient coords n^(−ρ); no ramp (u = 1)";
+const FIRST_ADAM: &str = "sign-Adam exact at step 1 with bias correction; ε ≪ gradient coords; ΔA_inᵀh is \
+     coherent only for d_in ≫ π·N (batch N): slope bias ≈ −0.05 at N = 8, −0.15 at N = 32 over n = 64…1024";
+const FIRST_ADAM_LORA: &str =
+    "sign-Adam exact at step 1 with bias correction; ε ≪ gradient coords; B₀ = 0, so only B moves";
+const FIRST_SGD: &str =
+    "one SGD step (momentum does not change step 1); leading order of each product";
+const FIXED_T_SGD: &str =
+    "SGD at fixed t = O(1) with κ ≲ Θ(1) (see kappa): factors change by a relative O(κt), \
+     so they keep their initial exponents and per-step changes their step-1 ones";
+const BALANCED_ADAM: &str = "Adam-like, t ≫ 1 but O(1), after alignment: per-step updates n^(−c) along h (input \
+     side) and g (output side), residual Θ(1), ε ≪ gradient coords; coherent sums need d_in ≫ π·N (batch N; measured \
+     slope bias ≈ −0.15 at N = 32, ≈ 0 at N = 8); the aligned parts carry η₀·t and overtake the initial ones only once \
+     η₀·t·n^(gap) ≫ 1 (slow approach, P4)";
+
+/// Collects predictions.
+struct Sink(Vec<Prediction>);
+
+impl Sink {
+    fn add(&mut self, regime: Regime, quantity: &'static str, terms: &[Term], conditions: &str) {
+        let (exponent, derivation) = dominant(terms);
+        self.0.push(Prediction {
+            quantity,
+            regime,
+            step: regime.step(),
+            exponent,
+            derivation,
+            conditions: conditions.to_string(),
+        });
+    }
+}
+
+/// SGD's balanced verdict from the growth-rate exponent and the initial useful output's exponent $e_u$.
+fn sgd_verdict(e_kappa: f64, e_u: f64) -> String {
+    if e_kappa > EPS {
+        format!(
+            "κ ~ n^{e_kappa:+.2} → ∞: explodes (the aligned part grows ≈ (1 + κ) per step; P10); no exponent at fixed t"
+        )
+    } else if e_kappa < -EPS {
+        format!(
+            "κ ~ n^{e_kappa:+.2} → 0: vanishes (factors change by a relative O(κt); the useful output stays at \
+             n^{e_u:+.2})"
+        )
+    } else {
+        format!(
+            "requires κ = Θ(1): Θ(1) useful output only after a Θ(ln n) escape delay under SGD, t* ≈ a + {:.2}·ln n/(2κ) \
+             from n^{e_u:+.2}",
+            -e_u
+        )
+    }
 }
 
 impl Setting {
@@ -69,7 +333,7 @@ impl Setting {
         }
     }
 
-    /// β of the random factor, if the init has a power-law std.
+    /// β of the random factor for a square layer, if the init has a power-law std.
     pub fn beta(&self) -> Option<f64> {
         match self.adapter.effective_init() {
             Init::WidthAware | Init::KaimingUniform => Some(0.5),
@@ -79,116 +343,379 @@ impl Setting {
         }
     }
 
-    fn gamma(&self) -> f64 {
-        self.adapter.multiplier_exponent
+    /// b: the random factor's init std is $n^{-b}$ in this shape family (module doc), if it has a power-law std.
+    pub fn init_exponent(&self) -> Option<f64> {
+        let (a_in, mu) = (self.shape.a_in(), self.shape.mu());
+        Some(match self.adapter.effective_init() {
+            Init::WidthAware => mu / 2.0,
+            Init::KaimingUniform => a_in / 2.0,
+            Init::KaimingR | Init::PeftGaussian => 0.0,
+            Init::Gaussian { beta, .. } => beta * self.knob_exponent(),
+            Init::Zeros => return None,
+        })
+    }
+
+    /// The exponent of the knob width (the n of $n^{-\beta}$ and $n^{-\gamma}$): μ, or 0 for a fixed `adapter.width`.
+    fn knob_exponent(&self) -> f64 {
+        if self.adapter.width.is_some() {
+            0.0
+        } else {
+            self.shape.mu()
+        }
     }
 
     fn c(&self, role: Role) -> f64 {
         self.groups.exponent(role)
     }
 
-    /// Whether the rule is Adam-like (normalised: Adam, AdamW, sign-SGD) rather than SGD. Momentum does not change
-    /// the first step; the balanced regime is not covered yet.
+    /// Whether the rule is Adam-like (normalised: Adam, AdamW, sign-SGD) rather than SGD. Momentum changes neither the
+    /// first step nor the balanced exponents.
     fn adam_like(&self) -> bool {
         !matches!(self.rule, Rule::Sgd { .. })
     }
 
-    /// Every prediction the engine can make for this setting.
-    pub fn predictions(&self) -> Vec<Prediction> {
-        let mut out = Vec::new();
-        let Some(beta) = self.beta() else {
-            return out;
-        };
-        let adam = self.adam_like();
-        let (g, rho) = (self.gamma(), self.rho());
-        let fmt = |terms: &[(&str, f64)]| {
-            let parts: Vec<String> = terms.iter().map(|(n, e)| format!("{n} {e:+.2}")).collect();
-            format!("max({})", parts.join(", "))
-        };
-        let max =
-            |terms: &[(&str, f64)]| terms.iter().map(|t| t.1).fold(f64::NEG_INFINITY, f64::max);
+    /// Whether the engine covers the adapter: SingLoRA, or LoRA with $B_0 = 0$.
+    fn covered(&self) -> bool {
         match self.adapter.method {
-            Method::Singlora => {
-                let c = self.c(Role::SingleA);
-                let terms: Vec<(&str, f64)> = if adam {
-                    vec![
-                        ("T1", 0.5 - beta - c - g),
-                        ("T2", 1.0 - c - beta - g),
-                        ("T3", 1.0 - 2.0 * c - g),
-                    ]
-                } else {
-                    vec![
-                        ("T1", 1.0 - 2.0 * beta - c - rho - g),
-                        ("T2", 1.5 - 2.0 * beta - rho - c - g),
-                        ("T3", 2.0 - 2.0 * beta - 2.0 * rho - 2.0 * c - g),
-                    ]
-                };
-                out.push(Prediction {
-                    quantity: "dz_rms",
-                    step: 1,
-                    exponent: max(&terms),
-                    derivation: fmt(&terms),
-                });
-                let init = [
-                    ("off-diagonal", 0.5 - 2.0 * beta - g),
-                    ("diagonal", -2.0 * beta - g),
-                ];
-                out.push(Prediction {
-                    quantity: "update_out_rms",
-                    step: 0,
-                    exponent: max(&init),
-                    derivation: fmt(&init),
-                });
-                out.push(Prediction {
-                    quantity: "bottleneck_rms",
-                    step: 0,
-                    exponent: 0.5 - beta,
-                    derivation: format!("Aᵀh: {:+.2}", 0.5 - beta),
-                });
-            }
-            Method::Lora if self.adapter.init_b == Init::Zeros => {
-                let cb = self.c(Role::LoraB);
-                let e = if adam {
-                    -cb + 0.5 - beta - g
-                } else {
-                    -cb - rho + 1.0 - 2.0 * beta - g
-                };
-                out.push(Prediction {
-                    quantity: "dz_rms",
-                    step: 1,
-                    exponent: e,
-                    derivation: format!("δ² = ΔB·(Ah) only (B₀ = 0): {e:+.2}"),
-                });
-                out.push(Prediction {
-                    quantity: "bottleneck_rms",
-                    step: 0,
-                    exponent: 0.5 - beta,
-                    derivation: format!("Ah: {:+.2}", 0.5 - beta),
-                });
-            }
-            _ => {}
+            Method::Singlora => true,
+            Method::Lora => self.adapter.init_b == Init::Zeros,
+            _ => false,
         }
-        out
     }
 
-    /// The stable learning-rate exponent c* of the single shared rate, where the engine knows it.
-    pub fn stable_lr_exponent(&self) -> Option<(f64, &'static str)> {
-        let adam = self.adam_like();
-        let g = self.gamma();
-        match (self.adapter.method, adam) {
-            (Method::Singlora, true) if self.beta() == Some(0.5) => {
-                Some(((1.0 - g) / 2.0, "Adam: c* = (1 − γ)/2"))
-            }
-            (Method::Singlora | Method::Lora, false) => Some((
-                1.0 - self.rho() - g,
-                "SGD: c* = 1 − ρ − γ (with a Θ(ln n) escape delay)",
-            )),
-            (Method::Lora, true) => Some((
-                (1.0 - g) / 2.0,
-                "Adam, shared rate: c* = (1 − γ)/2 at the layer output (S, NV; not S+)",
-            )),
-            _ => None,
+    fn knobs(&self) -> Option<Knobs> {
+        let b = self.init_exponent()?;
+        self.covered().then(|| Knobs {
+            adam: self.adam_like(),
+            a_in: self.shape.a_in(),
+            a_out: self.shape.a_out(),
+            mu: self.shape.mu(),
+            b,
+            gamma: self.adapter.multiplier_exponent * self.knob_exponent(),
+            rho: self.rho(),
+            c: self.c(Role::SingleA),
+            c_a: self.c(Role::LoraA),
+            c_b: self.c(Role::LoraB),
+        })
+    }
+
+    /// SingLoRA's initial output terms (none for LoRA, whose $B_0 = 0$).
+    fn init_output(&self, k: &Knobs) -> Vec<Term> {
+        if self.adapter.method != Method::Singlora {
+            return Vec::new();
         }
+        let s = singlora(k);
+        let shared = k.a_in.min(k.a_out);
+        vec![
+            ("off-diagonal", -k.gamma - k.b + s.p0),
+            ("diagonal", -k.gamma - 2.0 * k.b + (shared - k.a_out) / 2.0),
+        ]
+    }
+
+    /// The balanced output change's terms (Adam) or the growth rate (SGD): what c* is the root of.
+    fn output_lines(&self, k: &Knobs) -> Vec<Term> {
+        match (self.adapter.method, k.adam) {
+            (Method::Singlora, true) => {
+                let s = singlora(k);
+                vec![s.t1, s.t2, s.t3]
+            }
+            (Method::Singlora, false) => vec![("κ", k.kappa(k.c))],
+            (_, true) => {
+                let l = lora(k);
+                vec![l.d2, l.aligned]
+            }
+            (_, false) => vec![("√(κ_A·κ_B)", (k.kappa(k.c_a) + k.kappa(k.c_b)) / 2.0)],
+        }
+    }
+
+    /// Every prediction the engine can make for this setting.
+    pub fn predictions(&self) -> Vec<Prediction> {
+        let Some(k) = self.knobs() else {
+            return Vec::new();
+        };
+        let mut out = Sink(Vec::new());
+        let init = self.init_output(&k);
+        match self.adapter.method {
+            Method::Singlora => self.singlora_predictions(&k, &init, &mut out),
+            _ => self.lora_predictions(&k, &mut out),
+        }
+        out.0
+    }
+
+    fn singlora_predictions(&self, k: &Knobs, init: &[Term], out: &mut Sink) {
+        use Regime::*;
+        let s = singlora(k);
+        let (g, b) = (k.gamma, k.b);
+        let dw = -g + (k.a_in + k.a_out) / 2.0;
+        let init_grad = [
+            ("g·(A₀ᵀh)ᵀ", k.a_out / 2.0 - g - k.rho + s.p0),
+            ("h·(A₀ᵀg)ᵀ", k.a_in / 2.0 - g + s.q0),
+        ];
+        let init_norm = [("A₀", k.mu / 2.0 - b)];
+        let init_dw = [("A₀A₀ᵀ", dw - 2.0 * b)];
+        out.add(Init, "update_out_rms", init, INIT);
+        out.add(Init, "bottleneck_rms", &[("Aᵀh", s.p0)], INIT);
+        out.add(Init, "param_fro.singlora_A.weight", &init_norm, INIT);
+        out.add(Init, "grad_fro.singlora_A.weight", &init_grad, INIT);
+        out.add(Init, "dw_op", &init_dw, INIT);
+        out.add(Init, "dw_fro", &init_dw, INIT);
+
+        // The adapter's own output at t = 1 is the initial output plus an O(η₀) change: not a first-step statement,
+        // so it is predicted at t = 0 and in the balanced regime only.
+        let base = if k.adam { FIRST_ADAM } else { FIRST_SGD };
+        let first_order = s.t1.1.max(s.t2.1);
+        let gap = s.t3.1 - first_order;
+        let first = if gap > EPS {
+            format!(
+                "{base}; T3 is second order in η₀ and leads max(T1, T2) = {first_order:+.2} only by n^{gap:.2}: \
+                 measured slopes follow max(T1, T2) until η₀·n^{gap:.2} ≫ 1"
+            )
+        } else {
+            base.to_string()
+        };
+        let steps = [s.t1, s.t2, s.t3];
+        let with_init: Vec<Term> = init.iter().copied().chain(steps).collect();
+        for q in ["dz_rms", "dz_cum_rms"] {
+            out.add(FirstStep, q, &steps, &first);
+        }
+        out.add(FirstStep, "T1_rms", &[s.t1], base);
+        out.add(FirstStep, "T2_rms", &[s.t2], base);
+        out.add(FirstStep, "T3_rms", &[s.t3], base);
+
+        if !k.adam {
+            let e_kappa = k.kappa(k.c);
+            let e_u = -g - 2.0 * b + (k.a_in - k.a_out) / 2.0;
+            let verdict = sgd_verdict(e_kappa, e_u);
+            out.add(Balanced, "kappa", &[("κ = η·s·‖g‖·‖h‖", e_kappa)], &verdict);
+            if e_kappa <= EPS {
+                for q in ["dz_rms", "dz_cum_rms"] {
+                    out.add(Balanced, q, &steps, FIXED_T_SGD);
+                }
+                out.add(Balanced, "T1_rms", &[s.t1], FIXED_T_SGD);
+                out.add(Balanced, "T2_rms", &[s.t2], FIXED_T_SGD);
+                out.add(Balanced, "T3_rms", &[s.t3], FIXED_T_SGD);
+                out.add(Balanced, "update_out_rms", &with_init, FIXED_T_SGD);
+                out.add(Balanced, "bottleneck_rms", &[("A₀ᵀh", s.p0)], FIXED_T_SGD);
+                out.add(
+                    Balanced,
+                    "param_fro.singlora_A.weight",
+                    &init_norm,
+                    FIXED_T_SGD,
+                );
+                out.add(
+                    Balanced,
+                    "grad_fro.singlora_A.weight",
+                    &init_grad,
+                    FIXED_T_SGD,
+                );
+                out.add(Balanced, "dw_op", &init_dw, FIXED_T_SGD);
+                out.add(Balanced, "dw_fro", &init_dw, FIXED_T_SGD);
+            }
+            return;
+        }
+        let u = s.u_out;
+        for q in ["dz_rms", "dz_cum_rms"] {
+            out.add(Balanced, q, &steps, BALANCED_ADAM);
+        }
+        let t1 = [("ΔA_out·(A₀ᵀh)", s.t1.1), ("ΔA_out·(Dᵀh)", -g + u + s.v_in)];
+        let t2 = [
+            ("A₀_out·(ΔA_inᵀh)", s.t2.1),
+            ("D_out·(ΔA_inᵀh)", -g + u + s.v_in),
+        ];
+        out.add(Balanced, "T1_rms", &t1, BALANCED_ADAM);
+        out.add(Balanced, "T2_rms", &t2, BALANCED_ADAM);
+        out.add(Balanced, "T3_rms", &[s.t3], BALANCED_ADAM);
+        out.add(Balanced, "update_out_rms", &with_init, BALANCED_ADAM);
+        out.add(
+            Balanced,
+            "bottleneck_rms",
+            &[("A₀ᵀh", s.p0), ("Dᵀh", s.v_in)],
+            BALANCED_ADAM,
+        );
+        out.add(
+            Balanced,
+            "param_fro.singlora_A.weight",
+            &[init_norm[0], ("D", k.mu / 2.0 + u)],
+            BALANCED_ADAM,
+        );
+        let grad = [
+            init_grad[0],
+            ("g·(Dᵀh)ᵀ", k.a_out / 2.0 - g - k.rho + s.v_in),
+            init_grad[1],
+            ("h·(Dᵀg)ᵀ", k.a_in / 2.0 - g + s.w_out),
+        ];
+        out.add(Balanced, "grad_fro.singlora_A.weight", &grad, BALANCED_ADAM);
+        let dw_terms = [init_dw[0], ("A₀Dᵀ", dw - b + u), ("DDᵀ", dw + 2.0 * u)];
+        out.add(Balanced, "dw_op", &dw_terms, BALANCED_ADAM);
+        out.add(Balanced, "dw_fro", &dw_terms, BALANCED_ADAM);
+    }
+
+    fn lora_predictions(&self, k: &Knobs, out: &mut Sink) {
+        use Regime::*;
+        let l = lora(k);
+        let g = k.gamma;
+        let norm_a = ("A₀", k.a_in / 2.0 - k.b);
+        let grad_b = ("s·g(A₀h)ᵀ", k.a_out / 2.0 - g - k.rho + l.z0);
+        out.add(Init, "bottleneck_rms", &[("Ah", l.z0)], INIT);
+        out.add(Init, "param_fro.lora_A.weight", &[norm_a], INIT);
+        out.add(Init, "grad_fro.lora_B.weight", &[grad_b], INIT);
+
+        let first = if k.adam { FIRST_ADAM_LORA } else { FIRST_SGD };
+        let d2 = [("δ² = ΔB·(Ah) only (B₀ = 0)", l.d2.1)];
+        for q in ["dz_rms", "dz_cum_rms", "delta2_rms", "update_out_rms"] {
+            out.add(FirstStep, q, &d2, first);
+        }
+        let norm_b = ("ΔB", k.a_out / 2.0 + l.u_b);
+        let grad_a = ("s·(Bᵀg)hᵀ", -g + l.u_b + k.a_out - k.rho + k.a_in / 2.0);
+        let dw = ("B·A₀", -g + k.a_out / 2.0 + l.u_b + norm_a.1);
+        out.add(FirstStep, "param_fro.lora_B.weight", &[norm_b], first);
+        out.add(FirstStep, "grad_fro.lora_A.weight", &[grad_a], first);
+        out.add(FirstStep, "dw_op", &[dw], first);
+        out.add(FirstStep, "dw_fro", &[dw], first);
+
+        if !k.adam {
+            let (e_a, e_b) = (k.kappa(k.c_a), k.kappa(k.c_b));
+            let e_kappa = (e_a + e_b) / 2.0;
+            let e_u = -g + e_b - 2.0 * k.b + (k.a_in - k.a_out) / 2.0;
+            let verdict = format!(
+                "q₀ = 0, step 1 seeds q₁ = κ_B·p₀; {}",
+                sgd_verdict(e_kappa, e_u)
+            );
+            out.add(Balanced, "kappa", &[("√(κ_A·κ_B)", e_kappa)], &verdict);
+            if e_kappa <= EPS {
+                for q in ["dz_rms", "dz_cum_rms", "update_out_rms"] {
+                    out.add(Balanced, q, &d2, FIXED_T_SGD);
+                }
+                out.add(Balanced, "bottleneck_rms", &[("A₀h", l.z0)], FIXED_T_SGD);
+                out.add(Balanced, "param_fro.lora_B.weight", &[norm_b], FIXED_T_SGD);
+            }
+            return;
+        }
+        let dz = [l.d2, l.aligned];
+        for q in ["dz_rms", "dz_cum_rms", "update_out_rms"] {
+            out.add(Balanced, q, &dz, BALANCED_ADAM);
+        }
+        let z = [("A₀h", l.z0), ("ΔA·h", l.u_a + k.a_in)];
+        out.add(
+            Balanced,
+            "delta1_rms",
+            &[("B·(ΔA·h)", l.aligned.1)],
+            BALANCED_ADAM,
+        );
+        out.add(Balanced, "delta2_rms", &dz, BALANCED_ADAM);
+        out.add(
+            Balanced,
+            "delta3_rms",
+            &[("ΔB·(ΔA·h)", l.aligned.1)],
+            BALANCED_ADAM,
+        );
+        out.add(Balanced, "bottleneck_rms", &z, BALANCED_ADAM);
+        out.add(
+            Balanced,
+            "param_fro.lora_B.weight",
+            &[("B", norm_b.1)],
+            BALANCED_ADAM,
+        );
+        out.add(
+            Balanced,
+            "param_fro.lora_A.weight",
+            &[norm_a, ("D", k.a_in / 2.0 + l.u_a)],
+            BALANCED_ADAM,
+        );
+        out.add(Balanced, "grad_fro.lora_A.weight", &[grad_a], BALANCED_ADAM);
+        let grad_b_t = [grad_b, ("s·g(ΔA·h)ᵀ", k.a_out / 2.0 - g - k.rho + z[1].1)];
+        out.add(Balanced, "grad_fro.lora_B.weight", &grad_b_t, BALANCED_ADAM);
+        let dw_t = [
+            dw,
+            ("B·D", -g + k.a_out / 2.0 + l.u_b + k.a_in / 2.0 + l.u_a),
+        ];
+        out.add(Balanced, "dw_op", &dw_t, BALANCED_ADAM);
+        out.add(Balanced, "dw_fro", &dw_t, BALANCED_ADAM);
+    }
+
+    /// The stable learning-rate exponent c* of one shared rate, with how it was found: the largest c at which the
+    /// balanced output change (Adam) or the growth rate κ (SGD) does not vanish. The exponent of each line at c is
+    /// $e(0) + c\,(e(1) - e(0))$, so its root is $e(0)/(e(0) - e(1))$ and c* is the largest root. `None` when the engine
+    /// does not cover the adapter or its initial output already explodes.
+    pub fn stable_lr_exponent(&self) -> Option<(f64, String)> {
+        let k = self.knobs()?;
+        let init = self.init_output(&k);
+        let e_init = dominant(&init).0;
+        if e_init > EPS {
+            return None;
+        }
+        let (at0, at1) = (
+            self.output_lines(&k.shared(0.0)),
+            self.output_lines(&k.shared(1.0)),
+        );
+        let (name, root) = at0
+            .iter()
+            .zip(&at1)
+            .filter(|(a, b)| b.1 < a.1 - EPS)
+            .map(|(a, b)| (a.0, a.1 / (a.1 - b.1) + 0.0))
+            .fold(
+                ("", f64::NEG_INFINITY),
+                |best, x| {
+                    if x.1 > best.1 {
+                        x
+                    } else {
+                        best
+                    }
+                },
+            );
+        if !root.is_finite() {
+            return None;
+        }
+        let what = if k.adam {
+            "Adam: largest c with a non-vanishing balanced Δz (S, NV)"
+        } else {
+            "SGD: κ = Θ(1) (with a Θ(ln n) escape delay)"
+        };
+        let init = if init.is_empty() {
+            String::new()
+        } else {
+            format!("; initial output {e_init:+.2} ≤ 0")
+        };
+        Some((root, format!("{what}: {name} = 0 at c = {root:.2}{init}")))
+    }
+
+    /// The regime verdict at the configured rates: stable (S: balanced Δz = O(1)), non-vanishing (NV: Θ(1)), and
+    /// LoRA+-strict (S+: also the bottleneck O(1)), or SGD's growth-rate verdict. `None` when not covered.
+    pub fn verdict(&self) -> Option<String> {
+        let k = self.knobs()?;
+        let (e_init, _) = dominant(&self.init_output(&k));
+        let init = if e_init > EPS {
+            format!("initial output explodes (n^{e_init:+.2}); ")
+        } else {
+            String::new()
+        };
+        if !k.adam {
+            let kappa = self
+                .predictions()
+                .into_iter()
+                .find(|p| p.quantity == "kappa")?;
+            return Some(format!("{init}{}", kappa.conditions));
+        }
+        let find = |q: &str| {
+            self.predictions()
+                .into_iter()
+                .find(|p| p.quantity == q && p.regime == Regime::Balanced)
+                .map(|p| p.exponent)
+        };
+        let (dz, bottleneck) = (find("dz_rms")?, find("bottleneck_rms")?);
+        let output = if dz > EPS {
+            format!("explodes (balanced Δz n^{dz:+.2})")
+        } else if dz < -EPS {
+            format!("stable but vanishing (balanced Δz n^{dz:+.2})")
+        } else {
+            "efficient: S and NV (balanced Δz Θ(1))".to_string()
+        };
+        let strict = if bottleneck > EPS {
+            format!("S+ fails (bottleneck n^{bottleneck:+.2})")
+        } else {
+            "S+ holds (bottleneck O(1))".to_string()
+        };
+        Some(format!("{init}{output}; {strict}"))
     }
 }
 
