@@ -196,10 +196,6 @@ impl Basis {
     }
 }
 
-fn lr_error(field: &str, value: impl std::fmt::Display, expected: &str) -> Error {
-    Error::invalid(field, value, expected)
-}
-
 impl LinearSetup {
     /// Validates a study's adapter and optimiser against the parametrisations with a closed limit, and converts the
     /// rates to limit units. Every rejection names the field, its value and what is accepted.
@@ -208,7 +204,7 @@ impl LinearSetup {
             Method::Lora => Family::Lora,
             Method::Singlora => Family::Singlora,
             other => {
-                return Err(lr_error(
+                return Err(Error::invalid(
                     "adapter.method",
                     other.name(),
                     "lora or singlora (the limit covers LoRA, LoRA+ and SingLoRA)",
@@ -221,7 +217,7 @@ impl LinearSetup {
                 weight_decay: 0.0,
             } => LimitRule::Sgd,
             Rule::SignSgd { weight_decay: 0.0 } => LimitRule::Sign,
-            _ => return Err(lr_error(
+            _ => return Err(Error::invalid(
                 "optimizer.rule",
                 optimizer.rule.name(),
                 "sgd or sign_sgd without momentum or weight decay (Adam's moments make the update a nonlinear \
@@ -229,14 +225,14 @@ impl LinearSetup {
             )),
         };
         if optimizer.schedule != Schedule::default() {
-            return Err(lr_error(
+            return Err(Error::invalid(
                 "optimizer.schedule",
                 format!("{:?}", optimizer.schedule),
                 "the constant schedule",
             ));
         }
         if adapter.multiplier_exponent != 0.0 {
-            return Err(lr_error(
+            return Err(Error::invalid(
                 "adapter.multiplier_exponent",
                 adapter.multiplier_exponent,
                 "0 (the limit keeps s fixed)",
@@ -248,7 +244,7 @@ impl LinearSetup {
             Init::KaimingUniform => 1.0 / 3.0,
             Init::Gaussian { std, beta: 0.5 } => std * std,
             other => {
-                return Err(lr_error(
+                return Err(Error::invalid(
                     "adapter.init",
                     other,
                     "an init with variance ∝ 1/n: width_aware, kaiming_uniform or gaussian(std=S,beta=0.5)",
@@ -256,7 +252,7 @@ impl LinearSetup {
             }
         };
         if family == Family::Lora && adapter.init_b != Init::Zeros {
-            return Err(lr_error("adapter.init_b", adapter.init_b, "zeros"));
+            return Err(Error::invalid("adapter.init_b", adapter.init_b, "zeros"));
         }
         let g = &optimizer.groups;
         let eta = optimizer.lr;
@@ -285,7 +281,7 @@ impl LinearSetup {
                     (Family::Singlora, LimitRule::Sgd) => "single_a = 0 (c = 1 − ρ)",
                     (Family::Singlora, LimitRule::Sign) => "single_a = 1/2 (c* = (1 − γ)/2)",
                 };
-                return Err(lr_error(
+                return Err(Error::invalid(
                     "optimizer.groups.lr_exponent",
                     format!("(c_A = {c_a}, c_B = {c_b})"),
                     &format!("{accepted}: the exponents with a non-trivial, finite limit"),
@@ -341,7 +337,7 @@ impl LinearSetup {
     /// stay in a fixed finite-dimensional span). Sign updates leave the span, so this is SGD-only.
     pub fn reduced(&self, basis: &Basis, grams: &Grams, steps: u64) -> Result<Vec<LimitPoint>> {
         if self.rule != LimitRule::Sgd {
-            return Err(lr_error(
+            return Err(Error::invalid(
                 "optimizer.rule",
                 "sign_sgd",
                 "sgd (the exact finite-width reduction exists for SGD only)",
