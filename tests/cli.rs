@@ -307,6 +307,15 @@ fn limit_from_the_command_line() {
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
+    let leftovers: Vec<String> = std::fs::read_dir(out.join("figures"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.contains(".tmp."))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "figures are renamed into place: {leftovers:?}"
+    );
     let traj = std::fs::read_to_string(out.join("trajectories.csv")).unwrap();
     assert!(
         traj.lines()

@@ -11,7 +11,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{colour, file_stem, log_range, plot_err, register_font};
+use super::{colour, file_stem, log_range, plot_err, png_and_svg, register_font};
 use crate::error::{Error, Result};
 use crate::studies::limit::{LimitConfig, LimitResults, Trajectory, EXPECTED_SLOPE};
 
@@ -21,37 +21,17 @@ pub fn draw_limit(cfg: &LimitConfig, r: &LimitResults, dir: &Path) -> Result<usi
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut n = 0;
     for arm in &cfg.arms {
-        let stem = format!("limit_{}", file_stem(&arm.name));
-        let size = (1600, 420);
-        let png = dir.join(format!("{stem}.png"));
-        trajectories(
-            cfg,
-            r,
-            &arm.name,
-            BitMapBackend::new(&png, size).into_drawing_area(),
+        n += png_and_svg!(
+            dir,
+            format!("limit_{}", file_stem(&arm.name)),
+            (1600, 420),
+            |root| { trajectories(cfg, r, &arm.name, root) }
         )?;
-        let svg = dir.join(format!("{stem}.svg"));
-        trajectories(
-            cfg,
-            r,
-            &arm.name,
-            SVGBackend::new(&svg, size).into_drawing_area(),
-        )?;
-        n += 2;
     }
-    let png = dir.join("limit_convergence.png");
-    convergence(
-        cfg,
-        r,
-        BitMapBackend::new(&png, (800, 560)).into_drawing_area(),
-    )?;
-    let svg = dir.join("limit_convergence.svg");
-    convergence(
-        cfg,
-        r,
-        SVGBackend::new(&svg, (800, 560)).into_drawing_area(),
-    )?;
-    Ok(n + 2)
+    n += png_and_svg!(dir, "limit_convergence", (800, 560), |root| convergence(
+        cfg, r, root
+    ))?;
+    Ok(n)
 }
 
 type Pick = fn(&Trajectory) -> &Vec<f64>;
@@ -61,7 +41,7 @@ fn trajectories<DB: DrawingBackend>(
     r: &LimitResults,
     arm: &str,
     root: DrawingArea<DB, Shift>,
-) -> Result<()> {
+) -> Result<bool> {
     root.fill(&WHITE).map_err(plot_err)?;
     let seed = cfg.seeds[0];
     let root = root
@@ -148,14 +128,14 @@ fn trajectories<DB: DrawingBackend>(
         }
     }
     root.present().map_err(plot_err)?;
-    Ok(())
+    Ok(true)
 }
 
 fn convergence<DB: DrawingBackend>(
     cfg: &LimitConfig,
     r: &LimitResults,
     root: DrawingArea<DB, Shift>,
-) -> Result<()> {
+) -> Result<bool> {
     root.fill(&WHITE).map_err(plot_err)?;
     let usable = |v: f64| v.is_finite() && v > 0.0;
     let xs = log_range(cfg.widths.iter().map(|&w| w as f64)).unwrap_or((1.0, 2.0));
@@ -244,5 +224,5 @@ fn convergence<DB: DrawingBackend>(
         .draw()
         .map_err(plot_err)?;
     root.present().map_err(plot_err)?;
-    Ok(())
+    Ok(true)
 }

@@ -61,6 +61,37 @@ fn series_names(grouped: &Grouped) -> Vec<String> {
     v
 }
 
+/// Draws `$draw` (an expression of `$root`, a drawing area, evaluating to `Result<bool>`: whether there was anything
+/// to draw) into `$dir/$stem.png` and `$dir/$stem.svg`. Each file is rendered under a temporary name and renamed into
+/// place, so an interrupted run never leaves a half-written figure. Evaluates to `Result<usize>`, the files written.
+macro_rules! png_and_svg {
+    ($dir:expr, $stem:expr, $size:expr, |$root:ident| $draw:expr) => {
+        (|| -> Result<usize> {
+            let (dir, stem): (&Path, &str) = (&$dir, &$stem);
+            let tmp_png = dir.join(format!("{stem}.tmp.png"));
+            let drawn = {
+                let $root = BitMapBackend::new(&tmp_png, $size).into_drawing_area();
+                $draw?
+            };
+            if !drawn {
+                let _ = std::fs::remove_file(&tmp_png);
+                return Ok(0);
+            }
+            let tmp_svg = dir.join(format!("{stem}.tmp.svg"));
+            {
+                let $root = SVGBackend::new(&tmp_svg, $size).into_drawing_area();
+                $draw?;
+            }
+            for (tmp, ext) in [(tmp_png, "png"), (tmp_svg, "svg")] {
+                let path = dir.join(format!("{stem}.{ext}"));
+                std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+            }
+            Ok(2)
+        })()
+    };
+}
+pub(crate) use png_and_svg;
+
 /// Draws every figure of a sweep into `dir` (created if missing) and returns how many files were written.
 pub fn draw_sweep(
     cfg: &SweepConfig,
@@ -73,80 +104,28 @@ pub fn draw_sweep(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut n = 0;
     for quantity in ["dz_rms", "update_out_rms", "bottleneck_rms", "dw_op"] {
-        let png = dir.join(format!("coord_{quantity}.png"));
-        let svg = dir.join(format!("coord_{quantity}.svg"));
-        if coord(
-            cfg,
-            grouped,
-            layer,
-            quantity,
-            BitMapBackend::new(&png, (1400, 420)).into_drawing_area(),
-        )? {
-            coord(
-                cfg,
-                grouped,
-                layer,
-                quantity,
-                SVGBackend::new(&svg, (1400, 420)).into_drawing_area(),
-            )?;
-            n += 2;
-        }
-        let png = dir.join(format!("slopes_{quantity}.png"));
-        let svg = dir.join(format!("slopes_{quantity}.svg"));
-        if slopes(
-            fits,
-            layer,
-            quantity,
-            BitMapBackend::new(&png, (800, 500)).into_drawing_area(),
-        )? {
-            slopes(
-                fits,
-                layer,
-                quantity,
-                SVGBackend::new(&svg, (800, 500)).into_drawing_area(),
-            )?;
-            n += 2;
-        }
+        n += png_and_svg!(dir, format!("coord_{quantity}"), (1400, 420), |root| coord(
+            cfg, grouped, layer, quantity, root
+        ))?;
+        n += png_and_svg!(
+            dir,
+            format!("slopes_{quantity}"),
+            (800, 500),
+            |root| slopes(fits, layer, quantity, root)
+        )?;
     }
     let quantities = ["dz_rms", "update_out_rms", "bottleneck_rms"];
-    let png = dir.join("steps_by_series.png");
-    let svg = dir.join("steps_by_series.svg");
     let rows = series_names(grouped).len() as u32;
-    if by_series(
-        cfg,
-        grouped,
-        layer,
-        &quantities,
-        BitMapBackend::new(&png, (1200, 260 * rows + 50)).into_drawing_area(),
-    )? {
-        by_series(
-            cfg,
-            grouped,
-            layer,
-            &quantities,
-            SVGBackend::new(&svg, (1200, 260 * rows + 50)).into_drawing_area(),
-        )?;
-        n += 2;
-    }
+    n += png_and_svg!(dir, "steps_by_series", (1200, 260 * rows + 50), |root| {
+        by_series(cfg, grouped, layer, &quantities, root)
+    })?;
     for (i, series) in series_names(grouped).iter().enumerate() {
-        let safe = file_stem(series);
-        let png = dir.join(format!("loss_{safe}.png"));
-        let svg = dir.join(format!("loss_{safe}.svg"));
-        loss(
-            cfg,
-            grouped,
-            series,
-            i,
-            BitMapBackend::new(&png, (700, 450)).into_drawing_area(),
+        n += png_and_svg!(
+            dir,
+            format!("loss_{}", file_stem(series)),
+            (700, 450),
+            |root| loss(cfg, grouped, series, i, root)
         )?;
-        loss(
-            cfg,
-            grouped,
-            series,
-            i,
-            SVGBackend::new(&svg, (700, 450)).into_drawing_area(),
-        )?;
-        n += 2;
     }
     Ok(n)
 }
@@ -496,7 +475,7 @@ fn loss<DB: DrawingBackend>(
     series: &str,
     _i: usize,
     root: DrawingArea<DB, Shift>,
-) -> Result<()> {
+) -> Result<bool> {
     let pts_for = |wi: usize| -> Vec<(f64, f64)> {
         let mut v: Vec<(f64, f64)> = grouped
             .iter()
@@ -559,5 +538,5 @@ fn loss<DB: DrawingBackend>(
         .draw()
         .map_err(plot_err)?;
     root.present().map_err(plot_err)?;
-    Ok(())
+    Ok(true)
 }
