@@ -10,7 +10,6 @@
 mod common;
 
 use common::rel_err;
-use ndarray::ArrayD;
 use singlora::adapters::{AdapterConfig, DoraNorm, Method, Ramp};
 use singlora::models::{Activation, MlpConfig, Model, Readout};
 use singlora::optim::{OptimizerConfig, Rule};
@@ -73,19 +72,9 @@ fn mlp_gradients_match_finite_differences() {
             let (_, cache) = net.forward(&x, u);
             let grads = net.backward(&cache, &g, u);
             let probe = |n: &singlora::models::Mlp<f64>| (&n.forward(&x, u).0 * &g).sum();
-            let h = 1e-5;
-            for k in 0..grads.len() {
-                let mut fd = ArrayD::zeros(grads[k].raw_dim());
-                for i in 0..fd.len() {
-                    let orig = net.params()[k].as_slice().unwrap()[i];
-                    net.params_mut()[k].as_slice_mut().unwrap()[i] = orig + h;
-                    let p = probe(&net);
-                    net.params_mut()[k].as_slice_mut().unwrap()[i] = orig - h;
-                    let m = probe(&net);
-                    net.params_mut()[k].as_slice_mut().unwrap()[i] = orig;
-                    fd.as_slice_mut().unwrap()[i] = (p - m) / (2.0 * h);
-                }
-                let e = rel_err(&grads[k], &fd);
+            let fds = common::fd_tensors(&mut net, Model::params_mut, 1e-5, probe);
+            for (k, fd) in fds.iter().enumerate() {
+                let e = rel_err(&grads[k], fd);
                 assert!(
                     e <= 1e-6,
                     "{method} {act}: {} rel err {e:e}",

@@ -17,8 +17,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{gaussian, rel_err};
-use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD, Axis};
+use common::{fd_matrix, fd_tensors, gaussian, rel_err};
+use ndarray::{Array2, Axis};
 use singlora::adapters::{AdapterConfig, DoraNorm, Method, Ramp};
 use singlora::models::transformer::{
     attention, attention_backward, layer_norm, layer_norm_backward, AttentionSpec, Block,
@@ -31,66 +31,6 @@ use singlora::models::{
 const H: f64 = 1e-5;
 const TOL: f64 = 1e-6;
 const ALL_MAPS: [&str; 8] = ["embed", "q", "k", "v", "o", "up", "down", "readout"];
-
-/// Central differences of a scalar function of a matrix, entry by entry.
-fn fd_matrix(x: &Array2<f64>, f: impl Fn(&Array2<f64>) -> f64) -> Array2<f64> {
-    let mut xp = x.clone();
-    let mut grad = Array2::zeros(x.dim());
-    for idx in ndarray::indices(x.dim()) {
-        let orig = xp[idx];
-        xp[idx] = orig + H;
-        let plus = f(&xp);
-        xp[idx] = orig - H;
-        let minus = f(&xp);
-        xp[idx] = orig;
-        grad[idx] = (plus - minus) / (2.0 * H);
-    }
-    grad
-}
-
-/// Anything with a list of trainable tensors.
-trait Params {
-    fn views(&self) -> Vec<ArrayViewD<'_, f64>>;
-    fn views_mut(&mut self) -> Vec<ArrayViewMutD<'_, f64>>;
-}
-
-impl Params for Block<f64> {
-    fn views(&self) -> Vec<ArrayViewD<'_, f64>> {
-        self.params()
-    }
-    fn views_mut(&mut self) -> Vec<ArrayViewMutD<'_, f64>> {
-        self.params_mut()
-    }
-}
-
-impl Params for Transformer<f64> {
-    fn views(&self) -> Vec<ArrayViewD<'_, f64>> {
-        Model::params(self)
-    }
-    fn views_mut(&mut self) -> Vec<ArrayViewMutD<'_, f64>> {
-        Model::params_mut(self)
-    }
-}
-
-/// Central differences of `probe` with respect to every trainable tensor of `m`.
-fn fd_params<M: Params>(m: &mut M, probe: impl Fn(&M) -> f64) -> Vec<ArrayD<f64>> {
-    let shapes: Vec<_> = m.views().iter().map(|p| p.raw_dim()).collect();
-    let mut out = Vec::with_capacity(shapes.len());
-    for (k, shape) in shapes.into_iter().enumerate() {
-        let mut grad = ArrayD::zeros(shape);
-        for i in 0..grad.len() {
-            let orig = m.views()[k].as_slice().unwrap()[i];
-            m.views_mut()[k].as_slice_mut().unwrap()[i] = orig + H;
-            let plus = probe(m);
-            m.views_mut()[k].as_slice_mut().unwrap()[i] = orig - H;
-            let minus = probe(m);
-            m.views_mut()[k].as_slice_mut().unwrap()[i] = orig;
-            grad.as_slice_mut().unwrap()[i] = (plus - minus) / (2.0 * H);
-        }
-        out.push(grad);
-    }
-    out
-}
 
 /// Two sequences of 4 tokens, vocab 5, 2 heads of size 3 (n = 6), 2 blocks, adapters on `adapt`.
 fn small_cfg(causal: bool, adapt: &[&str]) -> TransformerConfig {
@@ -141,7 +81,7 @@ fn layer_norm_matches_its_definition_and_finite_differences() {
     let g = gaussian(6, 7, 1, "ln.g");
     let ln = layer_norm(x.view());
     let analytic = layer_norm_backward(&ln, g.view());
-    let fd = fd_matrix(&x, |x| (&layer_norm(x.view()).y * &g).sum());
+    let fd = fd_matrix(&x, H, |x| (&layer_norm(x.view()).y * &g).sum());
     let e = rel_err(&analytic, &fd);
     assert!(e <= TOL, "layer norm: rel err {e:e}");
 }
@@ -187,9 +127,9 @@ fn attention_gradients_match_finite_differences_with_and_without_mask() {
                 (&attention(q.view(), k.view(), v.view(), &spec).ctx * &g).sum()
             };
             for (name, analytic, fd) in [
-                ("q", &grads.q, fd_matrix(&q, |q| probe(q, &k, &v))),
-                ("k", &grads.k, fd_matrix(&k, |k| probe(&q, k, &v))),
-                ("v", &grads.v, fd_matrix(&v, |v| probe(&q, &k, v))),
+                ("q", &grads.q, fd_matrix(&q, H, |q| probe(q, &k, &v))),
+                ("k", &grads.k, fd_matrix(&k, H, |k| probe(&q, k, &v))),
+                ("v", &grads.v, fd_matrix(&v, H, |v| probe(&q, &k, v))),
             ] {
                 let e = rel_err(analytic, &fd);
                 assert!(
@@ -225,10 +165,12 @@ fn feed_forward_sublayer_gradients_match_finite_differences() {
         let block = &mut net.blocks[0];
         let (_, cache) = block.feed_forward(h.view(), u);
         let (grads, gh) = block.feed_forward_backward(&cache, g.view(), u);
-        let fd = fd_matrix(&h, |h| (&block.feed_forward(h.view(), u).0 * &g).sum());
+        let fd = fd_matrix(&h, H, |h| (&block.feed_forward(h.view(), u).0 * &g).sum());
         let e = rel_err(&gh, &fd);
         assert!(e <= TOL, "feed-forward {method:?}: ∂h rel err {e:e}");
-        let fd = fd_params(block, |b| (&b.feed_forward(h.view(), u).0 * &g).sum());
+        let fd = fd_tensors(block, Block::params_mut, H, |b| {
+            (&b.feed_forward(h.view(), u).0 * &g).sum()
+        });
         assert_eq!(grads.len(), fd.len());
         assert_eq!(grads.len(), if method.is_some() { 4 } else { 0 });
         for (k, (a, f)) in grads.iter().zip(&fd).enumerate() {
@@ -257,18 +199,22 @@ fn residual_block_gradients_match_finite_differences() {
             let block = &mut net.blocks[1];
             let (_, cache) = block.forward(h.view(), u);
             let (grads, gh) = block.backward(&cache, g.view(), u);
-            let fd = fd_matrix(&h, |h| (&block.forward(h.view(), u).0 * &g).sum());
+            let fd = fd_matrix(&h, H, |h| (&block.forward(h.view(), u).0 * &g).sum());
             let e = rel_err(&gh, &fd);
             assert!(e <= TOL, "block {method} causal={causal}: ∂h rel err {e:e}");
             // The attention sublayer's input gradient on its own, too.
             let (_, ac) = block.attention_forward(h.view(), u);
-            let fd_a = fd_matrix(&h, |h| (&block.attention_forward(h.view(), u).0 * &g).sum());
+            let fd_a = fd_matrix(&h, H, |h| {
+                (&block.attention_forward(h.view(), u).0 * &g).sum()
+            });
             let e = rel_err(&block.attention_backward(&ac, g.view(), u).1, &fd_a);
             assert!(
                 e <= TOL,
                 "attention sublayer {method} causal={causal}: ∂h rel err {e:e}"
             );
-            let fd = fd_params(block, |b| (&b.forward(h.view(), u).0 * &g).sum());
+            let fd = fd_tensors(block, Block::params_mut, H, |b| {
+                (&b.forward(h.view(), u).0 * &g).sum()
+            });
             assert_eq!(grads.len(), fd.len());
             for (k, (a, f)) in grads.iter().zip(&fd).enumerate() {
                 let e = rel_err(a, f);
@@ -329,7 +275,9 @@ fn transformer_gradients_match_finite_differences() {
                 );
             }
 
-            let fd = fd_params(&mut net, |n| (&n.forward(&x, u).0 * &g).sum());
+            let fd = fd_tensors(&mut net, Model::params_mut, H, |n| {
+                (&n.forward(&x, u).0 * &g).sum()
+            });
             for (k, (a, f)) in grads.iter().zip(&fd).enumerate() {
                 let e = rel_err(a, f);
                 assert!(

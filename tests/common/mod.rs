@@ -1,7 +1,7 @@
 //! Shared helpers for the numerical proofs: layers in a random state, the finite-difference oracle, error norms.
 #![allow(dead_code)]
 
-use ndarray::{Array2, ArrayD};
+use ndarray::{Array2, ArrayD, ArrayViewMutD};
 use singlora::adapters::{AdaptedLinear, AdapterConfig, DoraNorm, Method, Scaling};
 use singlora::rng::{normal_matrix, SeedRng};
 
@@ -67,6 +67,48 @@ pub fn probe(layer: &AdaptedLinear<f64>, x: &Array2<f64>, g: &Array2<f64>, u: f6
     (&layer.forward(x.view(), u) * g).sum()
 }
 
+/// Central finite differences of a scalar function of a matrix, entry by entry, with step `h`.
+pub fn fd_matrix(x: &Array2<f64>, h: f64, f: impl Fn(&Array2<f64>) -> f64) -> Array2<f64> {
+    let mut xp = x.clone();
+    let mut grad = Array2::zeros(x.dim());
+    for idx in ndarray::indices(x.dim()) {
+        let orig = xp[idx];
+        xp[idx] = orig + h;
+        let plus = f(&xp);
+        xp[idx] = orig - h;
+        let minus = f(&xp);
+        xp[idx] = orig;
+        grad[idx] = (plus - minus) / (2.0 * h);
+    }
+    grad
+}
+
+/// Central finite differences of `probe` with respect to every tensor `params` exposes (a layer's, a block's or a
+/// model's trainable tensors), entry by entry, with step `h`.
+pub fn fd_tensors<M>(
+    m: &mut M,
+    params: for<'a> fn(&'a mut M) -> Vec<ArrayViewMutD<'a, f64>>,
+    h: f64,
+    probe: impl Fn(&M) -> f64,
+) -> Vec<ArrayD<f64>> {
+    let shapes: Vec<_> = params(m).iter().map(|p| p.raw_dim()).collect();
+    let mut out = Vec::with_capacity(shapes.len());
+    for (k, shape) in shapes.into_iter().enumerate() {
+        let mut grad = ArrayD::zeros(shape);
+        for i in 0..grad.len() {
+            let orig = params(m)[k].as_slice().unwrap()[i];
+            params(m)[k].as_slice_mut().unwrap()[i] = orig + h;
+            let plus = probe(m);
+            params(m)[k].as_slice_mut().unwrap()[i] = orig - h;
+            let minus = probe(m);
+            params(m)[k].as_slice_mut().unwrap()[i] = orig;
+            grad.as_slice_mut().unwrap()[i] = (plus - minus) / (2.0 * h);
+        }
+        out.push(grad);
+    }
+    out
+}
+
 /// Central finite differences of $L = \langle G, Y\rangle$ with respect to every trainable tensor, in f64.
 pub fn fd_param_grads(
     layer: &mut AdaptedLinear<f64>,
@@ -75,24 +117,7 @@ pub fn fd_param_grads(
     u: f64,
     h: f64,
 ) -> Vec<ArrayD<f64>> {
-    let n_params = layer.params().len();
-    let mut out = Vec::with_capacity(n_params);
-    for k in 0..n_params {
-        let shape = layer.params()[k].raw_dim();
-        let len = layer.params()[k].len();
-        let mut grad = ArrayD::zeros(shape);
-        for i in 0..len {
-            let orig = layer.params()[k].as_slice().unwrap()[i];
-            layer.params_mut()[k].as_slice_mut().unwrap()[i] = orig + h;
-            let plus = probe(layer, x, g, u);
-            layer.params_mut()[k].as_slice_mut().unwrap()[i] = orig - h;
-            let minus = probe(layer, x, g, u);
-            layer.params_mut()[k].as_slice_mut().unwrap()[i] = orig;
-            grad.as_slice_mut().unwrap()[i] = (plus - minus) / (2.0 * h);
-        }
-        out.push(grad);
-    }
-    out
+    fd_tensors(layer, AdaptedLinear::params_mut, h, |l| probe(l, x, g, u))
 }
 
 /// Central finite differences of $L$ with respect to the input X.
@@ -103,16 +128,5 @@ pub fn fd_input_grad(
     u: f64,
     h: f64,
 ) -> Array2<f64> {
-    let mut xp = x.clone();
-    let mut grad = Array2::zeros(x.dim());
-    for idx in ndarray::indices(x.dim()) {
-        let orig = xp[idx];
-        xp[idx] = orig + h;
-        let plus = probe(layer, &xp, g, u);
-        xp[idx] = orig - h;
-        let minus = probe(layer, &xp, g, u);
-        xp[idx] = orig;
-        grad[idx] = (plus - minus) / (2.0 * h);
-    }
-    grad
+    fd_matrix(x, h, |xp| probe(layer, xp, g, u))
 }
