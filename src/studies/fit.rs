@@ -9,6 +9,22 @@
 
 use crate::rng::SeedRng;
 
+/// Default number of bootstrap resamples of a study's slope intervals.
+pub(crate) fn default_bootstrap() -> usize {
+    1000
+}
+
+/// Default tolerance on a slope: |slope| below it counts as flat, and a prediction within it of the interval as
+/// `near` (THEORY §5.6).
+pub(crate) fn default_tolerance() -> f64 {
+    0.12
+}
+
+/// Default LoRA+ ratio η_B/η_A of an arm (plain LoRA).
+pub(crate) fn default_ratio() -> f64 {
+    1.0
+}
+
 /// A fitted exponent.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Slope {

@@ -48,21 +48,12 @@ pub struct LimitArm {
     #[serde(default)]
     pub lr_exponent: BTreeMap<String, f64>,
     /// LoRA+ ratio η_B/η_A (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::fit::default_ratio")]
     pub loraplus_ratio: f64,
 }
 
-fn one() -> f64 {
-    1.0
-}
 fn d16() -> usize {
     16
-}
-fn boot() -> usize {
-    1000
-}
-fn tol() -> f64 {
-    0.12
 }
 
 /// A limit study.
@@ -84,10 +75,10 @@ pub struct LimitConfig {
     #[serde(default = "d16")]
     pub examples: usize,
     /// Bootstrap resamples for the convergence slope (default 1000).
-    #[serde(default = "boot")]
+    #[serde(default = "super::fit::default_bootstrap")]
     pub bootstrap: usize,
     /// Tolerance for "near" when comparing the slope with −1/2 (default 0.12).
-    #[serde(default = "tol")]
+    #[serde(default = "super::fit::default_tolerance")]
     pub slope_tol: f64,
     /// The adapter (its method is set per arm).
     pub adapter: AdapterConfig,

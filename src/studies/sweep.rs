@@ -36,16 +36,12 @@ pub struct Arm {
     /// The adapter.
     pub method: Method,
     /// LoRA+ ratio η_B/η_A (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::fit::default_ratio")]
     pub loraplus_ratio: f64,
     /// Fixed per-role learning-rate exponents (e.g. `{ lora_a = 1.0, lora_b = 0.0 }`); when given, the arm is not
     /// crossed with the study's `lr_exponents`.
     #[serde(default)]
     pub lr_exponent: Option<BTreeMap<String, f64>>,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 /// The task of a study.
@@ -117,10 +113,10 @@ pub struct SweepConfig {
     #[serde(default)]
     pub batch: Option<usize>,
     /// Flatness tolerance of the verdicts.
-    #[serde(default = "tol")]
+    #[serde(default = "super::fit::default_tolerance")]
     pub flat_tol: f64,
     /// Bootstrap resamples.
-    #[serde(default = "boot")]
+    #[serde(default = "super::fit::default_bootstrap")]
     pub bootstrap: usize,
     /// The MLP (its width is set per cell).
     #[serde(default = "mlp_default")]
@@ -137,12 +133,6 @@ pub struct SweepConfig {
 
 fn f64s() -> String {
     "f64".into()
-}
-fn tol() -> f64 {
-    0.12
-}
-fn boot() -> usize {
-    1000
 }
 fn mlp_default() -> MlpConfig {
     MlpConfig::new(0)
