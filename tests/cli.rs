@@ -425,3 +425,41 @@ fn limit_from_the_command_line() {
     }
     assert!(!bad_dir.exists(), "bad input writes nothing");
 }
+
+/// A limit study whose finite runs diverge finishes and reports each divergence with its step (SingLoRA under SGD at
+/// η = 20: the aligned overlaps grow ≈ 20× per step and overflow within ten steps).
+#[test]
+fn diverging_limit_runs_are_results() {
+    let cfg = tmp("hot-limit.toml");
+    std::fs::write(
+        &cfg,
+        "name = \"hot\"\nwidths = [32, 64]\nseeds = [0]\nsteps = 30\n[adapter]\nmethod = \"singlora\"\nrank = 2\n\
+         [[arms]]\nname = \"hot\"\nmethod = \"singlora\"\nrule = { kind = \"sgd\" }\nlr = 20.0\nlr_exponent = { default = 0.0 }\n",
+    )
+    .unwrap();
+    let out = tmp("hot-limit");
+    let (code, stdout, stderr) = run(&[
+        "limit",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("diverged: n=32, seed=0, t="), "{stdout}");
+    assert!(stdout.contains("every run diverged"), "{stdout}");
+    let conv = std::fs::read_to_string(out.join("convergence.csv")).unwrap();
+    let rows: Vec<&str> = conv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        let cols: Vec<&str> = row.split(',').collect();
+        assert_eq!(
+            cols[3], "inf",
+            "a diverged run's distance is infinite: {row}"
+        );
+        assert!(
+            cols[4].parse::<u64>().unwrap() < 30,
+            "its divergence step is recorded: {row}"
+        );
+    }
+}

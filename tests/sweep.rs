@@ -271,3 +271,45 @@ fn probe_selection_and_mini_batches() {
         .to_string()
         .contains("invalid batch = 0"));
 }
+
+/// A diverging run is a result: its non-finite probe values survive the run file (JSON has no NaN or ∞; they are
+/// written as names), a resumed sweep reads them back, and the divergence step is recorded. SGD at η = 1e8 on these
+/// widths overflows within a few steps.
+#[test]
+fn diverged_runs_are_recorded_and_resume() {
+    let cfg = small(&[
+        "widths=[16,32]",
+        "seeds=[0]",
+        "steps=6",
+        "lr=1e8",
+        "lr_exponents=[0]",
+        "optimizer.rule={kind=\"sgd\"}",
+    ]);
+    let out = tmp("diverged");
+    let first = run_sweep(&cfg, &out, false).unwrap();
+    assert!(
+        first.iter().all(|r| r.diverged_at.is_some()),
+        "every run diverges at η = 1e8"
+    );
+    assert!(
+        first
+            .iter()
+            .any(|r| r.records.iter().any(|x| !x.value.is_finite())),
+        "some recorded value is non-finite, so the round trip is exercised"
+    );
+    let resumed = run_sweep(&cfg, &out, false).unwrap();
+    for (a, b) in first.iter().zip(&resumed) {
+        assert_eq!(a.diverged_at, b.diverged_at);
+        assert_eq!(a.records.len(), b.records.len());
+        for (x, y) in a.records.iter().zip(&b.records) {
+            assert!(
+                x.value.to_bits() == y.value.to_bits() || (x.value.is_nan() && y.value.is_nan()),
+                "{} {}: {} became {}",
+                x.quantity,
+                x.step,
+                x.value,
+                y.value
+            );
+        }
+    }
+}

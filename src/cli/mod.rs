@@ -933,10 +933,11 @@ fn limit(a: LimitArgs) -> Result<()> {
             .as_ref()
             .map(|f| format!("{:+.2} [{:+.2}, {:+.2}]", f.slope, f.lo, f.hi))
             .unwrap_or_else(|| "no fit".into());
-        let red = conv
-            .reduction_error
-            .map(|e| format!("max error {e:.1e}"))
-            .unwrap_or_else(|| "— (sign updates leave the span)".into());
+        let red = match (conv.reduction_error, arm.rule) {
+            (Some(e), _) => format!("max error {e:.1e}"),
+            (None, crate::optim::Rule::SignSgd { .. }) => "— (sign updates leave the span)".into(),
+            (None, _) => "— (every run diverged)".into(),
+        };
         println!(
             "{:<16} {:>22}   {:>28}   {:<9}  {red}",
             arm.name,

@@ -77,3 +77,74 @@ pub fn safetensors_bytes<T: Scalar>(
     out.extend(data);
     out
 }
+
+/// Serde for an `f64` that keeps non-finite values. JSON has no NaN or ∞ (serde_json writes them as `null`, which
+/// then fails to read back), yet a diverged run's values are results: they are written as the strings `"NaN"`,
+/// `"inf"` and `"-inf"`, and finite values as numbers. Use with `#[serde(with = "crate::io::float")]`.
+pub mod float {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// A number or the name of a non-finite one.
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum Repr {
+        Number(f64),
+        Name(String),
+    }
+
+    pub(super) fn repr(v: f64) -> Repr {
+        if v.is_finite() {
+            Repr::Number(v)
+        } else if v.is_nan() {
+            Repr::Name("NaN".into())
+        } else if v > 0.0 {
+            Repr::Name("inf".into())
+        } else {
+            Repr::Name("-inf".into())
+        }
+    }
+
+    pub(super) fn value<E: serde::de::Error>(r: Repr) -> Result<f64, E> {
+        match r {
+            Repr::Number(v) => Ok(v),
+            Repr::Name(s) => match s.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(E::custom(format!(
+                    "invalid number {other:?}: expected a number, \"NaN\", \"inf\" or \"-inf\""
+                ))),
+            },
+        }
+    }
+
+    /// Writes `v`.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        repr(*v).serialize(s)
+    }
+
+    /// Reads a value written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        value(Repr::deserialize(d)?)
+    }
+}
+
+/// [`float`] for a `Vec<f64>`: `#[serde(with = "crate::io::floats")]`.
+pub mod floats {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::float::{repr, value, Repr};
+
+    /// Writes `v`.
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        v.iter().map(|&x| repr(x)).collect::<Vec<_>>().serialize(s)
+    }
+
+    /// Reads values written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Vec::<Repr>::deserialize(d)?
+            .into_iter()
+            .map(value)
+            .collect()
+    }
+}

@@ -61,7 +61,8 @@ pub struct Record {
     pub quantity: String,
     /// Step t.
     pub step: u64,
-    /// Value.
+    /// Value (non-finite values survive the run file, see `io::float`).
+    #[serde(with = "crate::io::float")]
     pub value: f64,
 }
 

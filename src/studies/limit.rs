@@ -90,14 +90,19 @@ pub struct LimitConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trajectory {
     /// Training loss at t = 0…steps.
+    #[serde(with = "crate::io::floats")]
     pub loss: Vec<f64>,
     /// rms of the outputs.
+    #[serde(with = "crate::io::floats")]
     pub f_rms: Vec<f64>,
     /// rms of the readout overlap ($\hat\beta$ or $\hat a$).
+    #[serde(with = "crate::io::floats")]
     pub readout_overlap_rms: Vec<f64>,
     /// rms of the bottleneck overlap $\hat Z$.
+    #[serde(with = "crate::io::floats")]
     pub bottleneck_rms: Vec<f64>,
     /// Distance to the limit at each step (zeros for the limit itself).
+    #[serde(with = "crate::io::floats")]
     pub distance: Vec<f64>,
     /// The step at which training diverged, if it did.
     pub diverged_at: Option<u64>,
@@ -325,7 +330,7 @@ pub fn run_limit_study(cfg: &LimitConfig, out: &Path) -> Result<LimitResults> {
             let (points, diverged) =
                 finite_trajectory(&setup, &adapter, &opt, basis, width, seed, cfg.steps)?;
             let mut traj = Trajectory::new(&points, limit, diverged);
-            if setup.rule == LimitRule::Sgd {
+            if setup.rule == LimitRule::Sgd && diverged.is_none() {
                 let mlp = coupled_mlp(&setup, &adapter, basis, width, seed)?;
                 let reduced = setup.reduced(basis, &grams(&mlp, &basis.x), cfg.steps)?;
                 traj.reduction_error = Some(
