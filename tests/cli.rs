@@ -379,6 +379,11 @@ fn limit_from_the_command_line() {
     )
     .unwrap();
     let c = cfg.to_str().unwrap();
+    let cfg2 = tmp("exponent-limit.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace("{ kind = \"adam\" }", "{ kind = \"sign_sgd\" }");
+    std::fs::write(&cfg2, text.replace("default = 0.5", "default = 0.25")).unwrap();
+    let c2 = cfg2.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (
             &["limit", "--arm", "nope", "--out", b],
@@ -403,6 +408,14 @@ fn limit_from_the_command_line() {
         (
             &["limit", "--config", c, "--out", b],
             "invalid arms.a.rule = adam: expected sgd or sign_sgd",
+        ),
+        (
+            &["limit", "--config", c2, "--out", b],
+            "invalid arms.a.lr_exponent = (c_A = 0.25, c_B = 0.25): expected single_a = 1/2",
+        ),
+        (
+            &["limit", "--set", "adapter.init=\"kaiming_r\"", "--out", b],
+            "invalid adapter.init = kaiming_r",
         ),
         (
             &["limit", "--set", "stepz=3", "--out", b],

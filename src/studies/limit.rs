@@ -191,15 +191,22 @@ impl LimitArm {
                 field,
                 value,
                 expected,
-            } => Error::Invalid {
-                field: format!(
-                    "arms.{}.{}",
-                    self.name,
-                    field.trim_start_matches("optimizer.")
-                ),
-                value,
-                expected,
-            },
+            } => {
+                // Fields the arm sets are named by their place in the arm; shared ones keep their own name.
+                let arm_field = match field.as_str() {
+                    "adapter.method" => Some("method"),
+                    "optimizer.rule" => Some("rule"),
+                    "optimizer.groups.lr_exponent" => Some("lr_exponent"),
+                    _ => None,
+                };
+                Error::Invalid {
+                    field: arm_field
+                        .map(|f| format!("arms.{}.{f}", self.name))
+                        .unwrap_or(field),
+                    value,
+                    expected,
+                }
+            }
             other => other,
         })
     }
