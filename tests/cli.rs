@@ -354,6 +354,29 @@ fn limit_from_the_command_line() {
             "{f} depends on the thread count"
         );
     }
+    // Another subset of the same study shares the folder and its finished runs.
+    let other: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if *a == "singlora-sign" {
+                "lora-sign"
+            } else {
+                *a
+            }
+        })
+        .collect();
+    let (code, stdout3, stderr) = run(&other);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout3.lines().any(|l| l.starts_with("lora-sign")),
+        "{stdout3}"
+    );
+    assert_eq!(
+        std::fs::metadata(&run_file).unwrap().modified().unwrap(),
+        before,
+        "the other subset's runs are kept"
+    );
+    assert!(out.join("runs/lora-sign-n128-s1.json").exists());
     // A different study in the same folder is refused.
     let (code, _, stderr) = run(&[
         "limit",

@@ -56,7 +56,8 @@ struct LimitArgs {
     /// of the file).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     sets: Vec<String>,
-    /// Run only these arms (repeatable; default: all).
+    /// Run only these arms (repeatable; default: all). The output folder still holds the whole study: a later run of
+    /// all arms reuses these runs.
     #[arg(long = "arm", value_name = "NAME")]
     arms: Vec<String>,
     /// Output folder (default results/NAME).
@@ -866,18 +867,8 @@ fn theory(a: TheoryArgs) -> Result<()> {
 
 fn limit(a: LimitArgs) -> Result<()> {
     use crate::studies::limit::{run_limit_study, LimitConfig, EXPECTED_SLOPE};
-    let mut cfg = LimitConfig::load(a.config.as_deref(), &a.sets)?;
-    if !a.arms.is_empty() {
-        let known: Vec<String> = cfg.arms.iter().map(|x| x.name.clone()).collect();
-        if let Some(bad) = a.arms.iter().find(|n| !known.contains(n)) {
-            return Err(Error::invalid(
-                "--arm",
-                bad,
-                &format!("one of {}", known.join(", ")),
-            ));
-        }
-        cfg.arms.retain(|x| a.arms.contains(&x.name));
-    }
+    let study = LimitConfig::load(a.config.as_deref(), &a.sets)?;
+    let cfg = study.select(&a.arms)?;
     let out = a
         .out
         .clone()
@@ -907,7 +898,7 @@ fn limit(a: LimitArgs) -> Result<()> {
         cfg.steps,
         out.display()
     );
-    let results = pool.install(|| run_limit_study(&cfg, &out))?;
+    let results = pool.install(|| run_limit_study(&cfg, &study, &out))?;
     println!(
         "{:<16} {:>22}   {:>28}   {:<9}  exact SGD reduction",
         "arm",

@@ -294,6 +294,23 @@ impl LimitConfig {
         Ok(())
     }
 
+    /// The same study restricted to the arms named in `names` (all of them when `names` is empty).
+    pub fn select(&self, names: &[String]) -> Result<LimitConfig> {
+        let known: Vec<&str> = self.arms.iter().map(|a| a.name.as_str()).collect();
+        if let Some(bad) = names.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(Error::invalid(
+                "--arm",
+                bad,
+                &format!("one of {}", known.join(", ")),
+            ));
+        }
+        let mut sub = self.clone();
+        if !names.is_empty() {
+            sub.arms.retain(|a| names.contains(&a.name));
+        }
+        Ok(sub)
+    }
+
     fn run_file(&self, runs: &Path, arm: &str, width: usize, seed: u64) -> PathBuf {
         runs.join(format!(
             "{}-n{width}-s{seed}.json",
@@ -303,10 +320,12 @@ impl LimitConfig {
 }
 
 /// Runs every unfinished finite-width run of `cfg` into `out/runs` (in parallel), computes the limits, and writes
-/// `trajectories.csv` and `convergence.csv`. Finished runs are loaded, not recomputed.
-pub fn run_limit_study(cfg: &LimitConfig, out: &Path) -> Result<LimitResults> {
+/// `trajectories.csv`, `convergence.csv` and `convergence_fits.csv`. Finished runs are loaded, not recomputed. `out`
+/// is claimed for `study`, the whole study `cfg` belongs to (`cfg` itself, or the study of which `cfg` runs a subset of
+/// arms, see [`LimitConfig::select`]), so a subset and the whole study share their runs.
+pub fn run_limit_study(cfg: &LimitConfig, study: &LimitConfig, out: &Path) -> Result<LimitResults> {
     let config_text =
-        toml::to_string(cfg).map_err(|e| Error::invalid("config", e, "a serialisable config"))?;
+        toml::to_string(study).map_err(|e| Error::invalid("config", e, "a serialisable config"))?;
     let runs_dir = store::claim_out_dir(out, &config_text)?;
     let mut limit_points = BTreeMap::new();
     let mut bases = BTreeMap::new();
