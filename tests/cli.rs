@@ -354,6 +354,20 @@ fn limit_from_the_command_line() {
             "{f} depends on the thread count"
         );
     }
+    // `plot` redraws a limit folder from its runs.
+    std::fs::remove_dir_all(out.join("figures")).unwrap();
+    let (code, replot, stderr) = run(&["plot", o]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("figures/limit_convergence.svg").exists());
+    assert_eq!(
+        std::fs::metadata(&run_file).unwrap().modified().unwrap(),
+        before,
+        "plot does not recompute finished runs"
+    );
+    assert!(
+        stdout.lines().skip(1).eq(replot.lines()),
+        "plot prints the same summary:\n{stdout}\n---\n{replot}"
+    );
     // Another subset of the same study shares the folder and its finished runs.
     let other: Vec<&str> = args
         .iter()

@@ -35,7 +35,7 @@ enum Command {
     /// With no arguments it runs configs/default.toml (embedded) into results/default. Running the same command again
     /// resumes: finished runs are loaded, not recomputed.
     Sweep(SweepArgs),
-    /// Redraw the figures and tables of a finished sweep folder.
+    /// Redraw the figures and tables of a finished sweep or limit folder.
     Plot(PlotArgs),
     /// Print the width exponents the theory predicts for every series of a study (initial state, first step, balanced
     /// regime, with derivations and conditions) and the stable rate exponent c*.
@@ -106,7 +106,7 @@ struct SweepArgs {
 
 #[derive(Args, Debug)]
 struct PlotArgs {
-    /// A folder written by `singlora sweep`.
+    /// A folder written by `singlora sweep` or `singlora limit`.
     dir: PathBuf,
 }
 
@@ -748,7 +748,27 @@ fn plot(a: PlotArgs) -> Result<()> {
     use crate::studies::sweep::{RunResult, SweepConfig};
     let stamp = a.dir.join("config.toml");
     let text = std::fs::read_to_string(&stamp).map_err(|e| Error::io(&stamp, e))?;
-    let cfg = SweepConfig::from_toml(&text, &stamp)?;
+    let cfg = match SweepConfig::from_toml(&text, &stamp) {
+        Ok(cfg) => cfg,
+        Err(sweep_error) => {
+            // A limit study's folder: the arms whose runs are all finished are loaded and redrawn.
+            use crate::studies::limit::{run_limit_study, LimitConfig};
+            let Ok(study) = crate::studies::store::from_toml::<LimitConfig>(&text, &stamp) else {
+                return Err(sweep_error);
+            };
+            let finished = study.finished_arms(&a.dir);
+            if finished.is_empty() {
+                return Err(Error::invalid(
+                    "dir",
+                    a.dir.display(),
+                    "a study folder with at least one finished arm (run singlora limit --config DIR/config.toml --out DIR)",
+                ));
+            }
+            let cfg = study.select(&finished)?;
+            let results = run_limit_study(&cfg, &study, &a.dir)?;
+            return limit_report(&cfg, &results, &a.dir);
+        }
+    };
     let mut runs = Vec::new();
     for cell in cfg.cells() {
         let p = a.dir.join("runs").join(format!("{}.json", cell.key()));
@@ -866,7 +886,7 @@ fn theory(a: TheoryArgs) -> Result<()> {
 }
 
 fn limit(a: LimitArgs) -> Result<()> {
-    use crate::studies::limit::{run_limit_study, LimitConfig, EXPECTED_SLOPE};
+    use crate::studies::limit::{run_limit_study, LimitConfig};
     let study = LimitConfig::load(a.config.as_deref(), &a.sets)?;
     let cfg = study.select(&a.arms)?;
     let out = a
@@ -899,6 +919,16 @@ fn limit(a: LimitArgs) -> Result<()> {
         out.display()
     );
     let results = pool.install(|| run_limit_study(&cfg, &study, &out))?;
+    limit_report(&cfg, &results, &out)
+}
+
+/// Prints a limit study's summary and draws its figures.
+fn limit_report(
+    cfg: &crate::studies::limit::LimitConfig,
+    results: &crate::studies::limit::LimitResults,
+    out: &std::path::Path,
+) -> Result<()> {
+    use crate::studies::limit::EXPECTED_SLOPE;
     println!(
         "{:<16} {:>22}   {:>28}   {:<9}  exact SGD reduction",
         "arm",
@@ -940,7 +970,7 @@ fn limit(a: LimitArgs) -> Result<()> {
             println!("    diverged: {}", conv.diverged.join("; "));
         }
     }
-    let figures = crate::plots::limit::draw_limit(&cfg, &results, &out.join("figures"))?;
+    let figures = crate::plots::limit::draw_limit(cfg, results, &out.join("figures"))?;
     println!(
         "wrote {0}/trajectories.csv, convergence.csv, convergence_fits.csv and {figures} figures in {0}/figures",
         out.display()

@@ -311,6 +311,22 @@ impl LimitConfig {
         Ok(sub)
     }
 
+    /// The arms whose every run is finished in the study folder `out`.
+    pub fn finished_arms(&self, out: &Path) -> Vec<String> {
+        let runs = out.join("runs");
+        self.arms
+            .iter()
+            .filter(|a| {
+                self.widths.iter().all(|&w| {
+                    self.seeds
+                        .iter()
+                        .all(|&s| self.run_file(&runs, &a.name, w, s).exists())
+                })
+            })
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
     fn run_file(&self, runs: &Path, arm: &str, width: usize, seed: u64) -> PathBuf {
         runs.join(format!(
             "{}-n{width}-s{seed}.json",
