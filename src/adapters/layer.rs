@@ -174,7 +174,11 @@ impl<T: Scalar> AdaptedLinear<T> {
         let v = self.direction(u);
         let eps = T::of(self.config.dora_eps);
         let raw = row_norms(v.view());
-        let floored: Vec<bool> = raw.iter().map(|&x| !(x >= eps)).collect();
+        // Below the floor, or NaN (which the floor replaces too).
+        let floored: Vec<bool> = raw
+            .iter()
+            .map(|x| matches!(x.partial_cmp(&eps), None | Some(std::cmp::Ordering::Less)))
+            .collect();
         let nu = raw.mapv(|x| if x >= eps { x } else { eps });
         let k = magnitude / &nu;
         (nu, k, v, floored)

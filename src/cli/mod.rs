@@ -514,7 +514,7 @@ fn train_setup(a: &TrainArgs) -> Result<(AdapterConfig, crate::optim::OptimizerC
             "a positive integer",
         ));
     }
-    if a.model == "transformer" && (a.heads == 0 || a.width % a.heads != 0) {
+    if a.model == "transformer" && (a.heads == 0 || !a.width.is_multiple_of(a.heads)) {
         return Err(Error::invalid(
             "heads",
             a.heads,
@@ -652,7 +652,7 @@ fn print_record(rec: &crate::train::TrainRecord, steps: u64) {
     );
     let every = (steps / 10).max(1);
     for (t, (l, lt)) in rec.train_loss.iter().zip(&rec.test_loss).enumerate() {
-        if t as u64 % every == 0 || t + 1 == rec.train_loss.len() {
+        if (t as u64).is_multiple_of(every) || t + 1 == rec.train_loss.len() {
             let a = rec
                 .test_accuracy
                 .get(t)

@@ -68,7 +68,7 @@ pub fn safetensors_bytes<T: Scalar>(
         header.insert(name.clone(), serde_json::json!({ "dtype": dtype, "shape": value.shape(), "data_offsets": [begin, data.len()] }));
     }
     let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json");
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len() + data.len());

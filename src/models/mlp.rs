@@ -281,7 +281,7 @@ impl<T: Scalar> Model<T> for Mlp<T> {
             if l > 0 {
                 let z = &cache.preacts[l - 1];
                 g = gx;
-                g.zip_mut_with(z, |d, &zv| *d = *d * act.derivative(zv));
+                g.zip_mut_with(z, |d, &zv| *d *= act.derivative(zv));
             }
         }
         per_layer.into_iter().rev().flatten().collect()

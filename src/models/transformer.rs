@@ -176,7 +176,7 @@ impl TransformerConfig {
         if fixed == 0 {
             return Err(Error::invalid(fixed_name, fixed, "a positive integer"));
         }
-        if width == 0 || width % fixed != 0 {
+        if width == 0 || !width.is_multiple_of(fixed) {
             return Err(Error::invalid(
                 "width",
                 width,

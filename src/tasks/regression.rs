@@ -117,7 +117,7 @@ impl<T: Scalar> TeacherOutputs<T> {
         }
         let mut teacher_weights = base.clone();
         let shift = kind.draw(d_in, d_out, rank, base_seed ^ 0x5417);
-        teacher_weights[l].zip_mut_with(&shift, |w, &d| *w = *w + T::of(d));
+        teacher_weights[l].zip_mut_with(&shift, |w, &d| *w += T::of(d));
         let mut frozen = cfg.clone();
         frozen.adapt.clear();
         let full = AdapterConfig::new(Method::Full);
