@@ -448,7 +448,7 @@ fn limit_from_the_command_line() {
         ),
         (
             &["limit", "--config", c2, "--out", b],
-            "invalid arms.a.lr_exponent = (c_A = 0.25, c_B = 0.25): expected single_a = 1/2",
+            "invalid arms.a.lr_exponent = (c_A = 0.25, c_B = 0.25): expected singlora_a = 1/2",
         ),
         (
             &["limit", "--set", "adapter.init=\"kaiming_r\"", "--out", b],

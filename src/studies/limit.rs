@@ -44,7 +44,7 @@ pub struct LimitArm {
     pub rule: Rule,
     /// Base rate η; each tensor's rate is η·ratio·n^(−c).
     pub lr: f64,
-    /// Width exponents c per role (`lora_a`, `lora_b`, `single_a`, or `default`).
+    /// Width exponents c per role (`lora_a`, `lora_b`, `singlora_a`, or `default`).
     #[serde(default)]
     pub lr_exponent: BTreeMap<String, f64>,
     /// LoRA+ ratio η_B/η_A (default 1).

@@ -278,8 +278,8 @@ impl LinearSetup {
                 let accepted = match (family, rule) {
                     (Family::Lora, LimitRule::Sgd) => "lora_a = 1 and lora_b = -1 (LoRA+ under SGD, ρ = 1)",
                     (Family::Lora, LimitRule::Sign) => "lora_a + lora_b = 1 with 0 ≤ lora_b < 1 (LoRA+: 1 and 0; one shared rate: 1/2 and 1/2)",
-                    (Family::Singlora, LimitRule::Sgd) => "single_a = 0 (c = 1 − ρ)",
-                    (Family::Singlora, LimitRule::Sign) => "single_a = 1/2 (c* = (1 − γ)/2)",
+                    (Family::Singlora, LimitRule::Sgd) => "singlora_a = 0 (c = 1 − ρ)",
+                    (Family::Singlora, LimitRule::Sign) => "singlora_a = 1/2 (c* = (1 − γ)/2)",
                 };
                 return Err(Error::invalid(
                     "optimizer.groups.lr_exponent",
