@@ -2,7 +2,8 @@
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 
-use crate::adapters::{AdaptedLinear, ParamInfo};
+use crate::adapters::{AdaptedLinear, AdapterConfig, ParamInfo};
+use crate::error::{Error, Result};
 use crate::linalg::{mm, mm_nt};
 use crate::scalar::Scalar;
 
@@ -15,6 +16,39 @@ pub enum Linear<T: Scalar> {
 }
 
 impl<T: Scalar> Linear<T> {
+    /// Map `index` of a network, named `name`, on base weight `w`: adapted by `adapter` when `adapted`, frozen
+    /// otherwise. The adapter's seed is derived from the network's `seed` and the map's index, so adding an adapter to
+    /// one map never changes another's draw; errors name the map.
+    pub fn attach(
+        w: Array2<T>,
+        adapter: &AdapterConfig,
+        adapted: bool,
+        seed: u64,
+        index: usize,
+        name: &str,
+    ) -> Result<Self> {
+        if !adapted {
+            return Ok(Linear::Frozen(w));
+        }
+        let map_seed = seed
+            .wrapping_add(1 + index as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        AdaptedLinear::new(w, adapter, map_seed)
+            .map(Linear::Adapted)
+            .map_err(|e| match e {
+                Error::Invalid {
+                    field,
+                    value,
+                    expected,
+                } => Error::Invalid {
+                    field,
+                    value,
+                    expected: format!("{expected} (layer {name})"),
+                },
+                other => other,
+            })
+    }
+
     /// $Y = XW^\top$ (adapted: at ramp value `u`).
     pub fn forward(&self, x: ArrayView2<'_, T>, u: T) -> Array2<T> {
         match self {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Activation, Linear, Model, ModelParam};
 use crate::adapters::config::{named_enum, serde_via_str};
-use crate::adapters::{AdaptedLinear, AdapterConfig};
+use crate::adapters::AdapterConfig;
 use crate::error::{Error, Result};
 use crate::rng::{normal_matrix, SeedRng};
 use crate::scalar::Scalar;
@@ -205,27 +205,14 @@ impl MlpConfig {
         let names = self.layer_names();
         let mut layers = Vec::with_capacity(names.len());
         for (l, (name, w)) in names.iter().zip(base).enumerate() {
-            layers.push(if self.is_adapted(name) {
-                let layer_seed = seed
-                    .wrapping_add(1 + l as u64)
-                    .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                Linear::Adapted(
-                    AdaptedLinear::new(w, &cfg, layer_seed).map_err(|e| match e {
-                        Error::Invalid {
-                            field,
-                            value,
-                            expected,
-                        } => Error::Invalid {
-                            field,
-                            value,
-                            expected: format!("{expected} (layer {name})"),
-                        },
-                        other => other,
-                    })?,
-                )
-            } else {
-                Linear::Frozen(w)
-            });
+            layers.push(Linear::attach(
+                w,
+                &cfg,
+                self.is_adapted(name),
+                seed,
+                l,
+                name,
+            )?);
         }
         Ok(Mlp {
             config: self.clone(),

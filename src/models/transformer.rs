@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Activation, Linear, Model, ModelParam, Readout};
 use crate::adapters::config::{named_enum, serde_via_str};
-use crate::adapters::{AdaptedLinear, AdapterConfig};
+use crate::adapters::AdapterConfig;
 use crate::error::{Error, Result};
 use crate::linalg::{mm, mm_nt, mm_tn};
 use crate::rng::{normal_matrix, SeedRng};
@@ -316,27 +316,14 @@ impl TransformerConfig {
                     &format!("{d_out}x{d_in}"),
                 ));
             }
-            maps.push(if self.is_adapted(name) {
-                let layer_seed = seed
-                    .wrapping_add(1 + l as u64)
-                    .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                Linear::Adapted(
-                    AdaptedLinear::new(w, &cfg, layer_seed).map_err(|e| match e {
-                        Error::Invalid {
-                            field,
-                            value,
-                            expected,
-                        } => Error::Invalid {
-                            field,
-                            value,
-                            expected: format!("{expected} (layer {name})"),
-                        },
-                        other => other,
-                    })?,
-                )
-            } else {
-                Linear::Frozen(w)
-            });
+            maps.push(Linear::attach(
+                w,
+                &cfg,
+                self.is_adapted(name),
+                seed,
+                l,
+                name,
+            )?);
         }
         let readout = maps.pop().expect("readout");
         let mut rest = maps.into_iter();
