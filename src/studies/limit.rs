@@ -229,19 +229,7 @@ impl LimitConfig {
         if self.examples == 0 {
             return Err(Error::invalid("examples", 0, "an integer ≥ 1"));
         }
-        if self.steps == 0 {
-            return Err(Error::invalid("steps", 0, "an integer ≥ 1"));
-        }
-        if self.seeds.is_empty() {
-            return Err(Error::invalid("seeds", "[]", "at least one seed"));
-        }
-        if self.widths.is_empty() || self.widths.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(Error::invalid(
-                "widths",
-                format!("{:?}", self.widths),
-                "a non-empty, strictly increasing list",
-            ));
-        }
+        store::validate_grid(&self.widths, &self.seeds, self.steps)?;
         let min_width = self.input_dim + 2;
         if let Some(&w) = self
             .widths

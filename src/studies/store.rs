@@ -108,3 +108,33 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
         message: e.to_string(),
     })
 }
+
+/// Checks a study's grid: widths positive and strictly increasing, at least one seed, at least one step.
+pub fn validate_grid(widths: &[usize], seeds: &[u64], steps: u64) -> Result<()> {
+    if widths.is_empty() {
+        return Err(Error::invalid(
+            "widths",
+            "[]",
+            "at least one positive width",
+        ));
+    }
+    for (i, &w) in widths.iter().enumerate() {
+        if w == 0 {
+            return Err(Error::invalid("widths", 0, "positive integers"));
+        }
+        if i > 0 && w <= widths[i - 1] {
+            return Err(Error::invalid(
+                "widths",
+                format!("{widths:?}"),
+                "strictly increasing widths",
+            ));
+        }
+    }
+    if seeds.is_empty() {
+        return Err(Error::invalid("seeds", "[]", "at least one seed"));
+    }
+    if steps == 0 {
+        return Err(Error::invalid("steps", 0, "a positive integer"));
+    }
+    Ok(())
+}

@@ -189,31 +189,7 @@ impl SweepConfig {
 
     /// Checks every field; errors name the field, the value and what is accepted.
     pub fn validate(&self) -> Result<()> {
-        if self.widths.is_empty() {
-            return Err(Error::invalid(
-                "widths",
-                "[]",
-                "at least one positive width",
-            ));
-        }
-        for (i, &w) in self.widths.iter().enumerate() {
-            if w == 0 {
-                return Err(Error::invalid("widths", 0, "positive integers"));
-            }
-            if i > 0 && w <= self.widths[i - 1] {
-                return Err(Error::invalid(
-                    "widths",
-                    format!("{:?}", self.widths),
-                    "strictly increasing widths",
-                ));
-            }
-        }
-        if self.seeds.is_empty() {
-            return Err(Error::invalid("seeds", "[]", "at least one seed"));
-        }
-        if self.steps == 0 {
-            return Err(Error::invalid("steps", 0, "a positive integer"));
-        }
+        store::validate_grid(&self.widths, &self.seeds, self.steps)?;
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::invalid("lr", self.lr, "a finite number > 0"));
         }
