@@ -679,13 +679,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
         println!("# {} runs -> {}", cells.len(), out.display());
         return Ok(());
     }
-    if a.threads == Some(0) {
-        return Err(Error::invalid("threads", 0, "a positive integer"));
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::invalid("threads", e, "a usable thread count"))?;
+    let pool = thread_pool(a.threads)?;
     let runs_dir = out.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
     println!(
@@ -902,13 +896,7 @@ fn limit(a: LimitArgs) -> Result<()> {
         );
         return Ok(());
     }
-    if a.threads == Some(0) {
-        return Err(Error::invalid("threads", 0, "a positive integer"));
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::invalid("threads", e, "a usable thread count"))?;
+    let pool = thread_pool(a.threads)?;
     println!(
         "limit study {}: {} arms × {} widths × {} seeds, {} steps -> {}",
         cfg.name,
@@ -976,4 +964,16 @@ fn limit_report(
         out.display()
     );
     Ok(())
+}
+
+/// The worker pool of a study: `threads` workers, or one per core. Each run is single-threaded, so results never
+/// depend on it.
+fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    if threads == Some(0) {
+        return Err(Error::invalid("threads", 0, "a positive integer"));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::invalid("threads", e, "a usable thread count"))
 }
