@@ -11,7 +11,9 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{colour, file_stem, log_range, plot_err, png_and_svg, register_font};
+use super::{
+    colour, draw_legend, file_stem, line_key, log_range, plot_err, png_and_svg, register_font,
+};
 use crate::error::{Error, Result};
 use crate::studies::limit::{LimitConfig, LimitResults, Trajectory, EXPECTED_SLOPE};
 
@@ -103,9 +105,7 @@ fn trajectories<DB: DrawingBackend>(
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))
                 .map_err(plot_err)?
                 .label(format!("n = {w}"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+                .legend(line_key(c.stroke_width(2).into()));
         }
         let pts: Vec<(f64, f64)> = pick(limit)
             .iter()
@@ -116,15 +116,9 @@ fn trajectories<DB: DrawingBackend>(
             .draw_series(DashedLineSeries::new(pts, 7, 4, BLACK.stroke_width(3)))
             .map_err(plot_err)?
             .label("limit n → ∞")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(3)));
+            .legend(line_key(BLACK.stroke_width(3).into()));
         if *title == "training loss" {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(plot_err)?;
+            draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         }
     }
     root.present().map_err(plot_err)?;
@@ -199,7 +193,7 @@ fn convergence<DB: DrawingBackend>(
             .draw_series(LineSeries::new(means, c.stroke_width(2)))
             .map_err(plot_err)?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            .legend(line_key(c.stroke_width(2).into()));
     }
     if let Some((x0, y0)) = anchor {
         let grey = RGBColor(120, 120, 120);
@@ -211,18 +205,9 @@ fn convergence<DB: DrawingBackend>(
             .draw_series(DashedLineSeries::new(line, 6, 4, grey.stroke_width(1)))
             .map_err(plot_err)?
             .label("reference n^(−1/2)")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(1))
-            });
+            .legend(line_key(grey.stroke_width(1).into()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(plot_err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }

@@ -15,6 +15,7 @@ pub mod limit;
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -51,6 +52,29 @@ fn colour(i: usize) -> RGBColor {
         RGBColor(127, 127, 127),
     ];
     C[i % C.len()]
+}
+
+/// A chart on f64 axes, as every figure here draws.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws the legend box of `chart` at `position`, in the style every figure shares.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(plot_err)
+}
+
+/// The legend glyph of a line: a short stroke in `style`.
+fn line_key(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style)
 }
 
 fn series_names(grouped: &Grouped) -> Vec<String> {
@@ -266,21 +290,13 @@ fn coord<DB: DrawingBackend>(
                 ))
                 .map_err(plot_err)?
                 .label(series.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+                .legend(line_key(c.stroke_width(2).into()));
             chart
                 .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 3, c.filled())))
                 .map_err(plot_err)?;
         }
         if t == wanted[0] {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(plot_err)?;
+            draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         }
     }
     root.present().map_err(plot_err)?;
@@ -436,7 +452,7 @@ fn slopes<DB: DrawingBackend>(
             ))
             .map_err(plot_err)?
             .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            .legend(line_key(c.stroke_width(2).into()));
         chart
             .draw_series(pts.iter().map(|r| {
                 ErrorBar::new_vertical(
@@ -457,13 +473,7 @@ fn slopes<DB: DrawingBackend>(
             }))
             .map_err(plot_err)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(plot_err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }
@@ -528,15 +538,9 @@ fn loss<DB: DrawingBackend>(
             .draw_series(LineSeries::new(pts_for(wi), c.stroke_width(2)))
             .map_err(plot_err)?
             .label(format!("n = {w}"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            .legend(line_key(c.stroke_width(2).into()));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(plot_err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }
