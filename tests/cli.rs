@@ -439,6 +439,10 @@ fn limit_from_the_command_line() {
             "invalid steps = 0",
         ),
         (
+            &["limit", "--set", "name=\"../up\"", "--out", b],
+            "invalid name = \"../up\": expected a non-empty name without path separators",
+        ),
+        (
             &["limit", "--set", "adapter.rank=0", "--out", b],
             "invalid rank = 0",
         ),

@@ -229,6 +229,7 @@ impl LimitConfig {
         if self.examples == 0 {
             return Err(Error::invalid("examples", 0, "an integer ≥ 1"));
         }
+        store::validate_name(&self.name)?;
         store::validate_grid(&self.widths, &self.seeds, self.steps)?;
         let min_width = self.input_dim + 2;
         if let Some(&w) = self

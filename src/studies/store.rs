@@ -138,3 +138,17 @@ pub fn validate_grid(widths: &[usize], seeds: &[u64], steps: u64) -> Result<()> 
     }
     Ok(())
 }
+
+/// Checks a study's name, which names its default output folder `results/NAME`: non-empty, one path component.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.trim().is_empty() && name != "." && name != ".." && !name.contains(['/', '\\']);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            format!("{name:?}"),
+            "a non-empty name without path separators (it names the folder results/NAME)",
+        ))
+    }
+}

@@ -189,6 +189,7 @@ impl SweepConfig {
 
     /// Checks every field; errors name the field, the value and what is accepted.
     pub fn validate(&self) -> Result<()> {
+        store::validate_name(&self.name)?;
         store::validate_grid(&self.widths, &self.seeds, self.steps)?;
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::invalid("lr", self.lr, "a finite number > 0"));
