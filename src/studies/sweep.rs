@@ -400,28 +400,20 @@ impl SweepConfig {
                 width: cell.width,
                 ..self.mlp.clone()
             };
-            let data: Dataset<T> = match t.kind.as_str() {
-                "classification" => teacher_classification(
-                    &mlp,
-                    cell.seed,
-                    &t.layer,
-                    t.shift,
-                    t.rank,
-                    t.examples,
-                    t.test_examples,
-                    cell.seed + 1,
-                )?,
-                _ => teacher_regression(
-                    &mlp,
-                    cell.seed,
-                    &t.layer,
-                    t.shift,
-                    t.rank,
-                    t.examples,
-                    t.test_examples,
-                    cell.seed + 1,
-                )?,
+            let teacher = match t.kind.as_str() {
+                "classification" => teacher_classification::<T>,
+                _ => teacher_regression::<T>,
             };
+            let data: Dataset<T> = teacher(
+                &mlp,
+                cell.seed,
+                &t.layer,
+                t.shift,
+                t.rank,
+                t.examples,
+                t.test_examples,
+                cell.seed + 1,
+            )?;
             let mut model = mlp.build(mlp.base_weights::<T>(cell.seed), &adapter, cell.seed + 2)?;
             self.observe_run(&mut model, &tc, &data)?
         } else {
