@@ -21,12 +21,13 @@ use crate::error::{Error, Result};
 use crate::rng::{normal_matrix, SeedRng};
 use crate::scalar::Scalar;
 
-/// Readout scale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Readout scale (default μP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Readout {
     /// $W_{L+1} \sim \mathcal N(0, 1/n)$ (SP/NTK, ρ = 1/2).
     Standard,
     /// $W_{L+1} \sim \mathcal N(0, 1/n^2)$ (μP, ρ = 1).
+    #[default]
     Mup,
 }
 
@@ -70,7 +71,7 @@ pub struct MlpConfig {
     #[serde(default = "relu")]
     pub activation: Activation,
     /// Readout scale (default μP).
-    #[serde(default = "mup")]
+    #[serde(default)]
     pub readout: Readout,
     /// Layers carrying the adapter: any of `input`, `hidden.K`, `hidden` (all hidden maps), `readout`
     /// (default `["hidden.1"]`).
@@ -89,9 +90,6 @@ fn one() -> usize {
 }
 fn relu() -> Activation {
     Activation::Relu
-}
-fn mup() -> Readout {
-    Readout::Mup
 }
 fn hidden1() -> Vec<String> {
     vec!["hidden.1".into()]

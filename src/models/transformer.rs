@@ -120,7 +120,7 @@ pub struct TransformerConfig {
     #[serde(default = "standard_logits")]
     pub logit_scale: LogitScale,
     /// Readout scale (default μP, as the MLP).
-    #[serde(default = "mup")]
+    #[serde(default)]
     pub readout: Readout,
     /// Maps carrying the adapter: any of `q`, `k`, `v`, `o`, `up`, `down` (in every block), `block.K.q` … (in block K
     /// only), `embed`, `readout` (default `["q", "v"]`).
@@ -142,9 +142,6 @@ fn yes() -> bool {
 }
 fn standard_logits() -> LogitScale {
     LogitScale::Standard
-}
-fn mup() -> Readout {
-    Readout::Mup
 }
 fn q_and_v() -> Vec<String> {
     vec!["q".into(), "v".into()]
