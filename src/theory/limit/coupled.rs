@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::linalg::solve_spd;
 use crate::models::{Activation, Linear, Mlp, MlpConfig, Model, Readout};
 use crate::optim::OptimizerConfig;
-use crate::train::{train_observed, Dataset, Loss, TrainConfig};
+use crate::train::{mse, train_observed, Dataset, Loss, TrainConfig};
 
 /// The network a linear limit describes: input d → n (frozen) → n × n adapted → 1 (μP readout), identity activation.
 pub fn mlp_config(input_dim: usize, width: usize) -> MlpConfig {
@@ -159,11 +159,10 @@ pub fn finite_trajectory(
     let mut points = Vec::with_capacity(steps as usize + 1);
     let rec = train_observed(&mut mlp, &tc, &data, |_, model, u| {
         let (out, _) = model.forward(&basis.x, u);
-        let f = out.column(0).to_owned();
-        let resid = &f - &basis.y;
+        let (loss, _) = mse(&out, &data.y_train);
         points.push(LimitPoint {
-            loss: 0.5 * resid.dot(&resid) / f.len() as f64,
-            f,
+            loss,
+            f: out.column(0).to_owned(),
             params: order_params(setup, model, &basis.x),
         });
     })?;

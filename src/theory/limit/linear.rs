@@ -50,6 +50,7 @@ use crate::adapters::{AdapterConfig, Init, Method, Ramp, Role};
 use crate::error::{Error, Result};
 use crate::optim::{sign, OptimizerConfig, Rule, Schedule};
 use crate::rng::{normal_matrix, SeedRng};
+use crate::train::mse;
 
 /// The adapter family of a limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -349,14 +350,15 @@ impl LinearSetup {
     fn run(&self, basis: &Basis, grams: &Grams, steps: u64) -> Vec<LimitPoint> {
         let mut state = self.initial(basis, grams.inv_n);
         let mut out = Vec::with_capacity(steps as usize + 1);
-        let (n_ex, d) = (basis.x.nrows() as f64, basis.x.ncols() as f64);
+        let d = basis.x.ncols() as f64;
+        let targets = basis.y.clone().insert_axis(Axis(1));
         for t in 0..=steps {
             let s_t = self.scale * self.ramp.u(t);
             let f = &grams.base
                 + &(state.readout_overlap.dot(&state.bottleneck)
                     * (s_t * self.output_factor(grams)));
-            let resid = &f - &basis.y;
-            let loss = 0.5 * resid.dot(&resid) / n_ex;
+            // The loss and U = ∂L/∂f exactly as the finite network's training loop computes them.
+            let (loss, grad_f) = mse(&f.clone().insert_axis(Axis(1)), &targets);
             out.push(LimitPoint {
                 f,
                 loss,
@@ -365,7 +367,7 @@ impl LinearSetup {
             if t == steps || !loss.is_finite() {
                 break;
             }
-            let big_u = resid / n_ex;
+            let big_u = grad_f.column(0).to_owned();
             let u = basis.x.t().dot(&big_u);
             // Sign arguments fall back to the unscaled initial overlaps while a rescaled variable is still zero.
             let z_dir = if state.bottleneck.iter().all(|&v| v == 0.0) {
