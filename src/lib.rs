@@ -15,6 +15,7 @@ pub mod error;
 pub mod io;
 pub mod linalg;
 pub mod models;
+pub mod names;
 pub mod optim;
 pub mod plots;
 pub mod probes;

@@ -132,3 +132,33 @@ macro_rules! impl_scalar {
 
 impl_scalar!(f32, "f32");
 impl_scalar!(f64, "f64");
+
+/// The floating-point precision of a run (`precision = "f64"` in study configs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Single precision (parameters and activations; optimiser moments stay in f64).
+    F32,
+    /// Double precision (default; every proof runs in it).
+    #[default]
+    F64,
+}
+
+impl Precision {
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+
+    /// Bytes per scalar.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        }
+    }
+}
+
+crate::names::named_enum!(Precision, "precision", [Precision::F32, Precision::F64]);

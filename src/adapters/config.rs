@@ -199,51 +199,7 @@ impl FromStr for Init {
     }
 }
 
-/// Serialises a type through its `Display`/`FromStr` pair, so configs hold the same strings as the command line.
-macro_rules! serde_via_str {
-    ($t:ty) => {
-        impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(
-                &self,
-                s: S,
-            ) -> std::result::Result<S::Ok, S::Error> {
-                s.serialize_str(&self.to_string())
-            }
-        }
-        impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(
-                d: D,
-            ) -> std::result::Result<Self, D::Error> {
-                let s = <String as serde::Deserialize>::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-pub(crate) use serde_via_str;
-
-/// `Display`/`FromStr` for a fieldless enum from its `name()` and `ALL`-like list.
-macro_rules! named_enum {
-    ($t:ty, $field:literal, [$($v:expr),+ $(,)?]) => {
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-        impl FromStr for $t {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self> {
-                let all = [$($v),+];
-                all.iter().copied().find(|v| v.name() == s.trim()).ok_or_else(|| {
-                    let names: Vec<&str> = all.iter().map(|v| v.name()).collect();
-                    Error::invalid($field, s, &format!("one of {}", names.join(", ")))
-                })
-            }
-        }
-        serde_via_str!($t);
-    };
-}
-pub(crate) use named_enum;
+pub(crate) use crate::names::{named_enum, serde_via_str};
 
 named_enum!(
     Method,
@@ -269,13 +225,11 @@ serde_via_str!(Init);
 /// `T = 0` means no ramp ($u \equiv 1$). `u_min` is an optional floor (the fix proposed for low-precision collapse,
 /// bug B12); it is 0 by default, so $u(0) = 0$ and the adapted model starts exactly at the base model.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Ramp {
     /// T, the number of optimiser steps over which u rises from 0 to 1 (0: no ramp).
-    #[serde(default)]
     pub steps: u64,
     /// Floor on u (default 0).
-    #[serde(default)]
     pub u_min: f64,
 }
 
@@ -292,57 +246,35 @@ impl Ramp {
 
 /// Everything that defines one adapter on one linear map. Defaults reproduce PEFT's LoRA (r = 8, α = 8).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdapterConfig {
     /// Which adapter (default `lora`).
     pub method: Method,
     /// Rank r (default 8). Must satisfy 1 ≤ r ≤ min(d_in, d_out) for LoRA-type updates and r ≤ m for SingLoRA.
-    #[serde(default = "default_rank")]
     pub rank: usize,
     /// α (default 8).
-    #[serde(default = "default_alpha")]
     pub alpha: f64,
     /// Rank rule of the multiplier (default α/r).
-    #[serde(default)]
     pub scaling: Scaling,
     /// Initialisation of the random factor; `None` takes the method's default (PEFT kaiming-uniform for LoRA/DoRA,
     /// width-aware for SingLoRA).
-    #[serde(default)]
     pub init: Option<Init>,
     /// Initialisation of LoRA's B (default zeros, PEFT). A non-zero B makes LoRA start away from the base model.
-    #[serde(default = "default_init_b")]
     pub init_b: Init,
     /// DoRA's norm gradient (default detached, as PEFT).
-    #[serde(default)]
     pub dora_norm: DoraNorm,
     /// Floor ε on DoRA's row norms, so zero rows of W0 never give 0/0 (bug B17). Default 1e-12.
-    #[serde(default = "default_dora_eps")]
     pub dora_eps: f64,
     /// The ramp u(t) (default: none, u ≡ 1).
-    #[serde(default)]
     pub ramp: Ramp,
     /// The width n used by the width knobs; `None` means m = max(d_in, d_out).
-    #[serde(default)]
     pub width: Option<usize>,
     /// γ: the multiplier is $s\,n^{-\gamma}$ (default 0, the paper's choice).
-    #[serde(default)]
     pub multiplier_exponent: f64,
 }
 
-fn default_rank() -> usize {
-    8
-}
-fn default_alpha() -> f64 {
-    8.0
-}
-fn default_init_b() -> Init {
-    Init::Zeros
-}
-fn default_dora_eps() -> f64 {
-    1e-12
-}
-
 impl Default for AdapterConfig {
+    /// PEFT's LoRA: r = 8, α = 8, α/r, kaiming-uniform A, zero B, no ramp (see [`AdapterConfig::new`]).
     fn default() -> Self {
         Self::new(Method::Lora)
     }
@@ -353,13 +285,13 @@ impl AdapterConfig {
     pub fn new(method: Method) -> Self {
         Self {
             method,
-            rank: default_rank(),
-            alpha: default_alpha(),
+            rank: 8,
+            alpha: 8.0,
             scaling: Scaling::default(),
             init: None,
-            init_b: default_init_b(),
+            init_b: Init::Zeros,
             dora_norm: DoraNorm::default(),
-            dora_eps: default_dora_eps(),
+            dora_eps: 1e-12,
             ramp: Ramp::default(),
             width: None,
             multiplier_exponent: 0.0,

@@ -48,7 +48,7 @@ impl<T: Scalar> Update<T> for Dense<T> {
     }
     fn param_info(&self) -> Vec<ParamInfo> {
         vec![ParamInfo {
-            name: "delta.weight",
+            name: Role::Dense.tensor_name(),
             role: Role::Dense,
             shape: vec![self.d_out(), self.d_in()],
         }]

@@ -330,7 +330,7 @@ impl<T: Scalar> AdaptedLinear<T> {
         let mut info = self.update.param_info();
         if self.magnitude.is_some() {
             info.push(ParamInfo {
-                name: "lora_magnitude_vector",
+                name: Role::Magnitude.tensor_name(),
                 role: Role::Magnitude,
                 shape: vec![self.d_out()],
             });

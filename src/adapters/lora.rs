@@ -4,7 +4,7 @@
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 
-use super::update::{as2, ParamInfo, Role, Update};
+use super::update::{as2, ParamInfo, Role, Term, Update};
 use crate::linalg::{mm, mm_nt, mm_tn};
 use crate::scalar::Scalar;
 
@@ -74,14 +74,14 @@ impl<T: Scalar> Update<T> for LowRank<T> {
         &self,
         prev: &[ArrayD<T>],
         x: ArrayView2<'_, T>,
-    ) -> Vec<(&'static str, Array2<T>)> {
+    ) -> Vec<(Term, Array2<T>)> {
         let (a0, b0) = (as2(&prev[0]), as2(&prev[1]));
         let (da, db) = (&self.a - &a0, &self.b - &b0);
         let xda = mm_nt(x, da.view());
         vec![
-            ("delta1", mm_nt(xda.view(), b0.view())),
-            ("delta2", mm_nt(mm_nt(x, a0.view()).view(), db.view())),
-            ("delta3", mm_nt(xda.view(), db.view())),
+            (Term::Delta1, mm_nt(xda.view(), b0.view())),
+            (Term::Delta2, mm_nt(mm_nt(x, a0.view()).view(), db.view())),
+            (Term::Delta3, mm_nt(xda.view(), db.view())),
         ]
     }
 
@@ -98,12 +98,12 @@ impl<T: Scalar> Update<T> for LowRank<T> {
     fn param_info(&self) -> Vec<ParamInfo> {
         vec![
             ParamInfo {
-                name: "lora_A.weight",
+                name: Role::LoraA.tensor_name(),
                 role: Role::LoraA,
                 shape: vec![self.rank(), self.d_in()],
             },
             ParamInfo {
-                name: "lora_B.weight",
+                name: Role::LoraB.tensor_name(),
                 role: Role::LoraB,
                 shape: vec![self.d_out(), self.rank()],
             },

@@ -16,4 +16,4 @@ pub mod update;
 
 pub use config::{AdapterConfig, DoraNorm, Init, Method, Ramp, Scaling};
 pub use layer::{AdaptedLinear, LayerGrads};
-pub use update::{ParamInfo, Role, Update};
+pub use update::{ParamInfo, Role, Term, Update};

@@ -9,7 +9,7 @@
 
 use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 
-use super::update::{as2, ParamInfo, Role, Update};
+use super::update::{as2, ParamInfo, Role, Term, Update};
 use crate::linalg::{mm, mm_acc, mm_nt, mm_tn};
 use crate::scalar::Scalar;
 
@@ -114,7 +114,7 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
         &self,
         prev: &[ArrayD<T>],
         x: ArrayView2<'_, T>,
-    ) -> Vec<(&'static str, Array2<T>)> {
+    ) -> Vec<(Term, Array2<T>)> {
         let a0 = as2(&prev[0]);
         let da = &self.a - &a0;
         let (a0_in, a0_out) = (
@@ -127,9 +127,9 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
         );
         let xda = mm(x, da_in);
         vec![
-            ("T1", mm_nt(mm(x, a0_in).view(), da_out)),
-            ("T2", mm_nt(xda.view(), a0_out)),
-            ("T3", mm_nt(xda.view(), da_out)),
+            (Term::T1, mm_nt(mm(x, a0_in).view(), da_out)),
+            (Term::T2, mm_nt(xda.view(), a0_out)),
+            (Term::T3, mm_nt(xda.view(), da_out)),
         ]
     }
 
@@ -145,7 +145,7 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
 
     fn param_info(&self) -> Vec<ParamInfo> {
         vec![ParamInfo {
-            name: "singlora_A.weight",
+            name: Role::SingleA.tensor_name(),
             role: Role::SingleA,
             shape: vec![self.a.nrows(), self.rank()],
         }]

@@ -42,10 +42,74 @@ impl Role {
         }
     }
 
+    /// The tensor's name, PEFT's where PEFT has one (`lora_A.weight`, `lora_B.weight`, `lora_magnitude_vector`).
+    pub fn tensor_name(self) -> &'static str {
+        match self {
+            Role::LoraA => "lora_A.weight",
+            Role::LoraB => "lora_B.weight",
+            Role::SingleA => "singlora_A.weight",
+            Role::Dense => "delta.weight",
+            Role::Magnitude => "lora_magnitude_vector",
+            Role::Bias => "bias",
+        }
+    }
+
+    /// Every role.
+    pub const ALL: [Role; 6] = [
+        Role::LoraA,
+        Role::LoraB,
+        Role::SingleA,
+        Role::Dense,
+        Role::Magnitude,
+        Role::Bias,
+    ];
+
     /// Whether tensors of this role are 1-D (PEFT's LoRA+ puts every 1-D tensor in B's group).
     pub fn is_one_dimensional(self) -> bool {
         matches!(self, Role::Magnitude | Role::Bias)
     }
+}
+
+/// A term of the per-step decomposition of an update's output change (THEORY §5.2): LoRA's $\delta^1, \delta^2,
+/// \delta^3$ and SingLoRA's $T_1, T_2, T_3$.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Term {
+    /// LoRA $\delta^1 = X\Delta A^\top B_{t-1}^\top$ (the A step through the old B).
+    Delta1,
+    /// LoRA $\delta^2 = XA_{t-1}^\top\Delta B^\top$ (the B step through the old A).
+    Delta2,
+    /// LoRA $\delta^3 = X\Delta A^\top\Delta B^\top$ (second order).
+    Delta3,
+    /// SingLoRA $T_1 = (XA_{t-1,in})\Delta A_{out}^\top$.
+    T1,
+    /// SingLoRA $T_2 = (X\Delta A_{in})A_{t-1,out}^\top$.
+    T2,
+    /// SingLoRA $T_3 = (X\Delta A_{in})\Delta A_{out}^\top$ (second order).
+    T3,
+}
+
+impl Term {
+    /// The term's name (`delta1` … `T3`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Term::Delta1 => "delta1",
+            Term::Delta2 => "delta2",
+            Term::Delta3 => "delta3",
+            Term::T1 => "T1",
+            Term::T2 => "T2",
+            Term::T3 => "T3",
+        }
+    }
+
+    /// Every term.
+    pub const ALL: [Term; 6] = [
+        Term::Delta1,
+        Term::Delta2,
+        Term::Delta3,
+        Term::T1,
+        Term::T2,
+        Term::T3,
+    ];
 }
 
 /// Name, role and shape of one trainable tensor. Names are PEFT's where PEFT has them.
@@ -103,7 +167,7 @@ pub trait Update<T: Scalar>: Send + Sync {
         &self,
         _prev: &[ArrayD<T>],
         _x: ArrayView2<'_, T>,
-    ) -> Vec<(&'static str, Array2<T>)> {
+    ) -> Vec<(Term, Array2<T>)> {
         Vec::new()
     }
 

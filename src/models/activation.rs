@@ -1,10 +1,7 @@
 //! Element-wise activations $\phi$ and their derivatives $\phi'$, next to each other.
 
-use std::fmt;
-use std::str::FromStr;
 
-use crate::adapters::config::{named_enum, serde_via_str};
-use crate::error::{Error, Result};
+use crate::names::named_enum;
 use crate::scalar::Scalar;
 
 /// An activation function.

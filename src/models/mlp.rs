@@ -8,14 +8,12 @@
 //! activation's gain) so hidden activations have Θ(1) coordinates; the readout is $\mathcal N(0, 1/n)$ (standard) or
 //! $\mathcal N(0, 1/n^2)$ (μP), which sets the gradient coordinate exponent ρ = 1/2 or 1.
 
-use std::fmt;
-use std::str::FromStr;
 
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
 
 use super::{Activation, Linear, Model, ModelParam};
-use crate::adapters::config::{named_enum, serde_via_str};
+use crate::names::named_enum;
 use crate::adapters::AdapterConfig;
 use crate::error::{Error, Result};
 use crate::rng::{normal_matrix, SeedRng};
@@ -53,46 +51,30 @@ named_enum!(Readout, "readout", [Readout::Standard, Readout::Mup]);
 
 /// The MLP's shape, base initialisation and which layers carry adapters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MlpConfig {
     /// Input dimension $d_0$ (default 16, independent of width).
-    #[serde(default = "d16")]
     pub input_dim: usize,
     /// Hidden width n (a sweep sets it per cell).
-    #[serde(default)]
     pub width: usize,
     /// Number of hidden layers L ≥ 2 (default 2).
-    #[serde(default = "two")]
     pub depth: usize,
     /// Output dimension (default 1).
-    #[serde(default = "one")]
     pub output_dim: usize,
     /// Activation (default relu).
-    #[serde(default = "relu")]
     pub activation: Activation,
     /// Readout scale (default μP).
-    #[serde(default)]
     pub readout: Readout,
     /// Layers carrying the adapter: any of `input`, `hidden.K`, `hidden` (all hidden maps), `readout`
     /// (default `["hidden.1"]`).
-    #[serde(default = "hidden1")]
     pub adapt: Vec<String>,
 }
 
-fn d16() -> usize {
-    16
-}
-fn two() -> usize {
-    2
-}
-fn one() -> usize {
-    1
-}
-fn relu() -> Activation {
-    Activation::Relu
-}
-fn hidden1() -> Vec<String> {
-    vec!["hidden.1".into()]
+impl Default for MlpConfig {
+    /// 16 → 2 hidden ReLU layers of width 0 (set per run) → 1, μP readout, the adapter on `hidden.1`.
+    fn default() -> Self {
+        Self::new(0)
+    }
 }
 
 impl MlpConfig {
@@ -105,7 +87,7 @@ impl MlpConfig {
             output_dim: 1,
             activation: Activation::Relu,
             readout: Readout::Mup,
-            adapt: hidden1(),
+            adapt: vec!["hidden.1".into()],
         }
     }
 

@@ -6,21 +6,51 @@
 pub mod activation;
 pub mod linear;
 pub mod mlp;
-pub mod pretrain;
 pub mod single;
 pub mod transformer;
+
+use std::borrow::Cow;
 
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 
 pub use activation::Activation;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpConfig, Readout};
-pub use pretrain::{pretrain, pretrain_mlp};
 pub use single::SingleLayer;
 pub use transformer::{Block, LogitScale, Transformer, TransformerConfig, WidthMode};
 
 use crate::adapters::ParamInfo;
+use crate::names::named_enum;
 use crate::scalar::Scalar;
+
+/// Which network a run trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ModelKind {
+    /// The MLP ([`mlp`]).
+    #[default]
+    Mlp,
+    /// The pre-LayerNorm transformer ([`transformer`]).
+    Transformer,
+    /// LoRA+'s scalar toy ([`single`]).
+    Toy,
+}
+
+impl ModelKind {
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::Transformer => "transformer",
+            ModelKind::Toy => "toy",
+        }
+    }
+}
+
+named_enum!(
+    ModelKind,
+    "model",
+    [ModelKind::Mlp, ModelKind::Transformer, ModelKind::Toy]
+);
 
 /// A trainable tensor of a model: the layer it belongs to and its adapter-level description.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,7 +97,8 @@ pub trait Model<T: Scalar>: Send + Sync {
     }
 }
 
-/// One linear map of a model as a probe sees it: its name, the map, and its input on the batch of a forward pass.
+/// One linear map of a model as a probe sees it: its name, the map, and its input and output on the batch of a
+/// forward pass.
 pub struct Tap<'a, T: Scalar> {
     /// The layer's name.
     pub name: &'a str,
@@ -75,27 +106,34 @@ pub struct Tap<'a, T: Scalar> {
     pub linear: &'a Linear<T>,
     /// Its input on the batch the cache was computed from.
     pub input: &'a Array2<T>,
+    /// Its output on that batch: borrowed from the forward pass where the cache holds it.
+    pub output: Cow<'a, Array2<T>>,
 }
 
 /// Models whose linear maps can be probed (every model the studies use).
 pub trait Inspect<T: Scalar>: Model<T> {
-    /// Every linear map, in forward order, with its input from `cache`.
-    fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>>;
+    /// Every linear map, in forward order, with its input and output from the forward pass that gave `cache` and the
+    /// model output `out`.
+    fn taps<'a>(&'a self, cache: &'a Self::Cache, out: &'a Array2<T>) -> Vec<Tap<'a, T>>;
 
     /// Every linear map, in forward order (the order of the model's `base_weights`).
     fn linears(&self) -> Vec<&Linear<T>>;
 }
 
 impl<T: Scalar> Inspect<T> for Mlp<T> {
-    fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>> {
+    /// Outputs are the pre-activations $z_1 \dots z_L$ and, for the readout, the model output.
+    fn taps<'a>(&'a self, cache: &'a Self::Cache, out: &'a Array2<T>) -> Vec<Tap<'a, T>> {
+        let outputs = cache.preacts.iter().chain(std::iter::once(out));
         self.names
             .iter()
             .zip(&self.layers)
             .zip(&cache.inputs)
-            .map(|((name, linear), input)| Tap {
+            .zip(outputs)
+            .map(|(((name, linear), input), output)| Tap {
                 name,
                 linear,
                 input,
+                output: Cow::Borrowed(output),
             })
             .collect()
     }
@@ -106,11 +144,12 @@ impl<T: Scalar> Inspect<T> for Mlp<T> {
 }
 
 impl<T: Scalar> Inspect<T> for SingleLayer<T> {
-    fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>> {
+    fn taps<'a>(&'a self, cache: &'a Self::Cache, out: &'a Array2<T>) -> Vec<Tap<'a, T>> {
         vec![Tap {
             name: "layer",
             linear: &self.layer,
             input: cache,
+            output: Cow::Borrowed(out),
         }]
     }
 
@@ -120,7 +159,8 @@ impl<T: Scalar> Inspect<T> for SingleLayer<T> {
 }
 
 impl<T: Scalar> Inspect<T> for Transformer<T> {
-    fn taps<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Tap<'a, T>> {
+    /// Outputs are recomputed from the inputs (the cache does not keep every map's output yet).
+    fn taps<'a>(&'a self, cache: &'a Self::Cache, _out: &'a Array2<T>) -> Vec<Tap<'a, T>> {
         let mut inputs: Vec<&'a Array2<T>> = vec![&cache.x];
         for b in &cache.blocks {
             let (att, ff) = (&b.attention, &b.feed_forward);
@@ -142,6 +182,7 @@ impl<T: Scalar> Inspect<T> for Transformer<T> {
                 name,
                 linear,
                 input,
+                output: Cow::Owned(linear.forward(input.view(), cache.u)),
             })
             .collect()
     }

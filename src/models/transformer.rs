@@ -817,6 +817,8 @@ pub struct TransformerCache<T: Scalar> {
     pub blocks: Vec<BlockCache<T>>,
     /// The final LayerNorm (its output is the readout's input).
     pub final_ln: Normalized<T>,
+    /// The ramp value of the forward pass.
+    pub u: T,
 }
 
 impl<T: Scalar> Transformer<T> {
@@ -871,6 +873,7 @@ impl<T: Scalar> Model<T> for Transformer<T> {
                 x: x.clone(),
                 blocks,
                 final_ln,
+                u,
             },
         )
     }

@@ -211,28 +211,19 @@ impl Rule {
 /// B's group is `lora_b`; with `one_d_in_b` (default **true**, as PEFT's `create_loraplus_optimizer`, which puts every
 /// 1-D parameter in B's group, bug B16) it also holds biases and DoRA magnitudes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Groups {
     /// LoRA+ ratio $\eta_B/\eta_A$ (default 1: plain LoRA, one shared rate).
-    #[serde(default = "one")]
     pub loraplus_ratio: f64,
     /// Whether 1-D tensors (biases, DoRA magnitudes) join B's group (default true, as PEFT).
-    #[serde(default = "yes")]
     pub one_d_in_b: bool,
     /// Width exponent $c$ of the learning rate, per role name (`lora_a`, `lora_b`, `singlora_a`, `dense`,
     /// `magnitude`, `bias`, or `default` for every role not named). Default: empty (c = 0).
-    #[serde(default)]
     pub lr_exponent: BTreeMap<String, f64>,
 }
 
-fn one() -> f64 {
-    1.0
-}
-fn yes() -> bool {
-    true
-}
-
 impl Default for Groups {
+    /// One shared rate: ratio 1, PEFT's 1-D switch on, no width exponents.
     fn default() -> Self {
         Self {
             loraplus_ratio: 1.0,
@@ -265,6 +256,33 @@ impl Groups {
             1.0
         };
         ratio * (n as f64).powf(-self.exponent(role))
+    }
+
+    /// The rate law in words: `0.05`, `0.05·n^-0.5`, `0.05·n^5`, with per-role exponents and the LoRA+ ratio.
+    pub fn rate_law(&self, lr: f64) -> String {
+        let power = |c: f64| {
+            if c == 0.0 {
+                String::new()
+            } else {
+                format!("·n^{}", -c)
+            }
+        };
+        let mut s = match (self.lr_exponent.len(), self.lr_exponent.get("default")) {
+            (0, _) => format!("{lr}"),
+            (1, Some(&c)) => format!("{lr}{}", power(c)),
+            _ => {
+                let roles: Vec<String> = self
+                    .lr_exponent
+                    .iter()
+                    .map(|(k, c)| format!("{k}: {lr}{}", power(*c)))
+                    .collect();
+                roles.join(", ")
+            }
+        };
+        if self.loraplus_ratio != 1.0 {
+            s += &format!(" (LoRA+ ratio η_B/η_A = {})", self.loraplus_ratio);
+        }
+        s
     }
 
     /// Checks the fields.
@@ -307,18 +325,23 @@ impl Groups {
 
 /// A complete optimiser configuration (`[optimizer]` in a study file).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OptimizerConfig {
     /// The update rule.
     pub rule: Rule,
     /// Base learning rate η (must be > 0).
     pub lr: f64,
     /// Schedule (default constant).
-    #[serde(default)]
     pub schedule: Schedule,
     /// Per-role rates.
-    #[serde(default)]
     pub groups: Groups,
+}
+
+impl Default for OptimizerConfig {
+    /// PyTorch's Adam at η = 10⁻³, constant schedule, one shared rate.
+    fn default() -> Self {
+        Self::new(Rule::adam(), 1e-3)
+    }
 }
 
 impl OptimizerConfig {

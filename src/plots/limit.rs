@@ -12,10 +12,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    colour, draw_legend, file_stem, line_key, log_range, plot_err, png_and_svg, register_font,
+    colour, draw_legend, line_key, log_range, plot_err, png_and_svg, register_font,
 };
 use crate::error::{Error, Result};
 use crate::studies::limit::{LimitConfig, LimitResults, Trajectory, EXPECTED_SLOPE};
+use crate::studies::store::file_stem;
 
 /// Draws every figure of a limit study into `dir` and returns how many files were written.
 pub fn draw_limit(cfg: &LimitConfig, r: &LimitResults, dir: &Path) -> Result<usize> {

@@ -11,6 +11,7 @@
 //! Limit studies draw their own figures ([`limit`]).
 
 pub mod limit;
+pub mod lr;
 
 use std::path::Path;
 use std::sync::Once;
@@ -20,8 +21,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::studies::report::{FitRow, Grouped};
-use crate::studies::sweep::SweepConfig;
+use crate::probes::Quantity;
+use crate::studies::config::StudyConfig;
+use crate::studies::report::{FitKey, FitRow, Grouped};
+use crate::studies::store::file_stem;
 
 static FONT: Once = Once::new();
 
@@ -78,7 +81,7 @@ fn line_key(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)>
 }
 
 fn series_names(grouped: &Grouped) -> Vec<String> {
-    let mut v: Vec<String> = grouped.keys().map(|k| k.0.clone()).collect();
+    let mut v: Vec<String> = grouped.keys().map(|k| k.series.clone()).collect();
     v.dedup();
     v.sort();
     v.dedup();
@@ -118,7 +121,7 @@ pub(crate) use png_and_svg;
 
 /// Draws every figure of a sweep into `dir` (created if missing) and returns how many files were written.
 pub fn draw_sweep(
-    cfg: &SweepConfig,
+    cfg: &StudyConfig,
     grouped: &Grouped,
     fits: &[FitRow],
     layer: &str,
@@ -127,7 +130,12 @@ pub fn draw_sweep(
     register_font();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut n = 0;
-    for quantity in ["dz_rms", "update_out_rms", "bottleneck_rms", "dw_op"] {
+    for quantity in [
+        Quantity::DzRms,
+        Quantity::UpdateOutRms,
+        Quantity::BottleneckRms,
+        Quantity::DwOp,
+    ] {
         n += png_and_svg!(dir, format!("coord_{quantity}"), (1400, 420), |root| coord(
             cfg, grouped, layer, quantity, root
         ))?;
@@ -138,7 +146,11 @@ pub fn draw_sweep(
             |root| slopes(fits, layer, quantity, root)
         )?;
     }
-    let quantities = ["dz_rms", "update_out_rms", "bottleneck_rms"];
+    let quantities = [
+        Quantity::DzRms,
+        Quantity::UpdateOutRms,
+        Quantity::BottleneckRms,
+    ];
     let rows = series_names(grouped).len() as u32;
     n += png_and_svg!(dir, "steps_by_series", (1200, 260 * rows + 50), |root| {
         by_series(cfg, grouped, layer, &quantities, root)
@@ -152,23 +164,6 @@ pub fn draw_sweep(
         )?;
     }
     Ok(n)
-}
-
-/// A file-name-safe form of a series name: `lora+@c=0.5` → `loraplus_c0.5`.
-pub fn file_stem(series: &str) -> String {
-    series
-        .replace('+', "plus")
-        .replace('@', "_")
-        .replace('=', "")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-._".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn log_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
@@ -195,16 +190,16 @@ fn geo_mean(row: &[f64]) -> f64 {
 
 /// The μP layout; returns false when there is nothing to draw.
 fn coord<DB: DrawingBackend>(
-    cfg: &SweepConfig,
+    cfg: &StudyConfig,
     grouped: &Grouped,
     layer: &str,
-    quantity: &str,
+    quantity: Quantity,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
     let mut steps: Vec<u64> = grouped
         .keys()
-        .filter(|k| k.1 == layer && k.2 == quantity)
-        .map(|k| k.3)
+        .filter(|k| k.layer == layer && k.quantity == quantity)
+        .map(|k| k.step)
         .collect();
     steps.sort();
     steps.dedup();
@@ -217,7 +212,7 @@ fn coord<DB: DrawingBackend>(
     let Some((ylo, yhi)) = log_range(
         grouped
             .iter()
-            .filter(|(k, _)| k.1 == layer && k.2 == quantity)
+            .filter(|(k, _)| k.layer == layer && k.quantity == quantity)
             .flat_map(|(_, v)| v.iter().flatten().copied()),
     ) else {
         return Ok(false);
@@ -250,9 +245,13 @@ fn coord<DB: DrawingBackend>(
             .draw()
             .map_err(plot_err)?;
         for (i, series) in names.iter().enumerate() {
-            let Some(v) =
-                grouped.get(&(series.clone(), layer.to_string(), quantity.to_string(), t))
-            else {
+            let key = FitKey {
+                series: series.clone(),
+                layer: layer.to_string(),
+                quantity,
+                step: t,
+            };
+            let Some(v) = grouped.get(&key) else {
                 continue;
             };
             let pts: Vec<(f64, f64, f64, f64)> = cfg
@@ -306,17 +305,17 @@ fn coord<DB: DrawingBackend>(
 /// The nanoGPT-μP layout: a row per series, a column per quantity at `layer`, x = width and y = the quantity on log₂
 /// axes, a line per step coloured from blue (early) to red (late), geometric mean over seeds.
 fn by_series<DB: DrawingBackend>(
-    cfg: &SweepConfig,
+    cfg: &StudyConfig,
     grouped: &Grouped,
     layer: &str,
-    quantities: &[&str],
+    quantities: &[Quantity],
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
     let names = series_names(grouped);
-    let present: Vec<&str> = quantities
+    let present: Vec<Quantity> = quantities
         .iter()
         .copied()
-        .filter(|q| grouped.keys().any(|k| k.1 == layer && k.2 == *q))
+        .filter(|q| grouped.keys().any(|k| k.layer == layer && k.quantity == *q))
         .collect();
     if names.is_empty() || present.is_empty() {
         return Ok(false);
@@ -335,7 +334,7 @@ fn by_series<DB: DrawingBackend>(
             let panel = &panels[r * present.len() + c];
             let keys: Vec<_> = grouped
                 .iter()
-                .filter(|(k, _)| &k.0 == series && k.1 == layer && k.2 == *q)
+                .filter(|(k, _)| &k.series == series && k.layer == layer && k.quantity == *q)
                 .collect();
             let Some((ylo, yhi)) =
                 log_range(keys.iter().flat_map(|(_, v)| v.iter().flatten().copied()))
@@ -355,7 +354,7 @@ fn by_series<DB: DrawingBackend>(
                 .draw()
                 .map_err(plot_err)?;
             for (k, v) in keys {
-                let frac = k.3 as f64 / tmax;
+                let frac = k.step as f64 / tmax;
                 let col = RGBColor(
                     (59.0 + 121.0 * frac * 1.6).min(230.0) as u8,
                     (76.0 * (1.0 - frac) + 40.0) as u8,
@@ -384,14 +383,14 @@ fn by_series<DB: DrawingBackend>(
 fn slopes<DB: DrawingBackend>(
     fits: &[FitRow],
     layer: &str,
-    quantity: &str,
+    quantity: Quantity,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
     let rows: Vec<&FitRow> = fits
         .iter()
         .filter(|r| {
-            r.layer == layer
-                && r.quantity == quantity
+            r.key.layer == layer
+                && r.key.quantity == quantity
                 && r.fit.lo.is_finite()
                 && r.fit.hi.is_finite()
         })
@@ -399,7 +398,7 @@ fn slopes<DB: DrawingBackend>(
     if rows.is_empty() {
         return Ok(false);
     }
-    let tmax = rows.iter().map(|r| r.step).max().unwrap_or(1) as f64;
+    let tmax = rows.iter().map(|r| r.key.step).max().unwrap_or(1) as f64;
     let ylo = rows
         .iter()
         .map(|r| r.fit.lo)
@@ -436,18 +435,18 @@ fn slopes<DB: DrawingBackend>(
                 .map_err(plot_err)?;
         }
     }
-    let mut names: Vec<&str> = rows.iter().map(|r| r.series.as_str()).collect();
+    let mut names: Vec<&str> = rows.iter().map(|r| r.key.series.as_str()).collect();
     names.sort();
     names.dedup();
     let k = names.len() as f64;
     for (i, name) in names.iter().enumerate() {
         let c = colour(i);
         let off = (i as f64 - (k - 1.0) / 2.0) * 0.08;
-        let mut pts: Vec<&&FitRow> = rows.iter().filter(|r| r.series == *name).collect();
-        pts.sort_by_key(|r| r.step);
+        let mut pts: Vec<&&FitRow> = rows.iter().filter(|r| r.key.series == *name).collect();
+        pts.sort_by_key(|r| r.key.step);
         chart
             .draw_series(LineSeries::new(
-                pts.iter().map(|r| (r.step as f64 + off, r.fit.slope)),
+                pts.iter().map(|r| (r.key.step as f64 + off, r.fit.slope)),
                 c.stroke_width(2),
             ))
             .map_err(plot_err)?
@@ -456,7 +455,7 @@ fn slopes<DB: DrawingBackend>(
         chart
             .draw_series(pts.iter().map(|r| {
                 ErrorBar::new_vertical(
-                    r.step as f64 + off,
+                    r.key.step as f64 + off,
                     r.fit.lo,
                     r.fit.slope,
                     r.fit.hi,
@@ -469,7 +468,7 @@ fn slopes<DB: DrawingBackend>(
         chart
             .draw_series(pts.iter().filter_map(|r| {
                 r.predicted
-                    .map(|p| Cross::new((r.step as f64 + off, p), 6, c.stroke_width(2)))
+                    .map(|p| Cross::new((r.key.step as f64 + off, p), 6, c.stroke_width(2)))
             }))
             .map_err(plot_err)?;
     }
@@ -480,7 +479,7 @@ fn slopes<DB: DrawingBackend>(
 
 /// Training loss vs step for one series, a line per width (geometric mean over seeds).
 fn loss<DB: DrawingBackend>(
-    cfg: &SweepConfig,
+    cfg: &StudyConfig,
     grouped: &Grouped,
     series: &str,
     _i: usize,
@@ -489,10 +488,10 @@ fn loss<DB: DrawingBackend>(
     let pts_for = |wi: usize| -> Vec<(f64, f64)> {
         let mut v: Vec<(f64, f64)> = grouped
             .iter()
-            .filter(|(k, _)| k.0 == series && k.1 == "model" && k.2 == "loss")
+            .filter(|(k, _)| k.series == series && k.layer == "model" && k.quantity == Quantity::Loss)
             .filter_map(|(k, v)| {
                 let g = geo_mean(&v[wi]);
-                (g.is_finite() && g > 0.0).then_some((k.3 as f64, g.log10()))
+                (g.is_finite() && g > 0.0).then_some((k.step as f64, g.log10()))
             })
             .collect();
         v.sort_by(|a, b| a.0.total_cmp(&b.0));

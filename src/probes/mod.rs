@@ -1,4 +1,6 @@
-//! Probes: what a width study records about every linear map at every recorded step, on a fixed probe batch.
+//! Probes: what a width study records about every linear map at every recorded step, on the training batch. A
+//! [`Probe`] is a training-loop [`Observer`]: it reads the forward pass, loss, gradients and held-out evaluation the
+//! loop has just computed and never recomputes them.
 //!
 //! Step semantics: step t is the state after t optimiser updates (t = 0 is initialisation). Per-step changes at t
 //! compare with step t − 1; cumulative changes compare with step 0, the frozen reference copy of the network
@@ -16,54 +18,55 @@
 //! | `grad_fro.P`, `param_fro.P` | Frobenius norms of each trainable tensor P and its gradient |
 //!
 //! Model-level quantities use the layer name `model`: `loss`, `test_loss`, `test_acc`. A non-finite value is recorded
-//! as it is; the run records its divergence step separately.
+//! as it is; the run records its divergence step separately. Names are [`Quantity`] values (`quantity`).
+
+pub mod quantity;
 
 use std::collections::HashMap;
 
 use ndarray::{Array2, ArrayD};
 use serde::{Deserialize, Serialize};
 
+pub use quantity::Quantity;
+
 use crate::linalg::{mean_abs, op_norm_power, rms};
 use crate::models::{Inspect, Linear};
 use crate::scalar::Scalar;
-use crate::train::Dataset;
-
-/// Every quantity name a probe records (`grad_fro.` and `param_fro.` are followed by a tensor name); a study's
-/// `probes` filter entries must be a prefix of one of these.
-pub const QUANTITIES: [&str; 19] = [
-    "act_rms",
-    "act_l1",
-    "dz_rms",
-    "dz_l1",
-    "dz_cum_rms",
-    "update_out_rms",
-    "delta1_rms",
-    "delta2_rms",
-    "delta3_rms",
-    "T1_rms",
-    "T2_rms",
-    "T3_rms",
-    "bottleneck_rms",
-    "dw_fro",
-    "dw_op",
-    "grad_fro.",
-    "param_fro.",
-    "loss",
-    "test_",
-];
+use crate::train::{Observer, Step};
 
 /// One measurement.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Layer name (`model` for model-level quantities).
     pub layer: String,
-    /// Quantity name.
-    pub quantity: String,
+    /// Quantity.
+    pub quantity: Quantity,
     /// Step t.
     pub step: u64,
     /// Value (non-finite values survive the run file, see `io::float`).
     #[serde(with = "crate::io::float")]
     pub value: f64,
+}
+
+/// Which steps and quantities a probe records.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
+    /// Steps to record (empty: every step).
+    pub steps: Vec<u64>,
+    /// Quantity patterns, prefixes of the spellings (empty: every quantity).
+    pub patterns: Vec<String>,
+}
+
+impl Selection {
+    /// Whether step `t` is recorded.
+    pub fn step(&self, t: u64) -> bool {
+        self.steps.is_empty() || self.steps.contains(&t)
+    }
+
+    /// Whether quantity `q` is recorded.
+    pub fn quantity(&self, q: Quantity) -> bool {
+        self.patterns.is_empty() || self.patterns.iter().any(|p| q.matches(p))
+    }
 }
 
 /// The probe's memory between steps: reference outputs and previous factors.
@@ -72,6 +75,8 @@ pub struct Probe<T: Scalar> {
     z0: HashMap<String, Array2<T>>,
     z_prev: HashMap<String, Array2<T>>,
     prev_params: HashMap<String, Vec<ArrayD<T>>>,
+    /// What to record.
+    pub selection: Selection,
     /// Everything recorded so far.
     pub records: Vec<Record>,
     /// Iterations of the spectral-norm power method (default 50).
@@ -79,115 +84,111 @@ pub struct Probe<T: Scalar> {
 }
 
 impl<T: Scalar> Probe<T> {
-    /// An empty probe.
-    pub fn new() -> Self {
+    /// A probe recording `selection`.
+    pub fn new(selection: Selection) -> Self {
         Self {
+            selection,
             power_iterations: 50,
             ..Default::default()
         }
     }
 
-    fn push(&mut self, layer: &str, quantity: impl Into<String>, step: u64, value: f64) {
-        self.records.push(Record {
-            layer: layer.to_string(),
-            quantity: quantity.into(),
-            step,
-            value,
-        });
+    fn push(&mut self, layer: &str, quantity: Quantity, step: u64, value: f64) {
+        if self.selection.quantity(quantity) {
+            self.records.push(Record {
+                layer: layer.to_string(),
+                quantity,
+                step,
+                value,
+            });
+        }
     }
 
-    /// Records every quantity at step `t` for `model` at ramp value `u`, on the training batch of `data` (full-batch
-    /// studies: the probe batch is the training batch, so gradient norms are those of the update taken at t + 1).
-    pub fn observe<M: Inspect<T>>(&mut self, t: u64, model: &M, u: T, data: &Dataset<T>) {
-        let (out, cache) = model.forward(&data.x_train, u);
-        let (loss, g) = data.loss.eval(&out, &data.y_train);
-        let (out_test, _) = model.forward(&data.x_test, u);
-        let (test_loss, _) = data.loss.eval(&out_test, &data.y_test);
-        self.push("model", "loss", t, loss);
-        self.push("model", "test_loss", t, test_loss);
-        if data.loss == crate::train::Loss::CrossEntropy {
-            self.push(
-                "model",
-                "test_acc",
-                t,
-                crate::train::accuracy(&out_test, &data.y_test),
-            );
+    /// Model-level quantities and each trainable tensor's norm and gradient norm.
+    fn record_model<M: Inspect<T>>(&mut self, s: &Step<'_, T, M>) {
+        self.push("model", Quantity::Loss, s.t, s.loss);
+        self.push("model", Quantity::TestLoss, s.t, s.test.loss);
+        if let Some(acc) = s.test.accuracy {
+            self.push("model", Quantity::TestAcc, s.t, acc);
         }
-        let grads = model.backward(&cache, &g, u);
-        let infos = model.params_info();
-        for ((info, p), gr) in infos.iter().zip(model.params()).zip(&grads) {
-            self.push(
-                &info.layer,
-                format!("param_fro.{}", info.info.name),
-                t,
-                crate::linalg::frobenius(&p),
-            );
-            self.push(
-                &info.layer,
-                format!("grad_fro.{}", info.info.name),
-                t,
-                crate::linalg::frobenius(gr),
-            );
+        let infos = s.model.params_info();
+        for ((info, p), g) in infos.iter().zip(s.model.params()).zip(s.grads) {
+            let role = info.info.role;
+            let norm = crate::linalg::frobenius(&p);
+            self.push(&info.layer, Quantity::ParamFro(role), s.t, norm);
+            let norm = crate::linalg::frobenius(g);
+            self.push(&info.layer, Quantity::GradFro(role), s.t, norm);
         }
-        for tap in model.taps(&cache) {
-            let name = tap.name.to_string();
-            let z = tap.linear.forward(tap.input.view(), u);
-            self.push(&name, "act_rms", t, rms(&z));
-            self.push(&name, "act_l1", t, mean_abs(&z));
-            let Linear::Adapted(layer) = tap.linear else {
-                continue;
-            };
-            if let Some(prev) = self.z_prev.get(&name) {
-                let dz = &z - prev;
-                self.push(&name, "dz_rms", t, rms(&dz));
-                self.push(&name, "dz_l1", t, mean_abs(&dz));
+    }
+
+    /// The per-map quantities of an adapted map with input `x` and output `z` at step `t`.
+    fn record_adapted(
+        &mut self,
+        name: &str,
+        layer: &crate::adapters::AdaptedLinear<T>,
+        x: ndarray::ArrayView2<'_, T>,
+        z: &Array2<T>,
+        (t, u): (u64, T),
+    ) {
+        if let Some(prev) = self.z_prev.get(name) {
+            let dz = z - prev;
+            self.push(name, Quantity::DzRms, t, rms(&dz));
+            self.push(name, Quantity::DzL1, t, mean_abs(&dz));
+        }
+        match self.z0.get(name) {
+            Some(z0) => {
+                let v = rms(&(z - z0));
+                self.push(name, Quantity::DzCumRms, t, v);
             }
-            match self.z0.get(&name) {
-                Some(z0) => {
-                    let v = rms(&(&z - z0));
-                    self.push(&name, "dz_cum_rms", t, v);
-                }
-                None => {
-                    self.z0.insert(name.clone(), z.clone());
-                }
+            None => {
+                self.z0.insert(name.to_string(), z.clone());
             }
-            let c = layer.c(u);
-            let x = tap.input.view();
-            self.push(
-                &name,
-                "update_out_rms",
-                t,
-                rms(&layer.update.apply(x)) * c.f64().abs(),
-            );
-            if let Some(b) = layer.update.bottleneck(x) {
-                self.push(&name, "bottleneck_rms", t, rms(&b));
+        }
+        let c = layer.c(u).f64().abs();
+        let update = &layer.update;
+        self.push(name, Quantity::UpdateOutRms, t, rms(&update.apply(x)) * c);
+        if let Some(b) = update.bottleneck(x) {
+            self.push(name, Quantity::BottleneckRms, t, rms(&b));
+        }
+        if let Some(prev) = self.prev_params.get(name) {
+            for (term, v) in update.decompose(prev, x) {
+                self.push(name, Quantity::TermRms(term), t, rms(&v) * c);
             }
-            if let Some(prev) = self.prev_params.get(&name) {
-                for (term, v) in layer.update.decompose(prev, x) {
-                    self.push(&name, format!("{term}_rms"), t, rms(&v) * c.f64().abs());
-                }
-            }
-            self.push(
-                &name,
-                "dw_fro",
-                t,
-                layer.update.frobenius_sq().sqrt() * c.f64().abs(),
-            );
-            let upd = &layer.update;
+        }
+        self.push(name, Quantity::DwFro, t, update.frobenius_sq().sqrt() * c);
+        if self.selection.quantity(Quantity::DwOp) {
             let op = op_norm_power::<T>(
                 layer.d_in(),
-                |v| upd.apply(v.t()).reversed_axes(),
-                |w| upd.apply_adjoint(w.t()).reversed_axes(),
+                |v| update.apply(v.t()).reversed_axes(),
+                |w| update.apply_adjoint(w.t()).reversed_axes(),
                 t,
                 self.power_iterations,
                 1e-6,
             );
-            self.push(&name, "dw_op", t, op * c.f64().abs());
-            self.prev_params.insert(
-                name.clone(),
-                layer.update.params().iter().map(|p| p.to_owned()).collect(),
-            );
-            self.z_prev.insert(name, z);
+            self.push(name, Quantity::DwOp, t, op * c);
+        }
+        let params = update.params().iter().map(|p| p.to_owned()).collect();
+        self.prev_params.insert(name.to_string(), params);
+        self.z_prev.insert(name.to_string(), z.clone());
+    }
+}
+
+impl<T: Scalar, M: Inspect<T>> Observer<T, M> for Probe<T> {
+    fn wants(&self, t: u64) -> bool {
+        self.selection.step(t)
+    }
+
+    /// Records every selected quantity at step `s.t`, on the training batch (full-batch studies: the probe batch is
+    /// the training batch, so gradient norms are those of the update taken at t + 1).
+    fn observe(&mut self, s: &Step<'_, T, M>) {
+        self.record_model(s);
+        for tap in s.model.taps(s.cache, s.out) {
+            let z = tap.output.as_ref();
+            self.push(tap.name, Quantity::ActRms, s.t, rms(z));
+            self.push(tap.name, Quantity::ActL1, s.t, mean_abs(z));
+            if let Linear::Adapted(layer) = tap.linear {
+                self.record_adapted(tap.name, layer, tap.input.view(), z, (s.t, s.u));
+            }
         }
     }
 }

@@ -7,23 +7,78 @@
 //! adapter draw), refits, and takes the 2.5% and 97.5% quantiles of $p$. Non-positive or non-finite values make a
 //! point unusable: a width with none left is dropped, and fewer than two widths give no fit.
 
+use crate::names::named_enum;
 use crate::rng::SeedRng;
 
-/// Default number of bootstrap resamples of a study's slope intervals.
-pub(crate) fn default_bootstrap() -> usize {
-    1000
+/// What a fitted exponent says on its own, at a flatness tolerance τ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The whole interval is above τ.
+    Grows,
+    /// The whole interval is below −τ.
+    Shrinks,
+    /// The whole interval is inside [−τ, τ].
+    Flat,
+    /// None of these.
+    Unclear,
 }
 
-/// Default tolerance on a slope: |slope| below it counts as flat, and a prediction within it of the interval as
-/// `near` (THEORY §5.6).
-pub(crate) fn default_tolerance() -> f64 {
-    0.12
+impl Verdict {
+    /// The name used in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Grows => "grows",
+            Verdict::Shrinks => "shrinks",
+            Verdict::Flat => "flat",
+            Verdict::Unclear => "unclear",
+        }
+    }
 }
 
-/// Default LoRA+ ratio η_B/η_A of an arm (plain LoRA).
-pub(crate) fn default_ratio() -> f64 {
-    1.0
+named_enum!(
+    Verdict,
+    "verdict",
+    [Verdict::Grows, Verdict::Shrinks, Verdict::Flat, Verdict::Unclear]
+);
+
+/// How a measured interval compares with a predicted exponent, at a tolerance τ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agreement {
+    /// The prediction lies in the interval.
+    Agree,
+    /// The prediction lies within τ of the interval.
+    Near,
+    /// Neither.
+    Disagree,
 }
+
+impl Agreement {
+    /// The name used in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Agreement::Agree => "agree",
+            Agreement::Near => "near",
+            Agreement::Disagree => "disagree",
+        }
+    }
+
+    /// `agree` if `predicted` ∈ [lo, hi], `near` if within `tol` of it, else `disagree`.
+    pub fn of(predicted: f64, lo: f64, hi: f64, tol: f64) -> Agreement {
+        if predicted >= lo && predicted <= hi {
+            Agreement::Agree
+        } else if predicted >= lo - tol && predicted <= hi + tol {
+            Agreement::Near
+        } else {
+            Agreement::Disagree
+        }
+    }
+}
+
+named_enum!(
+    Agreement,
+    "agreement",
+    [Agreement::Agree, Agreement::Near, Agreement::Disagree]
+);
 
 /// A fitted exponent.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -102,14 +157,14 @@ pub fn fit_slope(
 
 /// The measured verdict for an interval against a flatness tolerance τ: `grows` if the whole interval is above τ,
 /// `shrinks` if below −τ, `flat` if inside [−τ, τ], otherwise `unclear`.
-pub fn verdict(s: &Slope, tol: f64) -> &'static str {
+pub fn verdict(s: &Slope, tol: f64) -> Verdict {
     if s.lo > tol {
-        "grows"
+        Verdict::Grows
     } else if s.hi < -tol {
-        "shrinks"
+        Verdict::Shrinks
     } else if s.lo >= -tol && s.hi <= tol {
-        "flat"
+        Verdict::Flat
     } else {
-        "unclear"
+        Verdict::Unclear
     }
 }

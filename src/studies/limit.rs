@@ -13,17 +13,17 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::fit::{fit_slope, Slope};
+use super::coupled::{coupled_mlp, finite_trajectory, grams};
+use super::engine::{run_study, RunOptions, Study};
+use super::fit::{fit_slope, Agreement, Slope};
 use super::store;
 use crate::adapters::{AdapterConfig, Method};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::linalg::rms;
 use crate::optim::{OptimizerConfig, Rule};
-use crate::theory::limit::coupled::{coupled_mlp, finite_trajectory, grams};
 use crate::theory::limit::{Basis, LimitPoint, LimitRule, LinearSetup};
 
 /// The default study (`configs/limit.toml`).
@@ -48,15 +48,15 @@ pub struct LimitArm {
     #[serde(default)]
     pub lr_exponent: BTreeMap<String, f64>,
     /// LoRA+ ratio η_B/η_A (default 1).
-    #[serde(default = "super::fit::default_ratio")]
+    #[serde(default = "one")]
     pub loraplus_ratio: f64,
 }
 
-fn d16() -> usize {
-    16
+fn one() -> f64 {
+    1.0
 }
 
-/// A limit study.
+/// A limit study. Every field is present in `configs/limit.toml`, the base every limit study file changes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitConfig {
@@ -68,17 +68,13 @@ pub struct LimitConfig {
     pub seeds: Vec<u64>,
     /// Optimiser steps.
     pub steps: u64,
-    /// Input dimension d (default 16).
-    #[serde(default = "d16")]
+    /// Input dimension d.
     pub input_dim: usize,
-    /// Number of training examples N (default 16; full batch).
-    #[serde(default = "d16")]
+    /// Number of training examples N (full batch).
     pub examples: usize,
-    /// Bootstrap resamples for the convergence slope (default 1000).
-    #[serde(default = "super::fit::default_bootstrap")]
+    /// Bootstrap resamples for the convergence slope.
     pub bootstrap: usize,
-    /// Tolerance for "near" when comparing the slope with −1/2 (default 0.12).
-    #[serde(default = "super::fit::default_tolerance")]
+    /// Tolerance for "near" when comparing the slope with −1/2.
     pub slope_tol: f64,
     /// The adapter (its method is set per arm).
     pub adapter: AdapterConfig,
@@ -154,8 +150,8 @@ pub struct ArmConvergence {
     pub arm: String,
     /// Slope of log(distance) on log(n), with its bootstrap interval.
     pub fit: Option<Slope>,
-    /// `agree`, `near` or `disagree` with −1/2.
-    pub agreement: Option<&'static str>,
+    /// The slope's interval against −1/2.
+    pub agreement: Option<Agreement>,
     /// SGD arms: the largest reduction error over all runs.
     pub reduction_error: Option<f64>,
     /// Runs that diverged, as `n=…, seed=…, t=…`.
@@ -217,7 +213,7 @@ impl LimitConfig {
     pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Self> {
         let cfg: LimitConfig =
             store::load_config(path, DEFAULT_LIMIT_CONFIG, "configs/limit.toml", sets)?;
-        cfg.validate()?;
+        store::blame_sets(cfg.validate(), sets)?;
         Ok(cfg)
     }
 
@@ -317,74 +313,144 @@ impl LimitConfig {
     }
 
     fn run_file(&self, runs: &Path, arm: &str, width: usize, seed: u64) -> PathBuf {
-        runs.join(format!(
-            "{}-n{width}-s{seed}.json",
-            crate::plots::file_stem(arm)
-        ))
+        runs.join(format!("{}.json", job_key(arm, width, seed)))
     }
 }
 
-/// Runs every unfinished finite-width run of `cfg` into `out/runs` (in parallel), computes the limits, and writes
-/// `trajectories.csv`, `convergence.csv` and `convergence_fits.csv`. Finished runs are loaded, not recomputed. `out`
-/// is claimed for `study`, the whole study `cfg` belongs to (`cfg` itself, or the study of which `cfg` runs a subset of
-/// arms, see [`LimitConfig::select`]), so a subset and the whole study share their runs.
-pub fn run_limit_study(cfg: &LimitConfig, study: &LimitConfig, out: &Path) -> Result<LimitResults> {
-    let config_text =
-        toml::to_string(study).map_err(|e| Error::invalid("config", e, "a serialisable config"))?;
-    let runs_dir = store::claim_out_dir(out, &config_text)?;
-    let mut limit_points = BTreeMap::new();
-    let mut bases = BTreeMap::new();
+/// The run-file stem of a finite run: `ARM-nWIDTH-sSEED` (the arm's name made file-safe).
+fn job_key(arm: &str, width: usize, seed: u64) -> String {
+    format!("{}-n{width}-s{seed}", store::file_stem(arm))
+}
+
+/// One finite-width run of a limit study.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LimitJob {
+    /// The arm's name.
+    pub arm: String,
+    /// Width n.
+    pub width: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// A limit study as a study of the engine: the arms of `cfg` (a subset of `study`'s), with their limits computed.
+struct LimitStudy<'a> {
+    cfg: &'a LimitConfig,
+    study: &'a LimitConfig,
+    bases: BTreeMap<(String, u64), Basis>,
+    limits: BTreeMap<(String, u64), Vec<LimitPoint>>,
+}
+
+impl LimitStudy<'_> {
+    fn arm(&self, name: &str) -> &LimitArm {
+        self.cfg
+            .arms
+            .iter()
+            .find(|a| a.name == name)
+            .expect("a job's arm")
+    }
+}
+
+impl Study for LimitStudy<'_> {
+    type Job = LimitJob;
+    type Run = Trajectory;
+
+    fn kind(&self) -> &'static str {
+        "limit"
+    }
+
+    fn config_text(&self) -> Result<String> {
+        toml::to_string(self.study).map_err(|e| Error::invalid("config", e, "a serialisable config"))
+    }
+
+    fn jobs(&self) -> Vec<LimitJob> {
+        let c = self.cfg;
+        c.arms
+            .iter()
+            .flat_map(|a| {
+                c.widths.iter().flat_map(move |&width| {
+                    c.seeds.iter().map(move |&seed| LimitJob {
+                        arm: a.name.clone(),
+                        width,
+                        seed,
+                    })
+                })
+            })
+            .collect()
+    }
+
+    fn key(&self, job: &LimitJob) -> String {
+        job_key(&job.arm, job.width, job.seed)
+    }
+
+    /// The coupled network's weights (n² for the hidden map, in f64) four times over: base, adapter state,
+    /// optimiser moments and the Gram products.
+    fn job_bytes(&self, job: &LimitJob) -> u64 {
+        let n = job.width as u64;
+        4 * 8 * n * (n + self.cfg.input_dim as u64 + 2) + (64 << 20)
+    }
+
+    fn run(&self, job: &LimitJob) -> Result<Trajectory> {
+        let arm = self.arm(&job.arm);
+        let setup = arm.setup(&self.cfg.adapter)?;
+        let (adapter, opt) = arm.configs(&self.cfg.adapter);
+        let key = (job.arm.clone(), job.seed);
+        let (basis, limit) = (&self.bases[&key], &self.limits[&key]);
+        let (points, diverged) =
+            finite_trajectory(&setup, &adapter, &opt, basis, job.width, job.seed, self.cfg.steps)?;
+        let mut traj = Trajectory::new(&points, limit, diverged);
+        if setup.rule == LimitRule::Sgd && diverged.is_none() {
+            let mlp = coupled_mlp(&setup, &adapter, basis, job.width, job.seed)?;
+            let reduced = setup.reduced(basis, &grams(&mlp, &basis.x), self.cfg.steps)?;
+            traj.reduction_error = Some(
+                points
+                    .iter()
+                    .zip(&reduced)
+                    .map(|(p, q)| distance(p, q))
+                    .fold(0.0, f64::max),
+            );
+        }
+        Ok(traj)
+    }
+
+    fn diverged_at(&self, run: &Trajectory) -> Option<u64> {
+        run.diverged_at
+    }
+}
+
+/// Runs every unfinished finite-width run of `cfg` into `out/runs` (in parallel, through the study engine), computes
+/// the limits, and writes `trajectories.csv`, `convergence.csv` and `convergence_fits.csv`. Finished runs are loaded,
+/// not recomputed. `out` is claimed for `study`, the whole study `cfg` belongs to (`cfg` itself, or the study of
+/// which `cfg` runs a subset of arms, see [`LimitConfig::select`]), so a subset and the whole study share their runs.
+pub fn run_limit_study(
+    cfg: &LimitConfig,
+    study: &LimitConfig,
+    out: &Path,
+    opts: &RunOptions,
+) -> Result<LimitResults> {
+    let mut limit = LimitStudy {
+        cfg,
+        study,
+        bases: BTreeMap::new(),
+        limits: BTreeMap::new(),
+    };
     for arm in &cfg.arms {
         let setup = arm.setup(&cfg.adapter)?;
         for &seed in &cfg.seeds {
             let basis = Basis::draw(&setup, cfg.input_dim, cfg.examples, seed);
-            limit_points.insert((arm.name.clone(), seed), setup.limit(&basis, cfg.steps));
-            bases.insert((arm.name.clone(), seed), basis);
+            let points = setup.limit(&basis, cfg.steps);
+            limit.limits.insert((arm.name.clone(), seed), points);
+            limit.bases.insert((arm.name.clone(), seed), basis);
         }
     }
-    let jobs: Vec<(&LimitArm, usize, u64)> = cfg
-        .arms
-        .iter()
-        .flat_map(|a| {
-            cfg.widths
-                .iter()
-                .flat_map(move |&w| cfg.seeds.iter().map(move |&s| (a, w, s)))
-        })
-        .filter(|(a, w, s)| !cfg.run_file(&runs_dir, &a.name, *w, *s).exists())
+    let finished = run_study(&limit, out, opts)?;
+    let finite: BTreeMap<(String, usize, u64), Trajectory> = finished
+        .runs
+        .into_iter()
+        .map(|f| ((f.job.arm, f.job.width, f.job.seed), f.run))
         .collect();
-    jobs.par_iter()
-        .try_for_each(|&(arm, width, seed)| -> Result<()> {
-            let setup = arm.setup(&cfg.adapter)?;
-            let (adapter, opt) = arm.configs(&cfg.adapter);
-            let key = (arm.name.clone(), seed);
-            let (basis, limit) = (&bases[&key], &limit_points[&key]);
-            let (points, diverged) =
-                finite_trajectory(&setup, &adapter, &opt, basis, width, seed, cfg.steps)?;
-            let mut traj = Trajectory::new(&points, limit, diverged);
-            if setup.rule == LimitRule::Sgd && diverged.is_none() {
-                let mlp = coupled_mlp(&setup, &adapter, basis, width, seed)?;
-                let reduced = setup.reduced(basis, &grams(&mlp, &basis.x), cfg.steps)?;
-                traj.reduction_error = Some(
-                    points
-                        .iter()
-                        .zip(&reduced)
-                        .map(|(p, q)| distance(p, q))
-                        .fold(0.0, f64::max),
-                );
-            }
-            let json = serde_json::to_vec(&traj).expect("serialisable trajectory");
-            write_atomic(&cfg.run_file(&runs_dir, &arm.name, width, seed), &json)
-        })?;
-    let mut finite = BTreeMap::new();
-    for arm in &cfg.arms {
-        for &w in &cfg.widths {
-            for &s in &cfg.seeds {
-                let t: Trajectory = store::read_json(&cfg.run_file(&runs_dir, &arm.name, w, s))?;
-                finite.insert((arm.name.clone(), w, s), t);
-            }
-        }
-    }
-    let limits: BTreeMap<(String, u64), Trajectory> = limit_points
+    let limits: BTreeMap<(String, u64), Trajectory> = limit
+        .limits
         .iter()
         .map(|(k, pts)| (k.clone(), Trajectory::new(pts, pts, None)))
         .collect();
@@ -392,37 +458,7 @@ pub fn run_limit_study(cfg: &LimitConfig, study: &LimitConfig, out: &Path) -> Re
         .arms
         .iter()
         .enumerate()
-        .map(|(i, arm)| {
-            let values: Vec<Vec<f64>> = cfg
-                .widths
-                .iter()
-                .map(|&w| {
-                    cfg.seeds
-                        .iter()
-                        .map(|&s| finite[&(arm.name.clone(), w, s)].max_distance())
-                        .collect()
-                })
-                .collect();
-            let fit = fit_slope(&cfg.widths, &values, cfg.bootstrap, i as u64);
-            let agreement = fit
-                .as_ref()
-                .map(|f| crate::theory::agreement(EXPECTED_SLOPE, f.lo, f.hi, cfg.slope_tol));
-            let runs = finite.iter().filter(|((a, _, _), _)| a == &arm.name);
-            ArmConvergence {
-                arm: arm.name.clone(),
-                fit,
-                agreement,
-                reduction_error: runs
-                    .clone()
-                    .filter_map(|(_, t)| t.reduction_error)
-                    .reduce(f64::max),
-                diverged: runs
-                    .filter_map(|((_, w, s), t)| {
-                        t.diverged_at.map(|d| format!("n={w}, seed={s}, t={d}"))
-                    })
-                    .collect(),
-            }
-        })
+        .map(|(i, arm)| arm_convergence(cfg, &finite, arm, i as u64))
         .collect();
     let results = LimitResults {
         limits,
@@ -431,6 +467,42 @@ pub fn run_limit_study(cfg: &LimitConfig, study: &LimitConfig, out: &Path) -> Re
     };
     write_tables(out, &results)?;
     Ok(results)
+}
+
+/// The fitted convergence of one arm's finite runs to its limit.
+fn arm_convergence(
+    cfg: &LimitConfig,
+    finite: &BTreeMap<(String, usize, u64), Trajectory>,
+    arm: &LimitArm,
+    index: u64,
+) -> ArmConvergence {
+    let values: Vec<Vec<f64>> = cfg
+        .widths
+        .iter()
+        .map(|&w| {
+            cfg.seeds
+                .iter()
+                .map(|&s| finite[&(arm.name.clone(), w, s)].max_distance())
+                .collect()
+        })
+        .collect();
+    let fit = fit_slope(&cfg.widths, &values, cfg.bootstrap, index);
+    let agreement = fit
+        .as_ref()
+        .map(|f| Agreement::of(EXPECTED_SLOPE, f.lo, f.hi, cfg.slope_tol));
+    let runs = finite.iter().filter(|((a, _, _), _)| a == &arm.name);
+    ArmConvergence {
+        arm: arm.name.clone(),
+        fit,
+        agreement,
+        reduction_error: runs
+            .clone()
+            .filter_map(|(_, t)| t.reduction_error)
+            .reduce(f64::max),
+        diverged: runs
+            .filter_map(|((_, w, s), t)| t.diverged_at.map(|d| format!("n={w}, seed={s}, t={d}")))
+            .collect(),
+    }
 }
 
 /// `trajectories.csv` (one row per arm, width or `inf`, seed and step) and `convergence.csv` (one row per arm,
@@ -483,7 +555,7 @@ fn write_tables(out: &Path, r: &LimitResults) -> Result<()> {
             f,
             "{},{s},{lo},{hi},{EXPECTED_SLOPE},{},{}",
             a.arm,
-            a.agreement.unwrap_or(""),
+            a.agreement.map(Agreement::name).unwrap_or(""),
             a.reduction_error.map(|e| e.to_string()).unwrap_or_default()
         );
     }

@@ -1,16 +1,23 @@
-//! Experiments built on the library. Each study is a plain function from a config to results; the command line only
+//! Experiments built on the library. Every study kind is a grid of runs handed to one engine; the command line only
 //! parses, calls and prints.
 //!
-//! - [`sweep`]: width sweeps with probes, resumable and parallel.
-//! - [`fit`]: width exponents with bootstrap intervals.
-//! - [`report`]: the long results table, the fits table and the printed summary.
+//! - [`engine`]: the resumable runner every study kind uses (lock, validation before writing, parallel atomic runs).
+//! - [`config`]: the study file shared by width sweeps, learning-rate studies and the theory printout.
+//! - [`spec`]: one run resolved from an arm, a rate, a width and a seed, and carried out.
+//! - [`store`]: study files with overrides, run files, names.
+//! - [`sweep`]: width sweeps with probes. [`lr`]: the learning-rate study. [`limit`]: finite widths against the
+//!   computed infinite-width limit ([`coupled`]: the networks coupled to it).
+//! - [`fit`]: width exponents with intervals, verdicts and agreements. [`report`]: every table a user reads.
 //! - [`synthetic`]: the single-layer synthetic experiment.
-//! - [`limit`]: finite widths against the computed infinite-width limit.
-//! - [`store`]: configs with overrides, output folders, one file per finished run.
 
+pub mod config;
+pub mod coupled;
+pub mod engine;
 pub mod fit;
 pub mod limit;
+pub mod lr;
 pub mod report;
+pub mod spec;
 pub mod store;
 pub mod sweep;
 pub mod synthetic;

@@ -1,65 +1,158 @@
-//! What every study does with files: read a TOML config with `--set path=value` overrides, claim an output folder
-//! (refusing one that holds a different study), and keep one JSON file per finished run so an interrupted study
-//! resumes without recomputing it. All writes are atomic (`io::write_atomic`).
+//! What every study does with files and names: read a study file over its command's default study with
+//! `--set path=value` overrides (errors name the flag or file, the field, the value and what is accepted), read run
+//! files back, check grids and names, and turn series names into file names.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::io::write_atomic;
 
 /// Parses TOML text into `T` (`origin` names the source in errors, with line and column).
 pub fn from_toml<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {
     toml::from_str(text).map_err(|e| toml_error(origin, text, &e))
 }
 
-/// Reads a config file (or `default` with its `default_origin` when `path` is `None`) and applies `--set path=value`
-/// overrides.
+/// Parses TOML text into a table (syntax errors with line and column).
+fn table(text: &str, origin: &Path) -> Result<toml::Table> {
+    text.parse()
+        .map_err(|e: toml::de::Error| toml_error(origin, text, &e))
+}
+
+/// One `--set path=value`: the dotted path and the TOML value (a bare word that is not TOML is taken as a string).
+fn parse_set(set: &str) -> Result<(Vec<String>, toml::Value)> {
+    let (key, value) = set.split_once('=').ok_or_else(|| {
+        Error::invalid("--set", set, "path=value, e.g. steps=4 or adapter.rank=2")
+    })?;
+    let parts: Vec<String> = key.trim().split('.').map(|p| p.trim().to_string()).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::invalid(
+            "--set",
+            set,
+            "a dotted path of field names, e.g. task.examples=8",
+        ));
+    }
+    let value = format!("v = {}", value.trim())
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
+    Ok((parts, value))
+}
+
+/// Sets `path` to `value` in `table`, creating tables on the way.
+fn apply_set(table: &mut toml::Table, path: &[String], value: toml::Value, set: &str) -> Result<()> {
+    let mut node = table;
+    for part in &path[..path.len() - 1] {
+        node = node
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .ok_or_else(|| {
+                Error::invalid(
+                    "--set",
+                    set,
+                    &format!("a path through tables ({part} is not a table)"),
+                )
+            })?;
+    }
+    node.insert(path[path.len() - 1].clone(), value);
+    Ok(())
+}
+
+/// Reads a study: the default study `default` (named `default_origin`), each top-level key of the file at `path`
+/// replacing the default's, then the `--set path=value` overrides. Syntax errors name the file, line and column;
+/// a value of the wrong type names the `--set` that gave it, or the file and the field.
 pub fn load_config<T: DeserializeOwned>(
     path: Option<&Path>,
     default: &str,
     default_origin: &str,
     sets: &[String],
 ) -> Result<T> {
-    let (text, origin) = match path {
-        Some(p) => (
-            std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?,
-            p.to_path_buf(),
-        ),
-        None => (default.to_string(), PathBuf::from(default_origin)),
-    };
-    let mut table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| toml_error(&origin, &text, &e))?;
-    for set in sets {
-        let (key, value) = set.split_once('=').ok_or_else(|| {
-            Error::invalid("--set", set, "path=value, e.g. steps=4 or adapter.rank=2")
-        })?;
-        let value: toml::Value = format!("v = {}", value.trim())
-            .parse::<toml::Table>()
-            .map(|mut t| t.remove("v").expect("v"))
-            .or_else(|_| Ok::<_, Error>(toml::Value::String(value.trim().to_string())))?;
-        let mut node = &mut table;
-        let parts: Vec<&str> = key.trim().split('.').collect();
-        for part in &parts[..parts.len() - 1] {
-            node = node
-                .entry(part.to_string())
-                .or_insert_with(|| toml::Value::Table(Default::default()))
-                .as_table_mut()
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "--set",
-                        key,
-                        &format!("a path through tables; {part} is not a table"),
-                    )
-                })?;
+    let mut merged = table(default, default_origin.as_ref())?;
+    let origin = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            merged.extend(table(&text, p)?);
+            p.display().to_string()
         }
-        node.insert(parts[parts.len() - 1].to_string(), value);
+        None => default_origin.to_string(),
+    };
+    let mut parsed = Vec::with_capacity(sets.len());
+    for set in sets {
+        let (key, value) = parse_set(set)?;
+        apply_set(&mut merged, &key, value, set)?;
+        parsed.push((key.join("."), set.as_str()));
     }
-    table
-        .try_into()
-        .map_err(|e: toml::de::Error| toml_error(&origin, &text, &e))
+    merged.try_into().map_err(|e: toml::de::Error| {
+        let message = e.message().trim().replace('\n', " ");
+        let (problem, field) = match message.rsplit_once(" in `") {
+            Some((p, f)) => (p.to_string(), f.trim_end_matches('`').to_string()),
+            None => (message.clone(), String::new()),
+        };
+        let by_set = parsed.iter().rev().find(|(key, _)| {
+            field == *key || field.starts_with(&format!("{key}.")) || key.starts_with(&format!("{field}."))
+        });
+        let unknown = problem.starts_with("unknown field");
+        match by_set {
+            Some((key, set)) => set_error(key, set, &problem),
+            None if unknown && !sets.is_empty() && path.is_none() => {
+                set_error(&field, &sets.join(" "), &problem)
+            }
+            None => Error::Config {
+                path: origin.clone().into(),
+                message: if field.is_empty() {
+                    problem
+                } else {
+                    format!("{field}: {problem}")
+                },
+            },
+        }
+    })
+}
+
+/// `invalid --set KEY = VALUE: expected WHAT` from a deserialiser's `problem` ("invalid type: …, expected u64").
+fn set_error(key: &str, set: &str, problem: &str) -> Error {
+    let value = set.split_once('=').map_or(set, |(_, v)| v.trim());
+    let expected = match problem.rsplit_once(", expected ") {
+        Some((_, what)) => plain_type(what),
+        None => problem.to_string(),
+    };
+    let field = if key.is_empty() { "--set".to_string() } else { format!("--set {key}") };
+    Error::invalid(&field, value, &expected)
+}
+
+/// A serde type name in words: `u64` → "a non-negative integer".
+fn plain_type(what: &str) -> String {
+    match what.trim() {
+        "u64" | "usize" | "u32" => "a non-negative integer".into(),
+        "i64" | "i32" => "an integer".into(),
+        "f64" | "f32" => "a number".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Names the `--set` flag in a validation error whose field one of `sets` gave: `invalid --set steps = 0: …`.
+pub fn blame_sets<T>(result: Result<T>, sets: &[String]) -> Result<T> {
+    result.map_err(|e| match e {
+        Error::Invalid {
+            field,
+            value,
+            expected,
+        } => {
+            let set = sets.iter().rev().find(|s| {
+                let key = s.split_once('=').map_or("", |(k, _)| k.trim());
+                key == field || field.starts_with(&format!("{key}.")) || key.starts_with(&format!("{field}."))
+            });
+            Error::Invalid {
+                field: set.map_or(field.clone(), |_| format!("--set {field}")),
+                value,
+                expected,
+            }
+        }
+        other => other,
+    })
 }
 
 /// One line: `FILE: line L, column C: MESSAGE` (line and column when the parser knows the span).
@@ -80,27 +173,7 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     }
 }
 
-/// Claims `out` for the study whose normalised config is `config_text`: creates `out/runs`, writes
-/// `out/config.toml`, and refuses a folder that already holds a different study. Returns the runs folder.
-pub fn claim_out_dir(out: &Path, config_text: &str) -> Result<PathBuf> {
-    let runs_dir = out.join("runs");
-    std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
-    let stamp = out.join("config.toml");
-    match std::fs::read_to_string(&stamp) {
-        Ok(existing) if existing != config_text => Err(Error::invalid(
-            "--out",
-            out.display(),
-            "a folder without results, or one holding this same study (it holds a different config.toml)",
-        )),
-        Ok(_) => Ok(runs_dir),
-        Err(_) => {
-            write_atomic(&stamp, config_text.as_bytes())?;
-            Ok(runs_dir)
-        }
-    }
-}
-
-/// Reads one finished run.
+/// Reads one JSON file (a finished run).
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Config {
@@ -109,7 +182,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-/// Checks a study's grid: widths positive and strictly increasing, at least one seed, at least one step.
+/// Checks a study's grid: widths positive and strictly increasing, seeds present and distinct, at least one step.
 pub fn validate_grid(widths: &[usize], seeds: &[u64], steps: u64) -> Result<()> {
     if widths.is_empty() {
         return Err(Error::invalid(
@@ -133,6 +206,17 @@ pub fn validate_grid(widths: &[usize], seeds: &[u64], steps: u64) -> Result<()> 
     if seeds.is_empty() {
         return Err(Error::invalid("seeds", "[]", "at least one seed"));
     }
+    if let Some((_, s)) = seeds
+        .iter()
+        .enumerate()
+        .find(|(i, s)| seeds[..*i].contains(s))
+    {
+        return Err(Error::invalid(
+            "seeds",
+            format!("{seeds:?}"),
+            &format!("distinct seeds ({s} appears twice)"),
+        ));
+    }
     if steps == 0 {
         return Err(Error::invalid("steps", 0, "a positive integer"));
     }
@@ -151,4 +235,21 @@ pub fn validate_name(name: &str) -> Result<()> {
             "a non-empty name without path separators (it names the folder results/NAME)",
         ))
     }
+}
+
+/// A file-name-safe form of a series name: `lora+@c=0.5` → `loraplus_c0.5`.
+pub fn file_stem(series: &str) -> String {
+    series
+        .replace('+', "plus")
+        .replace('@', "_")
+        .replace('=', "")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

@@ -5,9 +5,8 @@
 
 use ndarray::Array2;
 
-use super::regression::{ShiftKind, TeacherOutputs};
+use super::regression::{Teacher, TeacherOutputs};
 use crate::error::{Error, Result};
-use crate::models::MlpConfig;
 use crate::scalar::Scalar;
 use crate::train::{Dataset, Loss};
 
@@ -31,39 +30,18 @@ pub fn one_hot_argmax<T: Scalar>(logits: &Array2<T>) -> Array2<T> {
     out
 }
 
-/// The classification task (see the module doc). The teacher's logits are multiplied by `sharpen` before the arg-max
-/// (it only matters for ties) and the shift is rescaled, like the regression task, so that it moves the logits by
-/// rms 1 on the training split.
-pub fn teacher_classification<T: Scalar>(
-    cfg: &MlpConfig,
-    base_seed: u64,
-    layer: &str,
-    kind: ShiftKind,
-    rank: usize,
-    n_train: usize,
-    n_test: usize,
-    data_seed: u64,
-) -> Result<Dataset<T>> {
-    if cfg.output_dim < 2 {
+/// The classification task (see the module doc): labels are the arg-max of the teacher's logits, with the shift
+/// rescaled, like the regression task, so that it moves the logits by rms 1 on the training split.
+pub fn teacher_classification<T: Scalar>(spec: &Teacher<'_>) -> Result<Dataset<T>> {
+    if spec.mlp.output_dim < 2 {
         return Err(Error::invalid(
             "output_dim",
-            cfg.output_dim,
+            spec.mlp.output_dim,
             "at least 2 classes for classification",
         ));
     }
-    let t = TeacherOutputs::<T>::new(
-        cfg, base_seed, layer, kind, rank, n_train, n_test, data_seed,
-    )?;
-    let delta = &t.train.1 - &t.train.0;
-    let norm = crate::linalg::rms(&delta);
-    if !(norm > 0.0 && norm.is_finite()) {
-        return Err(Error::invalid(
-            "task.shift",
-            norm,
-            "a shift that changes the network's output (rms > 0)",
-        ));
-    }
-    let k = T::of(1.0 / norm);
+    let t = TeacherOutputs::<T>::new(spec)?;
+    let k = t.shift_normaliser()?;
     let label = |(b, te): &(Array2<T>, Array2<T>)| one_hot_argmax(&(b + &((te - b) * k)));
     Ok(Dataset {
         y_train: label(&t.train),

@@ -5,12 +5,10 @@
 //! $y^* = f_{base}(x) + \delta/\mathrm{rms}(\delta)$, $\delta = f_{teacher}(x) - f_{base}(x)$ over the training inputs
 //! (the same factor is applied to the held-out targets).
 
-use std::fmt;
-use std::str::FromStr;
 
 use ndarray::{s, Array2};
 
-use crate::adapters::config::{named_enum, serde_via_str};
+use crate::names::named_enum;
 use crate::adapters::{AdapterConfig, Method};
 use crate::error::{Error, Result};
 use crate::linalg::{mm_nt, rms};
@@ -76,8 +74,30 @@ named_enum!(
     ]
 );
 
+/// A teacher–student task for an MLP: the base network of `base_seed`, a rank-`rank` shift of symmetry `kind` in
+/// `layer`, `train` training and `test` held-out inputs drawn from `data_seed`.
+#[derive(Clone, Copy, Debug)]
+pub struct Teacher<'a> {
+    /// The student's (and teacher's) architecture.
+    pub mlp: &'a MlpConfig,
+    /// Seed of the base weights (as [`MlpConfig::base_weights`] draws them).
+    pub base_seed: u64,
+    /// The layer holding the shift.
+    pub layer: &'a str,
+    /// The shift's symmetry.
+    pub kind: ShiftKind,
+    /// The shift's rank.
+    pub rank: usize,
+    /// Training examples.
+    pub train: usize,
+    /// Held-out examples.
+    pub test: usize,
+    /// Seed of the inputs.
+    pub data_seed: u64,
+}
+
 /// Inputs $x \sim \mathcal N(0, I_{d_0})$ and the outputs of the base MLP and of its teacher (base plus the shift
-/// $\Delta W^*$ of `kind` and rank `rank` in `layer`) on them, for the train and held-out splits.
+/// $\Delta W^*$) on them, for the train and held-out splits.
 pub struct TeacherOutputs<T: Scalar> {
     /// Train inputs.
     pub x_train: Array2<T>,
@@ -92,49 +112,44 @@ pub struct TeacherOutputs<T: Scalar> {
 impl<T: Scalar> TeacherOutputs<T> {
     /// Draws the data. The base weights come from `base_seed` exactly as [`MlpConfig::base_weights`] draws them, so a
     /// student built from the same seed starts at the base network.
-    pub fn new(
-        cfg: &MlpConfig,
-        base_seed: u64,
-        layer: &str,
-        kind: ShiftKind,
-        rank: usize,
-        n_train: usize,
-        n_test: usize,
-        data_seed: u64,
-    ) -> Result<Self> {
+    pub fn new(spec: &Teacher<'_>) -> Result<Self> {
+        let cfg = spec.mlp;
         let names = cfg.layer_names();
-        let l = names.iter().position(|n| n == layer).ok_or_else(|| {
-            Error::invalid("task.layer", layer, &format!("one of {}", names.join(", ")))
+        let l = names.iter().position(|n| n == spec.layer).ok_or_else(|| {
+            Error::invalid(
+                "task.layer",
+                spec.layer,
+                &format!("one of {}", names.join(", ")),
+            )
         })?;
-        let base = cfg.base_weights::<T>(base_seed);
+        let base = cfg.base_weights::<T>(spec.base_seed);
         let (d_out, d_in) = base[l].dim();
-        if rank == 0 || rank > d_in.max(d_out) {
+        if spec.rank == 0 || spec.rank > d_in.max(d_out) {
             return Err(Error::invalid(
                 "task.rank",
-                rank,
+                spec.rank,
                 &format!("an integer in 1..={}", d_in.max(d_out)),
             ));
         }
         let mut teacher_weights = base.clone();
-        let shift = kind.draw(d_in, d_out, rank, base_seed ^ 0x5417);
+        let shift = spec
+            .kind
+            .draw(d_in, d_out, spec.rank, spec.base_seed ^ 0x5417);
         teacher_weights[l].zip_mut_with(&shift, |w, &d| *w += T::of(d));
         let mut frozen = cfg.clone();
         frozen.adapt.clear();
         let full = AdapterConfig::new(Method::Full);
         let base_net = frozen.build(base, &full, 0)?;
         let teacher = frozen.build(teacher_weights, &full, 0)?;
-        let x_train: Array2<T> = normal_matrix(
-            &mut SeedRng::new(data_seed, "data.train"),
-            n_train,
-            cfg.input_dim,
-            1.0,
-        );
-        let x_test: Array2<T> = normal_matrix(
-            &mut SeedRng::new(data_seed, "data.test"),
-            n_test,
-            cfg.input_dim,
-            1.0,
-        );
+        let inputs = |stream: &str, n: usize| -> Array2<T> {
+            normal_matrix(
+                &mut SeedRng::new(spec.data_seed, stream),
+                n,
+                cfg.input_dim,
+                1.0,
+            )
+        };
+        let (x_train, x_test) = (inputs("data.train", spec.train), inputs("data.test", spec.test));
         let run = |x: &Array2<T>| {
             (
                 base_net.forward(x, T::one()).0,
@@ -149,34 +164,28 @@ impl<T: Scalar> TeacherOutputs<T> {
             test,
         })
     }
+
+    /// The factor $1/\mathrm{rms}(\delta)$ that gives the shift's effect $\delta = f_{teacher} - f_{base}$ unit rms on
+    /// the training split; errors if the shift does not change the output.
+    pub fn shift_normaliser(&self) -> Result<T> {
+        let norm = rms(&(&self.train.1 - &self.train.0));
+        if !(norm > 0.0 && norm.is_finite()) {
+            return Err(Error::invalid(
+                "task.shift",
+                norm,
+                "a shift that changes the network's output (rms > 0)",
+            ));
+        }
+        Ok(T::of(1.0 / norm))
+    }
 }
 
 /// Teacher–student regression for an MLP: targets $y^* = f_{base}(x) + \delta/\mathrm{rms}(\delta)$ (the rms taken on
 /// the training split), MSE loss.
-pub fn teacher_regression<T: Scalar>(
-    cfg: &MlpConfig,
-    base_seed: u64,
-    layer: &str,
-    kind: ShiftKind,
-    rank: usize,
-    n_train: usize,
-    n_test: usize,
-    data_seed: u64,
-) -> Result<Dataset<T>> {
-    let t = TeacherOutputs::<T>::new(
-        cfg, base_seed, layer, kind, rank, n_train, n_test, data_seed,
-    )?;
-    let delta = &t.train.1 - &t.train.0;
-    let norm = rms(&delta);
-    if !(norm > 0.0 && norm.is_finite()) {
-        return Err(Error::invalid(
-            "task.shift",
-            norm,
-            "a shift that changes the network's output (rms > 0)",
-        ));
-    }
-    let k = T::of(1.0 / norm);
-    let y_train = &t.train.0 + &(delta * k);
+pub fn teacher_regression<T: Scalar>(spec: &Teacher<'_>) -> Result<Dataset<T>> {
+    let t = TeacherOutputs::<T>::new(spec)?;
+    let k = t.shift_normaliser()?;
+    let y_train = &t.train.0 + &((&t.train.1 - &t.train.0) * k);
     let y_test = &t.test.0 + &((&t.test.1 - &t.test.0) * k);
     Ok(Dataset {
         x_train: t.x_train,

@@ -79,6 +79,10 @@ pub use shape::Shape;
 use serde::Serialize;
 
 use crate::adapters::Role;
+use crate::probes::Quantity;
+use crate::probes::Quantity as Q;
+/// The named pieces of a per-step output change (LoRA δ¹…δ³, SingLoRA T₁…T₃).
+use crate::adapters::Term as Split;
 use crate::adapters::{AdapterConfig, Init, Method};
 use crate::models::Readout;
 use crate::optim::{Groups, Rule};
@@ -149,7 +153,7 @@ impl Regime {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Prediction {
     /// Quantity: a probe name (`dz_rms`, `grad_fro.singlora_A.weight`, …), or `kappa` (SGD's balanced growth rate).
-    pub quantity: &'static str,
+    pub quantity: Quantity,
     /// The regime.
     pub regime: Regime,
     /// The regime's step ([`Regime::step`]): 0, 1, or `u64::MAX` for the balanced regime.
@@ -291,7 +295,7 @@ const BALANCED_ADAM: &str = "Adam-like, t ≫ 1 but O(1), after alignment: per-s
 struct Sink(Vec<Prediction>);
 
 impl Sink {
-    fn add(&mut self, regime: Regime, quantity: &'static str, terms: &[Term], conditions: &str) {
+    fn add(&mut self, regime: Regime, quantity: Quantity, terms: &[Term], conditions: &str) {
         let (exponent, derivation) = dominant(terms);
         self.0.push(Prediction {
             quantity,
@@ -453,12 +457,12 @@ impl Setting {
         ];
         let init_norm = [("A₀", k.mu / 2.0 - b)];
         let init_dw = [("A₀A₀ᵀ", dw - 2.0 * b)];
-        out.add(Init, "update_out_rms", init, INIT);
-        out.add(Init, "bottleneck_rms", &[("Aᵀh", s.p0)], INIT);
-        out.add(Init, "param_fro.singlora_A.weight", &init_norm, INIT);
-        out.add(Init, "grad_fro.singlora_A.weight", &init_grad, INIT);
-        out.add(Init, "dw_op", &init_dw, INIT);
-        out.add(Init, "dw_fro", &init_dw, INIT);
+        out.add(Init, Q::UpdateOutRms, init, INIT);
+        out.add(Init, Q::BottleneckRms, &[("Aᵀh", s.p0)], INIT);
+        out.add(Init, Q::ParamFro(Role::SingleA), &init_norm, INIT);
+        out.add(Init, Q::GradFro(Role::SingleA), &init_grad, INIT);
+        out.add(Init, Q::DwOp, &init_dw, INIT);
+        out.add(Init, Q::DwFro, &init_dw, INIT);
 
         // The adapter's own output at t = 1 is the initial output plus an O(η₀) change: not a first-step statement,
         // so it is predicted at t = 0 and in the balanced regime only.
@@ -475,46 +479,46 @@ impl Setting {
         };
         let steps = [s.t1, s.t2, s.t3];
         let with_init: Vec<Term> = init.iter().copied().chain(steps).collect();
-        for q in ["dz_rms", "dz_cum_rms"] {
+        for q in [Q::DzRms, Q::DzCumRms] {
             out.add(FirstStep, q, &steps, &first);
         }
-        out.add(FirstStep, "T1_rms", &[s.t1], base);
-        out.add(FirstStep, "T2_rms", &[s.t2], base);
-        out.add(FirstStep, "T3_rms", &[s.t3], base);
+        out.add(FirstStep, Q::TermRms(Split::T1), &[s.t1], base);
+        out.add(FirstStep, Q::TermRms(Split::T2), &[s.t2], base);
+        out.add(FirstStep, Q::TermRms(Split::T3), &[s.t3], base);
 
         if !k.adam {
             let e_kappa = k.kappa(k.c);
             let e_u = -g - 2.0 * b + (k.a_in - k.a_out) / 2.0;
             let verdict = sgd_verdict(e_kappa, e_u);
-            out.add(Balanced, "kappa", &[("κ = η·s·‖g‖·‖h‖", e_kappa)], &verdict);
+            out.add(Balanced, Q::Kappa, &[("κ = η·s·‖g‖·‖h‖", e_kappa)], &verdict);
             if e_kappa <= EPS {
-                for q in ["dz_rms", "dz_cum_rms"] {
+                for q in [Q::DzRms, Q::DzCumRms] {
                     out.add(Balanced, q, &steps, FIXED_T_SGD);
                 }
-                out.add(Balanced, "T1_rms", &[s.t1], FIXED_T_SGD);
-                out.add(Balanced, "T2_rms", &[s.t2], FIXED_T_SGD);
-                out.add(Balanced, "T3_rms", &[s.t3], FIXED_T_SGD);
-                out.add(Balanced, "update_out_rms", &with_init, FIXED_T_SGD);
-                out.add(Balanced, "bottleneck_rms", &[("A₀ᵀh", s.p0)], FIXED_T_SGD);
+                out.add(Balanced, Q::TermRms(Split::T1), &[s.t1], FIXED_T_SGD);
+                out.add(Balanced, Q::TermRms(Split::T2), &[s.t2], FIXED_T_SGD);
+                out.add(Balanced, Q::TermRms(Split::T3), &[s.t3], FIXED_T_SGD);
+                out.add(Balanced, Q::UpdateOutRms, &with_init, FIXED_T_SGD);
+                out.add(Balanced, Q::BottleneckRms, &[("A₀ᵀh", s.p0)], FIXED_T_SGD);
                 out.add(
                     Balanced,
-                    "param_fro.singlora_A.weight",
+                    Q::ParamFro(Role::SingleA),
                     &init_norm,
                     FIXED_T_SGD,
                 );
                 out.add(
                     Balanced,
-                    "grad_fro.singlora_A.weight",
+                    Q::GradFro(Role::SingleA),
                     &init_grad,
                     FIXED_T_SGD,
                 );
-                out.add(Balanced, "dw_op", &init_dw, FIXED_T_SGD);
-                out.add(Balanced, "dw_fro", &init_dw, FIXED_T_SGD);
+                out.add(Balanced, Q::DwOp, &init_dw, FIXED_T_SGD);
+                out.add(Balanced, Q::DwFro, &init_dw, FIXED_T_SGD);
             }
             return;
         }
         let u = s.u_out;
-        for q in ["dz_rms", "dz_cum_rms"] {
+        for q in [Q::DzRms, Q::DzCumRms] {
             out.add(Balanced, q, &steps, BALANCED_ADAM);
         }
         let t1 = [("ΔA_out·(A₀ᵀh)", s.t1.1), ("ΔA_out·(Dᵀh)", -g + u + s.v_in)];
@@ -522,19 +526,19 @@ impl Setting {
             ("A₀_out·(ΔA_inᵀh)", s.t2.1),
             ("D_out·(ΔA_inᵀh)", -g + u + s.v_in),
         ];
-        out.add(Balanced, "T1_rms", &t1, BALANCED_ADAM);
-        out.add(Balanced, "T2_rms", &t2, BALANCED_ADAM);
-        out.add(Balanced, "T3_rms", &[s.t3], BALANCED_ADAM);
-        out.add(Balanced, "update_out_rms", &with_init, BALANCED_ADAM);
+        out.add(Balanced, Q::TermRms(Split::T1), &t1, BALANCED_ADAM);
+        out.add(Balanced, Q::TermRms(Split::T2), &t2, BALANCED_ADAM);
+        out.add(Balanced, Q::TermRms(Split::T3), &[s.t3], BALANCED_ADAM);
+        out.add(Balanced, Q::UpdateOutRms, &with_init, BALANCED_ADAM);
         out.add(
             Balanced,
-            "bottleneck_rms",
+            Q::BottleneckRms,
             &[("A₀ᵀh", s.p0), ("Dᵀh", s.v_in)],
             BALANCED_ADAM,
         );
         out.add(
             Balanced,
-            "param_fro.singlora_A.weight",
+            Q::ParamFro(Role::SingleA),
             &[init_norm[0], ("D", k.mu / 2.0 + u)],
             BALANCED_ADAM,
         );
@@ -544,10 +548,10 @@ impl Setting {
             init_grad[1],
             ("h·(Dᵀg)ᵀ", k.a_in / 2.0 - g + s.w_out),
         ];
-        out.add(Balanced, "grad_fro.singlora_A.weight", &grad, BALANCED_ADAM);
+        out.add(Balanced, Q::GradFro(Role::SingleA), &grad, BALANCED_ADAM);
         let dw_terms = [init_dw[0], ("A₀Dᵀ", dw - b + u), ("DDᵀ", dw + 2.0 * u)];
-        out.add(Balanced, "dw_op", &dw_terms, BALANCED_ADAM);
-        out.add(Balanced, "dw_fro", &dw_terms, BALANCED_ADAM);
+        out.add(Balanced, Q::DwOp, &dw_terms, BALANCED_ADAM);
+        out.add(Balanced, Q::DwFro, &dw_terms, BALANCED_ADAM);
     }
 
     fn lora_predictions(&self, k: &Knobs, out: &mut Sink) {
@@ -556,22 +560,22 @@ impl Setting {
         let g = k.gamma;
         let norm_a = ("A₀", k.a_in / 2.0 - k.b);
         let grad_b = ("s·g(A₀h)ᵀ", k.a_out / 2.0 - g - k.rho + l.z0);
-        out.add(Init, "bottleneck_rms", &[("Ah", l.z0)], INIT);
-        out.add(Init, "param_fro.lora_A.weight", &[norm_a], INIT);
-        out.add(Init, "grad_fro.lora_B.weight", &[grad_b], INIT);
+        out.add(Init, Q::BottleneckRms, &[("Ah", l.z0)], INIT);
+        out.add(Init, Q::ParamFro(Role::LoraA), &[norm_a], INIT);
+        out.add(Init, Q::GradFro(Role::LoraB), &[grad_b], INIT);
 
         let first = if k.adam { FIRST_ADAM_LORA } else { FIRST_SGD };
         let d2 = [("δ² = ΔB·(Ah) only (B₀ = 0)", l.d2.1)];
-        for q in ["dz_rms", "dz_cum_rms", "delta2_rms", "update_out_rms"] {
+        for q in [Q::DzRms, Q::DzCumRms, Q::TermRms(Split::Delta2), Q::UpdateOutRms] {
             out.add(FirstStep, q, &d2, first);
         }
         let norm_b = ("ΔB", k.a_out / 2.0 + l.u_b);
         let grad_a = ("s·(Bᵀg)hᵀ", -g + l.u_b + k.a_out - k.rho + k.a_in / 2.0);
         let dw = ("B·A₀", -g + k.a_out / 2.0 + l.u_b + norm_a.1);
-        out.add(FirstStep, "param_fro.lora_B.weight", &[norm_b], first);
-        out.add(FirstStep, "grad_fro.lora_A.weight", &[grad_a], first);
-        out.add(FirstStep, "dw_op", &[dw], first);
-        out.add(FirstStep, "dw_fro", &[dw], first);
+        out.add(FirstStep, Q::ParamFro(Role::LoraB), &[norm_b], first);
+        out.add(FirstStep, Q::GradFro(Role::LoraA), &[grad_a], first);
+        out.add(FirstStep, Q::DwOp, &[dw], first);
+        out.add(FirstStep, Q::DwFro, &[dw], first);
 
         if !k.adam {
             let (e_a, e_b) = (k.kappa(k.c_a), k.kappa(k.c_b));
@@ -581,56 +585,56 @@ impl Setting {
                 "q₀ = 0, step 1 seeds q₁ = κ_B·p₀; {}",
                 sgd_verdict(e_kappa, e_u)
             );
-            out.add(Balanced, "kappa", &[("√(κ_A·κ_B)", e_kappa)], &verdict);
+            out.add(Balanced, Q::Kappa, &[("√(κ_A·κ_B)", e_kappa)], &verdict);
             if e_kappa <= EPS {
-                for q in ["dz_rms", "dz_cum_rms", "update_out_rms"] {
+                for q in [Q::DzRms, Q::DzCumRms, Q::UpdateOutRms] {
                     out.add(Balanced, q, &d2, FIXED_T_SGD);
                 }
-                out.add(Balanced, "bottleneck_rms", &[("A₀h", l.z0)], FIXED_T_SGD);
-                out.add(Balanced, "param_fro.lora_B.weight", &[norm_b], FIXED_T_SGD);
+                out.add(Balanced, Q::BottleneckRms, &[("A₀h", l.z0)], FIXED_T_SGD);
+                out.add(Balanced, Q::ParamFro(Role::LoraB), &[norm_b], FIXED_T_SGD);
             }
             return;
         }
         let dz = [l.d2, l.aligned];
-        for q in ["dz_rms", "dz_cum_rms", "update_out_rms"] {
+        for q in [Q::DzRms, Q::DzCumRms, Q::UpdateOutRms] {
             out.add(Balanced, q, &dz, BALANCED_ADAM);
         }
         let z = [("A₀h", l.z0), ("ΔA·h", l.u_a + k.a_in)];
         out.add(
             Balanced,
-            "delta1_rms",
+            Q::TermRms(Split::Delta1),
             &[("B·(ΔA·h)", l.aligned.1)],
             BALANCED_ADAM,
         );
-        out.add(Balanced, "delta2_rms", &dz, BALANCED_ADAM);
+        out.add(Balanced, Q::TermRms(Split::Delta2), &dz, BALANCED_ADAM);
         out.add(
             Balanced,
-            "delta3_rms",
+            Q::TermRms(Split::Delta3),
             &[("ΔB·(ΔA·h)", l.aligned.1)],
             BALANCED_ADAM,
         );
-        out.add(Balanced, "bottleneck_rms", &z, BALANCED_ADAM);
+        out.add(Balanced, Q::BottleneckRms, &z, BALANCED_ADAM);
         out.add(
             Balanced,
-            "param_fro.lora_B.weight",
+            Q::ParamFro(Role::LoraB),
             &[("B", norm_b.1)],
             BALANCED_ADAM,
         );
         out.add(
             Balanced,
-            "param_fro.lora_A.weight",
+            Q::ParamFro(Role::LoraA),
             &[norm_a, ("D", k.a_in / 2.0 + l.u_a)],
             BALANCED_ADAM,
         );
-        out.add(Balanced, "grad_fro.lora_A.weight", &[grad_a], BALANCED_ADAM);
+        out.add(Balanced, Q::GradFro(Role::LoraA), &[grad_a], BALANCED_ADAM);
         let grad_b_t = [grad_b, ("s·g(ΔA·h)ᵀ", k.a_out / 2.0 - g - k.rho + z[1].1)];
-        out.add(Balanced, "grad_fro.lora_B.weight", &grad_b_t, BALANCED_ADAM);
+        out.add(Balanced, Q::GradFro(Role::LoraB), &grad_b_t, BALANCED_ADAM);
         let dw_t = [
             dw,
             ("B·D", -g + k.a_out / 2.0 + l.u_b + k.a_in / 2.0 + l.u_a),
         ];
-        out.add(Balanced, "dw_op", &dw_t, BALANCED_ADAM);
-        out.add(Balanced, "dw_fro", &dw_t, BALANCED_ADAM);
+        out.add(Balanced, Q::DwOp, &dw_t, BALANCED_ADAM);
+        out.add(Balanced, Q::DwFro, &dw_t, BALANCED_ADAM);
     }
 
     /// The stable learning-rate exponent c* of one shared rate, with how it was found: the largest c at which the
@@ -693,16 +697,16 @@ impl Setting {
             let kappa = self
                 .predictions()
                 .into_iter()
-                .find(|p| p.quantity == "kappa")?;
+                .find(|p| p.quantity == Q::Kappa)?;
             return Some(format!("{init}{}", kappa.conditions));
         }
-        let find = |q: &str| {
+        let find = |q: Quantity| {
             self.predictions()
                 .into_iter()
                 .find(|p| p.quantity == q && p.regime == Regime::Balanced)
                 .map(|p| p.exponent)
         };
-        let (dz, bottleneck) = (find("dz_rms")?, find("bottleneck_rms")?);
+        let (dz, bottleneck) = (find(Q::DzRms)?, find(Q::BottleneckRms)?);
         let output = if dz > EPS {
             format!("explodes (balanced Δz n^{dz:+.2})")
         } else if dz < -EPS {
@@ -716,17 +720,5 @@ impl Setting {
             "S+ holds (bottleneck O(1))".to_string()
         };
         Some(format!("{init}{output}; {strict}"))
-    }
-}
-
-/// How a measured interval compares with a prediction: `agree` if the prediction lies in the 95% interval, `near` if
-/// within `tol` of it, else `disagree`.
-pub fn agreement(predicted: f64, lo: f64, hi: f64, tol: f64) -> &'static str {
-    if predicted >= lo && predicted <= hi {
-        "agree"
-    } else if predicted >= lo - tol && predicted <= hi + tol {
-        "near"
-    } else {
-        "disagree"
     }
 }

@@ -1,45 +1,71 @@
-//! Tables of a finished sweep: the long-format results, the fitted exponents with verdicts, and the summary a user
-//! reads in the terminal.
+//! Tables a user reads: those of a finished sweep (the long-format results, the fitted exponents with verdicts, the
+//! terminal summary) here, and the printouts of the other commands in [`theory`], [`limit`], [`lr`] and [`train`].
+
+pub mod limit;
+pub mod lr;
+pub mod theory;
+pub mod train;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::fit::{fit_slope, verdict, Slope};
-use super::sweep::{RunResult, SweepConfig};
+use super::config::StudyConfig;
+use super::fit::{fit_slope, verdict, Agreement, Slope, Verdict};
+use super::sweep::RunResult;
 use crate::error::Result;
 use crate::io::write_atomic;
+use crate::probes::Quantity;
 use crate::theory::Regime;
 
-/// One fitted row: a (series, layer, quantity, step) and its exponent.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct FitRow {
+/// What a fit is of: a quantity of one series at one layer and step.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FitKey {
     /// Series (arm and exponent).
     pub series: String,
     /// Layer.
     pub layer: String,
     /// Quantity.
-    pub quantity: String,
+    pub quantity: Quantity,
     /// Step.
     pub step: u64,
+}
+
+/// One fitted row: a (series, layer, quantity, step) and its exponent.
+#[derive(Clone, Debug)]
+pub struct FitRow {
+    /// What is fitted.
+    pub key: FitKey,
     /// The fit.
     pub fit: Slope,
     /// Measured verdict at the study's tolerance.
-    pub verdict: &'static str,
+    pub verdict: Verdict,
     /// The regime of the prediction compared here: Init at step 0, FirstStep at step 1, Balanced at the last
     /// recorded step.
     pub regime: Option<Regime>,
     /// The theory's predicted exponent, where the engine derives one.
     pub predicted: Option<f64>,
-    /// `agree`, `near` or `disagree` (prediction against the interval), when there is a prediction.
-    pub agreement: Option<&'static str>,
+    /// The prediction against the interval, when there is a prediction.
+    pub agreement: Option<Agreement>,
 }
 
-/// Values grouped as `[(series, layer, quantity, step)] → [width][seed]`.
-pub type Grouped = BTreeMap<(String, String, String, u64), Vec<Vec<f64>>>;
+/// Values grouped by what they are of, into `[width][seed]` arrays.
+pub type Grouped = BTreeMap<FitKey, Vec<Vec<f64>>>;
+
+/// The width exponents of a cell's rate law in one CSV field: `c` for one shared exponent, `role=c;…` otherwise.
+pub fn exponent_field(exps: &BTreeMap<String, f64>) -> String {
+    match (exps.len(), exps.get("default")) {
+        (1, Some(c)) => c.to_string(),
+        _ => exps
+            .iter()
+            .map(|(k, c)| format!("{k}={c}"))
+            .collect::<Vec<_>>()
+            .join(";"),
+    }
+}
 
 /// Groups the runs' records by (series, layer, quantity, step) into width × seed arrays (NaN where missing).
-pub fn group(cfg: &SweepConfig, runs: &[RunResult]) -> Grouped {
+pub fn group(cfg: &StudyConfig, runs: &[RunResult]) -> Grouped {
     let mut out: Grouped = BTreeMap::new();
     for run in runs {
         let w = cfg
@@ -53,13 +79,14 @@ pub fn group(cfg: &SweepConfig, runs: &[RunResult]) -> Grouped {
             .position(|&x| x == run.cell.seed)
             .expect("seed of the grid");
         for r in &run.records {
+            let key = FitKey {
+                series: run.cell.series.clone(),
+                layer: r.layer.clone(),
+                quantity: r.quantity,
+                step: r.step,
+            };
             let slot = out
-                .entry((
-                    run.cell.series.clone(),
-                    r.layer.clone(),
-                    r.quantity.clone(),
-                    r.step,
-                ))
+                .entry(key)
                 .or_insert_with(|| vec![vec![f64::NAN; cfg.seeds.len()]; cfg.widths.len()]);
             slot[w][s] = r.value;
         }
@@ -69,34 +96,30 @@ pub fn group(cfg: &SweepConfig, runs: &[RunResult]) -> Grouped {
 
 /// Fits every group, and puts the theory's prediction beside each fit it has one for: the initial-state prediction at
 /// step 0, the first-step one at step 1 and the balanced-regime one at the last recorded step.
-pub fn fit_all(cfg: &SweepConfig, grouped: &Grouped) -> Vec<FitRow> {
+pub fn fit_all(cfg: &StudyConfig, grouped: &Grouped) -> Vec<FitRow> {
     let cells = cfg.cells();
     let theory_layer = cfg.theory_layer();
     let last = cfg.last_recorded_step();
     grouped
         .iter()
         .enumerate()
-        .filter_map(|(i, ((series, layer, quantity, step), values))| {
+        .filter_map(|(i, (key, values))| {
             let fit = fit_slope(&cfg.widths, values, cfg.bootstrap, i as u64)?;
-            let prediction = (theory_layer == Some(layer.as_str()))
-                .then(|| cells.iter().find(|c| &c.series == series))
+            let prediction = (theory_layer == Some(key.layer.as_str()))
+                .then(|| cells.iter().find(|c| c.series == key.series))
                 .flatten()
-                .zip(Regime::compared_at(*step, last))
+                .zip(Regime::compared_at(key.step, last))
                 .and_then(|(c, regime)| {
                     cfg.setting(c)
                         .predictions()
                         .into_iter()
-                        .find(|p| p.quantity == quantity && p.regime == regime)
+                        .find(|p| p.quantity == key.quantity && p.regime == regime)
                 });
             let regime = prediction.as_ref().map(|p| p.regime);
             let predicted = prediction.map(|p| p.exponent);
-            let agreement =
-                predicted.map(|p| crate::theory::agreement(p, fit.lo, fit.hi, cfg.flat_tol));
+            let agreement = predicted.map(|p| Agreement::of(p, fit.lo, fit.hi, cfg.flat_tol));
             Some(FitRow {
-                series: series.clone(),
-                layer: layer.clone(),
-                quantity: quantity.clone(),
-                step: *step,
+                key: key.clone(),
                 verdict: verdict(&fit, cfg.flat_tol),
                 fit,
                 regime,
@@ -107,15 +130,31 @@ pub fn fit_all(cfg: &SweepConfig, grouped: &Grouped) -> Vec<FitRow> {
         .collect()
 }
 
+/// The fit of `quantity` at `layer` and `step` for `series`, if there is one.
+pub fn find_fit<'a>(
+    fits: &'a [FitRow],
+    series: &str,
+    layer: &str,
+    quantity: Quantity,
+    step: u64,
+) -> Option<&'a FitRow> {
+    fits.iter().find(|r| {
+        r.key.series == series && r.key.layer == layer && r.key.quantity == quantity && r.key.step == step
+    })
+}
+
 /// Writes `results.csv` and `fits.csv` into `out`.
 pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<()> {
-    let mut csv = String::from("series,arm,method,width,seed,layer,quantity,step,value\n");
+    let mut csv = String::from(
+        "series,arm,method,width,seed,layer,quantity,step,value,lr,lr_exponent,loraplus_ratio\n",
+    );
     for run in runs {
         let c = &run.cell;
+        let rate = format!("{},{},{}", c.lr, exponent_field(&c.lr_exponent), c.loraplus_ratio);
         for r in &run.records {
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{rate}",
                 c.series,
                 c.arm.name,
                 c.arm.method,
@@ -130,8 +169,13 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
         if let Some(t) = run.diverged_at {
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},model,diverged_at,{t},{t}",
-                c.series, c.arm.name, c.arm.method, c.width, c.seed
+                "{},{},{},{},{},model,{},{t},{t},{rate}",
+                c.series,
+                c.arm.name,
+                c.arm.method,
+                c.width,
+                c.seed,
+                Quantity::DivergedAt
             );
         }
     }
@@ -141,15 +185,15 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
     );
     for r in fits {
         let p = r.predicted.map(|v| v.to_string()).unwrap_or_default();
-        let a = r.agreement.unwrap_or_default();
+        let a = r.agreement.map(Agreement::name).unwrap_or_default();
         let g = r.regime.map(Regime::name).unwrap_or_default();
         let _ = writeln!(
             f,
             "{},{},{},{},{:.4},{:.4},{:.4},{},{},{g},{p},{a}",
-            r.series,
-            r.layer,
-            r.quantity,
-            r.step,
+            r.key.series,
+            r.key.layer,
+            r.key.quantity,
+            r.key.step,
             r.fit.slope,
             r.fit.lo,
             r.fit.hi,
@@ -164,17 +208,17 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
 /// verdict, the final loss at the smallest and largest width, and the theory's first-step (t = 1) and balanced (last
 /// recorded step) predictions with their agreement.
 pub fn summary(
-    cfg: &SweepConfig,
+    cfg: &StudyConfig,
     grouped: &Grouped,
     fits: &[FitRow],
     layer: &str,
-    quantity: &str,
+    quantity: Quantity,
 ) -> String {
     let steps: Vec<u64> = {
         let mut all: Vec<u64> = fits
             .iter()
-            .filter(|r| r.layer == layer && r.quantity == quantity)
-            .map(|r| r.step)
+            .filter(|r| r.key.layer == layer && r.key.quantity == quantity)
+            .map(|r| r.key.step)
             .collect();
         all.sort();
         all.dedup();
@@ -194,18 +238,14 @@ pub fn summary(
         cfg.last_recorded_step()
     );
     let series: Vec<String> = {
-        let mut v: Vec<String> = fits.iter().map(|r| r.series.clone()).collect();
+        let mut v: Vec<String> = fits.iter().map(|r| r.key.series.clone()).collect();
         v.dedup();
         v
     };
     for name in series {
         let _ = write!(s, "{name:<18}");
         for t in &steps {
-            let cell = fits
-                .iter()
-                .find(|r| {
-                    r.series == name && r.layer == layer && r.quantity == quantity && r.step == *t
-                })
+            let cell = find_fit(fits, &name, layer, quantity, *t)
                 .map(|r| {
                     format!(
                         "{:+.2} [{:+.2},{:+.2}] {}",
@@ -215,7 +255,12 @@ pub fn summary(
                 .unwrap_or_else(|| "—".into());
             let _ = write!(s, " {cell:>28}");
         }
-        let loss = grouped.get(&(name.clone(), "model".into(), "loss".into(), cfg.steps));
+        let loss = grouped.get(&FitKey {
+            series: name.clone(),
+            layer: "model".into(),
+            quantity: Quantity::Loss,
+            step: cfg.steps,
+        });
         let mean = |row: &Vec<f64>| row.iter().sum::<f64>() / row.len() as f64;
         let l = loss
             .map(|v| format!("{:.3}→{:.3}", mean(&v[0]), mean(&v[v.len() - 1])))
@@ -223,14 +268,16 @@ pub fn summary(
         let pred = |regime: Regime| {
             fits.iter()
                 .find(|r| {
-                    r.series == name
-                        && r.layer == layer
-                        && r.quantity == quantity
+                    r.key.series == name
+                        && r.key.layer == layer
+                        && r.key.quantity == quantity
                         && r.regime == Some(regime)
                 })
                 .and_then(|r| {
-                    r.predicted
-                        .map(|p| format!("{p:+.2} ({})", r.agreement.unwrap_or("")))
+                    r.predicted.map(|p| {
+                        let a = r.agreement.map(Agreement::name).unwrap_or("");
+                        format!("{p:+.2} ({a})")
+                    })
                 })
                 .unwrap_or_else(|| "—".into())
         };

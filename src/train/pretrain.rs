@@ -3,12 +3,12 @@
 
 use ndarray::Array2;
 
-use super::{Inspect, Linear, MlpConfig};
+use super::{train, Dataset, TrainConfig, TrainRecord};
 use crate::adapters::{AdapterConfig, Method};
 use crate::error::Result;
+use crate::models::{Inspect, Linear, MlpConfig};
 use crate::optim::{OptimizerConfig, Rule};
 use crate::scalar::Scalar;
-use crate::train::{train, Dataset, TrainConfig, TrainRecord};
 
 /// Trains `model` (build it with `Method::Full` on every map you want pre-trained) on `source` for `steps` Adam steps
 /// at rate `lr`, and returns the merged weight of every map in forward order (the order `base_weights` uses, so the
@@ -23,9 +23,8 @@ pub fn pretrain<T: Scalar, M: Inspect<T>>(
     let tc = TrainConfig {
         optimizer: OptimizerConfig::new(Rule::adam(), lr),
         steps,
-        batch: None,
-        ramp: Default::default(),
         width,
+        ..TrainConfig::default()
     };
     let rec = train(model, &tc, source)?;
     let weights = model

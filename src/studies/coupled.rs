@@ -13,13 +13,13 @@
 
 use ndarray::{concatenate, Array1, Array2, Axis};
 
-use super::linear::{Basis, Family, Grams, LimitPoint, LinearSetup, OrderParams};
 use crate::adapters::AdapterConfig;
 use crate::error::{Error, Result};
 use crate::linalg::solve_spd;
-use crate::models::{Activation, Linear, Mlp, MlpConfig, Model, Readout};
+use crate::models::{Activation, Linear, Mlp, MlpConfig, Readout};
 use crate::optim::OptimizerConfig;
-use crate::train::{mse, train_observed, Dataset, Loss, TrainConfig};
+use crate::theory::limit::{Basis, Family, Grams, LimitPoint, LinearSetup, OrderParams};
+use crate::train::{train_observed, Dataset, Loss, Observer, Step, TrainConfig};
 
 /// The network a linear limit describes: input d → n (frozen) → n × n adapted → 1 (μP readout), identity activation.
 pub fn mlp_config(input_dim: usize, width: usize) -> MlpConfig {
@@ -129,6 +129,27 @@ pub fn order_params(setup: &LinearSetup, mlp: &Mlp<f64>, x: &Array2<f64>) -> Ord
     }
 }
 
+/// Records a coupled network's state in the limit's units at every step.
+struct Points<'a> {
+    setup: &'a LinearSetup,
+    x: &'a Array2<f64>,
+    points: Vec<LimitPoint>,
+}
+
+impl Observer<f64, Mlp<f64>> for Points<'_> {
+    fn wants(&self, _t: u64) -> bool {
+        true
+    }
+
+    fn observe(&mut self, s: &Step<'_, f64, Mlp<f64>>) {
+        self.points.push(LimitPoint {
+            loss: s.loss,
+            f: s.out.column(0).to_owned(),
+            params: order_params(self.setup, s.model, self.x),
+        });
+    }
+}
+
 /// A coupled network's trajectory at t = 0…steps, trained by the ordinary loop, and the step at which it diverged.
 pub fn finite_trajectory(
     setup: &LinearSetup,
@@ -152,19 +173,15 @@ pub fn finite_trajectory(
     let tc = TrainConfig {
         optimizer: optimizer.clone(),
         steps,
-        batch: None,
         ramp: adapter.ramp,
         width,
+        ..TrainConfig::default()
     };
-    let mut points = Vec::with_capacity(steps as usize + 1);
-    let rec = train_observed(&mut mlp, &tc, &data, |_, model, u| {
-        let (out, _) = model.forward(&basis.x, u);
-        let (loss, _) = mse(&out, &data.y_train);
-        points.push(LimitPoint {
-            loss,
-            f: out.column(0).to_owned(),
-            params: order_params(setup, model, &basis.x),
-        });
-    })?;
-    Ok((points, rec.diverged_at))
+    let mut points = Points {
+        setup,
+        x: &basis.x,
+        points: Vec::with_capacity(steps as usize + 1),
+    };
+    let rec = train_observed(&mut mlp, &tc, &data, &mut points)?;
+    Ok((points.points, rec.diverged_at))
 }

@@ -1,0 +1,51 @@
+//! `singlora lr`: the learning-rate study, its tables, figures and summary.
+
+use std::path::Path;
+
+use clap::Args;
+
+use super::args::StudyArgs;
+use crate::error::Result;
+use crate::studies::config::StudyConfig;
+use crate::studies::engine::plan;
+use crate::studies::lr::{load, run_lr, LrResults, LrStudy};
+use crate::studies::report::lr::{lr_summary, write_lr_tables};
+
+#[derive(Args, Debug)]
+pub struct LrArgs {
+    #[command(flatten)]
+    study: StudyArgs,
+}
+
+pub fn run(a: LrArgs) -> Result<()> {
+    let cfg = load(a.study.config.as_deref(), &a.study.sets)?;
+    let out = a.study.out_dir(&cfg.name);
+    let plan = plan(&LrStudy(&cfg), a.study.threads)?;
+    if a.study.dry_run {
+        print!("{}", toml::to_string(&cfg).unwrap_or_default());
+        println!("# {plan} -> {}", out.display());
+        return Ok(());
+    }
+    println!(
+        "learning-rate study {}: {} ({} steps each) -> {}",
+        cfg.name,
+        plan,
+        cfg.steps,
+        out.display()
+    );
+    let results = run_lr(&cfg, &out, &a.study.options())?;
+    report(&cfg, &results, &out)
+}
+
+/// Writes the tables and figures of a finished learning-rate study and prints its summary.
+pub fn report(cfg: &StudyConfig, results: &LrResults, out: &Path) -> Result<()> {
+    write_lr_tables(out, results)?;
+    let figures = crate::plots::lr::draw_lr(cfg, results, &out.join("figures"))?;
+    print!("{}", lr_summary(cfg, results));
+    println!(
+        "wrote {0}/lr_runs.csv, lr_summary.csv, lr_best.csv, lr_drift.csv{1}, manifest.json and {figures} figures in {0}/figures",
+        out.display(),
+        if results.plane.is_empty() { "" } else { ", lr_plane.csv" }
+    );
+    Ok(())
+}

@@ -1,0 +1,440 @@
+//! One resumable runner for every study kind.
+//!
+//! A [`Study`] is a typed grid of jobs with a function that runs one. [`run_study`] gives every study the same
+//! guarantees:
+//! - everything is checked before anything is written: the grid's run keys are unique, and the largest run times the
+//!   number of workers fits in the machine's available memory;
+//! - the output folder is locked for the duration (`.singlora.lock`, an exclusive OS file lock released when the
+//!   process exits, however it exits); a second process gets a one-line refusal naming the holder;
+//! - a folder holding a different study (another `config.toml`) is refused;
+//! - finished runs (`runs/KEY.json`) are loaded, never recomputed; the others run in parallel, each single-threaded
+//!   (so numbers never depend on the thread count), each written atomically under a unique temporary name as soon as
+//!   it finishes, so an interrupted study loses no finished run;
+//! - every run is read back, checked to be the run of its job, and returned in grid order.
+//!
+//! Jobs that share a frozen base (same width, base and data) can be handed out together ([`Study::share_key`],
+//! [`Study::run_group`]) so that a group can be stepped as one computation.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::store;
+use crate::error::{Error, Result};
+use crate::io::write_atomic;
+
+/// A study kind: a grid of jobs and how to run one.
+pub trait Study: Sync {
+    /// One job of the grid; written into its run file so that a run file says which run it is.
+    type Job: Clone + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync;
+    /// What a finished job produces.
+    type Run: Serialize + DeserializeOwned + Send;
+
+    /// The command that runs this kind (`sweep`, `lr`, `limit`): the first line of `config.toml`.
+    fn kind(&self) -> &'static str;
+
+    /// The study's normalised config (TOML): its identity. A folder holding another is refused.
+    fn config_text(&self) -> Result<String>;
+
+    /// The grid, in a fixed order.
+    fn jobs(&self) -> Vec<Self::Job>;
+
+    /// The job's run-file stem (unique in the grid; letters, digits and `._+-=@` only).
+    fn key(&self, job: &Self::Job) -> String;
+
+    /// An upper estimate of the bytes one job needs at its peak.
+    fn job_bytes(&self, job: &Self::Job) -> u64;
+
+    /// Runs one job (single-threaded).
+    fn run(&self, job: &Self::Job) -> Result<Self::Run>;
+
+    /// Jobs with the same key share a frozen base (width, base weights and data) and are handed to
+    /// [`Study::run_group`] together. `None`: the job runs alone.
+    fn share_key(&self, _job: &Self::Job) -> Option<String> {
+        None
+    }
+
+    /// Runs jobs that share a frozen base; the default runs them one after the other.
+    fn run_group(&self, jobs: &[&Self::Job]) -> Result<Vec<Self::Run>> {
+        jobs.iter().map(|j| self.run(j)).collect()
+    }
+
+    /// The step at which a run diverged (for the manifest).
+    fn diverged_at(&self, _run: &Self::Run) -> Option<u64> {
+        None
+    }
+}
+
+/// How to run a study.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Draw a progress bar on the terminal.
+    pub progress: bool,
+    /// Worker threads (default: one per core); capped at the number of cores and of pending runs.
+    pub threads: Option<usize>,
+    /// Refuse a study whose memory estimate exceeds this many bytes (default: what the machine has available).
+    pub memory_limit: Option<u64>,
+    /// Compute nothing: read the finished runs back, refusing a folder where some are missing (`singlora plot`).
+    pub read_only: bool,
+}
+
+/// One finished job as written to `runs/KEY.json`.
+#[derive(Serialize, Deserialize)]
+pub struct RunFile<J, R> {
+    /// The job.
+    pub job: J,
+    /// Its wall time in seconds.
+    pub wall_seconds: f64,
+    /// Its result.
+    pub run: R,
+}
+
+/// A study's runs in grid order.
+pub struct Finished<S: Study> {
+    /// `(job, wall seconds, run)` for every job.
+    pub runs: Vec<RunFile<S::Job, S::Run>>,
+    /// How many were computed by this call (the rest were loaded).
+    pub computed: usize,
+}
+
+/// The number of workers for `pending` runs: `threads` (default: every core), at most one per core and per run.
+pub fn workers(threads: Option<usize>, pending: usize) -> Result<usize> {
+    if threads == Some(0) {
+        return Err(Error::invalid("--threads", 0, "a positive integer"));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(threads.unwrap_or(cores).min(cores).min(pending.max(1)))
+}
+
+/// Bytes of memory the machine has available (`MemAvailable` in /proc/meminfo), if it says.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `bytes` in GiB with two decimals.
+pub fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// The study's grid checked in memory: unique keys, and the memory of `workers` concurrent runs within `limit`.
+fn check_grid<S: Study>(study: &S, jobs: &[S::Job], workers: usize, limit: Option<u64>) -> Result<()> {
+    let mut seen = BTreeMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let key = study.key(job);
+        if let Some(j) = seen.insert(key.clone(), i) {
+            return Err(Error::invalid(
+                "grid",
+                &key,
+                &format!("distinct runs (jobs {j} and {i} of the grid are both {key}: rename an arm or drop a duplicate)"),
+            ));
+        }
+    }
+    let Some((job, bytes)) = jobs
+        .iter()
+        .map(|j| (j, study.job_bytes(j)))
+        .max_by_key(|(_, b)| *b)
+    else {
+        return Ok(());
+    };
+    let need = bytes.saturating_mul(workers as u64);
+    if let Some(limit) = limit.or_else(available_memory) {
+        if need > limit {
+            return Err(Error::invalid(
+                "memory",
+                format!(
+                    "{} ({workers} worker(s) × {} for {})",
+                    gib(need),
+                    gib(bytes),
+                    study.key(job)
+                ),
+                &format!(
+                    "at most the {} this machine has available: use smaller widths, f32, or --threads 1",
+                    gib(limit)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An exclusive lock on a study folder, held until dropped (or the process ends).
+pub struct StudyLock {
+    _file: File,
+}
+
+impl StudyLock {
+    /// Locks `dir` (created if missing) for this process, or refuses naming the process that holds it.
+    pub fn acquire(dir: &Path, what: &str) -> Result<StudyLock> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join(".singlora.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(Error::invalid(
+                    "--out",
+                    dir.display(),
+                    &format!(
+                        "a folder no other process is writing (it is locked by {})",
+                        holder.trim()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let note = format!(
+            "pid {} ({what}, since unix time {since})",
+            std::process::id()
+        );
+        let written = file
+            .set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(note.as_bytes()))
+            .and_then(|_| file.flush());
+        written.map_err(|e| Error::io(&path, e))?;
+        Ok(StudyLock { _file: file })
+    }
+}
+
+/// The first line of a study folder's `config.toml`: `# singlora KIND study`.
+fn stamp_header(kind: &str) -> String {
+    format!("# singlora {kind} study\n")
+}
+
+/// The study kind recorded in `dir/config.toml`, if any.
+pub fn folder_kind(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("config.toml")).ok()?;
+    let first = text.lines().next()?;
+    let kind = first.strip_prefix("# singlora ")?.strip_suffix(" study")?;
+    Some(kind.to_string())
+}
+
+/// Claims `out` for the study: writes `config.toml`, or refuses a folder that holds a different one.
+fn claim(out: &Path, kind: &str, config_text: &str) -> Result<PathBuf> {
+    let text = stamp_header(kind) + config_text;
+    let stamp = out.join("config.toml");
+    match std::fs::read_to_string(&stamp) {
+        Ok(existing) if existing != text => {
+            return Err(Error::invalid(
+                "--out",
+                out.display(),
+                "a folder without results, or one holding this same study (it holds a different config.toml)",
+            ))
+        }
+        Ok(_) => {}
+        Err(_) => write_atomic(&stamp, text.as_bytes())?,
+    }
+    let runs = out.join("runs");
+    std::fs::create_dir_all(&runs).map_err(|e| Error::io(&runs, e))?;
+    Ok(runs)
+}
+
+fn progress_bar(pending: usize, total: usize) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(pending as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} runs  {elapsed} elapsed, ETA {eta}  {msg}",
+        )
+        .expect("template"),
+    );
+    if total > pending {
+        b.println(format!(
+            "resuming: {} of {total} runs already finished",
+            total - pending
+        ));
+    }
+    b
+}
+
+/// Runs every unfinished job of `study` into `out` and returns all runs in grid order (see the module doc).
+pub fn run_study<S: Study>(study: &S, out: &Path, opts: &RunOptions) -> Result<Finished<S>> {
+    let jobs = study.jobs();
+    let config_text = study.config_text()?;
+    let max_workers = workers(opts.threads, jobs.len())?;
+    let limit = if opts.read_only { Some(u64::MAX) } else { opts.memory_limit };
+    check_grid(study, &jobs, max_workers, limit)?;
+    let _lock = StudyLock::acquire(out, study.kind())?;
+    let runs_dir = claim(out, study.kind(), &config_text)?;
+    let path_of = |j: &S::Job| runs_dir.join(format!("{}.json", study.key(j)));
+    let pending: Vec<&S::Job> = jobs.iter().filter(|j| !path_of(j).exists()).collect();
+    if opts.read_only && !pending.is_empty() {
+        return Err(Error::invalid(
+            "dir",
+            out.display(),
+            &format!(
+                "a folder whose runs are all finished ({} of {} missing, e.g. {}: run singlora {} --config DIR/config.toml --out DIR)",
+                pending.len(),
+                jobs.len(),
+                study.key(pending[0]),
+                study.kind()
+            ),
+        ));
+    }
+    let mut groups: BTreeMap<String, Vec<&S::Job>> = BTreeMap::new();
+    for (i, job) in pending.iter().enumerate() {
+        let key = study.share_key(job).unwrap_or_else(|| format!("#{i:09}"));
+        groups.entry(key).or_default().push(job);
+    }
+    let groups: Vec<Vec<&S::Job>> = groups.into_values().collect();
+    let bar = (opts.progress && !pending.is_empty()).then(|| progress_bar(pending.len(), jobs.len()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers(opts.threads, groups.len())?)
+        .build()
+        .map_err(|e| Error::invalid("--threads", e, "a usable thread count"))?;
+    pool.install(|| {
+        groups.par_iter().try_for_each(|group| -> Result<()> {
+            let start = Instant::now();
+            let runs = study.run_group(group)?;
+            let seconds = start.elapsed().as_secs_f64() / group.len() as f64;
+            for (job, run) in group.iter().zip(runs) {
+                let file = RunFile {
+                    job: (*job).clone(),
+                    wall_seconds: seconds,
+                    run,
+                };
+                let json = serde_json::to_vec(&file).expect("serialisable run");
+                write_atomic(&path_of(job), &json)?;
+                if let Some(b) = &bar {
+                    b.set_message(study.key(job));
+                    b.inc(1);
+                }
+            }
+            Ok(())
+        })
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let runs = jobs
+        .iter()
+        .map(|job| read_run::<S>(&path_of(job), job))
+        .collect::<Result<Vec<_>>>()?;
+    write_manifest(study, out, &config_text, &runs)?;
+    Ok(Finished {
+        runs,
+        computed: pending.len(),
+    })
+}
+
+/// Reads the run file of `job`, refusing one that holds another job's run.
+fn read_run<S: Study>(path: &Path, job: &S::Job) -> Result<RunFile<S::Job, S::Run>> {
+    let file: RunFile<S::Job, S::Run> = store::read_json(path)?;
+    if &file.job != job {
+        return Err(Error::invalid(
+            "run file",
+            path.display(),
+            "the run of the job its name says (this file holds another run: remove it to recompute)",
+        ));
+    }
+    Ok(file)
+}
+
+/// The folder's record of the study: config, version, commit, wall time and divergence per run.
+#[derive(Serialize, Deserialize)]
+pub struct Manifest {
+    /// The study kind.
+    pub kind: String,
+    /// The full config as TOML.
+    pub config: String,
+    /// Crate version.
+    pub version: String,
+    /// Git commit of the code, if known.
+    pub git_commit: Option<String>,
+    /// Wall time per run, by run key.
+    pub wall_seconds: BTreeMap<String, f64>,
+    /// Divergence steps, by run key.
+    pub diverged_at: BTreeMap<String, u64>,
+}
+
+/// The commit the binary was built from (empty when built outside a git checkout).
+pub fn git_commit() -> Option<String> {
+    let c = env!("SINGLORA_GIT_COMMIT");
+    (!c.is_empty()).then(|| c.to_string())
+}
+
+fn write_manifest<S: Study>(
+    study: &S,
+    out: &Path,
+    config_text: &str,
+    runs: &[RunFile<S::Job, S::Run>],
+) -> Result<()> {
+    let manifest = Manifest {
+        kind: study.kind().to_string(),
+        config: config_text.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        git_commit: git_commit(),
+        wall_seconds: runs
+            .iter()
+            .map(|r| (study.key(&r.job), r.wall_seconds))
+            .collect(),
+        diverged_at: runs
+            .iter()
+            .filter_map(|r| study.diverged_at(&r.run).map(|t| (study.key(&r.job), t)))
+            .collect(),
+    };
+    write_atomic(
+        &out.join("manifest.json"),
+        &serde_json::to_vec_pretty(&manifest).expect("manifest"),
+    )
+}
+
+/// What running a study would take: its runs, workers and memory (`--dry-run` prints it).
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Runs in the grid.
+    pub runs: usize,
+    /// Workers that would run them.
+    pub workers: usize,
+    /// Peak bytes of the largest run.
+    pub largest_run: u64,
+    /// Bytes the machine has available, if known.
+    pub available: Option<u64>,
+}
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} runs on {} worker(s); memory: {} for the largest run, {} at once",
+            self.runs,
+            self.workers,
+            gib(self.largest_run),
+            gib(self.largest_run * self.workers as u64)
+        )?;
+        if let Some(a) = self.available {
+            write!(f, " (this machine has {} available)", gib(a))?;
+        }
+        Ok(())
+    }
+}
+
+/// The plan of `study` with `threads` workers requested.
+pub fn plan<S: Study>(study: &S, threads: Option<usize>) -> Result<Plan> {
+    let jobs = study.jobs();
+    Ok(Plan {
+        runs: jobs.len(),
+        workers: workers(threads, jobs.len())?,
+        largest_run: jobs.iter().map(|j| study.job_bytes(j)).max().unwrap_or(0),
+        available: available_memory(),
+    })
+}

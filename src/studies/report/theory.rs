@@ -1,0 +1,137 @@
+//! The printout of `singlora theory`: every series' predicted width exponents in each regime, with derivations and
+//! the conditions they need, and the stable rate exponent c*.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::studies::config::StudyConfig;
+use crate::theory::{Regime, Shape};
+
+/// The layer the predictions are for: one layer of `shape`, or the study's square hidden layer.
+fn layer_description(cfg: &StudyConfig, shape: Option<Shape>) -> String {
+    match (shape, cfg.theory_layer()) {
+        (Some(s), _) => {
+            let (d_in, d_out) = s.dims(1);
+            let side = |d: usize, a: f64| {
+                if a == 0.0 {
+                    d.to_string()
+                } else if d == 1 {
+                    "n".to_string()
+                } else {
+                    format!("{d}n")
+                }
+            };
+            format!(
+                "one {s} layer (d_in = {}, d_out = {})",
+                side(d_in, s.a_in()),
+                side(d_out, s.a_out())
+            )
+        }
+        (None, Some(l)) => format!("{l} (square)"),
+        (None, None) => {
+            "(none: the engine needs an MLP hidden layer, or --shape for one layer)".to_string()
+        }
+    }
+}
+
+fn regime_title(regime: Regime) -> &'static str {
+    match regime {
+        Regime::Init => "initial state (t = 0)",
+        Regime::FirstStep => "first step (t = 1)",
+        Regime::Balanced => {
+            "balanced (t ≫ 1 but O(1), after alignment; a sweep compares it at its last recorded step)"
+        }
+    }
+}
+
+/// The predictions of one regime with their derivations and distinct conditions.
+fn regime_block(s: &mut String, preds: &[crate::theory::Prediction], regime: Regime) {
+    let rows: Vec<_> = preds.iter().filter(|p| p.regime == regime).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "  {}", regime_title(regime));
+    for p in &rows {
+        let _ = writeln!(
+            s,
+            "    {:<28} {:+.2}   {}",
+            p.quantity.to_string(),
+            p.exponent,
+            p.derivation
+        );
+    }
+    let mut conditions: Vec<&str> = Vec::new();
+    for p in &rows {
+        if !conditions.contains(&p.conditions.as_str()) {
+            conditions.push(&p.conditions);
+        }
+    }
+    for c in conditions {
+        let _ = writeln!(s, "    holds if: {c}");
+    }
+}
+
+/// The whole printout for `cfg` (predictions for `shape` instead of the study's hidden layer when given).
+pub fn theory_table(cfg: &StudyConfig, shape: Option<Shape>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "study {}: predicted width exponents at {}; derivations in src/theory",
+        cfg.name,
+        layer_description(cfg, shape)
+    );
+    let covered = shape.is_some() || cfg.theory_layer().is_some();
+    let mut seen = BTreeSet::new();
+    for cell in cfg.cells() {
+        if !seen.insert(cell.series.clone()) {
+            continue;
+        }
+        let mut setting = cfg.setting(&cell);
+        if let Some(sh) = shape {
+            setting.shape = sh;
+        }
+        let _ = writeln!(
+            s,
+            "{}  ({} {}, {}: a_in = {}, a_out = {}; ρ = {}, init std n^(−b) with b = {}, γ = {})",
+            cell.series,
+            cell.arm.method,
+            cfg.optimizer.rule.name(),
+            setting.shape,
+            setting.shape.a_in(),
+            setting.shape.a_out(),
+            setting.rho(),
+            setting
+                .init_exponent()
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "—".into()),
+            cfg.adapter.multiplier_exponent
+        );
+        let preds = if covered {
+            setting.predictions()
+        } else {
+            Vec::new()
+        };
+        if preds.is_empty() {
+            let _ = writeln!(s, "    no prediction for this setting yet");
+            continue;
+        }
+        for regime in [Regime::Init, Regime::FirstStep, Regime::Balanced] {
+            regime_block(&mut s, &preds, regime);
+        }
+        match setting.stable_lr_exponent() {
+            Some((c, why)) => {
+                let _ = writeln!(s, "  stable learning-rate exponent c* = {c:.2}   {why}");
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  no stable learning-rate exponent: the initial output explodes"
+                );
+            }
+        }
+        if let Some(v) = setting.verdict() {
+            let _ = writeln!(s, "  at these rates: {v}");
+        }
+    }
+    s
+}

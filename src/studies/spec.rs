@@ -1,0 +1,427 @@
+//! One training run, fully resolved: the single place where a study's arm, rate and width become an adapter, an
+//! optimiser, a model, its data and a training loop ([`RunSpec::resolve`]), and where that run is carried out
+//! ([`RunSpec::run`]). `singlora train`, `sweep` and `lr` all go through it.
+//!
+//! Seeds of a run with seed s: base weights from s, data from s + 1, adapters from s + 2, the pre-training source task
+//! from s + 1000 (so the same seed gives the same base and data for every arm and rate).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::config::{Arm, StudyConfig};
+use crate::adapters::{AdapterConfig, Method};
+use crate::error::{Error, Result};
+use crate::models::{
+    Inspect, Mlp, MlpConfig, Model, SingleLayer, Transformer, TransformerConfig, WidthMode,
+};
+use crate::scalar::{Precision, Scalar};
+use crate::tasks::{
+    associative_recall, teacher_classification, teacher_regression, toy_regression, ShiftKind,
+    TaskKind, TaskSpec, Teacher,
+};
+use crate::train::{pretrain, train_observed, Dataset, Observer, TrainConfig, TrainRecord};
+
+/// One cell of a study's grid: a series (an arm with its rate exponents), a base rate, a width and a seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Series name: the arm, plus `@c=…` when crossed with an exponent.
+    pub series: String,
+    /// The arm.
+    pub arm: Arm,
+    /// η₀ of this run.
+    pub lr: f64,
+    /// LoRA+ ratio η_B/η_A of this run (the arm's, or a cell of the learning-rate study's LoRA+ grid).
+    pub loraplus_ratio: f64,
+    /// Per-role exponents of this cell.
+    pub lr_exponent: BTreeMap<String, f64>,
+    /// Width n.
+    pub width: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Which network a run builds, at its width.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelSpec {
+    /// The MLP.
+    Mlp(MlpConfig),
+    /// LoRA+'s scalar toy at width n (rank-1 adapters).
+    Toy(usize),
+    /// The transformer.
+    Transformer(TransformerConfig),
+}
+
+/// Pre-training of the frozen base (the fine-tuning setting): Adam on a source task of the same family.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pretrain {
+    /// Adam steps.
+    pub steps: u64,
+    /// Adam's rate.
+    pub lr: f64,
+}
+
+/// What a run leaves: its training record, and pre-training's when the base was pre-trained.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The fine-tuning run.
+    pub record: TrainRecord,
+    /// The pre-training of its base.
+    pub pretrain: Option<TrainRecord>,
+}
+
+/// Everything one training run needs.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// The network.
+    pub model: ModelSpec,
+    /// The task.
+    pub task: TaskSpec,
+    /// The adapter on the adapted maps.
+    pub adapter: AdapterConfig,
+    /// Optimiser, steps, batches, ramp, width, divergence rule.
+    pub train: TrainConfig,
+    /// Precision.
+    pub precision: Precision,
+    /// Pre-training of the base, if any.
+    pub pretrain: Option<Pretrain>,
+    /// The run's seed: base weights, and adapters from seed + 2.
+    pub seed: u64,
+    /// The seed of its data (seed + 1; the toy's target shares its base's stream, so seed).
+    pub data_seed: u64,
+}
+
+impl RunSpec {
+    /// The run of `cell` in study `cfg`: the study's adapter with the arm's method, its optimiser at the cell's rate,
+    /// LoRA+ ratio and exponents, its model at the cell's width.
+    pub fn resolve(cfg: &StudyConfig, cell: &Cell) -> RunSpec {
+        let mut adapter = cfg.adapter.clone();
+        adapter.method = cell.arm.method;
+        if cfg.model == crate::models::ModelKind::Toy {
+            adapter.rank = 1;
+        }
+        let mut optimizer = cfg.optimizer.clone();
+        optimizer.lr = cell.lr;
+        optimizer.groups.loraplus_ratio = cell.loraplus_ratio;
+        optimizer.groups.lr_exponent = cell.lr_exponent.clone();
+        let model = match cfg.model {
+            crate::models::ModelKind::Mlp => ModelSpec::Mlp(MlpConfig {
+                width: cell.width,
+                ..cfg.mlp.clone()
+            }),
+            crate::models::ModelKind::Toy => ModelSpec::Toy(cell.width),
+            crate::models::ModelKind::Transformer => {
+                let t = cfg.transformer.clone().unwrap_or_else(|| TransformerConfig::new(1, 1));
+                ModelSpec::Transformer(TransformerConfig {
+                    heads: cell.width / t.head_dim.max(1),
+                    ..t
+                })
+            }
+        };
+        RunSpec {
+            model,
+            task: cfg.task.clone(),
+            train: TrainConfig {
+                optimizer,
+                steps: cfg.steps,
+                batch: cfg.batch,
+                ramp: adapter.ramp,
+                width: cell.width,
+                eval_every: 0,
+                divergence_factor: cfg.divergence_factor,
+            },
+            adapter,
+            precision: cfg.precision,
+            pretrain: None,
+            seed: cell.seed,
+            data_seed: match cfg.model {
+                crate::models::ModelKind::Toy => cell.seed,
+                _ => cell.seed + 1,
+            },
+        }
+    }
+
+    /// The width n of the run.
+    pub fn width(&self) -> usize {
+        self.train.width
+    }
+
+    /// Checks that the run can be built: the optimiser, the model with its adapters and the data at this width
+    /// (one-line errors naming the field).
+    pub fn check(&self) -> Result<()> {
+        self.train.optimizer.validate()?;
+        self.task.validate()?;
+        self.data::<f64>()?;
+        let trainable = match &self.model {
+            ModelSpec::Mlp(mlp) => mlp
+                .build(mlp.base_weights::<f64>(0), &self.adapter, 0)?
+                .num_trainable(),
+            ModelSpec::Toy(n) => SingleLayer::<f64>::toy(*n, &self.adapter, 0)?.num_trainable(),
+            ModelSpec::Transformer(t) => t
+                .build(t.base_weights::<f64>(0), &self.adapter, 0)?
+                .num_trainable(),
+        };
+        if trainable == 0 {
+            return Err(Error::invalid(
+                "adapt",
+                "[]",
+                "at least one adapted layer (with none, nothing would be trained)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The run's data, drawn from [`RunSpec::data_seed`] (teacher tasks around the base of [`RunSpec::seed`]).
+    pub fn data<T: Scalar>(&self) -> Result<Dataset<T>> {
+        let t = &self.task;
+        let data_seed = self.data_seed;
+        match (&self.model, t.kind) {
+            (ModelSpec::Mlp(mlp), TaskKind::Regression | TaskKind::Classification) => {
+                let teacher = Teacher {
+                    mlp,
+                    base_seed: self.seed,
+                    layer: &t.layer,
+                    kind: t.shift,
+                    rank: t.rank,
+                    train: t.examples,
+                    test: t.test_examples,
+                    data_seed,
+                };
+                if t.kind == TaskKind::Classification {
+                    teacher_classification(&teacher)
+                } else {
+                    teacher_regression(&teacher)
+                }
+            }
+            (ModelSpec::Toy(n), TaskKind::Toy) => {
+                toy_regression(*n, t.examples, t.test_examples, data_seed)
+            }
+            (ModelSpec::Transformer(_), TaskKind::Recall) => {
+                associative_recall(&t.recall(), t.examples, t.test_examples, data_seed)
+            }
+            (model, kind) => Err(Error::invalid(
+                "task.kind",
+                kind,
+                &format!("a task of the {} model", model_name(model)),
+            )),
+        }
+    }
+
+    /// Trains the run in precision `T`, handing `observer` every step it wants; returns the loop's record.
+    pub fn run<T: Scalar, O>(&self, observer: &mut O) -> Result<Outcome>
+    where
+        O: Observer<T, Mlp<T>> + Observer<T, SingleLayer<T>> + Observer<T, Transformer<T>>,
+    {
+        let data = self.data::<T>()?;
+        let (seed, full) = (self.seed, AdapterConfig::new(Method::Full));
+        match &self.model {
+            ModelSpec::Mlp(mlp) => {
+                let (base, pretrain) = self.base(mlp.base_weights::<T>(seed), |adapt| {
+                    let all = MlpConfig { adapt, ..mlp.clone() };
+                    all.build(mlp.base_weights::<T>(seed), &full, 0)
+                })?;
+                let mut net = mlp.build(base, &self.adapter, seed + 2)?;
+                let record = train_observed(&mut net, &self.train, &data, observer)?;
+                Ok(Outcome { record, pretrain })
+            }
+            ModelSpec::Toy(n) => {
+                let mut toy = SingleLayer::toy(*n, &self.adapter, seed)?;
+                let record = train_observed(&mut toy, &self.train, &data, observer)?;
+                Ok(Outcome {
+                    record,
+                    pretrain: None,
+                })
+            }
+            ModelSpec::Transformer(t) => {
+                let (base, pretrain) = self.base(t.base_weights::<T>(seed), |adapt| {
+                    let all = TransformerConfig { adapt, ..t.clone() };
+                    all.build(t.base_weights::<T>(seed), &full, 0)
+                })?;
+                let mut net = t.build(base, &self.adapter, seed + 2)?;
+                let record = train_observed(&mut net, &self.train, &data, observer)?;
+                Ok(Outcome { record, pretrain })
+            }
+        }
+    }
+
+    /// The frozen base: `random` itself, or (with [`RunSpec::pretrain`]) the merged weights of `full(every map)` after
+    /// pre-training on a source task of the same family (see [`RunSpec::source_task`]), with pre-training's record.
+    fn base<T: Scalar, M: Inspect<T>>(
+        &self,
+        random: Vec<ndarray::Array2<T>>,
+        full: impl FnOnce(Vec<String>) -> Result<M>,
+    ) -> Result<(Vec<ndarray::Array2<T>>, Option<TrainRecord>)> {
+        let Some(p) = self.pretrain else {
+            return Ok((random, None));
+        };
+        let source = self.source_task()?;
+        let mut net = full(self.map_names())?;
+        let (weights, rec) = pretrain(&mut net, &source.data::<T>()?, p.steps, p.lr, self.width())?;
+        Ok((weights, Some(rec)))
+    }
+
+    /// Every linear map of the model (what pre-training trains).
+    fn map_names(&self) -> Vec<String> {
+        match &self.model {
+            ModelSpec::Mlp(m) => m.layer_names(),
+            ModelSpec::Toy(_) => vec!["layer".into()],
+            ModelSpec::Transformer(t) => t.layer_names(),
+        }
+    }
+
+    /// The pre-training source task: MLP regression with a random rank-r shift of the input layer around the same
+    /// base, or fresh recall sequences; its data come from seed + 1000.
+    fn source_task(&self) -> Result<RunSpec> {
+        let mut source = self.clone();
+        source.pretrain = None;
+        source.data_seed = self.seed + 1000;
+        if let ModelSpec::Mlp(mlp) = &self.model {
+            source.task.kind = TaskKind::Regression;
+            source.task.shift = ShiftKind::Random;
+            source.task.layer = mlp.layer_names()[0].clone();
+            source.task.rank = self.adapter.rank.min(mlp.width);
+        }
+        source.task.test_examples = source.task.examples;
+        Ok(source)
+    }
+
+    /// One line describing the run (model, adapter, trainable count, optimiser and rate law, task).
+    pub fn describe(&self) -> Result<String> {
+        let a = &self.adapter;
+        let opt = &self.train.optimizer;
+        let mut s = String::new();
+        match &self.model {
+            ModelSpec::Mlp(m) => {
+                let net = m.build(m.base_weights::<f64>(0), a, 0)?;
+                let _ = write!(
+                    s,
+                    "MLP d0={} → {}×{} ({}) → {}, readout {}; {} on [{}], r={}, α={}, {} trainable",
+                    m.input_dim, m.depth, m.width, m.activation, m.output_dim, m.readout, a.method,
+                    m.adapt.join(","), a.rank, a.alpha, net.num_trainable()
+                );
+            }
+            ModelSpec::Toy(n) => {
+                let toy = SingleLayer::<f64>::toy(*n, a, 0)?;
+                let _ = write!(
+                    s,
+                    "LoRA+ scalar toy f(x) = (W* + ΔW)x at width {n}: {} rank 1, {} trainable",
+                    a.method,
+                    toy.num_trainable()
+                );
+            }
+            ModelSpec::Transformer(t) => {
+                let net = t.build(t.base_weights::<f64>(0), a, 0)?;
+                let _ = write!(
+                    s,
+                    "transformer: {} blocks, {} heads × {} = width {}, vocab {}, T = {}; {} on [{}], r={}, {} trainable",
+                    t.blocks, t.heads, t.head_dim, t.width(), t.vocab, t.seq_len, a.method,
+                    t.adapt.join(","), a.rank, net.num_trainable()
+                );
+            }
+        }
+        let _ = write!(
+            s,
+            "; {} η = {}; task {}",
+            opt.rule.name(),
+            opt.groups.rate_law(opt.lr),
+            self.task_description()
+        );
+        Ok(s)
+    }
+
+    fn task_description(&self) -> String {
+        let t = &self.task;
+        match t.kind {
+            TaskKind::Regression | TaskKind::Classification => {
+                format!("{} (teacher shift {} of rank {} in {})", t.kind, t.shift, t.rank, t.layer)
+            }
+            TaskKind::Recall => format!("recall ({} pairs)", t.pairs),
+            TaskKind::Toy => "toy".into(),
+        }
+    }
+
+    /// A transformer run's width notion made explicit: n = heads × head_dim with `mode` growing.
+    pub fn transformer_at(t: &TransformerConfig, width: usize, mode: WidthMode) -> Result<TransformerConfig> {
+        let fixed = match mode {
+            WidthMode::Heads => t.head_dim,
+            WidthMode::HeadDim => t.heads,
+        };
+        let shape = TransformerConfig::at_width(width, mode, fixed)?;
+        Ok(TransformerConfig {
+            heads: shape.heads,
+            head_dim: shape.head_dim,
+            ..t.clone()
+        })
+    }
+}
+
+/// The tasks a model can learn, the default first.
+pub fn allowed_tasks(model: crate::models::ModelKind) -> &'static [TaskKind] {
+    match model {
+        crate::models::ModelKind::Mlp => &[TaskKind::Regression, TaskKind::Classification],
+        crate::models::ModelKind::Toy => &[TaskKind::Toy],
+        crate::models::ModelKind::Transformer => &[TaskKind::Recall],
+    }
+}
+
+fn model_name(m: &ModelSpec) -> &'static str {
+    match m {
+        ModelSpec::Mlp(_) => "mlp",
+        ModelSpec::Toy(_) => "toy",
+        ModelSpec::Transformer(_) => "transformer",
+    }
+}
+
+impl RunSpec {
+    /// An upper estimate of the run's peak memory in bytes (what the study engine checks against the machine):
+    /// drawing the teacher holds two copies of the base weights and an f64 shift, then the student holds the base,
+    /// dense adapters (full fine-tuning: ΔW and two f64 Adam moments; DoRA: a transient W0 + ΔW), activations of the
+    /// train and held-out sets with the probe's two reference copies, and pre-training's dense copies.
+    pub fn peak_bytes(&self) -> u64 {
+        let s = self.precision.bytes();
+        let (maps, rows): (Vec<(u64, u64, bool)>, u64) = match &self.model {
+            ModelSpec::Mlp(m) => {
+                let names = m.layer_names();
+                let adapted = |name: &str| {
+                    m.adapt.iter().any(|a| a == name || (a == "hidden" && name.starts_with("hidden.")))
+                };
+                let dims = (0..names.len()).map(|l| {
+                    let (n, d0, d1) = (m.width as u64, m.input_dim as u64, m.output_dim as u64);
+                    let (d_in, d_out) = if l == 0 { (d0, n) } else if l + 1 == names.len() { (n, d1) } else { (n, n) };
+                    (d_in, d_out, adapted(&names[l]))
+                });
+                (dims.collect(), 1)
+            }
+            ModelSpec::Toy(n) => (vec![(*n as u64, 1, true)], 1),
+            ModelSpec::Transformer(t) => {
+                let n = t.width() as u64;
+                let v = t.vocab as u64;
+                let mut maps = vec![(v, n, true)];
+                for _ in 0..t.blocks {
+                    maps.extend([(n, n, true); 4]);
+                    maps.extend([(n, 4 * n, true), (4 * n, n, true)]);
+                }
+                maps.push((n, v, true));
+                (maps, t.seq_len as u64)
+            }
+        };
+        let weights: u64 = maps.iter().map(|(i, o, _)| i * o * s).sum();
+        let widest = maps.iter().map(|(i, o, _)| i * o).max().unwrap_or(0);
+        let dense: u64 = maps
+            .iter()
+            .filter(|(_, _, a)| *a)
+            .map(|(i, o, _)| match self.adapter.method {
+                crate::adapters::Method::Full => i * o * (s + 16),
+                crate::adapters::Method::Dora | crate::adapters::Method::SingloraDora => i * o * s,
+                _ => 0,
+            })
+            .sum();
+        let width_sum: u64 = maps.iter().map(|(_, o, _)| *o).sum();
+        let examples = (self.task.examples + self.task.test_examples) as u64 * rows;
+        let activations = examples * width_sum * s * 4;
+        let teacher = 2 * weights + 8 * widest;
+        let pretrain = self.pretrain.map_or(0, |_| weights * 2 + maps.iter().map(|(i, o, _)| i * o * 16).sum::<u64>());
+        teacher.max(weights + dense + activations + pretrain) + (64 << 20)
+    }
+}
