@@ -75,6 +75,7 @@ fn toy_case(rule: LimitRule) {
             batch: None,
             ramp: Default::default(),
             width: n,
+            ..TrainConfig::default()
         };
         let rec = train(&mut toy, &tc, &data).unwrap();
         // The limit: η_a·q = (η/n)·n·E = η·E with E = 1 (SGD, E x²) or √(2/π) (sign, E|x|).
@@ -113,9 +114,9 @@ mod linear {
     use singlora::adapters::{AdapterConfig, Method};
     use singlora::optim::{OptimizerConfig, Rule};
     use singlora::rng::SeedRng;
+    use singlora::studies::coupled::{coupled_mlp, finite_trajectory, grams, order_params};
     use singlora::studies::fit::fit_slope;
     use singlora::studies::limit::distance;
-    use singlora::theory::limit::coupled::{coupled_mlp, finite_trajectory, grams, order_params};
     use singlora::theory::limit::gaussian::e_sign_times;
     use singlora::theory::limit::{Basis, LimitPoint, LinearSetup};
 

@@ -13,7 +13,7 @@ use common::rel_err;
 use singlora::adapters::{AdapterConfig, DoraNorm, Method, Ramp};
 use singlora::models::{Activation, MlpConfig, Model, Readout};
 use singlora::optim::{OptimizerConfig, Rule};
-use singlora::tasks::{teacher_regression, ShiftKind};
+use singlora::tasks::{teacher_regression, ShiftKind, Teacher};
 use singlora::train::{train, TrainConfig};
 
 #[test]
@@ -129,8 +129,17 @@ fn short_run(threads: usize) -> (Vec<f64>, Vec<f64>) {
     pool.install(|| {
         let mut cfg = MlpConfig::new(64);
         cfg.activation = Activation::Gelu;
-        let task =
-            teacher_regression::<f64>(&cfg, 1, "hidden.1", ShiftKind::Psd, 2, 128, 64, 2).unwrap();
+        let task = teacher_regression::<f64>(&Teacher {
+            mlp: &cfg,
+            base_seed: 1,
+            layer: "hidden.1",
+            kind: ShiftKind::Psd,
+            rank: 2,
+            train: 128,
+            test: 64,
+            data_seed: 2,
+        })
+        .unwrap();
         let adapter = AdapterConfig::new(Method::Singlora).rank_alpha(2, 2.0);
         let mut net = cfg.build(cfg.base_weights::<f64>(1), &adapter, 3).unwrap();
         let tc = TrainConfig {
@@ -139,6 +148,7 @@ fn short_run(threads: usize) -> (Vec<f64>, Vec<f64>) {
             batch: Some(32),
             ramp: Ramp::default(),
             width: 64,
+            ..TrainConfig::default()
         };
         let rec = train(&mut net, &tc, &task).unwrap();
         (rec.train_loss, rec.test_loss)
@@ -166,8 +176,17 @@ fn short_training_reduces_held_out_loss() {
 #[test]
 fn divergence_is_recorded() {
     let cfg = MlpConfig::new(16);
-    let task = teacher_regression::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 32, 16, 2)
-        .unwrap();
+    let task = teacher_regression::<f64>(&Teacher {
+        mlp: &cfg,
+        base_seed: 1,
+        layer: "hidden.1",
+        kind: ShiftKind::Asymmetric,
+        rank: 2,
+        train: 32,
+        test: 16,
+        data_seed: 2,
+    })
+    .unwrap();
     let adapter = AdapterConfig::new(Method::Lora).rank_alpha(2, 2.0);
     let mut net = cfg.build(cfg.base_weights::<f64>(1), &adapter, 3).unwrap();
     let tc = TrainConfig {
@@ -176,6 +195,7 @@ fn divergence_is_recorded() {
         batch: None,
         ramp: Ramp::default(),
         width: 16,
+        ..TrainConfig::default()
     };
     let rec = train(&mut net, &tc, &task).unwrap();
     let t = rec.diverged_at.expect("must diverge");
@@ -239,6 +259,7 @@ fn scalar_toy_models() {
             batch: None,
             ramp: adapter.ramp,
             width: n,
+            ..TrainConfig::default()
         };
         let rec = train(&mut toy, &tc, &data).unwrap();
         assert!(
@@ -253,10 +274,19 @@ fn scalar_toy_models() {
 /// the pre-trained base starts exactly at it.
 #[test]
 fn pretrained_base() {
-    use singlora::models::pretrain_mlp;
+    use singlora::train::pretrain_mlp;
     let cfg = MlpConfig::new(32);
-    let source =
-        teacher_regression::<f64>(&cfg, 1, "input", ShiftKind::Random, 2, 64, 32, 9).unwrap();
+    let source = teacher_regression::<f64>(&Teacher {
+        mlp: &cfg,
+        base_seed: 1,
+        layer: "input",
+        kind: ShiftKind::Random,
+        rank: 2,
+        train: 64,
+        test: 32,
+        data_seed: 9,
+    })
+    .unwrap();
     let (weights, rec) = pretrain_mlp(&cfg, 1, &source, 40, 0.01).unwrap();
     assert!(rec.train_loss.last().unwrap() < &(rec.train_loss[0] / 2.0));
     let random = cfg.base_weights::<f64>(1);
@@ -289,9 +319,17 @@ fn short_classification_run_learns() {
     use singlora::tasks::teacher_classification;
     let mut cfg = MlpConfig::new(64);
     cfg.output_dim = 4;
-    let data =
-        teacher_classification::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 512, 256, 2)
-            .unwrap();
+    let data = teacher_classification::<f64>(&Teacher {
+        mlp: &cfg,
+        base_seed: 1,
+        layer: "hidden.1",
+        kind: ShiftKind::Asymmetric,
+        rank: 2,
+        train: 512,
+        test: 256,
+        data_seed: 2,
+    })
+    .unwrap();
     let mut net = cfg
         .build(
             cfg.base_weights::<f64>(1),
@@ -305,6 +343,7 @@ fn short_classification_run_learns() {
         batch: None,
         ramp: Ramp::default(),
         width: 64,
+        ..TrainConfig::default()
     };
     let rec = train(&mut net, &tc, &data).unwrap();
     let (l0, l1) = (rec.test_loss[0], *rec.test_loss.last().unwrap());
@@ -345,6 +384,7 @@ fn short_recall_run_learns() {
         batch: None,
         ramp: Ramp::default(),
         width: 32,
+        ..TrainConfig::default()
     };
     let rec = train(&mut net, &tc, &data).unwrap();
     let (l0, l1) = (rec.test_loss[0], *rec.test_loss.last().unwrap());
@@ -360,8 +400,9 @@ fn short_recall_run_learns() {
 /// loss, and the adapted transformer built on the merged weights starts exactly at the pre-trained function.
 #[test]
 fn pretrained_transformer_base() {
-    use singlora::models::{pretrain, TransformerConfig};
+    use singlora::models::TransformerConfig;
     use singlora::tasks::{associative_recall, RecallConfig};
+    use singlora::train::pretrain;
     let recall = RecallConfig {
         keys: 4,
         values: 4,

@@ -4,10 +4,18 @@
 
 use std::path::PathBuf;
 
+use singlora::probes::Quantity;
 use singlora::rng::SeedRng;
-use singlora::studies::fit::{fit_slope, verdict};
-use singlora::studies::report::{fit_all, group};
-use singlora::studies::sweep::{run_sweep, SweepConfig};
+use singlora::studies::config::StudyConfig;
+use singlora::studies::engine::RunOptions;
+use singlora::studies::fit::{fit_slope, verdict, Verdict};
+use singlora::studies::report::{find_fit, fit_all, group};
+use singlora::studies::sweep::run_sweep;
+
+/// Runs without a progress bar on every core.
+fn quiet() -> RunOptions {
+    RunOptions::default()
+}
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("singlora-sweep-{}-{name}", std::process::id()));
@@ -15,14 +23,14 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-fn small(sets: &[&str]) -> SweepConfig {
+fn small(sets: &[&str]) -> StudyConfig {
     let mut all: Vec<String> = vec![
         "widths=[64,128,256,512,1024]".into(),
         "seeds=[0,1]".into(),
         "steps=2".into(),
     ];
     all.extend(sets.iter().map(|s| s.to_string()));
-    SweepConfig::load(None, &all).unwrap()
+    StudyConfig::load(None, &all).unwrap()
 }
 
 /// THEORY P1/P2 at step 1: SingLoRA, Adam, variance-1/n init. Under Adam the first update is η·sign(g) exactly
@@ -35,13 +43,10 @@ fn small_sweep_reproduces_p1_p2_p12() {
     let cfg =
         small(&["arms=[{name=\"singlora\",method=\"singlora\"},{name=\"lora\",method=\"lora\"}]"]);
     let out = tmp("p1");
-    let runs = run_sweep(&cfg, &out, false).unwrap();
+    let runs = run_sweep(&cfg, &out, &quiet()).unwrap();
     let fits = fit_all(&cfg, &group(&cfg, &runs));
     let slope = |series: &str| {
-        fits.iter()
-            .find(|r| {
-                r.series == series && r.layer == "hidden.1" && r.quantity == "dz_rms" && r.step == 1
-            })
+        find_fit(&fits, series, "hidden.1", Quantity::DzRms, 1)
             .unwrap()
             .fit
             .slope
@@ -85,14 +90,14 @@ fn fit_recovers_a_known_exponent_with_a_calibrated_interval() {
         assert!((s.slope - p).abs() < 0.05, "slope {}", s.slope);
         assert!(s.lo <= s.slope && s.slope <= s.hi);
         covered += usize::from(s.lo <= p && p <= s.hi);
-        assert_eq!(verdict(&s, 0.12), "shrinks");
+        assert_eq!(verdict(&s, 0.12), Verdict::Shrinks);
     }
     assert!(covered >= 48, "coverage {covered}/60");
     // Flat data give a flat verdict; fewer than two usable widths give no fit.
     let flat: Vec<Vec<f64>> = widths.iter().map(|_| vec![1.0, 1.01, 0.99]).collect();
     assert_eq!(
         verdict(&fit_slope(&widths, &flat, 200, 0).unwrap(), 0.12),
-        "flat"
+        Verdict::Flat
     );
     assert!(fit_slope(&widths[..1], &flat[..1], 10, 0).is_none());
     let nan: Vec<Vec<f64>> = widths.iter().map(|_| vec![f64::NAN]).collect();
@@ -109,8 +114,8 @@ fn interrupted_sweep_resumes_to_identical_results() {
         "lr_exponents=[0.5]",
     ]);
     let (a, b) = (tmp("full"), tmp("resumed"));
-    run_sweep(&cfg, &a, false).unwrap();
-    run_sweep(&cfg, &b, false).unwrap();
+    run_sweep(&cfg, &a, &quiet()).unwrap();
+    run_sweep(&cfg, &b, &quiet()).unwrap();
     let runs = b.join("runs");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&runs)
         .unwrap()
@@ -123,13 +128,13 @@ fn interrupted_sweep_resumes_to_identical_results() {
     std::fs::write(runs.join(".singlora__n16__s0.json.tmp999"), b"{half").unwrap();
     let kept = files[1].clone();
     let before = std::fs::metadata(&kept).unwrap().modified().unwrap();
-    let runs_b = run_sweep(&cfg, &b, false).unwrap();
+    let runs_b = run_sweep(&cfg, &b, &quiet()).unwrap();
     assert_eq!(
         std::fs::metadata(&kept).unwrap().modified().unwrap(),
         before,
         "a finished run was recomputed"
     );
-    let runs_a = run_sweep(&cfg, &a, false).unwrap();
+    let runs_a = run_sweep(&cfg, &a, &quiet()).unwrap();
     let fa = fit_all(&cfg, &group(&cfg, &runs_a));
     let fb = fit_all(&cfg, &group(&cfg, &runs_b));
     singlora::studies::report::write_tables(&a, &runs_a, &fa).unwrap();
@@ -149,7 +154,7 @@ fn interrupted_sweep_resumes_to_identical_results() {
         "lr_exponents=[0.5]",
         "steps=3",
     ]);
-    assert!(run_sweep(&other, &b, false)
+    assert!(run_sweep(&other, &b, &quiet())
         .unwrap_err()
         .to_string()
         .contains("different config"));
@@ -166,11 +171,11 @@ fn thread_count_does_not_change_results() {
     ]);
     let run = |threads: usize, name: &str| {
         let out = tmp(name);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let runs = pool.install(|| run_sweep(&cfg, &out, false)).unwrap();
+        let opts = RunOptions {
+            threads: Some(threads),
+            ..RunOptions::default()
+        };
+        let runs = run_sweep(&cfg, &out, &opts).unwrap();
         let _ = std::fs::remove_dir_all(&out);
         runs.into_iter().map(|r| r.records).collect::<Vec<_>>()
     };
@@ -180,7 +185,7 @@ fn thread_count_does_not_change_results() {
 #[test]
 fn bad_configs_give_documented_errors() {
     let err = |sets: &[&str]| {
-        SweepConfig::load(
+        StudyConfig::load(
             None,
             &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         )
@@ -189,45 +194,46 @@ fn bad_configs_give_documented_errors() {
     };
     assert_eq!(
         err(&["widths=[64,32]"]),
-        "invalid widths = [64, 32]: expected strictly increasing widths"
+        "invalid --set widths = [64, 32]: expected strictly increasing widths"
     );
     assert_eq!(
         err(&["widths=[0,32]"]),
-        "invalid widths = 0: expected positive integers"
+        "invalid --set widths = 0: expected positive integers"
     );
     assert_eq!(
         err(&["steps=0"]),
-        "invalid steps = 0: expected a positive integer"
+        "invalid --set steps = 0: expected a positive integer"
     );
     assert_eq!(
         err(&["lr=-1"]),
-        "invalid lr = -1: expected a finite number > 0"
+        "invalid --set lr = -1: expected a finite number > 0"
     );
     assert!(err(&["adapter.rank=100", "widths=[64,128]"])
-        .starts_with("invalid rank = 100: expected an integer in 1..=64"));
+        .starts_with("invalid --set adapter.rank = 100: expected an integer in 1..=64"));
     assert!(err(&["arms=[{name=\"x\",method=\"vera\"}]"]).contains("invalid method = vera"));
-    assert!(err(&["stpes=3"]).contains("unknown field `stpes`"));
+    assert!(err(&["stpes=3"])
+        .starts_with("invalid --set stpes = 3: expected a known field (stpes is not one"));
     assert!(err(&["precision=\"f16\""]).contains("invalid precision = f16"));
     assert!(err(&["probes=[\"dz_rsm\"]"])
-        .starts_with("invalid probes = dz_rsm: expected names or prefixes of"));
+        .starts_with("invalid --set probes = dz_rsm: expected names or prefixes of"));
     assert_eq!(
         err(&["probe_steps=[20]"]),
-        "invalid probe_steps = 20: expected steps in 0..=12 (the study's steps)"
+        "invalid --set probe_steps = 20: expected steps in 0..=12 (the study's steps)"
     );
     assert_eq!(
         err(&["flat_tol=-0.1"]),
-        "invalid flat_tol = -0.1: expected a finite number ≥ 0"
+        "invalid --set flat_tol = -0.1: expected a finite number ≥ 0"
     );
     assert_eq!(
         err(&["bootstrap=0"]),
-        "invalid bootstrap = 0: expected a positive number of resamples"
+        "invalid --set bootstrap = 0: expected a positive number of resamples"
     );
     // A file that does not parse: the error names the file, line and column.
     let dir = tmp("badfile");
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("study.toml");
     std::fs::write(&f, "name = \"x\"\nwidths = [64, 128\nseeds = [0]\n").unwrap();
-    let e = SweepConfig::load(Some(&f), &[]).unwrap_err().to_string();
+    let e = StudyConfig::load(Some(&f), &[]).unwrap_err().to_string();
     assert!(
         e.contains("study.toml: line 3, column 1: missing comma"),
         "{e}"
@@ -249,7 +255,7 @@ fn probe_selection_and_mini_batches() {
         sets.extend_from_slice(extra);
         let cfg = small(&sets);
         let out = tmp(name);
-        let runs = run_sweep(&cfg, &out, false).unwrap();
+        let runs = run_sweep(&cfg, &out, &quiet()).unwrap();
         let _ = std::fs::remove_dir_all(&out);
         runs
     };
@@ -257,7 +263,7 @@ fn probe_selection_and_mini_batches() {
     assert!(only_loss.iter().all(|r| !r.records.is_empty()
         && r.records
             .iter()
-            .all(|x| x.quantity == "loss" || x.quantity.starts_with("test_"))));
+            .all(|x| x.quantity == Quantity::Loss || x.quantity == Quantity::TestLoss)));
     let full = run(&["probes=[\"loss\"]"], "fullbatch");
     let mini = run(&["probes=[\"loss\"]", "batch=4"], "minibatch");
     assert_eq!(full[0].records[0], mini[0].records[0], "same initial loss");
@@ -266,15 +272,15 @@ fn probe_selection_and_mini_batches() {
         mini[0].records.last(),
         "mini-batches must change the trajectory"
     );
-    assert!(SweepConfig::load(None, &["batch=0".to_string()])
+    assert!(StudyConfig::load(None, &["batch=0".to_string()])
         .unwrap_err()
         .to_string()
-        .contains("invalid batch = 0"));
+        .contains("invalid --set batch = 0"));
 }
 
 /// A diverging run is a result: its non-finite probe values survive the run file (JSON has no NaN or ∞; they are
 /// written as names), a resumed sweep reads them back, and the divergence step is recorded. SGD at η = 1e8 on these
-/// widths overflows within a few steps.
+/// widths overflows within a few steps (the loss-factor rule is off, so the values do become non-finite).
 #[test]
 fn diverged_runs_are_recorded_and_resume() {
     let cfg = small(&[
@@ -284,9 +290,10 @@ fn diverged_runs_are_recorded_and_resume() {
         "lr=1e8",
         "lr_exponents=[0]",
         "optimizer.rule={kind=\"sgd\"}",
+        "divergence_factor=inf",
     ]);
     let out = tmp("diverged");
-    let first = run_sweep(&cfg, &out, false).unwrap();
+    let first = run_sweep(&cfg, &out, &quiet()).unwrap();
     assert!(
         first.iter().all(|r| r.diverged_at.is_some()),
         "every run diverges at η = 1e8"
@@ -297,7 +304,7 @@ fn diverged_runs_are_recorded_and_resume() {
             .any(|r| r.records.iter().any(|x| !x.value.is_finite())),
         "some recorded value is non-finite, so the round trip is exercised"
     );
-    let resumed = run_sweep(&cfg, &out, false).unwrap();
+    let resumed = run_sweep(&cfg, &out, &quiet()).unwrap();
     for (a, b) in first.iter().zip(&resumed) {
         assert_eq!(a.diverged_at, b.diverged_at);
         assert_eq!(a.records.len(), b.records.len());

@@ -7,6 +7,7 @@ use ndarray::{array, Array2};
 use singlora::models::{MlpConfig, Model};
 use singlora::tasks::{
     associative_recall, teacher_classification, teacher_regression, RecallConfig, ShiftKind,
+    Teacher,
 };
 use singlora::train::{accuracy, cross_entropy, mse, Loss};
 
@@ -60,8 +61,17 @@ fn regression_data_are_width_independent() {
     let mut xs = Vec::new();
     for width in [16, 64] {
         let cfg = MlpConfig::new(width);
-        let d =
-            teacher_regression::<f64>(&cfg, 3, "hidden.1", ShiftKind::Nsd, 2, 50, 20, 4).unwrap();
+        let d = teacher_regression::<f64>(&Teacher {
+            mlp: &cfg,
+            base_seed: 3,
+            layer: "hidden.1",
+            kind: ShiftKind::Nsd,
+            rank: 2,
+            train: 50,
+            test: 20,
+            data_seed: 4,
+        })
+        .unwrap();
         let mut frozen = cfg.clone();
         frozen.adapt.clear();
         let base = frozen
@@ -83,9 +93,17 @@ fn regression_data_are_width_independent() {
 fn classification_labels_are_one_hot() {
     let mut cfg = MlpConfig::new(32);
     cfg.output_dim = 5;
-    let d =
-        teacher_classification::<f64>(&cfg, 1, "hidden.1", ShiftKind::Asymmetric, 2, 200, 50, 2)
-            .unwrap();
+    let d = teacher_classification::<f64>(&Teacher {
+        mlp: &cfg,
+        base_seed: 1,
+        layer: "hidden.1",
+        kind: ShiftKind::Asymmetric,
+        rank: 2,
+        train: 200,
+        test: 50,
+        data_seed: 2,
+    })
+    .unwrap();
     assert_eq!(d.y_train.dim(), (200, 5));
     assert!(d
         .y_train
@@ -98,12 +116,19 @@ fn classification_labels_are_one_hot() {
         .iter()
         .all(|&c| c > 0.0));
     cfg.output_dim = 1;
-    assert!(
-        teacher_classification::<f64>(&cfg, 1, "hidden.1", ShiftKind::Psd, 2, 10, 10, 2)
-            .unwrap_err()
-            .to_string()
-            .contains("output_dim")
-    );
+    assert!(teacher_classification::<f64>(&Teacher {
+        mlp: &cfg,
+        base_seed: 1,
+        layer: "hidden.1",
+        kind: ShiftKind::Psd,
+        rank: 2,
+        train: 10,
+        test: 10,
+        data_seed: 2
+    })
+    .unwrap_err()
+    .to_string()
+    .contains("output_dim"));
 }
 
 /// Each recall sequence: p distinct keys with values, then a query key present earlier; the only scored target is

@@ -6,11 +6,19 @@ use ndarray::{Array2, ArrayD};
 use singlora::adapters::{AdaptedLinear, AdapterConfig, Init, Method};
 use singlora::models::Readout;
 use singlora::optim::{Groups, OptimizerConfig, Rule};
+use singlora::probes::Quantity;
 use singlora::rng::{normal_matrix, SeedRng};
-use singlora::studies::fit::{fit_slope, ols_slope, Slope};
+use singlora::studies::config::StudyConfig;
+use singlora::studies::engine::RunOptions;
+use singlora::studies::fit::{fit_slope, ols_slope, Agreement, Slope};
 use singlora::studies::report::{fit_all, group};
-use singlora::studies::sweep::{run_sweep, SweepConfig};
-use singlora::theory::{agreement, Prediction, Regime, Setting, Shape};
+use singlora::studies::sweep::run_sweep;
+use singlora::theory::{Prediction, Regime, Setting, Shape};
+
+/// A quantity by its CSV spelling (a misspelt name panics instead of matching nothing).
+fn q(name: &str) -> Quantity {
+    name.parse().unwrap()
+}
 
 fn setting(method: Method, init: Init, rule: Rule, c: f64, readout: Readout) -> Setting {
     shaped(method, init, rule, c, readout, Shape::Square)
@@ -38,7 +46,7 @@ fn shaped(
 fn predict(s: &Setting, quantity: &str, step: u64) -> f64 {
     s.predictions()
         .into_iter()
-        .find(|p| p.quantity == quantity && p.step == step)
+        .find(|p| p.quantity == q(quantity) && p.step == step)
         .unwrap()
         .exponent
 }
@@ -126,9 +134,9 @@ fn reproduces_the_derived_table() {
         0.0,
         "P10 step 1"
     );
-    assert_eq!(agreement(0.0, -0.1, 0.1, 0.12), "agree");
-    assert_eq!(agreement(0.2, -0.1, 0.1, 0.12), "near");
-    assert_eq!(agreement(0.5, -0.1, 0.1, 0.12), "disagree");
+    assert_eq!(Agreement::of(0.0, -0.1, 0.1, 0.12), Agreement::Agree);
+    assert_eq!(Agreement::of(0.2, -0.1, 0.1, 0.12), Agreement::Near);
+    assert_eq!(Agreement::of(0.5, -0.1, 0.1, 0.12), Agreement::Disagree);
 }
 
 /// Not in THEORY's tables: LoRA with a width-dependent init of A, std n^(−1/4) (β = 1/4), at Adam c = 1/2, and LoRA
@@ -160,22 +168,24 @@ fn agrees_with_measured_sweeps_off_the_table() {
         .map(|s| s.to_string())
         .collect();
         sets.extend(extra.iter().map(|s| s.to_string()));
-        let cfg = SweepConfig::load(None, &sets).unwrap();
+        let cfg = StudyConfig::load(None, &sets).unwrap();
         let out = std::env::temp_dir().join(format!(
             "singlora-theory-{}-{predicted}",
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&out);
-        let runs = run_sweep(&cfg, &out, false).unwrap();
+        let runs = run_sweep(&cfg, &out, &RunOptions::default()).unwrap();
         let fits = fit_all(&cfg, &group(&cfg, &runs));
         let row = fits
             .iter()
-            .find(|r| r.layer == "hidden.1" && r.quantity == "dz_rms" && r.step == 1)
+            .find(|r| {
+                r.key.layer == "hidden.1" && r.key.quantity == Quantity::DzRms && r.key.step == 1
+            })
             .unwrap();
         assert_eq!(row.predicted, Some(predicted));
         assert_ne!(
             row.agreement,
-            Some("disagree"),
+            Some(Agreement::Disagree),
             "{extra:?}: measured {:?} vs predicted {predicted}",
             row.fit
         );
@@ -186,7 +196,7 @@ fn agrees_with_measured_sweeps_off_the_table() {
 fn find(s: &Setting, quantity: &str, regime: Regime) -> Prediction {
     s.predictions()
         .into_iter()
-        .find(|p| p.quantity == quantity && p.regime == regime)
+        .find(|p| p.quantity == q(quantity) && p.regime == regime)
         .unwrap_or_else(|| panic!("no {quantity} prediction in regime {regime:?}"))
 }
 
@@ -364,7 +374,7 @@ fn reproduces_the_balanced_and_shape_tables() {
         !sgd_sing(-0.5)
             .predictions()
             .iter()
-            .any(|p| p.quantity == "dz_rms" && p.regime == Balanced),
+            .any(|p| p.quantity == Quantity::DzRms && p.regime == Balanced),
         "no finite balanced exponent when κ explodes"
     );
     let vanish = find(&sgd_sing(0.5), "kappa", Balanced);
@@ -422,10 +432,10 @@ fn canonical_rescaling_is_a_symmetry() {
                     assert!(!pa.is_empty());
                     for (x, y) in pa.iter().zip(&pb) {
                         assert_eq!((x.quantity, x.regime), (y.quantity, y.regime));
-                        let shift = if x.quantity.starts_with("grad_fro") {
+                        let shift = if matches!(x.quantity, Quantity::GradFro(_)) {
                             -theta
-                        } else if x.quantity.starts_with("param_fro")
-                            || x.quantity == "bottleneck_rms"
+                        } else if matches!(x.quantity, Quantity::ParamFro(_))
+                            || x.quantity == Quantity::BottleneckRms
                         {
                             theta
                         } else {

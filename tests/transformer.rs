@@ -567,8 +567,16 @@ fn taps_expose_every_map_and_its_input() {
         1.0,
     );
     let (out, cache) = net.forward(&x, 1.0);
-    let taps = net.taps(&cache);
+    let taps = net.taps(&cache, &out);
     assert_eq!(taps.len(), 2 + 6 * cfg.blocks);
+    for tap in &taps {
+        assert_eq!(
+            tap.linear.forward(tap.input.view(), 1.0),
+            *tap.output,
+            "{}: the tap's output is the map's output",
+            tap.name
+        );
+    }
     let names: Vec<&str> = taps.iter().map(|t| t.name).collect();
     assert_eq!(
         names,

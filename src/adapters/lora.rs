@@ -70,11 +70,7 @@ impl<T: Scalar> Update<T> for LowRank<T> {
     /// With $\Delta A = A_t - A_{t-1}$, $\Delta B = B_t - B_{t-1}$ (row-batch form of LoRA+'s terms):
     /// $\delta^1 = (X\Delta A^\top)B_{t-1}^\top$, $\delta^2 = (XA_{t-1}^\top)\Delta B^\top$,
     /// $\delta^3 = (X\Delta A^\top)\Delta B^\top$; they sum to the change of $X(BA)^\top$.
-    fn decompose(
-        &self,
-        prev: &[ArrayD<T>],
-        x: ArrayView2<'_, T>,
-    ) -> Vec<(Term, Array2<T>)> {
+    fn decompose(&self, prev: &[ArrayD<T>], x: ArrayView2<'_, T>) -> Vec<(Term, Array2<T>)> {
         let (a0, b0) = (as2(&prev[0]), as2(&prev[1]));
         let (da, db) = (&self.a - &a0, &self.b - &b0);
         let xda = mm_nt(x, da.view());

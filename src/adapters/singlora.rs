@@ -110,11 +110,7 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
     /// With $\Delta A = A_t - A_{t-1}$: $T_1 = (XA_{t-1,in})\Delta A_{out}^\top$,
     /// $T_2 = (X\Delta A_{in})A_{t-1,out}^\top$, $T_3 = (X\Delta A_{in})\Delta A_{out}^\top$ (THEORY §5.2, batch
     /// form); they sum to the change of $X(A_{out}A_{in}^\top)^\top$.
-    fn decompose(
-        &self,
-        prev: &[ArrayD<T>],
-        x: ArrayView2<'_, T>,
-    ) -> Vec<(Term, Array2<T>)> {
+    fn decompose(&self, prev: &[ArrayD<T>], x: ArrayView2<'_, T>) -> Vec<(Term, Array2<T>)> {
         let a0 = as2(&prev[0]);
         let da = &self.a - &a0;
         let (a0_in, a0_out) = (

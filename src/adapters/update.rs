@@ -163,11 +163,7 @@ pub trait Update<T: Scalar>: Send + Sync {
     /// The per-step decomposition of $X(\widetilde{\Delta W}_t - \widetilde{\Delta W}_{t-1})^\top$ given the factors
     /// of step $t-1$ (in [`Update::params`] order): LoRA's $\delta^1, \delta^2, \delta^3$, SingLoRA's $T_1, T_2, T_3$
     /// (THEORY §5.2). Empty for updates without one.
-    fn decompose(
-        &self,
-        _prev: &[ArrayD<T>],
-        _x: ArrayView2<'_, T>,
-    ) -> Vec<(Term, Array2<T>)> {
+    fn decompose(&self, _prev: &[ArrayD<T>], _x: ArrayView2<'_, T>) -> Vec<(Term, Array2<T>)> {
         Vec::new()
     }
 

@@ -6,7 +6,8 @@ use clap::Args;
 
 use super::args::StudyArgs;
 use crate::error::Result;
-use crate::studies::limit::{run_limit_study, LimitConfig, LimitResults};
+use crate::studies::engine::open;
+use crate::studies::limit::{LimitConfig, LimitResults, LimitStudy};
 use crate::studies::report::limit::limit_table;
 
 #[derive(Args, Debug)]
@@ -29,6 +30,8 @@ pub fn run(a: LimitArgs) -> Result<()> {
         println!("# {runs} finite runs -> {}", out.display());
         return Ok(());
     }
+    let limit = LimitStudy::new(&cfg, &study)?;
+    let opened = open(&limit, &out, &a.study.options())?;
     println!(
         "limit study {}: {} arms × {} widths × {} seeds, {} steps -> {}",
         cfg.name,
@@ -38,7 +41,7 @@ pub fn run(a: LimitArgs) -> Result<()> {
         cfg.steps,
         out.display()
     );
-    let results = run_limit_study(&cfg, &study, &out, &a.study.options())?;
+    let results = limit.finish(opened.run()?, &out)?;
     report(&cfg, &results, &out)
 }
 

@@ -7,8 +7,8 @@ use clap::Args;
 use super::args::StudyArgs;
 use crate::error::Result;
 use crate::studies::config::StudyConfig;
-use crate::studies::engine::plan;
-use crate::studies::lr::{load, run_lr, LrResults, LrStudy};
+use crate::studies::engine::{open, plan};
+use crate::studies::lr::{load, results, LrResults, LrStudy};
 use crate::studies::report::lr::{lr_summary, write_lr_tables};
 
 #[derive(Args, Debug)]
@@ -26,6 +26,8 @@ pub fn run(a: LrArgs) -> Result<()> {
         println!("# {plan} -> {}", out.display());
         return Ok(());
     }
+    let study = LrStudy(&cfg);
+    let opened = open(&study, &out, &a.study.options())?;
     println!(
         "learning-rate study {}: {} ({} steps each) -> {}",
         cfg.name,
@@ -33,7 +35,7 @@ pub fn run(a: LrArgs) -> Result<()> {
         cfg.steps,
         out.display()
     );
-    let results = run_lr(&cfg, &out, &a.study.options())?;
+    let results = results(&cfg, opened.run()?);
     report(&cfg, &results, &out)
 }
 

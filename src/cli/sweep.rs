@@ -8,9 +8,9 @@ use super::args::StudyArgs;
 use crate::error::Result;
 use crate::probes::Quantity;
 use crate::studies::config::StudyConfig;
-use crate::studies::engine::plan;
+use crate::studies::engine::{open, plan};
 use crate::studies::report::{fit_all, group, summary, write_tables};
-use crate::studies::sweep::{run_sweep, RunResult, Sweep};
+use crate::studies::sweep::{check_sweep, results, RunResult, Sweep};
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -24,9 +24,16 @@ pub fn run(a: SweepArgs) -> Result<()> {
     let cells = cfg.cells();
     if a.study.dry_run {
         print!("{}", toml::to_string(&cfg).unwrap_or_default());
-        println!("# {} -> {}", plan(&Sweep(&cfg), a.study.threads)?, out.display());
+        println!(
+            "# {} -> {}",
+            plan(&Sweep(&cfg), a.study.threads)?,
+            out.display()
+        );
         return Ok(());
     }
+    check_sweep(&cfg)?;
+    let study = Sweep(&cfg);
+    let opened = open(&study, &out, &a.study.options())?;
     println!(
         "study {}: {} runs ({} series × {} widths × {} seeds), {} steps each -> {}",
         cfg.name,
@@ -37,7 +44,7 @@ pub fn run(a: SweepArgs) -> Result<()> {
         cfg.steps,
         out.display()
     );
-    let runs = run_sweep(&cfg, &out, &a.study.options())?;
+    let runs = results(opened.run()?);
     report(&cfg, &runs, &out)
 }
 

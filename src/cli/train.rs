@@ -178,7 +178,8 @@ impl TrainArgs {
                     ));
                 }
                 let recall = task.recall();
-                let shape = TransformerConfig::at_width(self.width, WidthMode::HeadDim, self.heads)?;
+                let shape =
+                    TransformerConfig::at_width(self.width, WidthMode::HeadDim, self.heads)?;
                 ModelSpec::Transformer(TransformerConfig {
                     vocab: recall.vocab(),
                     seq_len: recall.seq_len(),
@@ -207,7 +208,10 @@ impl TrainArgs {
             .lr_exponent
             .insert("default".into(), self.lr_exponent);
         optimizer.validate()?;
-        for (flag, v) in [("steps", self.steps as usize), ("batch", self.batch.unwrap_or(1))] {
+        for (flag, v) in [
+            ("steps", self.steps as usize),
+            ("batch", self.batch.unwrap_or(1)),
+        ] {
             if v == 0 {
                 return Err(Error::invalid(flag, 0, "a positive integer"));
             }

@@ -1,6 +1,5 @@
 //! Element-wise activations $\phi$ and their derivatives $\phi'$, next to each other.
 
-
 use crate::names::named_enum;
 use crate::scalar::Scalar;
 

@@ -8,14 +8,13 @@
 //! activation's gain) so hidden activations have Θ(1) coordinates; the readout is $\mathcal N(0, 1/n)$ (standard) or
 //! $\mathcal N(0, 1/n^2)$ (μP), which sets the gradient coordinate exponent ρ = 1/2 or 1.
 
-
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
 
 use super::{Activation, Linear, Model, ModelParam};
-use crate::names::named_enum;
 use crate::adapters::AdapterConfig;
 use crate::error::{Error, Result};
+use crate::names::named_enum;
 use crate::rng::{normal_matrix, SeedRng};
 use crate::scalar::Scalar;
 

@@ -11,9 +11,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{
-    colour, draw_legend, line_key, log_range, plot_err, png_and_svg, register_font,
-};
+use super::{colour, draw_legend, line_key, log_range, plot_err, png_and_svg, register_font};
 use crate::error::{Error, Result};
 use crate::studies::limit::{LimitConfig, LimitResults, Trajectory, EXPECTED_SLOPE};
 use crate::studies::store::file_stem;

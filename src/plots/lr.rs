@@ -19,14 +19,21 @@ pub fn draw_lr(cfg: &StudyConfig, r: &LrResults, dir: &Path) -> Result<usize> {
     register_font();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let series: Vec<String> = cfg.series().into_iter().map(|s| s.0).collect();
-    let mut n = png_and_svg!(dir, "lr_loss", (460 * series.len().max(1) as u32, 460), |root| {
-        loss_panels(cfg, r, &series, root)
-    })?;
-    n += png_and_svg!(dir, "lr_best", (760, 500), |root| best_vs_width(cfg, r, &series, root))?;
+    let mut n = png_and_svg!(
+        dir,
+        "lr_loss",
+        (460 * series.len().max(1) as u32, 460),
+        |root| { loss_panels(cfg, r, &series, root) }
+    )?;
+    n += png_and_svg!(dir, "lr_best", (760, 500), |root| best_vs_width(
+        cfg, r, &series, root
+    ))?;
     let mut widths: Vec<usize> = r.plane.iter().map(|c| c.width).collect();
     widths.dedup();
     for w in widths {
-        n += png_and_svg!(dir, format!("lr_plane_n{w}"), (640, 560), |root| plane(r, w, root))?;
+        n += png_and_svg!(dir, format!("lr_plane_n{w}"), (640, 560), |root| plane(
+            r, w, root
+        ))?;
     }
     Ok(n)
 }
@@ -56,8 +63,13 @@ fn loss_panels<DB: DrawingBackend>(
     }
     let (ylo, yhi) = logs
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let (xlo, xhi) = (r.rates[0].log2() - 0.3, r.rates[r.rates.len() - 1].log2() + 0.3);
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (xlo, xhi) = (
+        r.rates[0].log2() - 0.3,
+        r.rates[r.rates.len() - 1].log2() + 0.3,
+    );
     root.fill(&WHITE).map_err(plot_err)?;
     let (title, body) = root.split_vertically(40);
     title
@@ -66,7 +78,12 @@ fn loss_panels<DB: DrawingBackend>(
             ("sans-serif", 20),
         )
         .map_err(plot_err)?;
-    for (i, (panel, name)) in body.split_evenly((1, series.len())).iter().zip(series).enumerate() {
+    for (i, (panel, name)) in body
+        .split_evenly((1, series.len()))
+        .iter()
+        .zip(series)
+        .enumerate()
+    {
         let mut chart = ChartBuilder::on(panel)
             .caption(name, ("sans-serif", 16))
             .margin(8)
@@ -132,7 +149,9 @@ fn best_vs_width<DB: DrawingBackend>(
     }
     let (ylo, yhi) = etas
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v.log2()), b.max(v.log2())));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v.log2()), b.max(v.log2()))
+        });
     let (xlo, xhi) = (
         (cfg.widths[0] as f64).log2() - 0.3,
         (cfg.widths[cfg.widths.len() - 1] as f64).log2() + 0.3,
@@ -166,7 +185,10 @@ fn best_vs_width<DB: DrawingBackend>(
             .collect();
         let drift = r.drifts.iter().find(|d| &d.series == name);
         let label = match drift.and_then(|d| d.fit.as_ref()) {
-            Some(f) => format!("{name}: η* ∝ n^{:+.2} [{:+.2}, {:+.2}]", f.slope, f.lo, f.hi),
+            Some(f) => format!(
+                "{name}: η* ∝ n^{:+.2} [{:+.2}, {:+.2}]",
+                f.slope, f.lo, f.hi
+            ),
             None => name.clone(),
         };
         chart
@@ -178,7 +200,9 @@ fn best_vs_width<DB: DrawingBackend>(
             l.seed_best
                 .iter()
                 .filter(|v| v.is_finite() && **v > 0.0)
-                .map(move |v| Circle::new(((l.width as f64).log2(), v.log2()), 3, c.mix(0.6).filled()))
+                .map(move |v| {
+                    Circle::new(((l.width as f64).log2(), v.log2()), 3, c.mix(0.6).filled())
+                })
         });
         chart.draw_series(dots).map_err(plot_err)?;
     }
@@ -187,7 +211,11 @@ fn best_vs_width<DB: DrawingBackend>(
     Ok(true)
 }
 
-fn plane<DB: DrawingBackend>(r: &LrResults, width: usize, root: DrawingArea<DB, Shift>) -> Result<bool> {
+fn plane<DB: DrawingBackend>(
+    r: &LrResults,
+    width: usize,
+    root: DrawingArea<DB, Shift>,
+) -> Result<bool> {
     let cells: Vec<_> = r.plane.iter().filter(|c| c.width == width).collect();
     let finite: Vec<f64> = cells
         .iter()
@@ -199,19 +227,25 @@ fn plane<DB: DrawingBackend>(r: &LrResults, width: usize, root: DrawingArea<DB, 
     }
     let (lo, hi) = finite
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     let axis = |f: &dyn Fn(&&crate::studies::lr::PlaneCell) -> f64| {
         let v: Vec<f64> = cells.iter().map(f).map(f64::log2).collect();
         let (a, b) = v
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
         (a - 0.5, b + 0.5)
     };
     let ((xlo, xhi), (ylo, yhi)) = (axis(&|c| c.eta_a), axis(&|c| c.eta_b));
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("LoRA+ plane at n = {width}: final loss (dark: low; □ near-best, grey: diverged)"),
+            format!(
+                "LoRA+ plane at n = {width}: final loss (dark: low; □ near-best, grey: diverged)"
+            ),
             ("sans-serif", 16),
         )
         .margin(10)
@@ -233,7 +267,11 @@ fn plane<DB: DrawingBackend>(r: &LrResults, width: usize, root: DrawingArea<DB, 
         let (x, y) = (c.eta_a.log2(), c.eta_b.log2());
         let fill = if c.loss.is_finite() && c.loss > 0.0 {
             let f = (c.loss.log10() - lo) / span;
-            RGBColor((30.0 + 225.0 * f) as u8, (60.0 + 160.0 * f) as u8, (120.0 + 60.0 * f) as u8)
+            RGBColor(
+                (30.0 + 225.0 * f) as u8,
+                (60.0 + 160.0 * f) as u8,
+                (120.0 + 60.0 * f) as u8,
+            )
         } else {
             RGBColor(200, 200, 200)
         };
@@ -244,7 +282,10 @@ fn plane<DB: DrawingBackend>(r: &LrResults, width: usize, root: DrawingArea<DB, 
         if c.near_best {
             let inner = [(x - 0.4, y - 0.4), (x + 0.4, y + 0.4)];
             chart
-                .draw_series(std::iter::once(Rectangle::new(inner, WHITE.stroke_width(2))))
+                .draw_series(std::iter::once(Rectangle::new(
+                    inner,
+                    WHITE.stroke_width(2),
+                )))
                 .map_err(plot_err)?;
         }
     }

@@ -488,7 +488,9 @@ fn loss<DB: DrawingBackend>(
     let pts_for = |wi: usize| -> Vec<(f64, f64)> {
         let mut v: Vec<(f64, f64)> = grouped
             .iter()
-            .filter(|(k, _)| k.series == series && k.layer == "model" && k.quantity == Quantity::Loss)
+            .filter(|(k, _)| {
+                k.series == series && k.layer == "model" && k.quantity == Quantity::Loss
+            })
             .filter_map(|(k, v)| {
                 let g = geo_mean(&v[wi]);
                 (g.is_finite() && g > 0.0).then_some((k.step as f64, g.log10()))

@@ -155,12 +155,40 @@ impl StudyConfig {
         let mut opt = self.optimizer.clone();
         opt.lr = self.lr;
         opt.validate()?;
+        self.validate_memory()?;
         // Every series must build, with its data, at the smallest width (rank ≤ width, the task's layer, …).
         let mut seen = BTreeSet::new();
         for cell in self.cells() {
             if cell.width == self.widths[0] && seen.insert(cell.series.clone()) {
                 super::spec::RunSpec::resolve(self, &cell).check()?;
             }
+        }
+        Ok(())
+    }
+
+    /// One run at the widest width must fit in the machine's available memory (checked before anything is built).
+    fn validate_memory(&self) -> Result<()> {
+        let Some(available) = super::engine::available_memory() else {
+            return Ok(());
+        };
+        let widest = self.widths[self.widths.len() - 1];
+        let need = self
+            .cells()
+            .iter()
+            .filter(|c| c.width == widest)
+            .map(|c| super::spec::RunSpec::resolve(self, c).peak_bytes())
+            .max()
+            .unwrap_or(0);
+        if need > available {
+            return Err(Error::invalid(
+                "widths",
+                format!("{:?}", self.widths),
+                &format!(
+                    "widths whose runs fit in memory (one run at n = {widest} needs about {}, this machine has {} available)",
+                    super::engine::gib(need),
+                    super::engine::gib(available)
+                ),
+            ));
         }
         Ok(())
     }

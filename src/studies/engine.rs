@@ -126,7 +126,12 @@ pub fn gib(bytes: u64) -> String {
 }
 
 /// The study's grid checked in memory: unique keys, and the memory of `workers` concurrent runs within `limit`.
-fn check_grid<S: Study>(study: &S, jobs: &[S::Job], workers: usize, limit: Option<u64>) -> Result<()> {
+fn check_grid<S: Study>(
+    study: &S,
+    jobs: &[S::Job],
+    workers: usize,
+    limit: Option<u64>,
+) -> Result<()> {
     let mut seen = BTreeMap::new();
     for (i, job) in jobs.iter().enumerate() {
         let key = study.key(job);
@@ -266,74 +271,135 @@ fn progress_bar(pending: usize, total: usize) -> indicatif::ProgressBar {
     b
 }
 
-/// Runs every unfinished job of `study` into `out` and returns all runs in grid order (see the module doc).
-pub fn run_study<S: Study>(study: &S, out: &Path, opts: &RunOptions) -> Result<Finished<S>> {
+/// A study whose folder is checked, locked and claimed, ready to run its pending jobs.
+pub struct Opened<'a, S: Study> {
+    study: &'a S,
+    out: PathBuf,
+    runs_dir: PathBuf,
+    config_text: String,
+    jobs: Vec<S::Job>,
+    opts: RunOptions,
+    _lock: StudyLock,
+}
+
+/// Checks `study` (unique run keys, memory), locks `out`, claims it for the study and finds its finished runs; nothing
+/// is written before the checks pass.
+pub fn open<'a, S: Study>(study: &'a S, out: &Path, opts: &RunOptions) -> Result<Opened<'a, S>> {
     let jobs = study.jobs();
     let config_text = study.config_text()?;
     let max_workers = workers(opts.threads, jobs.len())?;
-    let limit = if opts.read_only { Some(u64::MAX) } else { opts.memory_limit };
+    let limit = if opts.read_only {
+        Some(u64::MAX)
+    } else {
+        opts.memory_limit
+    };
     check_grid(study, &jobs, max_workers, limit)?;
-    let _lock = StudyLock::acquire(out, study.kind())?;
-    let runs_dir = claim(out, study.kind(), &config_text)?;
-    let path_of = |j: &S::Job| runs_dir.join(format!("{}.json", study.key(j)));
-    let pending: Vec<&S::Job> = jobs.iter().filter(|j| !path_of(j).exists()).collect();
-    if opts.read_only && !pending.is_empty() {
-        return Err(Error::invalid(
-            "dir",
-            out.display(),
-            &format!(
-                "a folder whose runs are all finished ({} of {} missing, e.g. {}: run singlora {} --config DIR/config.toml --out DIR)",
-                pending.len(),
-                jobs.len(),
-                study.key(pending[0]),
-                study.kind()
-            ),
+    if opts.read_only && !out.join("config.toml").exists() {
+        let stamp = out.join("config.toml");
+        return Err(Error::io(
+            &stamp,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no study here"),
         ));
     }
-    let mut groups: BTreeMap<String, Vec<&S::Job>> = BTreeMap::new();
-    for (i, job) in pending.iter().enumerate() {
-        let key = study.share_key(job).unwrap_or_else(|| format!("#{i:09}"));
-        groups.entry(key).or_default().push(job);
-    }
-    let groups: Vec<Vec<&S::Job>> = groups.into_values().collect();
-    let bar = (opts.progress && !pending.is_empty()).then(|| progress_bar(pending.len(), jobs.len()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers(opts.threads, groups.len())?)
-        .build()
-        .map_err(|e| Error::invalid("--threads", e, "a usable thread count"))?;
-    pool.install(|| {
-        groups.par_iter().try_for_each(|group| -> Result<()> {
-            let start = Instant::now();
-            let runs = study.run_group(group)?;
-            let seconds = start.elapsed().as_secs_f64() / group.len() as f64;
-            for (job, run) in group.iter().zip(runs) {
-                let file = RunFile {
-                    job: (*job).clone(),
-                    wall_seconds: seconds,
-                    run,
-                };
-                let json = serde_json::to_vec(&file).expect("serialisable run");
-                write_atomic(&path_of(job), &json)?;
-                if let Some(b) = &bar {
-                    b.set_message(study.key(job));
-                    b.inc(1);
-                }
-            }
-            Ok(())
-        })
-    })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let runs = jobs
-        .iter()
-        .map(|job| read_run::<S>(&path_of(job), job))
-        .collect::<Result<Vec<_>>>()?;
-    write_manifest(study, out, &config_text, &runs)?;
-    Ok(Finished {
-        runs,
-        computed: pending.len(),
+    let lock = StudyLock::acquire(out, study.kind())?;
+    let runs_dir = claim(out, study.kind(), &config_text)?;
+    Ok(Opened {
+        study,
+        out: out.to_path_buf(),
+        runs_dir,
+        config_text,
+        jobs,
+        opts: opts.clone(),
+        _lock: lock,
     })
+}
+
+impl<S: Study> Opened<'_, S> {
+    fn path_of(&self, job: &S::Job) -> PathBuf {
+        self.runs_dir.join(format!("{}.json", self.study.key(job)))
+    }
+
+    /// The jobs without a finished run.
+    pub fn pending(&self) -> Vec<&S::Job> {
+        self.jobs
+            .iter()
+            .filter(|j| !self.path_of(j).exists())
+            .collect()
+    }
+
+    /// Runs the pending jobs in parallel, each written atomically as it finishes, then reads every run back.
+    pub fn run(self) -> Result<Finished<S>> {
+        let (study, opts) = (self.study, &self.opts);
+        let pending = self.pending();
+        if opts.read_only && !pending.is_empty() {
+            return Err(Error::invalid(
+                "dir",
+                self.out.display(),
+                &format!(
+                    "a folder whose runs are all finished ({} of {} missing, e.g. {}: run singlora {} --config DIR/config.toml --out DIR)",
+                    pending.len(),
+                    self.jobs.len(),
+                    study.key(pending[0]),
+                    study.kind()
+                ),
+            ));
+        }
+        let mut groups: BTreeMap<String, Vec<&S::Job>> = BTreeMap::new();
+        for (i, job) in pending.iter().enumerate() {
+            let key = study.share_key(job).unwrap_or_else(|| format!("#{i:09}"));
+            groups.entry(key).or_default().push(job);
+        }
+        let groups: Vec<Vec<&S::Job>> = groups.into_values().collect();
+        let bar = (opts.progress && !pending.is_empty())
+            .then(|| progress_bar(pending.len(), self.jobs.len()));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers(opts.threads, groups.len())?)
+            .build()
+            .map_err(|e| Error::invalid("--threads", e, "a usable thread count"))?;
+        pool.install(|| {
+            groups
+                .par_iter()
+                .try_for_each(|group| self.run_group(group, bar.as_ref()))
+        })?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let runs = self
+            .jobs
+            .iter()
+            .map(|job| read_run::<S>(&self.path_of(job), job))
+            .collect::<Result<Vec<_>>>()?;
+        write_manifest(study, &self.out, &self.config_text, &runs)?;
+        Ok(Finished {
+            runs,
+            computed: pending.len(),
+        })
+    }
+
+    fn run_group(&self, group: &[&S::Job], bar: Option<&indicatif::ProgressBar>) -> Result<()> {
+        let start = Instant::now();
+        let runs = self.study.run_group(group)?;
+        let seconds = start.elapsed().as_secs_f64() / group.len() as f64;
+        for (job, run) in group.iter().zip(runs) {
+            let file = RunFile {
+                job: (*job).clone(),
+                wall_seconds: seconds,
+                run,
+            };
+            let json = serde_json::to_vec(&file).expect("serialisable run");
+            write_atomic(&self.path_of(job), &json)?;
+            if let Some(b) = bar {
+                b.set_message(self.study.key(job));
+                b.inc(1);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs every unfinished job of `study` into `out` and returns all runs in grid order (see the module doc).
+pub fn run_study<S: Study>(study: &S, out: &Path, opts: &RunOptions) -> Result<Finished<S>> {
+    open(study, out, opts)?.run()
 }
 
 /// Reads the run file of `job`, refusing one that holds another job's run.

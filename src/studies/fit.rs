@@ -38,7 +38,12 @@ impl Verdict {
 named_enum!(
     Verdict,
     "verdict",
-    [Verdict::Grows, Verdict::Shrinks, Verdict::Flat, Verdict::Unclear]
+    [
+        Verdict::Grows,
+        Verdict::Shrinks,
+        Verdict::Flat,
+        Verdict::Unclear
+    ]
 );
 
 /// How a measured interval compares with a predicted exponent, at a tolerance τ.

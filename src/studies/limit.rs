@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::coupled::{coupled_mlp, finite_trajectory, grams};
-use super::engine::{run_study, RunOptions, Study};
+use super::engine::{run_study, Finished, RunOptions, Study};
 use super::fit::{fit_slope, Agreement, Slope};
 use super::store;
 use crate::adapters::{AdapterConfig, Method};
@@ -334,7 +334,7 @@ pub struct LimitJob {
 }
 
 /// A limit study as a study of the engine: the arms of `cfg` (a subset of `study`'s), with their limits computed.
-struct LimitStudy<'a> {
+pub struct LimitStudy<'a> {
     cfg: &'a LimitConfig,
     study: &'a LimitConfig,
     bases: BTreeMap<(String, u64), Basis>,
@@ -360,7 +360,8 @@ impl Study for LimitStudy<'_> {
     }
 
     fn config_text(&self) -> Result<String> {
-        toml::to_string(self.study).map_err(|e| Error::invalid("config", e, "a serialisable config"))
+        toml::to_string(self.study)
+            .map_err(|e| Error::invalid("config", e, "a serialisable config"))
     }
 
     fn jobs(&self) -> Vec<LimitJob> {
@@ -396,8 +397,15 @@ impl Study for LimitStudy<'_> {
         let (adapter, opt) = arm.configs(&self.cfg.adapter);
         let key = (job.arm.clone(), job.seed);
         let (basis, limit) = (&self.bases[&key], &self.limits[&key]);
-        let (points, diverged) =
-            finite_trajectory(&setup, &adapter, &opt, basis, job.width, job.seed, self.cfg.steps)?;
+        let (points, diverged) = finite_trajectory(
+            &setup,
+            &adapter,
+            &opt,
+            basis,
+            job.width,
+            job.seed,
+            self.cfg.steps,
+        )?;
         let mut traj = Trajectory::new(&points, limit, diverged);
         if setup.rule == LimitRule::Sgd && diverged.is_none() {
             let mlp = coupled_mlp(&setup, &adapter, basis, job.width, job.seed)?;
@@ -428,45 +436,59 @@ pub fn run_limit_study(
     out: &Path,
     opts: &RunOptions,
 ) -> Result<LimitResults> {
-    let mut limit = LimitStudy {
-        cfg,
-        study,
-        bases: BTreeMap::new(),
-        limits: BTreeMap::new(),
-    };
-    for arm in &cfg.arms {
-        let setup = arm.setup(&cfg.adapter)?;
-        for &seed in &cfg.seeds {
-            let basis = Basis::draw(&setup, cfg.input_dim, cfg.examples, seed);
-            let points = setup.limit(&basis, cfg.steps);
-            limit.limits.insert((arm.name.clone(), seed), points);
-            limit.bases.insert((arm.name.clone(), seed), basis);
-        }
-    }
+    let limit = LimitStudy::new(cfg, study)?;
     let finished = run_study(&limit, out, opts)?;
-    let finite: BTreeMap<(String, usize, u64), Trajectory> = finished
-        .runs
-        .into_iter()
-        .map(|f| ((f.job.arm, f.job.width, f.job.seed), f.run))
-        .collect();
-    let limits: BTreeMap<(String, u64), Trajectory> = limit
-        .limits
-        .iter()
-        .map(|(k, pts)| (k.clone(), Trajectory::new(pts, pts, None)))
-        .collect();
-    let convergence = cfg
-        .arms
-        .iter()
-        .enumerate()
-        .map(|(i, arm)| arm_convergence(cfg, &finite, arm, i as u64))
-        .collect();
-    let results = LimitResults {
-        limits,
-        finite,
-        convergence,
-    };
-    write_tables(out, &results)?;
-    Ok(results)
+    limit.finish(finished, out)
+}
+
+impl<'a> LimitStudy<'a> {
+    /// The study of `cfg`'s arms (a subset of `study`'s) with every arm's limit trajectory computed per seed.
+    pub fn new(cfg: &'a LimitConfig, study: &'a LimitConfig) -> Result<Self> {
+        let mut limit = LimitStudy {
+            cfg,
+            study,
+            bases: BTreeMap::new(),
+            limits: BTreeMap::new(),
+        };
+        for arm in &cfg.arms {
+            let setup = arm.setup(&cfg.adapter)?;
+            for &seed in &cfg.seeds {
+                let basis = Basis::draw(&setup, cfg.input_dim, cfg.examples, seed);
+                let points = setup.limit(&basis, cfg.steps);
+                limit.limits.insert((arm.name.clone(), seed), points);
+                limit.bases.insert((arm.name.clone(), seed), basis);
+            }
+        }
+        Ok(limit)
+    }
+
+    /// The finished finite runs against their limits: convergence fits, and the tables written into `out`.
+    pub fn finish(&self, finished: Finished<LimitStudy<'_>>, out: &Path) -> Result<LimitResults> {
+        let cfg = self.cfg;
+        let finite: BTreeMap<(String, usize, u64), Trajectory> = finished
+            .runs
+            .into_iter()
+            .map(|f| ((f.job.arm, f.job.width, f.job.seed), f.run))
+            .collect();
+        let limits: BTreeMap<(String, u64), Trajectory> = self
+            .limits
+            .iter()
+            .map(|(k, pts)| (k.clone(), Trajectory::new(pts, pts, None)))
+            .collect();
+        let convergence = cfg
+            .arms
+            .iter()
+            .enumerate()
+            .map(|(i, arm)| arm_convergence(cfg, &finite, arm, i as u64))
+            .collect();
+        let results = LimitResults {
+            limits,
+            finite,
+            convergence,
+        };
+        write_tables(out, &results)?;
+        Ok(results)
+    }
 }
 
 /// The fitted convergence of one arm's finite runs to its limit.

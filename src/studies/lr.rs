@@ -20,7 +20,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::config::StudyConfig;
-use super::engine::{run_study, RunOptions, Study};
+use super::engine::{run_study, Finished, RunOptions, Study};
 use super::fit::{fit_slope, Slope};
 use super::spec::{Cell, RunSpec};
 use super::store;
@@ -214,7 +214,10 @@ pub struct LrStudy<'a>(pub &'a StudyConfig);
 
 impl LrStudy<'_> {
     fn grid(&self) -> &LrGrid {
-        self.0.lr_grid.as_ref().expect("validated: an lr study has a grid")
+        self.0
+            .lr_grid
+            .as_ref()
+            .expect("validated: an lr study has a grid")
     }
 }
 
@@ -246,7 +249,11 @@ pub fn validate(cfg: &StudyConfig) -> Result<()> {
     if let Some(p) = &grid.loraplus {
         let arm = cfg.arms.iter().find(|a| a.name == p.arm).ok_or_else(|| {
             let names: Vec<&str> = cfg.arms.iter().map(|a| a.name.as_str()).collect();
-            Error::invalid("lr_grid.loraplus.arm", &p.arm, &format!("one of {}", names.join(", ")))
+            Error::invalid(
+                "lr_grid.loraplus.arm",
+                &p.arm,
+                &format!("one of {}", names.join(", ")),
+            )
         })?;
         if !arm.method.is_lora() {
             return Err(Error::invalid(
@@ -310,7 +317,10 @@ impl Study for LrStudy<'_> {
         let c = &job.cell;
         if job.plane {
             let eta_b = c.lr * c.loraplus_ratio;
-            format!("{}__plane__a{}__b{eta_b}__n{}__s{}", c.arm.name, c.lr, c.width, c.seed)
+            format!(
+                "{}__plane__a{}__b{eta_b}__n{}__s{}",
+                c.arm.name, c.lr, c.width, c.seed
+            )
         } else {
             format!("{}__lr{}__n{}__s{}", c.series, c.lr, c.width, c.seed)
         }
@@ -340,7 +350,12 @@ impl LrStudy<'_> {
         let Some(p) = &self.grid().loraplus else {
             return Vec::new();
         };
-        let arm = self.0.arms.iter().find(|a| a.name == p.arm).expect("validated");
+        let arm = self
+            .0
+            .arms
+            .iter()
+            .find(|a| a.name == p.arm)
+            .expect("validated");
         let mut jobs = Vec::new();
         for &width in &p.widths {
             for &eta_a in &p.rates_a.values() {
@@ -481,9 +496,13 @@ pub struct LrResults {
 
 /// Runs every unfinished job of the study into `out` and analyses the runs.
 pub fn run_lr(cfg: &StudyConfig, out: &Path, opts: &RunOptions) -> Result<LrResults> {
-    let finished = run_study(&LrStudy(cfg), out, opts)?;
+    Ok(results(cfg, run_study(&LrStudy(cfg), out, opts)?))
+}
+
+/// The engine's finished runs, analysed.
+pub fn results(cfg: &StudyConfig, finished: Finished<LrStudy<'_>>) -> LrResults {
     let runs = finished.runs.into_iter().map(|f| (f.job, f.run)).collect();
-    Ok(analyse(cfg, runs))
+    analyse(cfg, runs)
 }
 
 /// The tables of [`LrResults`] from the runs (see the module doc).
@@ -493,7 +512,9 @@ pub fn analyse(cfg: &StudyConfig, runs: Vec<(LrJob, LrRun)>) -> LrResults {
     let mut by: BTreeMap<(String, usize, u64), Vec<&LrRun>> = BTreeMap::new();
     for (job, run) in runs.iter().filter(|(j, _)| !j.plane) {
         let c = &job.cell;
-        by.entry((c.series.clone(), c.width, c.seed)).or_default().push(run);
+        by.entry((c.series.clone(), c.width, c.seed))
+            .or_default()
+            .push(run);
     }
     let mut lines = Vec::new();
     let mut drifts = Vec::new();
@@ -568,7 +589,9 @@ fn line_summary(
         series: series.to_string(),
         width,
         train: (0..n).map(|k| median(&at(k, &|r| r.final_loss))).collect(),
-        test: (0..n).map(|k| median(&at(k, &|r| r.final_test_loss))).collect(),
+        test: (0..n)
+            .map(|k| median(&at(k, &|r| r.final_test_loss)))
+            .collect(),
         spread,
         best: best.map(|(k, eta)| (eta, k == 0 || k + 1 == n)),
         best_loss: best.map_or(f64::NAN, |(k, _)| sel[k]),
@@ -597,7 +620,12 @@ fn plane_cells(cfg: &StudyConfig, runs: &[(LrJob, LrRun)], grid: &LrGrid) -> Vec
             near_best: false,
         })
         .collect();
-    for &w in cfg.lr_grid.iter().flat_map(|g| g.loraplus.iter()).flat_map(|p| &p.widths) {
+    for &w in cfg
+        .lr_grid
+        .iter()
+        .flat_map(|g| g.loraplus.iter())
+        .flat_map(|p| &p.widths)
+    {
         let best = cells
             .iter()
             .filter(|c| c.width == w && c.loss.is_finite())

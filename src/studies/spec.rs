@@ -112,7 +112,10 @@ impl RunSpec {
             }),
             crate::models::ModelKind::Toy => ModelSpec::Toy(cell.width),
             crate::models::ModelKind::Transformer => {
-                let t = cfg.transformer.clone().unwrap_or_else(|| TransformerConfig::new(1, 1));
+                let t = cfg
+                    .transformer
+                    .clone()
+                    .unwrap_or_else(|| TransformerConfig::new(1, 1));
                 ModelSpec::Transformer(TransformerConfig {
                     heads: cell.width / t.head_dim.max(1),
                     ..t
@@ -152,7 +155,6 @@ impl RunSpec {
     pub fn check(&self) -> Result<()> {
         self.train.optimizer.validate()?;
         self.task.validate()?;
-        self.data::<f64>()?;
         let trainable = match &self.model {
             ModelSpec::Mlp(mlp) => mlp
                 .build(mlp.base_weights::<f64>(0), &self.adapter, 0)?
@@ -169,7 +171,7 @@ impl RunSpec {
                 "at least one adapted layer (with none, nothing would be trained)",
             ));
         }
-        Ok(())
+        self.data::<f64>().map(drop)
     }
 
     /// The run's data, drawn from [`RunSpec::data_seed`] (teacher tasks around the base of [`RunSpec::seed`]).
@@ -218,7 +220,10 @@ impl RunSpec {
         match &self.model {
             ModelSpec::Mlp(mlp) => {
                 let (base, pretrain) = self.base(mlp.base_weights::<T>(seed), |adapt| {
-                    let all = MlpConfig { adapt, ..mlp.clone() };
+                    let all = MlpConfig {
+                        adapt,
+                        ..mlp.clone()
+                    };
                     all.build(mlp.base_weights::<T>(seed), &full, 0)
                 })?;
                 let mut net = mlp.build(base, &self.adapter, seed + 2)?;
@@ -294,7 +299,8 @@ impl RunSpec {
         match &self.model {
             ModelSpec::Mlp(m) => {
                 let net = m.build(m.base_weights::<f64>(0), a, 0)?;
-                let _ = write!(
+                let _ =
+                    write!(
                     s,
                     "MLP d0={} → {}×{} ({}) → {}, readout {}; {} on [{}], r={}, α={}, {} trainable",
                     m.input_dim, m.depth, m.width, m.activation, m.output_dim, m.readout, a.method,
@@ -334,7 +340,10 @@ impl RunSpec {
         let t = &self.task;
         match t.kind {
             TaskKind::Regression | TaskKind::Classification => {
-                format!("{} (teacher shift {} of rank {} in {})", t.kind, t.shift, t.rank, t.layer)
+                format!(
+                    "{} (teacher shift {} of rank {} in {})",
+                    t.kind, t.shift, t.rank, t.layer
+                )
             }
             TaskKind::Recall => format!("recall ({} pairs)", t.pairs),
             TaskKind::Toy => "toy".into(),
@@ -342,7 +351,11 @@ impl RunSpec {
     }
 
     /// A transformer run's width notion made explicit: n = heads × head_dim with `mode` growing.
-    pub fn transformer_at(t: &TransformerConfig, width: usize, mode: WidthMode) -> Result<TransformerConfig> {
+    pub fn transformer_at(
+        t: &TransformerConfig,
+        width: usize,
+        mode: WidthMode,
+    ) -> Result<TransformerConfig> {
         let fixed = match mode {
             WidthMode::Heads => t.head_dim,
             WidthMode::HeadDim => t.heads,
@@ -384,11 +397,19 @@ impl RunSpec {
             ModelSpec::Mlp(m) => {
                 let names = m.layer_names();
                 let adapted = |name: &str| {
-                    m.adapt.iter().any(|a| a == name || (a == "hidden" && name.starts_with("hidden.")))
+                    m.adapt
+                        .iter()
+                        .any(|a| a == name || (a == "hidden" && name.starts_with("hidden.")))
                 };
                 let dims = (0..names.len()).map(|l| {
                     let (n, d0, d1) = (m.width as u64, m.input_dim as u64, m.output_dim as u64);
-                    let (d_in, d_out) = if l == 0 { (d0, n) } else if l + 1 == names.len() { (n, d1) } else { (n, n) };
+                    let (d_in, d_out) = if l == 0 {
+                        (d0, n)
+                    } else if l + 1 == names.len() {
+                        (n, d1)
+                    } else {
+                        (n, n)
+                    };
                     (d_in, d_out, adapted(&names[l]))
                 });
                 (dims.collect(), 1)
@@ -421,7 +442,9 @@ impl RunSpec {
         let examples = (self.task.examples + self.task.test_examples) as u64 * rows;
         let activations = examples * width_sum * s * 4;
         let teacher = 2 * weights + 8 * widest;
-        let pretrain = self.pretrain.map_or(0, |_| weights * 2 + maps.iter().map(|(i, o, _)| i * o * 16).sum::<u64>());
+        let pretrain = self.pretrain.map_or(0, |_| {
+            weights * 2 + maps.iter().map(|(i, o, _)| i * o * 16).sum::<u64>()
+        });
         teacher.max(weights + dense + activations + pretrain) + (64 << 20)
     }
 }

@@ -24,7 +24,11 @@ fn parse_set(set: &str) -> Result<(Vec<String>, toml::Value)> {
     let (key, value) = set.split_once('=').ok_or_else(|| {
         Error::invalid("--set", set, "path=value, e.g. steps=4 or adapter.rank=2")
     })?;
-    let parts: Vec<String> = key.trim().split('.').map(|p| p.trim().to_string()).collect();
+    let parts: Vec<String> = key
+        .trim()
+        .split('.')
+        .map(|p| p.trim().to_string())
+        .collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(Error::invalid(
             "--set",
@@ -41,7 +45,12 @@ fn parse_set(set: &str) -> Result<(Vec<String>, toml::Value)> {
 }
 
 /// Sets `path` to `value` in `table`, creating tables on the way.
-fn apply_set(table: &mut toml::Table, path: &[String], value: toml::Value, set: &str) -> Result<()> {
+fn apply_set(
+    table: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+    set: &str,
+) -> Result<()> {
     let mut node = table;
     for part in &path[..path.len() - 1] {
         node = node
@@ -84,31 +93,59 @@ pub fn load_config<T: DeserializeOwned>(
         apply_set(&mut merged, &key, value, set)?;
         parsed.push((key.join("."), set.as_str()));
     }
-    merged.try_into().map_err(|e: toml::de::Error| {
-        let message = e.message().trim().replace('\n', " ");
-        let (problem, field) = match message.rsplit_once(" in `") {
-            Some((p, f)) => (p.to_string(), f.trim_end_matches('`').to_string()),
-            None => (message.clone(), String::new()),
-        };
-        let by_set = parsed.iter().rev().find(|(key, _)| {
-            field == *key || field.starts_with(&format!("{key}.")) || key.starts_with(&format!("{field}."))
-        });
-        let unknown = problem.starts_with("unknown field");
-        match by_set {
-            Some((key, set)) => set_error(key, set, &problem),
-            None if unknown && !sets.is_empty() && path.is_none() => {
-                set_error(&field, &sets.join(" "), &problem)
-            }
-            None => Error::Config {
-                path: origin.clone().into(),
-                message: if field.is_empty() {
-                    problem
-                } else {
-                    format!("{field}: {problem}")
-                },
-            },
+    let origin = if !sets.is_empty() && path.is_none() {
+        format!("{origin} (with --set)")
+    } else {
+        origin
+    };
+    merged
+        .try_into()
+        .map_err(|e: toml::de::Error| type_error(&e, &parsed, &origin))
+}
+
+/// A deserialisation error of the merged study, blamed on the `--set` that gave the field, or on the file.
+fn type_error(e: &toml::de::Error, sets: &[(String, &str)], origin: &str) -> Error {
+    let text = e.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let problem = lines.next().unwrap_or("").to_string();
+    let within = lines
+        .find_map(|l| l.strip_prefix("in `").and_then(|l| l.strip_suffix('`')))
+        .unwrap_or("")
+        .to_string();
+    let unknown = problem
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'))
+        .map(|(name, _)| name.to_string());
+    let field = match (&unknown, within.is_empty()) {
+        (Some(name), true) => name.clone(),
+        (Some(name), false) => format!("{within}.{name}"),
+        (None, _) => within.clone(),
+    };
+    let related = |key: &str| {
+        key == field
+            || field.starts_with(&format!("{key}."))
+            || key.starts_with(&format!("{field}."))
+    };
+    match sets.iter().rev().find(|(key, _)| related(key)) {
+        Some((key, set)) if unknown.is_some() => {
+            let expected = problem.split_once(", expected ").map_or("", |(_, w)| w);
+            let value = set.split_once('=').map_or(*set, |(_, v)| v.trim());
+            Error::invalid(
+                &format!("--set {key}"),
+                value,
+                &format!("a known field ({} is not one; expected {expected})", field),
+            )
         }
-    })
+        Some((key, set)) => set_error(key, set, &problem),
+        None => Error::Config {
+            path: origin.into(),
+            message: if field.is_empty() {
+                problem
+            } else {
+                format!("{field}: {problem}")
+            },
+        },
+    }
 }
 
 /// `invalid --set KEY = VALUE: expected WHAT` from a deserialiser's `problem` ("invalid type: …, expected u64").
@@ -118,7 +155,11 @@ fn set_error(key: &str, set: &str, problem: &str) -> Error {
         Some((_, what)) => plain_type(what),
         None => problem.to_string(),
     };
-    let field = if key.is_empty() { "--set".to_string() } else { format!("--set {key}") };
+    let field = if key.is_empty() {
+        "--set".to_string()
+    } else {
+        format!("--set {key}")
+    };
     Error::invalid(&field, value, &expected)
 }
 
@@ -133,7 +174,8 @@ fn plain_type(what: &str) -> String {
     }
 }
 
-/// Names the `--set` flag in a validation error whose field one of `sets` gave: `invalid --set steps = 0: …`.
+/// Names the `--set` flag in a validation error whose field one of `sets` gave: `invalid --set steps = 0: …`. A set
+/// gave the field if its path is the field, contains it, or ends with it (`adapter.rank` gives `rank`).
 pub fn blame_sets<T>(result: Result<T>, sets: &[String]) -> Result<T> {
     result.map_err(|e| match e {
         Error::Invalid {
@@ -141,12 +183,16 @@ pub fn blame_sets<T>(result: Result<T>, sets: &[String]) -> Result<T> {
             value,
             expected,
         } => {
-            let set = sets.iter().rev().find(|s| {
+            let key = sets.iter().rev().find_map(|s| {
                 let key = s.split_once('=').map_or("", |(k, _)| k.trim());
-                key == field || field.starts_with(&format!("{key}.")) || key.starts_with(&format!("{field}."))
+                let hit = key == field
+                    || field.starts_with(&format!("{key}."))
+                    || key.starts_with(&format!("{field}."))
+                    || key.ends_with(&format!(".{field}"));
+                hit.then(|| key.to_string())
             });
             Error::Invalid {
-                field: set.map_or(field.clone(), |_| format!("--set {field}")),
+                field: key.map_or(field, |k| format!("--set {k}")),
                 value,
                 expected,
             }

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::config::StudyConfig;
-use super::engine::{run_study, RunOptions, Study};
+use super::engine::{run_study, Finished, RunOptions, Study};
 use super::spec::{Cell, RunSpec};
 use crate::error::{Error, Result};
 use crate::probes::{Probe, Record};
@@ -106,6 +106,12 @@ impl Study for Sweep<'_> {
 /// `out/runs` are loaded, not recomputed; an `out` holding a different study, or locked by another process, is
 /// refused. A config with a learning-rate grid belongs to `singlora lr` and is refused.
 pub fn run_sweep(cfg: &StudyConfig, out: &Path, opts: &RunOptions) -> Result<Vec<RunResult>> {
+    check_sweep(cfg)?;
+    Ok(results(run_study(&Sweep(cfg), out, opts)?))
+}
+
+/// A width sweep has no learning-rate grid (that belongs to `singlora lr`).
+pub fn check_sweep(cfg: &StudyConfig) -> Result<()> {
     if cfg.lr_grid.is_some() {
         return Err(Error::invalid(
             "lr_grid",
@@ -113,8 +119,12 @@ pub fn run_sweep(cfg: &StudyConfig, out: &Path, opts: &RunOptions) -> Result<Vec
             "no [lr_grid] in a width sweep (it is the learning-rate study's: run singlora lr)",
         ));
     }
-    let finished = run_study(&Sweep(cfg), out, opts)?;
-    Ok(finished
+    Ok(())
+}
+
+/// The engine's finished runs as tables read them.
+pub fn results(finished: Finished<Sweep<'_>>) -> Vec<RunResult> {
+    finished
         .runs
         .into_iter()
         .map(|f| RunResult {
@@ -123,5 +133,5 @@ pub fn run_sweep(cfg: &StudyConfig, out: &Path, opts: &RunOptions) -> Result<Vec
             wall_seconds: f.wall_seconds,
             records: f.run.records,
         })
-        .collect())
+        .collect()
 }

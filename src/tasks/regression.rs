@@ -5,14 +5,13 @@
 //! $y^* = f_{base}(x) + \delta/\mathrm{rms}(\delta)$, $\delta = f_{teacher}(x) - f_{base}(x)$ over the training inputs
 //! (the same factor is applied to the held-out targets).
 
-
 use ndarray::{s, Array2};
 
-use crate::names::named_enum;
 use crate::adapters::{AdapterConfig, Method};
 use crate::error::{Error, Result};
 use crate::linalg::{mm_nt, rms};
 use crate::models::{MlpConfig, Model};
+use crate::names::named_enum;
 use crate::rng::{normal_matrix, SeedRng};
 use crate::scalar::Scalar;
 use crate::train::{Dataset, Loss};
@@ -149,7 +148,10 @@ impl<T: Scalar> TeacherOutputs<T> {
                 1.0,
             )
         };
-        let (x_train, x_test) = (inputs("data.train", spec.train), inputs("data.test", spec.test));
+        let (x_train, x_test) = (
+            inputs("data.train", spec.train),
+            inputs("data.test", spec.test),
+        );
         let run = |x: &Array2<T>| {
             (
                 base_net.forward(x, T::one()).0,

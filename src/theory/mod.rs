@@ -79,13 +79,13 @@ pub use shape::Shape;
 use serde::Serialize;
 
 use crate::adapters::Role;
-use crate::probes::Quantity;
-use crate::probes::Quantity as Q;
 /// The named pieces of a per-step output change (LoRA δ¹…δ³, SingLoRA T₁…T₃).
 use crate::adapters::Term as Split;
 use crate::adapters::{AdapterConfig, Init, Method};
 use crate::models::Readout;
 use crate::optim::{Groups, Rule};
+use crate::probes::Quantity;
+use crate::probes::Quantity as Q;
 
 /// Exponents closer than this are equal (they are sums of dyadic rationals, so exact in practice).
 const EPS: f64 = 1e-9;
@@ -490,7 +490,12 @@ impl Setting {
             let e_kappa = k.kappa(k.c);
             let e_u = -g - 2.0 * b + (k.a_in - k.a_out) / 2.0;
             let verdict = sgd_verdict(e_kappa, e_u);
-            out.add(Balanced, Q::Kappa, &[("κ = η·s·‖g‖·‖h‖", e_kappa)], &verdict);
+            out.add(
+                Balanced,
+                Q::Kappa,
+                &[("κ = η·s·‖g‖·‖h‖", e_kappa)],
+                &verdict,
+            );
             if e_kappa <= EPS {
                 for q in [Q::DzRms, Q::DzCumRms] {
                     out.add(Balanced, q, &steps, FIXED_T_SGD);
@@ -506,12 +511,7 @@ impl Setting {
                     &init_norm,
                     FIXED_T_SGD,
                 );
-                out.add(
-                    Balanced,
-                    Q::GradFro(Role::SingleA),
-                    &init_grad,
-                    FIXED_T_SGD,
-                );
+                out.add(Balanced, Q::GradFro(Role::SingleA), &init_grad, FIXED_T_SGD);
                 out.add(Balanced, Q::DwOp, &init_dw, FIXED_T_SGD);
                 out.add(Balanced, Q::DwFro, &init_dw, FIXED_T_SGD);
             }
@@ -566,7 +566,12 @@ impl Setting {
 
         let first = if k.adam { FIRST_ADAM_LORA } else { FIRST_SGD };
         let d2 = [("δ² = ΔB·(Ah) only (B₀ = 0)", l.d2.1)];
-        for q in [Q::DzRms, Q::DzCumRms, Q::TermRms(Split::Delta2), Q::UpdateOutRms] {
+        for q in [
+            Q::DzRms,
+            Q::DzCumRms,
+            Q::TermRms(Split::Delta2),
+            Q::UpdateOutRms,
+        ] {
             out.add(FirstStep, q, &d2, first);
         }
         let norm_b = ("ΔB", k.a_out / 2.0 + l.u_b);

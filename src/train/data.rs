@@ -118,4 +118,3 @@ pub struct Dataset<T: Scalar> {
     /// Rows per example.
     pub rows_per_example: usize,
 }
-

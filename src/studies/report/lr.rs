@@ -55,7 +55,9 @@ pub fn write_lr_tables(out: &Path, r: &LrResults) -> Result<()> {
                 l.series, l.width, l.train[k], l.test[k], l.spread[k].0, l.spread[k].1
             );
         }
-        let (w_lo, w_hi, w_oct) = l.window.map_or((None, None, None), |(a, b, o)| (Some(a), Some(b), Some(o)));
+        let (w_lo, w_hi, w_oct) = l
+            .window
+            .map_or((None, None, None), |(a, b, o)| (Some(a), Some(b), Some(o)));
         let _ = writeln!(
             best,
             "{},{},{},{},{},{},{},{},{}",
@@ -74,10 +76,9 @@ pub fn write_lr_tables(out: &Path, r: &LrResults) -> Result<()> {
     write_atomic(&out.join("lr_best.csv"), best.as_bytes())?;
     let mut drift = String::from("series,slope,ci_lo,ci_hi,widths,factor_per_doubling,censored\n");
     for d in &r.drifts {
-        let (s, lo, hi, w) = d
-            .fit
-            .as_ref()
-            .map_or((None, None, None, 0), |f| (Some(f.slope), Some(f.lo), Some(f.hi), f.widths));
+        let (s, lo, hi, w) = d.fit.as_ref().map_or((None, None, None, 0), |f| {
+            (Some(f.slope), Some(f.lo), Some(f.hi), f.widths)
+        });
         let _ = writeln!(
             drift,
             "{},{},{},{},{w},{},{}",

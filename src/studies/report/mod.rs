@@ -139,7 +139,10 @@ pub fn find_fit<'a>(
     step: u64,
 ) -> Option<&'a FitRow> {
     fits.iter().find(|r| {
-        r.key.series == series && r.key.layer == layer && r.key.quantity == quantity && r.key.step == step
+        r.key.series == series
+            && r.key.layer == layer
+            && r.key.quantity == quantity
+            && r.key.step == step
     })
 }
 
@@ -150,7 +153,12 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
     );
     for run in runs {
         let c = &run.cell;
-        let rate = format!("{},{},{}", c.lr, exponent_field(&c.lr_exponent), c.loraplus_ratio);
+        let rate = format!(
+            "{},{},{}",
+            c.lr,
+            exponent_field(&c.lr_exponent),
+            c.loraplus_ratio
+        );
         for r in &run.records {
             let _ = writeln!(
                 csv,

@@ -26,10 +26,7 @@ pub fn train_table(rec: &TrainRecord) -> String {
         let _ = writeln!(s, "{t:>6} {l:>14.6e} {lt:>14.6e}{a}");
     }
     if let (Some(t), Some(why)) = (rec.diverged_at, rec.divergence) {
-        let _ = writeln!(
-            s,
-            "diverged at step {t} ({why}); training stopped there"
-        );
+        let _ = writeln!(s, "diverged at step {t} ({why}); training stopped there");
     }
     s
 }
