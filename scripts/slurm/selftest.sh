@@ -54,11 +54,11 @@ if bash "$here/cluster.sh" status --dir "$dir" >/dev/null 2>&1; then
 else
   t="$(now_ms)"
   started_here=1
-  bash "$here/cluster.sh" start --dir "$dir"
+  bash "$here/cluster.sh" start --dir "$dir" || { echo "selftest: FAIL - the cluster did not start"; exit 1; }
   echo "selftest: install+start took $(since "$t")s"
 fi
 export SLURM_CONF="$dir/slurm.conf"
-# shellcheck source=wait_job.sh
+# shellcheck source=SCRIPTDIR/wait_job.sh
 source "$here/wait_job.sh"
 
 out="$(realpath -m -- "${out:-$dir/jobs/selftest-$(date +%Y%m%d-%H%M%S)-$$}")"
