@@ -213,6 +213,8 @@ make_state() {
     (umask 077; dd if=/dev/urandom of="$MUNGE_KEY" bs=1024 count=1 status=none)
   fi
   chown munge:munge "$MUNGE_KEY"; chmod 400 "$MUNGE_KEY"
+  runuser -u munge -- test -r "$MUNGE_KEY" 2>/dev/null \
+    || die "the munge user cannot reach $MUNGE_DIR: every parent folder of $STATE must be searchable by others (o+x); use a folder under /tmp"
 }
 
 # ---------------------------------------------------------------- start
