@@ -175,7 +175,8 @@ fn plain_type(what: &str) -> String {
 }
 
 /// Names the `--set` flag in a validation error whose field one of `sets` gave: `invalid --set steps = 0: …`. A set
-/// gave the field if its path is the field, contains it, or ends with it (`adapter.rank` gives `rank`).
+/// gave the field if its path is the field, lies above it (`lr_grid` gives `lr_grid.near_best`, which is named), lies
+/// below it or ends with it (`adapter.rank` gives `rank`, and the set's path is named).
 pub fn blame_sets<T>(result: Result<T>, sets: &[String]) -> Result<T> {
     result.map_err(|e| match e {
         Error::Invalid {
@@ -185,11 +186,15 @@ pub fn blame_sets<T>(result: Result<T>, sets: &[String]) -> Result<T> {
         } => {
             let key = sets.iter().rev().find_map(|s| {
                 let key = s.split_once('=').map_or("", |(k, _)| k.trim());
-                let hit = key == field
-                    || field.starts_with(&format!("{key}."))
-                    || key.starts_with(&format!("{field}."))
-                    || key.ends_with(&format!(".{field}"));
-                hit.then(|| key.to_string())
+                if key == field || field.starts_with(&format!("{key}.")) {
+                    Some(field.clone())
+                } else if key.starts_with(&format!("{field}."))
+                    || key.ends_with(&format!(".{field}"))
+                {
+                    Some(key.to_string())
+                } else {
+                    None
+                }
             });
             Error::Invalid {
                 field: key.map_or(field, |k| format!("--set {k}")),
