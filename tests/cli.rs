@@ -517,3 +517,212 @@ fn diverging_limit_runs_are_results() {
         );
     }
 }
+
+/// The reliability defects found by trying the tool as a new user, each refused with one line naming the flag or
+/// field, the value and what is accepted, exit code 2 and nothing written.
+#[test]
+fn reliability_defects_are_refused() {
+    let out = tmp("defects");
+    let o = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["sweep", "--set", "steps=\"four\"", "--out", o],
+            "invalid --set steps = \"four\": expected a non-negative integer",
+        ),
+        (
+            &["sweep", "--set", "widths=[-64]", "--out", o],
+            "invalid --set widths = [-64]: expected a non-negative integer",
+        ),
+        (
+            &["sweep", "--set", "lr=[0.01,0.05]", "--out", o],
+            "invalid --set lr = [0.01,0.05]: expected a number",
+        ),
+        (
+            &["sweep", "--set", "task.test_examples=0", "--out", o],
+            "invalid --set task.test_examples = 0: expected a positive integer",
+        ),
+        (
+            &["sweep", "--set", "widths=[64]", "--out", o],
+            "invalid --set widths = [64]: expected at least two widths",
+        ),
+        (
+            &["sweep", "--set", "seeds=[0,0]", "--out", o],
+            "invalid --set seeds = [0, 0]: expected distinct seeds",
+        ),
+        (
+            &["sweep", "--set", "widths=[32768,65536]", "--out", o],
+            "expected widths whose runs fit in memory",
+        ),
+        (
+            &["sweep", "--set", "mlp.adapt=[]", "--out", o],
+            "invalid --set mlp.adapt = []: expected at least one adapted layer",
+        ),
+        (
+            &[
+                "sweep",
+                "--threads",
+                "0",
+                "--set",
+                "widths=[8,16]",
+                "--out",
+                o,
+            ],
+            "invalid --threads = 0: expected a positive integer",
+        ),
+        (
+            &["train", "--adapt", ""],
+            "invalid adapt = \"\": expected at least one layer to adapt",
+        ),
+        (
+            &["train", "--model", "transformer", "--task", "regression"],
+            "invalid task = regression: expected for --model transformer: recall",
+        ),
+        (
+            &["train", "--task", "classification", "--outputs", "1"],
+            "invalid outputs = 1: expected at least 2 classes",
+        ),
+        (
+            &["train", "--model", "mlp", "--task", "recall"],
+            "invalid task = recall: expected for --model mlp: regression or classification",
+        ),
+        (
+            &["synthetic", "--steps", "0"],
+            "invalid steps = 0: expected a positive integer",
+        ),
+        (
+            &["lr", "--set", "lr_grid.rates=[0.1]", "--out", o],
+            "invalid --set lr_grid.rates = [0.1]: expected at least two rates",
+        ),
+        (
+            &["lr", "--set", "lr_grid.rates=[0.2,0.1]", "--out", o],
+            "expected strictly increasing rates",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: exit code; {stdout}{stderr}");
+        assert!(stdout.is_empty(), "{args:?}: printed {stdout}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: {stderr:?} lacks {expected:?}"
+        );
+        assert!(!out.exists(), "{args:?}: wrote {o}");
+    }
+}
+
+/// No arguments: the usage on stderr and exit code 2; a negative width exponent prints as a rate law, not `n^--5`;
+/// `--threads` beyond the cores is capped, not obeyed.
+#[test]
+fn usage_rate_laws_and_thread_caps() {
+    let (code, stdout, stderr) = run(&[]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("Usage: singlora <COMMAND>") && stderr.contains("sweep"),
+        "{stderr}"
+    );
+    assert!(stderr
+        .trim_end()
+        .ends_with("a command is required (see the list above, or singlora help COMMAND)"));
+    let (code, stdout, stderr) = run(&[
+        "train",
+        "--width",
+        "8",
+        "--steps",
+        "1",
+        "--lr-exponent",
+        "-5",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("η = 0.01·n^5;") && !stdout.contains("--5"),
+        "{stdout}"
+    );
+    let out = tmp("threads");
+    let (code, stdout, stderr) = run(&[
+        "sweep",
+        "--threads",
+        "100000",
+        "--set",
+        "widths=[8,16]",
+        "--set",
+        "seeds=[0]",
+        "--set",
+        "steps=1",
+        "--out",
+        out.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        stdout.contains(&format!("12 runs on {} worker(s)", cores.min(12))),
+        "{stdout}"
+    );
+    assert!(!out.exists(), "--dry-run writes nothing");
+}
+
+/// `singlora lr` end to end on a small grid: the table, every CSV and figure; a second run resumes; `plot` redraws.
+#[test]
+fn lr_from_the_command_line() {
+    let out = tmp("lr");
+    let o = out.to_str().unwrap();
+    let args = [
+        "lr",
+        "--set",
+        "widths=[16,32]",
+        "--set",
+        "seeds=[0,1]",
+        "--set",
+        "steps=3",
+        "--set",
+        "task.examples=16",
+        "--set",
+        "task.test_examples=16",
+        "--set",
+        "lr_grid.rates={from=0.004,to=0.256,per_octave=1}",
+        "--set",
+        "lr_grid.loraplus.widths=[16]",
+        "--set",
+        "lr_grid.loraplus.rates_a=[0.01,0.1]",
+        "--set",
+        "lr_grid.loraplus.rates_b=[0.01,0.1,1.0]",
+        "--out",
+        o,
+    ];
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("width exponent of η*"), "{stdout}");
+    for series in ["lora@c=0", "lora+@c=0", "singlora@c=0"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(series)),
+            "{series}: {stdout}"
+        );
+    }
+    for f in [
+        "lr_runs.csv",
+        "lr_summary.csv",
+        "lr_best.csv",
+        "lr_drift.csv",
+        "lr_plane.csv",
+        "manifest.json",
+        "figures/lr_loss.png",
+        "figures/lr_best.svg",
+        "figures/lr_plane_n16.png",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let runs = std::fs::read_to_string(out.join("lr_runs.csv")).unwrap();
+    // 3 series × 7 rates × 2 widths × 2 seeds on the line, 2 × 3 rates × 1 width × 2 seeds on the plane, and a header.
+    assert_eq!(runs.lines().count(), 1 + 84 + 12);
+    assert!(runs.starts_with("series,arm,method,lr,lr_exponent,loraplus_ratio,width,seed,"));
+    let (code, again, _) = run(&args);
+    assert_eq!(code, 0);
+    assert!(!again.contains("runs  "), "resumed without recomputing");
+    std::fs::remove_dir_all(out.join("figures")).unwrap();
+    let (code, replot, stderr) = run(&["plot", o]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("figures/lr_loss.svg").exists());
+    assert!(replot.contains("width exponent of η*"));
+}
