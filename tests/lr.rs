@@ -14,7 +14,7 @@ use singlora::linalg::mm_nt;
 use singlora::studies::config::StudyConfig;
 use singlora::studies::engine::{run_study, RunOptions};
 use singlora::studies::fit::ols_slope;
-use singlora::studies::lr::{analyse, best_rate, load, window, LrStudy};
+use singlora::studies::lr::{analyse, best_rate, load, parabolic_window, window, LrStudy};
 use singlora::tasks::toy_regression;
 
 fn tmp(name: &str) -> PathBuf {
@@ -176,4 +176,11 @@ fn best_rate_and_window_rules() {
     // The window is the contiguous run within 1% of the best.
     assert_eq!(window(&rates, &[2.0, 1.005, 1.0, 1.2], 2, 0.01), (2.0, 4.0));
     assert_eq!(window(&rates, &[1.001, 2.0, 1.0, 1.2], 2, 0.01), (4.0, 4.0));
+    // A loss exactly parabolic in u = log₂ η, L = 1 + (u − 2.2)²: within 1% of its minimum 1 over |u − 2.2| ≤ 0.1,
+    // a window of 0.2 octaves, which the three-point parabola recovers exactly.
+    let rates: Vec<f64> = (0..6).map(|k| 2f64.powi(k)).collect();
+    let losses: Vec<f64> = (0..6).map(|k| 1.0 + (k as f64 - 2.2).powi(2)).collect();
+    let w = parabolic_window(&rates, &losses, 2, 0.01).unwrap();
+    assert!((w - 0.2).abs() < 1e-12, "{w}");
+    assert_eq!(parabolic_window(&rates, &losses, 0, 0.01), None, "at the edge");
 }

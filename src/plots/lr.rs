@@ -51,21 +51,27 @@ fn loss_panels<DB: DrawingBackend>(
     series: &[String],
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
+    // The basin is what matters: the axis stops at 3× the largest initial loss; losses above it (diverging rates) are
+    // drawn on the top edge.
+    let top = r
+        .lines
+        .iter()
+        .map(|l| l.initial)
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold(f64::NEG_INFINITY, f64::max)
+        * 3.0;
     let logs: Vec<f64> = r
         .lines
         .iter()
-        .flat_map(|l| l.train.iter().chain(&l.test))
-        .filter(|v| v.is_finite() && **v > 0.0)
+        .flat_map(|l| l.train.iter())
+        .filter(|v| v.is_finite() && **v > 0.0 && **v <= top)
         .map(|v| v.log10())
         .collect();
-    if logs.is_empty() || r.rates.is_empty() {
+    if logs.is_empty() || r.rates.is_empty() || !top.is_finite() {
         return Ok(false);
     }
-    let (ylo, yhi) = logs
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
+    let ylo = logs.iter().copied().fold(f64::INFINITY, f64::min);
+    let yhi = top.log10();
     let (xlo, xhi) = (
         r.rates[0].log2() - 0.3,
         r.rates[r.rates.len() - 1].log2() + 0.3,
@@ -74,7 +80,7 @@ fn loss_panels<DB: DrawingBackend>(
     let (title, body) = root.split_vertically(40);
     title
         .titled(
-            "final training loss vs learning rate (median over seeds); ● best rate",
+            "final training loss vs learning rate (median over seeds; ● best rate; above 3× the initial loss: top edge)",
             ("sans-serif", 20),
         )
         .map_err(plot_err)?;
@@ -89,7 +95,7 @@ fn loss_panels<DB: DrawingBackend>(
             .margin(8)
             .x_label_area_size(35)
             .y_label_area_size(50)
-            .build_cartesian_2d(xlo..xhi, (ylo - 0.1)..(yhi + 0.1))
+            .build_cartesian_2d(xlo..xhi, (ylo - 0.1)..(yhi + 0.02))
             .map_err(plot_err)?;
         chart
             .configure_mesh()
@@ -108,7 +114,7 @@ fn loss_panels<DB: DrawingBackend>(
                 .iter()
                 .zip(&l.train)
                 .filter(|(_, v)| v.is_finite() && **v > 0.0)
-                .map(|(x, v)| (x.log2(), v.log10()))
+                .map(|(x, v)| (x.log2(), v.log10().min(yhi)))
                 .collect();
             chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))

@@ -9,8 +9,9 @@
 //! - per (series, width): the median and spread over seeds of both losses at every rate; the best rate η* (the grid
 //!   minimum of the median selection loss, refined by the vertex of the parabola in η through it and its two
 //!   neighbours, exact when the loss is quadratic in η); the near-best window, the contiguous rates around the best
-//!   whose median loss is within `near_best` (relative) of the best, in octaves; the first rate at which a seed
-//!   diverged;
+//!   whose median loss is within `near_best` (relative) of the best, in octaves, and the same width read off the
+//!   parabola in log₂ η through the best three rates (resolving windows narrower than the grid); the first rate at
+//!   which a seed diverged;
 //! - per series: the width exponent of η* (each seed's refined η* at each width, fitted like every width exponent),
 //!   i.e. how much the optimum moves per doubling of width (×2^slope).
 
@@ -429,6 +430,29 @@ pub fn window(rates: &[f64], losses: &[f64], best: usize, tol: f64) -> (f64, f64
     (rates[lo], rates[hi])
 }
 
+/// The near-best window's width in octaves below the grid's resolution: the parabola in u = log₂ η through the best
+/// grid rate and its two neighbours (spacing h octaves), L(u) ≈ L* + ½κ(u − u*)², is within `tol`·L* of its minimum
+/// over 2·√(2·tol·L*/κ) octaves, with κ = (L₋ − 2L₀ + L₊)/h² and L* = L₀ − (L₊ − L₋)²/(8κh²). `None` at an edge of the
+/// grid, next to a non-finite loss, or when the parabola does not open upwards.
+pub fn parabolic_window(rates: &[f64], losses: &[f64], best: usize, tol: f64) -> Option<f64> {
+    if best == 0 || best + 1 >= rates.len() {
+        return None;
+    }
+    let (lm, l0, lp) = (losses[best - 1], losses[best], losses[best + 1]);
+    let h = (rates[best + 1] / rates[best]).log2();
+    let h_left = (rates[best] / rates[best - 1]).log2();
+    if !(lm.is_finite() && lp.is_finite()) || (h - h_left).abs() > 1e-9 * h {
+        return None;
+    }
+    let second = lm - 2.0 * l0 + lp;
+    if second <= 0.0 {
+        return None;
+    }
+    let kappa = second / (h * h);
+    let l_star = l0 - (lp - lm).powi(2) / (8.0 * second);
+    (l_star > 0.0).then(|| 2.0 * (2.0 * tol * l_star / kappa).sqrt())
+}
+
 /// One (series, width) of the rate line.
 #[derive(Clone, Debug)]
 pub struct LineSummary {
@@ -446,10 +470,15 @@ pub struct LineSummary {
     pub best: Option<(f64, bool)>,
     /// The median selection loss at the best grid rate.
     pub best_loss: f64,
-    /// The near-best window (lowest, highest rate) and its width in octaves.
+    /// The near-best window (lowest, highest rate) and its width in octaves (0: only the best grid rate, i.e. narrower
+    /// than the grid's spacing).
     pub window: Option<(f64, f64, f64)>,
+    /// The window's width in octaves from the parabola through the best three rates ([`parabolic_window`]).
+    pub window_parabola: Option<f64>,
     /// The smallest rate at which some seed diverged.
     pub first_diverging: Option<f64>,
+    /// The median initial training loss (the same at every rate: the run's base and data do not depend on it).
+    pub initial: f64,
     /// Each seed's refined η* (NaN where every rate diverged), in seed order.
     pub seed_best: Vec<f64>,
 }
@@ -484,6 +513,8 @@ pub struct PlaneCell {
 pub struct LrResults {
     /// The rates.
     pub rates: Vec<f64>,
+    /// The grid's spacing in octaves (the smallest ratio of neighbouring rates, log₂).
+    pub spacing: f64,
     /// Every finished run of the rate line and plane, in grid order.
     pub runs: Vec<(LrJob, LrRun)>,
     /// Per (series, width), in series then width order.
@@ -540,8 +571,13 @@ pub fn analyse(cfg: &StudyConfig, runs: Vec<(LrJob, LrRun)>) -> LrResults {
         });
     }
     let plane = plane_cells(cfg, &runs, grid);
+    let spacing = rates
+        .windows(2)
+        .map(|w| (w[1] / w[0]).log2())
+        .fold(f64::INFINITY, f64::min);
     LrResults {
         rates,
+        spacing,
         runs,
         lines,
         drifts,
@@ -575,6 +611,7 @@ fn line_summary(
         let (lo, hi) = window(rates, &sel, k, grid.near_best);
         (lo, hi, (hi / lo).log2())
     });
+    let window_parabola = best.and_then(|(k, _)| parabolic_window(rates, &sel, k, grid.near_best));
     let first_diverging = (0..n)
         .find(|&k| per_seed.iter().any(|runs| runs[k].diverged_at.is_some()))
         .map(|k| rates[k]);
@@ -596,7 +633,9 @@ fn line_summary(
         best: best.map(|(k, eta)| (eta, k == 0 || k + 1 == n)),
         best_loss: best.map_or(f64::NAN, |(k, _)| sel[k]),
         window,
+        window_parabola,
         first_diverging,
+        initial: median(&at(0, &|r| r.initial_loss)),
         seed_best,
     }
 }

@@ -45,7 +45,7 @@ pub fn write_lr_tables(out: &Path, r: &LrResults) -> Result<()> {
         "series,width,lr,median_final_loss,median_final_test_loss,min_selected_loss,max_selected_loss\n",
     );
     let mut best = String::from(
-        "series,width,best_lr,at_grid_edge,best_loss,window_lo,window_hi,window_octaves,first_diverging_lr\n",
+        "series,width,best_lr,at_grid_edge,best_loss,window_lo,window_hi,window_octaves,window_octaves_parabola,first_diverging_lr\n",
     );
     for l in &r.lines {
         for (k, lr) in r.rates.iter().enumerate() {
@@ -60,7 +60,7 @@ pub fn write_lr_tables(out: &Path, r: &LrResults) -> Result<()> {
             .map_or((None, None, None), |(a, b, o)| (Some(a), Some(b), Some(o)));
         let _ = writeln!(
             best,
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             l.series,
             l.width,
             opt(l.best.map(|b| b.0)),
@@ -69,6 +69,7 @@ pub fn write_lr_tables(out: &Path, r: &LrResults) -> Result<()> {
             opt(w_lo),
             opt(w_hi),
             opt(w_oct),
+            opt(l.window_parabola),
             opt(l.first_diverging)
         );
     }
@@ -116,7 +117,7 @@ pub fn lr_summary(cfg: &StudyConfig, r: &LrResults) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "best rate η* by median final {which} loss over {} seeds ({} rates from {:.3e} to {:.3e}); near-best = within {}% of the best loss",
+        "best rate η* by median final {which} loss over {} seeds ({} rates from {:.3e} to {:.3e}); near-best window: the rates within {}% of the best loss, in octaves on the grid (≈: from the parabola through the best three rates)",
         cfg.seeds.len(),
         r.rates.len(),
         r.rates[0],
@@ -125,8 +126,8 @@ pub fn lr_summary(cfg: &StudyConfig, r: &LrResults) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<18} {:>6} {:>12} {:>12} {:>24} {:>16}",
-        "series", "width", "η*", "loss at η*", "near-best window (oct.)", "first diverging"
+        "{:<18} {:>6} {:>16} {:>12} {:>28} {:>16}",
+        "series", "width", "η*", "loss at η*", "near-best window (octaves)", "first diverging"
     );
     for l in &r.lines {
         let best = match l.best {
@@ -134,17 +135,22 @@ pub fn lr_summary(cfg: &StudyConfig, r: &LrResults) -> String {
             Some((eta, true)) => format!("{eta:.3e} (edge)"),
             None => "all diverged".into(),
         };
-        let window = l
-            .window
-            .map(|(a, b, o)| format!("{a:.2e}–{b:.2e} ({o:.1})"))
-            .unwrap_or_else(|| "—".into());
+        let parabola = l
+            .window_parabola
+            .map(|w| format!(", ≈{w:.2}"))
+            .unwrap_or_default();
+        let window = match l.window {
+            Some((a, _, o)) if o == 0.0 => format!("{a:.2e} (< {:.2}{parabola})", r.spacing),
+            Some((a, b, o)) => format!("{a:.2e}–{b:.2e} ({o:.2}{parabola})"),
+            None => "—".into(),
+        };
         let div = l
             .first_diverging
             .map(|e| format!("{e:.3e}"))
             .unwrap_or_else(|| "none".into());
         let _ = writeln!(
             s,
-            "{:<18} {:>6} {:>12} {:>12.4e} {:>24} {:>16}",
+            "{:<18} {:>6} {:>16} {:>12.4e} {:>28} {:>16}",
             l.series, l.width, best, l.best_loss, window, div
         );
     }
