@@ -182,5 +182,9 @@ fn best_rate_and_window_rules() {
     let losses: Vec<f64> = (0..6).map(|k| 1.0 + (k as f64 - 2.2).powi(2)).collect();
     let w = parabolic_window(&rates, &losses, 2, 0.01).unwrap();
     assert!((w - 0.2).abs() < 1e-12, "{w}");
-    assert_eq!(parabolic_window(&rates, &losses, 0, 0.01), None, "at the edge");
+    assert_eq!(
+        parabolic_window(&rates, &losses, 0, 0.01),
+        None,
+        "at the edge"
+    );
 }

@@ -22,19 +22,27 @@ use singlora::studies::sweep::run_sweep;
 /// --set steps=2` and `singlora limit --set 'widths=[32,64]' --set 'seeds=[0]' --set steps=4`).
 fn regenerate(out: &Path) {
     let sets = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let cfg = StudyConfig::load(None, &sets(&["widths=[16,32]", "seeds=[0,1]", "steps=2"])).unwrap();
+    let cfg =
+        StudyConfig::load(None, &sets(&["widths=[16,32]", "seeds=[0,1]", "steps=2"])).unwrap();
     let sweep = out.join("sweep");
     let runs = run_sweep(&cfg, &sweep, &RunOptions::default()).unwrap();
     let fits = fit_all(&cfg, &group(&cfg, &runs));
     write_tables(&sweep, &runs, &fits).unwrap();
-    let limit = LimitConfig::load(None, &sets(&["widths=[32,64]", "seeds=[0]", "steps=4"])).unwrap();
+    let limit =
+        LimitConfig::load(None, &sets(&["widths=[32,64]", "seeds=[0]", "steps=4"])).unwrap();
     run_limit_study(&limit, &limit, &out.join("limit"), &RunOptions::default()).unwrap();
 }
 
 /// Compares two CSV texts field by field: equal strings, or numbers within the tolerance of the module doc.
 fn same_table(name: &str, got: &str, want: &str) {
     let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
-    assert_eq!(g.len(), w.len(), "{name}: {} rows, reference {}", g.len(), w.len());
+    assert_eq!(
+        g.len(),
+        w.len(),
+        "{name}: {} rows, reference {}",
+        g.len(),
+        w.len()
+    );
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
         let (fa, fb): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
         assert_eq!(fa.len(), fb.len(), "{name} row {i}: {a} vs {b}");

@@ -165,21 +165,22 @@ fn best_vs_width<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "best learning rate η* vs width (line: median-loss η*, dots: each seed's η*)",
+            "best learning rate η* vs width (solid: median-loss η*, dots: each seed's η*, dashed: fitted n^slope)",
             ("sans-serif", 18),
         )
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(60)
-        .right_y_label_area_size(10)
         .build_cartesian_2d(xlo..xhi, (ylo - 0.5)..(yhi + 0.5))
         .map_err(plot_err)?;
     chart
         .configure_mesh()
         .x_desc("width n")
         .y_desc("η*")
-        .x_label_formatter(&|x| format!("{:.0}", 2f64.powf(*x)))
+        .x_labels(((xhi - xlo).ceil() as usize + 1) * 2)
+        .x_label_formatter(&super::power_of_two_label)
         .y_label_formatter(&|y| format!("{:.1e}", 2f64.powf(*y)))
+        .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(plot_err)?;
     for (i, name) in series.iter().enumerate() {
@@ -202,6 +203,34 @@ fn best_vs_width<DB: DrawingBackend>(
             .map_err(plot_err)?
             .label(label)
             .legend(line_key(c.stroke_width(2).into()));
+        // The fitted line: slope p through the geometric mean of the per-seed η* (the OLS line's centroid).
+        if let Some(f) = drift.and_then(|d| d.fit.as_ref()) {
+            let logs: Vec<(f64, f64)> = lines
+                .iter()
+                .flat_map(|l| {
+                    let x = (l.width as f64).log2();
+                    l.seed_best
+                        .iter()
+                        .filter(|v| v.is_finite() && **v > 0.0)
+                        .map(move |v| (x, v.log2()))
+                })
+                .collect();
+            if !logs.is_empty() {
+                let k = logs.len() as f64;
+                let (mx, my) = logs
+                    .iter()
+                    .fold((0.0, 0.0), |(a, b), p| (a + p.0 / k, b + p.1 / k));
+                let ends = [xlo + 0.2, xhi - 0.2].map(|x| (x, my + f.slope * (x - mx)));
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        ends,
+                        6,
+                        4,
+                        c.mix(0.8).stroke_width(1),
+                    ))
+                    .map_err(plot_err)?;
+            }
+        }
         let dots = lines.iter().flat_map(|l| {
             l.seed_best
                 .iter()

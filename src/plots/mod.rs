@@ -166,6 +166,17 @@ pub fn draw_sweep(
     Ok(n)
 }
 
+/// The label of a log₂ axis position: `2^x` written out when x is (within 0.05 of) an integer, nothing between, so a
+/// width axis reads 64, 128, … 2048 and nothing else.
+fn power_of_two_label(x: &f64) -> String {
+    let k = x.round();
+    if (x - k).abs() < 0.05 {
+        format!("{}", 2f64.powf(k))
+    } else {
+        String::new()
+    }
+}
+
 fn log_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values
         .filter(|v| v.is_finite() && *v > 0.0)
