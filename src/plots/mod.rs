@@ -3,7 +3,7 @@
 //! - `coord_<quantity>.{png,svg}`: the μP coordinate-check layout, one panel per recorded step, x = width and
 //!   y = the quantity at the adapted layer on log₂ axes, a line per series (geometric mean over seeds) and a band
 //!   from the smallest to the largest seed.
-//! - `slopes_<quantity>.{png,svg}`: the fitted width exponent against step, a line per series with its bootstrap
+//! - `slopes_<quantity>.{png,svg}`: the fitted width exponent against step, a line per series with its Student-t
 //!   interval as error bars, and the theory's predicted exponent as a cross where it has one.
 //! - `steps_by_series.{png,svg}`: the nanoGPT-μP layout, a row per series and a column per quantity, a line per step.
 //! - `loss_<series>.{png,svg}`: training loss against step, a line per width.
@@ -424,7 +424,7 @@ fn slopes<DB: DrawingBackend>(
         + 0.1;
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("width exponent of {quantity} at {layer}: measured (95% bootstrap interval), × predicted"), ("sans-serif", 18))
+        .caption(format!("width exponent of {quantity} at {layer}: measured (95% Student-t interval over seeds), × predicted"), ("sans-serif", 18))
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(50)

@@ -78,8 +78,6 @@ pub struct StudyConfig {
     pub batch: Option<usize>,
     /// Flatness tolerance of the verdicts.
     pub flat_tol: f64,
-    /// Bootstrap resamples.
-    pub bootstrap: usize,
     /// A run whose loss exceeds this multiple of its initial loss is recorded as diverged at that step.
     pub divergence_factor: f64,
     /// The MLP (its width is set per run).
@@ -286,13 +284,6 @@ impl StudyConfig {
                 "flat_tol",
                 self.flat_tol,
                 "a finite number ≥ 0",
-            ));
-        }
-        if self.bootstrap == 0 {
-            return Err(Error::invalid(
-                "bootstrap",
-                0,
-                "a positive number of resamples",
             ));
         }
         if self.batch == Some(0) {

@@ -1,14 +1,20 @@
-//! Width exponents: the log-log OLS slope of a quantity against width, with a bootstrap confidence interval over
+//! Width exponents: the log-log OLS slope of a quantity against width, with a Student-t confidence interval over
 //! seeds.
 //!
-//! For widths $n_1 < \dots < n_k$ and seeds $s_1, \dots, s_S$, the point estimate fits
-//! $\log \bar v(n) = a + p \log n$ where $\bar v(n)$ is the geometric mean over seeds (THEORY §5.0). The interval
-//! resamples the seeds with replacement (the same resample at every width, since a seed fixes the data and the
-//! adapter draw), refits, and takes the 2.5% and 97.5% quantiles of $p$. Non-positive or non-finite values make a
-//! point unusable: a width with none left is dropped, and fewer than two widths give no fit.
+//! For widths $n_1 < \dots < n_k$ and seeds $s_1, \dots, s_S$, each seed gives its own slope $p_s$, the OLS fit of
+//! $\log v_s(n) = a_s + p_s \log n$ over the widths where its value is usable (finite and positive). A seed fixes the
+//! data and every random draw of its runs, so the $p_s$ are independent and identically distributed; the estimate is
+//! their mean $\hat p$ (with every point present, exactly the slope of the per-width geometric means, THEORY §5.0) and
+//! the 95% interval is $\hat p \pm t_{0.975,\,S-1}\, \mathrm{sd}(p_s)/\sqrt S$: Student's t interval for a mean,
+//! whose coverage is exactly 95% at any seed count S ≥ 2 when the $p_s$ are normal (a per-point log-normal noise makes
+//! them so), measured in `tests/sweep.rs`. A percentile bootstrap over S seeds is the range of few distinct resamples
+//! of a mean of S numbers and covers far less (about 75% at S = 3): it is not used. With fewer than two seeds there is
+//! no interval and no verdict. A seed with fewer than two usable widths gives no slope; a fit that lost any point
+//! (divergence, a non-positive value) says so (`partial`), and states how many seeds and points it rests on.
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::names::named_enum;
-use crate::rng::SeedRng;
 
 /// What a fitted exponent says on its own, at a flatness tolerance τ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,8 +25,10 @@ pub enum Verdict {
     Shrinks,
     /// The whole interval is inside [−τ, τ].
     Flat,
-    /// None of these.
+    /// The interval straddles ±τ.
     Unclear,
+    /// Fewer than two seeds gave a slope: no interval, so no verdict.
+    NoInterval,
 }
 
 impl Verdict {
@@ -31,6 +39,7 @@ impl Verdict {
             Verdict::Shrinks => "shrinks",
             Verdict::Flat => "flat",
             Verdict::Unclear => "unclear",
+            Verdict::NoInterval => "no_interval",
         }
     }
 }
@@ -42,7 +51,8 @@ named_enum!(
         Verdict::Grows,
         Verdict::Shrinks,
         Verdict::Flat,
-        Verdict::Unclear
+        Verdict::Unclear,
+        Verdict::NoInterval
     ]
 );
 
@@ -55,6 +65,9 @@ pub enum Agreement {
     Near,
     /// Neither.
     Disagree,
+    /// The comparison cannot be made here: no interval (fewer than two seeds), or the prediction's regime is not
+    /// reached over the fitted widths.
+    NotTestable,
 }
 
 impl Agreement {
@@ -64,11 +77,17 @@ impl Agreement {
             Agreement::Agree => "agree",
             Agreement::Near => "near",
             Agreement::Disagree => "disagree",
+            Agreement::NotTestable => "not_testable",
         }
     }
 
-    /// `agree` if `predicted` ∈ [lo, hi], `near` if within `tol` of it, else `disagree`.
-    pub fn of(predicted: f64, lo: f64, hi: f64, tol: f64) -> Agreement {
+    /// `agree` if `predicted` is in the fit's interval, `near` if within `tol` of it, `disagree` otherwise, and
+    /// `not_testable` when the fit has no interval.
+    pub fn of(predicted: f64, fit: &Slope, tol: f64) -> Agreement {
+        if !fit.has_interval() {
+            return Agreement::NotTestable;
+        }
+        let (lo, hi) = (fit.lo, fit.hi);
         if predicted >= lo && predicted <= hi {
             Agreement::Agree
         } else if predicted >= lo - tol && predicted <= hi + tol {
@@ -82,20 +101,43 @@ impl Agreement {
 named_enum!(
     Agreement,
     "agreement",
-    [Agreement::Agree, Agreement::Near, Agreement::Disagree]
+    [
+        Agreement::Agree,
+        Agreement::Near,
+        Agreement::Disagree,
+        Agreement::NotTestable
+    ]
 );
+
+/// How an interval was computed (the `interval` column of the fit tables).
+pub const INTERVAL_METHOD: &str = "student_t_over_seeds";
 
 /// A fitted exponent.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Slope {
-    /// Point estimate p.
+    /// Point estimate p̂: the mean of the per-seed slopes.
     pub slope: f64,
-    /// 2.5% bootstrap quantile.
+    /// Lower end of the 95% interval (NaN without an interval).
     pub lo: f64,
-    /// 97.5% bootstrap quantile.
+    /// Upper end of the 95% interval (NaN without an interval).
     pub hi: f64,
-    /// Widths used.
+    /// Widths with at least one usable point.
     pub widths: usize,
+    /// Each seed's slope, in seed order (NaN for a seed with fewer than two usable widths).
+    pub seed_slopes: Vec<f64>,
+    /// Seeds that gave a slope.
+    pub n_seeds: usize,
+    /// Usable (width, seed) points.
+    pub points: usize,
+    /// Whether some (width, seed) point was unusable (not finite or not positive).
+    pub partial: bool,
+}
+
+impl Slope {
+    /// Whether the fit has an interval (at least two seeds gave a slope).
+    pub fn has_interval(&self) -> bool {
+        self.n_seeds >= 2
+    }
 }
 
 /// Ordinary least squares slope of y on x.
@@ -107,63 +149,76 @@ pub fn ols_slope(x: &[f64], y: &[f64]) -> f64 {
     sxy / sxx
 }
 
-/// Slope of `values[w][s]` (width index w, seed index s) against `widths`, with a `resamples`-fold bootstrap over
-/// seeds from `seed`. `None` if fewer than two widths have a usable value.
-pub fn fit_slope(
-    widths: &[usize],
-    values: &[Vec<f64>],
-    resamples: usize,
-    seed: u64,
-) -> Option<Slope> {
+/// The 97.5% quantile of Student's t with `df` degrees of freedom (12.71 at df = 1, 4.30 at 2, → 1.96).
+pub fn t_quantile(df: usize) -> f64 {
+    StudentsT::new(0.0, 1.0, df as f64)
+        .expect("df ≥ 1")
+        .inverse_cdf(0.975)
+}
+
+/// Slope of `values[w][s]` (width index w, seed index s) against `widths` (see the module doc). `None` if no seed has
+/// two usable widths.
+pub fn fit_slope(widths: &[usize], values: &[Vec<f64>]) -> Option<Slope> {
     let usable = |v: f64| v.is_finite() && v > 0.0;
-    let point = |pick: &dyn Fn(usize) -> usize, n_seeds: usize| -> Option<f64> {
-        let (mut xs, mut ys) = (Vec::new(), Vec::new());
-        for (w, row) in widths.iter().zip(values) {
-            let logs: Vec<f64> = (0..n_seeds)
-                .map(|k| row.get(pick(k)).copied().unwrap_or(f64::NAN))
-                .filter(|&v| usable(v))
-                .map(f64::ln)
-                .collect();
-            if !logs.is_empty() {
-                xs.push((*w as f64).ln());
-                ys.push(logs.iter().sum::<f64>() / logs.len() as f64);
-            }
-        }
-        (xs.len() >= 2).then(|| ols_slope(&xs, &ys))
-    };
     let n_seeds = values.iter().map(|r| r.len()).max().unwrap_or(0);
-    let slope = point(&|k| k, n_seeds)?;
-    let used = values
-        .iter()
-        .filter(|r| r.iter().any(|&v| usable(v)))
-        .count();
-    let mut rng = SeedRng::new(seed, "bootstrap");
-    let mut boots: Vec<f64> = (0..resamples)
-        .filter_map(|_| {
-            let picks: Vec<usize> = (0..n_seeds).map(|_| rng.below(n_seeds)).collect();
-            point(&|k| picks[k], n_seeds)
+    let seed_slopes: Vec<f64> = (0..n_seeds)
+        .map(|s| {
+            let (xs, ys): (Vec<f64>, Vec<f64>) = widths
+                .iter()
+                .zip(values)
+                .filter_map(|(w, row)| {
+                    row.get(s)
+                        .copied()
+                        .filter(|&v| usable(v))
+                        .map(|v| ((*w as f64).ln(), v.ln()))
+                })
+                .unzip();
+            if xs.len() >= 2 {
+                ols_slope(&xs, &ys)
+            } else {
+                f64::NAN
+            }
         })
         .collect();
-    boots.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        if boots.is_empty() {
-            f64::NAN
-        } else {
-            boots[((p * (boots.len() - 1) as f64).round()) as usize]
-        }
+    let good: Vec<f64> = seed_slopes
+        .iter()
+        .copied()
+        .filter(|p| p.is_finite())
+        .collect();
+    if good.is_empty() {
+        return None;
+    }
+    let k = good.len() as f64;
+    let slope = good.iter().sum::<f64>() / k;
+    let (lo, hi) = if good.len() >= 2 {
+        let sd = (good.iter().map(|p| (p - slope).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+        let half = t_quantile(good.len() - 1) * sd / k.sqrt();
+        (slope - half, slope + half)
+    } else {
+        (f64::NAN, f64::NAN)
     };
+    let points = values.iter().flatten().filter(|&&v| usable(v)).count();
     Some(Slope {
         slope,
-        lo: q(0.025).min(slope),
-        hi: q(0.975).max(slope),
-        widths: used,
+        lo,
+        hi,
+        widths: values
+            .iter()
+            .filter(|r| r.iter().any(|&v| usable(v)))
+            .count(),
+        n_seeds: good.len(),
+        points,
+        partial: points < widths.len() * n_seeds,
+        seed_slopes,
     })
 }
 
 /// The measured verdict for an interval against a flatness tolerance τ: `grows` if the whole interval is above τ,
-/// `shrinks` if below −τ, `flat` if inside [−τ, τ], otherwise `unclear`.
+/// `shrinks` if below −τ, `flat` if inside [−τ, τ], `unclear` otherwise, and `no_interval` without an interval.
 pub fn verdict(s: &Slope, tol: f64) -> Verdict {
-    if s.lo > tol {
+    if !s.has_interval() {
+        Verdict::NoInterval
+    } else if s.lo > tol {
         Verdict::Grows
     } else if s.hi < -tol {
         Verdict::Shrinks

@@ -5,7 +5,7 @@
 //! ([`crate::theory::limit::coupled`]) through the ordinary code path. The **distance** of a finite run to its limit
 //! is, at each step, the largest of the rms differences of the outputs $f_\mu$, the readout overlaps and the bottleneck
 //! overlaps (all O(1) in the limit's units); a run's distance is its maximum over steps. Its width exponent is fitted
-//! (log-log OLS, bootstrap interval over seeds) and compared with −1/2, the rate of the Gram fluctuations that drive
+//! (log-log OLS, Student-t interval over seeds) and compared with −1/2, the rate of the Gram fluctuations that drive
 //! the finite-width error. SGD arms also report the error of the exact finite-width reduction (the recursion with the
 //! network's own Grams), which must be round-off.
 
@@ -72,8 +72,6 @@ pub struct LimitConfig {
     pub input_dim: usize,
     /// Number of training examples N (full batch).
     pub examples: usize,
-    /// Bootstrap resamples for the convergence slope.
-    pub bootstrap: usize,
     /// Tolerance for "near" when comparing the slope with −1/2.
     pub slope_tol: f64,
     /// The adapter (its method is set per arm).
@@ -148,7 +146,7 @@ pub fn distance(p: &LimitPoint, q: &LimitPoint) -> f64 {
 pub struct ArmConvergence {
     /// Arm name.
     pub arm: String,
-    /// Slope of log(distance) on log(n), with its bootstrap interval.
+    /// Slope of log(distance) on log(n), with its Student-t interval over seeds.
     pub fit: Option<Slope>,
     /// The slope's interval against −1/2.
     pub agreement: Option<Agreement>,
@@ -265,9 +263,6 @@ impl LimitConfig {
             adapter.validate(self.widths[0], self.widths[0])?;
             opt.validate()?;
             arm.setup(&self.adapter)?;
-        }
-        if self.bootstrap == 0 {
-            return Err(Error::invalid("bootstrap", 0, "an integer ≥ 1"));
         }
         if !(self.slope_tol.is_finite() && self.slope_tol >= 0.0) {
             return Err(Error::invalid(
@@ -478,8 +473,7 @@ impl<'a> LimitStudy<'a> {
         let convergence = cfg
             .arms
             .iter()
-            .enumerate()
-            .map(|(i, arm)| arm_convergence(cfg, &finite, arm, i as u64))
+            .map(|arm| arm_convergence(cfg, &finite, arm))
             .collect();
         let results = LimitResults {
             limits,
@@ -496,7 +490,6 @@ fn arm_convergence(
     cfg: &LimitConfig,
     finite: &BTreeMap<(String, usize, u64), Trajectory>,
     arm: &LimitArm,
-    index: u64,
 ) -> ArmConvergence {
     let values: Vec<Vec<f64>> = cfg
         .widths
@@ -508,10 +501,10 @@ fn arm_convergence(
                 .collect()
         })
         .collect();
-    let fit = fit_slope(&cfg.widths, &values, cfg.bootstrap, index);
+    let fit = fit_slope(&cfg.widths, &values);
     let agreement = fit
         .as_ref()
-        .map(|f| Agreement::of(EXPECTED_SLOPE, f.lo, f.hi, cfg.slope_tol));
+        .map(|f| Agreement::of(EXPECTED_SLOPE, f, cfg.slope_tol));
     let runs = finite.iter().filter(|((a, _, _), _)| a == &arm.name);
     ArmConvergence {
         arm: arm.name.clone(),

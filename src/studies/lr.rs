@@ -549,7 +549,7 @@ pub fn analyse(cfg: &StudyConfig, runs: Vec<(LrJob, LrRun)>) -> LrResults {
     }
     let mut lines = Vec::new();
     let mut drifts = Vec::new();
-    for (i, (series, _, _)) in cfg.series().into_iter().enumerate() {
+    for (series, _, _) in cfg.series() {
         let mut seed_best: Vec<Vec<f64>> = Vec::new();
         let mut at_edge = false;
         for &width in &cfg.widths {
@@ -563,7 +563,7 @@ pub fn analyse(cfg: &StudyConfig, runs: Vec<(LrJob, LrRun)>) -> LrResults {
             seed_best.push(line.seed_best.clone());
             lines.push(line);
         }
-        let fit = fit_slope(&cfg.widths, &seed_best, cfg.bootstrap, i as u64);
+        let fit = fit_slope(&cfg.widths, &seed_best);
         drifts.push(Drift {
             series,
             fit,

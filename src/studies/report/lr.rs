@@ -156,7 +156,7 @@ pub fn lr_summary(cfg: &StudyConfig, r: &LrResults) -> String {
     }
     let _ = writeln!(
         s,
-        "\nwidth exponent of η* (log-log slope over n = {:?}, 95% bootstrap interval over seeds): η* ∝ n^slope",
+        "\nwidth exponent of η* (log-log slope over n = {:?}, 95% Student-t interval over seeds): η* ∝ n^slope",
         cfg.widths
     );
     for d in &r.drifts {

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::config::StudyConfig;
-use super::fit::{fit_slope, verdict, Agreement, Slope, Verdict};
+use super::fit::{fit_slope, verdict, Agreement, Slope, Verdict, INTERVAL_METHOD};
 use super::sweep::RunResult;
 use crate::error::Result;
 use crate::io::write_atomic;
@@ -102,9 +102,8 @@ pub fn fit_all(cfg: &StudyConfig, grouped: &Grouped) -> Vec<FitRow> {
     let last = cfg.last_recorded_step();
     grouped
         .iter()
-        .enumerate()
-        .filter_map(|(i, (key, values))| {
-            let fit = fit_slope(&cfg.widths, values, cfg.bootstrap, i as u64)?;
+        .filter_map(|(key, values)| {
+            let fit = fit_slope(&cfg.widths, values)?;
             let prediction = (theory_layer == Some(key.layer.as_str()))
                 .then(|| cells.iter().find(|c| c.series == key.series))
                 .flatten()
@@ -117,7 +116,7 @@ pub fn fit_all(cfg: &StudyConfig, grouped: &Grouped) -> Vec<FitRow> {
                 });
             let regime = prediction.as_ref().map(|p| p.regime);
             let predicted = prediction.map(|p| p.exponent);
-            let agreement = predicted.map(|p| Agreement::of(p, fit.lo, fit.hi, cfg.flat_tol));
+            let agreement = predicted.map(|p| Agreement::of(p, &fit, cfg.flat_tol));
             Some(FitRow {
                 key: key.clone(),
                 verdict: verdict(&fit, cfg.flat_tol),
@@ -189,15 +188,21 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
     }
     write_atomic(&out.join("results.csv"), csv.as_bytes())?;
     let mut f = String::from(
-        "series,layer,quantity,step,slope,ci_lo,ci_hi,widths,verdict,regime,predicted,agreement\n",
+        "series,layer,quantity,step,slope,ci_lo,ci_hi,widths,verdict,regime,predicted,agreement,interval,n_seeds,points,partial,seed_slopes\n",
     );
     for r in fits {
         let p = r.predicted.map(|v| v.to_string()).unwrap_or_default();
         let a = r.agreement.map(Agreement::name).unwrap_or_default();
         let g = r.regime.map(Regime::name).unwrap_or_default();
+        let seeds: Vec<String> = r
+            .fit
+            .seed_slopes
+            .iter()
+            .map(|p| format!("{p:.4}"))
+            .collect();
         let _ = writeln!(
             f,
-            "{},{},{},{},{:.4},{:.4},{:.4},{},{},{g},{p},{a}",
+            "{},{},{},{},{:.4},{:.4},{:.4},{},{},{g},{p},{a},{INTERVAL_METHOD},{},{},{},{}",
             r.key.series,
             r.key.layer,
             r.key.quantity,
@@ -206,7 +211,11 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
             r.fit.lo,
             r.fit.hi,
             r.fit.widths,
-            r.verdict
+            r.verdict,
+            r.fit.n_seeds,
+            r.fit.points,
+            r.fit.partial,
+            seeds.join(";")
         );
     }
     write_atomic(&out.join("fits.csv"), f.as_bytes())
@@ -234,7 +243,7 @@ pub fn summary(
         all.into_iter().filter(|s| pick.contains(s)).collect()
     };
     let mut s = String::new();
-    let _ = writeln!(s, "width exponent of {quantity} at {layer} (log-log slope over n = {:?}, 95% bootstrap interval over {} seeds; flat = |slope| ≤ {})", cfg.widths, cfg.seeds.len(), cfg.flat_tol);
+    let _ = writeln!(s, "width exponent of {quantity} at {layer} (log-log slope over n = {:?}, 95% Student-t interval over {} seeds; flat = |slope| ≤ {})", cfg.widths, cfg.seeds.len(), cfg.flat_tol);
     let _ = write!(s, "{:<18}", "series");
     for t in &steps {
         let _ = write!(s, " {:>28}", format!("t = {t}"));
