@@ -726,3 +726,78 @@ fn lr_from_the_command_line() {
     assert!(out.join("figures/lr_loss.svg").exists());
     assert!(replot.contains("width exponent of η*"));
 }
+
+/// The cluster path without a cluster: a shard taken from Slurm's array variables, `merge` naming a missing shard and
+/// then merging, and `slurm` printing an array script with its merge job chained after it. (The same path on a real
+/// Slurm is scripts/slurm/integration.sh, which CI runs.)
+#[test]
+fn shards_merge_and_slurm_scripts() {
+    let out = tmp("shards");
+    let o = out.to_str().unwrap();
+    let study = [
+        "--set",
+        "widths=[8,16]",
+        "--set",
+        "seeds=[0]",
+        "--set",
+        "steps=1",
+    ];
+    let shard = |task: &str| {
+        let mut args = vec!["sweep"];
+        args.extend(study);
+        args.extend(["--out", o]);
+        Command::new(env!("CARGO_BIN_EXE_singlora"))
+            .args(&args)
+            .env("SLURM_ARRAY_TASK_ID", task)
+            .env("SLURM_ARRAY_TASK_COUNT", "2")
+            .env("SLURM_ARRAY_TASK_MIN", "0")
+            .output()
+            .unwrap()
+    };
+    let first = shard("1");
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("shard 1/2:"));
+    assert!(out.join("shards/1-of-2/shard.json").exists());
+    let (code, _, stderr) = run(&["merge", o]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("missing: 0 of 2"), "{stderr}");
+    assert_eq!(shard("0").status.code(), Some(0));
+    let (code, stdout, stderr) = run(&["merge", o]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("merged 2 shards") && stdout.contains("width exponent of dz_rms"),
+        "{stdout}"
+    );
+    assert!(out.join("results.csv").exists() && out.join("figures/coord_dz_rms.png").exists());
+    let mut args = vec!["slurm", "sweep"];
+    args.extend(study);
+    args.extend([
+        "--out",
+        o,
+        "--shards",
+        "2",
+        "--cpus-per-task",
+        "2",
+        "--sbatch=--partition=short",
+    ]);
+    let (code, script, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    for want in [
+        "--array=0-1 --cpus-per-task=2",
+        "--partition=short",
+        "--dependency=afterok:$array",
+        "merge '$OUT'",
+        "cat > \"$OUT/study.toml\" <<'SINGLORA_STUDY'",
+        "widths = [8, 16]",
+    ] {
+        assert!(script.contains(want), "{want} missing from\n{script}");
+    }
+    let (code, _, stderr) = run(&["slurm", "sweep", "--shards", "0"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid --shards = 0"), "{stderr}");
+}

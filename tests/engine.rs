@@ -236,3 +236,90 @@ fn a_blown_up_loss_is_divergence() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Shards partition the grid: every job in exactly one shard, the same partition in every process, loads balanced
+/// to within the largest job (greedy largest-first onto the least-loaded shard).
+#[test]
+fn shards_partition_the_grid_and_balance_it() {
+    use singlora::studies::engine::Shard;
+    let costs: Vec<f64> = (0..37).map(|i| ((i * 7919) % 13 + 1) as f64).collect();
+    for count in [1usize, 2, 3, 5] {
+        let parts: Vec<Vec<usize>> = (0..count)
+            .map(|index| Shard { index, count }.select(&costs))
+            .collect();
+        let mut all: Vec<usize> = parts.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..costs.len()).collect::<Vec<_>>(), "{count} shards");
+        let loads: Vec<f64> = parts
+            .iter()
+            .map(|p| p.iter().map(|&i| costs[i]).sum())
+            .collect();
+        let (lo, hi) = loads
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(a, b), &l| (a.min(l), b.max(l)));
+        assert!(hi - lo <= 13.0, "{count} shards: loads {loads:?}");
+        assert_eq!(
+            parts[0],
+            Shard { index: 0, count }.select(&costs),
+            "deterministic"
+        );
+    }
+    for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
+        let e = bad.parse::<Shard>().unwrap_err().to_string();
+        assert!(e.contains("expected i/N with 0 ≤ i < N"), "{bad}: {e}");
+    }
+}
+
+/// Shards run one by one in this process and merged give the tables of one process, byte for byte; merging refuses
+/// a missing shard (naming it) and a shard of another study.
+#[test]
+fn merged_shards_equal_one_process() {
+    use singlora::studies::engine::Shard;
+    use singlora::studies::merge::{gather, Shards};
+    use singlora::studies::report::{fit_all, group, write_tables};
+    let cfg = small(&["seeds=[0,1]"]);
+    let (one, split) = (tmp("one"), tmp("split"));
+    let runs = run_sweep(&cfg, &one, &RunOptions::default()).unwrap();
+    write_tables(&one, &runs, &fit_all(&cfg, &group(&cfg, &runs))).unwrap();
+    let shard = |index: usize| {
+        let s = Shard { index, count: 2 };
+        let opts = RunOptions {
+            shard: Some(s),
+            ..RunOptions::default()
+        };
+        run_study(&Sweep(&cfg), &s.folder(&split), &opts).unwrap();
+    };
+    shard(1);
+    let e = gather(&Sweep(&cfg), &split, &Shards::read(&split).unwrap())
+        .err()
+        .expect("a shard is missing")
+        .to_string();
+    assert!(e.contains("missing: 0 of 2"), "{e}");
+    shard(0);
+    gather(&Sweep(&cfg), &split, &Shards::read(&split).unwrap()).unwrap();
+    let merged = run_sweep(&cfg, &split, &RunOptions::default()).unwrap();
+    write_tables(&split, &merged, &fit_all(&cfg, &group(&cfg, &merged))).unwrap();
+    for f in ["results.csv", "fits.csv"] {
+        assert_eq!(
+            std::fs::read(one.join(f)).unwrap(),
+            std::fs::read(split.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // A shard of another study in the same split is refused.
+    let other = small(&["seeds=[0,1]", "steps=3"]);
+    let s = Shard { index: 1, count: 2 };
+    let folder = s.folder(&split);
+    std::fs::remove_dir_all(&folder).unwrap();
+    let opts = RunOptions {
+        shard: Some(s),
+        ..RunOptions::default()
+    };
+    run_study(&Sweep(&other), &folder, &opts).unwrap();
+    let e = Shards::read(&split).err().expect("refused").to_string();
+    assert!(e.contains("its config.toml differs"), "{e}");
+    let _ = (
+        std::fs::remove_dir_all(&one),
+        std::fs::remove_dir_all(&split),
+    );
+}

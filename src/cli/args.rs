@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::adapters::{AdapterConfig, DoraNorm, Init, Method, Scaling};
 use crate::error::Result;
-use crate::studies::engine::RunOptions;
+use crate::studies::engine::{RunOptions, Shard};
 
 /// The flags of every study command.
 #[derive(Args, Debug, Clone)]
@@ -26,6 +26,10 @@ pub struct StudyArgs {
     /// Print the resolved config, the grid and its memory estimate, and exit without writing anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run only slice I of N of the grid (balanced by estimated cost) into DIR/shards/I-of-N; `singlora merge DIR`
+    /// then combines the shards. Default: the Slurm array task (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT) when set.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
 }
 
 impl StudyArgs {
@@ -36,13 +40,27 @@ impl StudyArgs {
             .unwrap_or_else(|| Path::new("results").join(name))
     }
 
-    /// How the engine runs the study (with a progress bar).
-    pub fn options(&self) -> RunOptions {
-        RunOptions {
+    /// The shard to run: `--shard`, else the Slurm array task, else none.
+    pub fn shard(&self) -> Result<Option<Shard>> {
+        match &self.shard {
+            Some(s) => s.parse().map(Some),
+            None => Shard::from_slurm(),
+        }
+    }
+
+    /// Where the study's runs go and how the engine runs them (with a progress bar): `results/NAME` or `--out`, or
+    /// its shard's folder inside it.
+    pub fn target(&self, name: &str) -> Result<(PathBuf, RunOptions)> {
+        let shard = self.shard()?;
+        let dir = self.out_dir(name);
+        let out = shard.map_or(dir.clone(), |s| s.folder(&dir));
+        let opts = RunOptions {
             progress: true,
             threads: self.threads,
+            shard,
             ..RunOptions::default()
-        }
+        };
+        Ok((out, opts))
     }
 }
 
@@ -105,4 +123,12 @@ pub fn split_list(list: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// What a shard prints when its runs are done.
+pub fn shard_done(shard: Shard, computed: usize, total: usize, dir: &Path) -> String {
+    format!(
+        "shard {shard}: {computed} of its {total} runs computed this time, all finished; when every shard is done: singlora merge {}",
+        dir.display()
+    )
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::args::StudyArgs;
+use super::args::{shard_done, StudyArgs};
 use crate::error::Result;
 use crate::studies::engine::open;
 use crate::studies::limit::{LimitConfig, LimitResults, LimitStudy};
@@ -23,7 +23,7 @@ pub struct LimitArgs {
 pub fn run(a: LimitArgs) -> Result<()> {
     let study = LimitConfig::load(a.study.config.as_deref(), &a.study.sets)?;
     let cfg = study.select(&a.arms)?;
-    let out = a.study.out_dir(&cfg.name);
+    let (out, opts) = a.study.target(&cfg.name)?;
     let runs = cfg.arms.len() * cfg.widths.len() * cfg.seeds.len();
     if a.study.dry_run {
         print!("{}", toml::to_string(&cfg).unwrap_or_default());
@@ -31,7 +31,7 @@ pub fn run(a: LimitArgs) -> Result<()> {
         return Ok(());
     }
     let limit = LimitStudy::new(&cfg, &study)?;
-    let opened = open(&limit, &out, &a.study.options())?;
+    let opened = open(&limit, &out, &opts)?;
     println!(
         "limit study {}: {} arms × {} widths × {} seeds, {} steps -> {}",
         cfg.name,
@@ -41,7 +41,16 @@ pub fn run(a: LimitArgs) -> Result<()> {
         cfg.steps,
         out.display()
     );
-    let results = limit.finish(opened.run()?, &out)?;
+    let finished = opened.run()?;
+    if let Some(shard) = opts.shard {
+        let dir = a.study.out_dir(&cfg.name);
+        println!(
+            "{}",
+            shard_done(shard, finished.computed, finished.runs.len(), &dir)
+        );
+        return Ok(());
+    }
+    let results = limit.finish(finished, &out)?;
     report(&cfg, &results, &out)
 }
 

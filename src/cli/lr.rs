@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::args::StudyArgs;
+use super::args::{shard_done, StudyArgs};
 use crate::error::Result;
 use crate::studies::config::StudyConfig;
 use crate::studies::engine::{open, plan};
@@ -19,7 +19,7 @@ pub struct LrArgs {
 
 pub fn run(a: LrArgs) -> Result<()> {
     let cfg = load(a.study.config.as_deref(), &a.study.sets)?;
-    let out = a.study.out_dir(&cfg.name);
+    let (out, opts) = a.study.target(&cfg.name)?;
     let plan = plan(&LrStudy(&cfg), a.study.threads)?;
     if a.study.dry_run {
         print!("{}", toml::to_string(&cfg).unwrap_or_default());
@@ -27,7 +27,7 @@ pub fn run(a: LrArgs) -> Result<()> {
         return Ok(());
     }
     let study = LrStudy(&cfg);
-    let opened = open(&study, &out, &a.study.options())?;
+    let opened = open(&study, &out, &opts)?;
     println!(
         "learning-rate study {}: {} ({} steps each) -> {}",
         cfg.name,
@@ -35,8 +35,16 @@ pub fn run(a: LrArgs) -> Result<()> {
         cfg.steps,
         out.display()
     );
-    let results = results(&cfg, opened.run()?);
-    report(&cfg, &results, &out)
+    let finished = opened.run()?;
+    if let Some(shard) = opts.shard {
+        let dir = a.study.out_dir(&cfg.name);
+        println!(
+            "{}",
+            shard_done(shard, finished.computed, finished.runs.len(), &dir)
+        );
+        return Ok(());
+    }
+    report(&cfg, &results(&cfg, finished), &out)
 }
 
 /// Writes the tables and figures of a finished learning-rate study and prints its summary.

@@ -5,7 +5,9 @@ pub mod args;
 mod layer;
 mod limit;
 mod lr;
+mod merge;
 mod plot;
+mod slurm;
 mod sweep;
 mod synthetic;
 mod theory;
@@ -46,6 +48,12 @@ enum Command {
     Lr(lr::LrArgs),
     /// Redraw the figures and tables of a finished sweep, learning-rate or limit folder.
     Plot(plot::PlotArgs),
+    /// Combine the shards of a study (--shard I/N runs, e.g. a Slurm array) into one folder with its tables and
+    /// figures, as if it had run at once; refuses shards of different studies and names missing ones.
+    Merge(merge::MergeArgs),
+    /// Print a ready Slurm submission script for a study: its resolved config, an sbatch array of shards and a merge
+    /// job chained with --dependency=afterok (run it with bash).
+    Slurm(slurm::SlurmArgs),
     /// Print the width exponents the theory predicts for every series of a study (initial state, first step, balanced
     /// regime, with derivations and conditions) and the stable rate exponent c*.
     Theory(theory::TheoryArgs),
@@ -94,6 +102,8 @@ where
         Command::Sweep(a) => sweep::run(a),
         Command::Lr(a) => lr::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Merge(a) => merge::run(a),
+        Command::Slurm(a) => slurm::run(a),
         Command::Theory(a) => theory::run(a),
         Command::Limit(a) => limit::run(a),
     }

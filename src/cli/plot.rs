@@ -23,6 +23,14 @@ fn reread() -> RunOptions {
 }
 
 pub fn run(a: PlotArgs) -> Result<()> {
+    redraw(&a.dir)
+}
+
+/// Reads a finished study folder back and writes its tables and figures (what `plot` and `merge` print).
+pub fn redraw(dir: &std::path::Path) -> Result<()> {
+    let a = PlotArgs {
+        dir: dir.to_path_buf(),
+    };
     let stamp = a.dir.join("config.toml");
     let text = std::fs::read_to_string(&stamp).map_err(|e| Error::io(&stamp, e))?;
     match folder_kind(&a.dir).as_deref() {

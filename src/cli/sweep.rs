@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::args::StudyArgs;
+use super::args::{shard_done, StudyArgs};
 use crate::error::Result;
 use crate::probes::Quantity;
 use crate::studies::config::StudyConfig;
@@ -20,7 +20,7 @@ pub struct SweepArgs {
 
 pub fn run(a: SweepArgs) -> Result<()> {
     let cfg = StudyConfig::load(a.study.config.as_deref(), &a.study.sets)?;
-    let out = a.study.out_dir(&cfg.name);
+    let (out, opts) = a.study.target(&cfg.name)?;
     let cells = cfg.cells();
     if a.study.dry_run {
         print!("{}", toml::to_string(&cfg).unwrap_or_default());
@@ -33,7 +33,7 @@ pub fn run(a: SweepArgs) -> Result<()> {
     }
     check_sweep(&cfg)?;
     let study = Sweep(&cfg);
-    let opened = open(&study, &out, &a.study.options())?;
+    let opened = open(&study, &out, &opts)?;
     println!(
         "study {}: {} runs ({} series × {} widths × {} seeds), {} steps each -> {}",
         cfg.name,
@@ -44,8 +44,16 @@ pub fn run(a: SweepArgs) -> Result<()> {
         cfg.steps,
         out.display()
     );
-    let runs = results(opened.run()?);
-    report(&cfg, &runs, &out)
+    let finished = opened.run()?;
+    if let Some(shard) = opts.shard {
+        let dir = a.study.out_dir(&cfg.name);
+        println!(
+            "{}",
+            shard_done(shard, finished.computed, finished.runs.len(), &dir)
+        );
+        return Ok(());
+    }
+    report(&cfg, &results(finished), &out)
 }
 
 /// Writes the tables and figures of a finished sweep and prints its summary.

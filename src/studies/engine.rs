@@ -69,6 +69,11 @@ pub trait Study: Sync {
     fn diverged_at(&self, _run: &Self::Run) -> Option<u64> {
         None
     }
+
+    /// The job's relative cost, for balancing shards (default: its memory estimate).
+    fn job_cost(&self, job: &Self::Job) -> f64 {
+        self.job_bytes(job) as f64
+    }
 }
 
 /// How to run a study.
@@ -82,6 +87,94 @@ pub struct RunOptions {
     pub memory_limit: Option<u64>,
     /// Compute nothing: read the finished runs back, refusing a folder where some are missing (`singlora plot`).
     pub read_only: bool,
+    /// Run only this deterministic slice of the grid (`--shard i/N`, see [`Shard`]).
+    pub shard: Option<Shard>,
+}
+
+/// A slice of a study's grid: shard `index` of `count` (0-based). Jobs are dealt to shards by estimated cost, largest
+/// first, each to the shard with the least total so far (ties: the lower shard; jobs of equal cost in grid order), so
+/// every process computes the same partition and the shards finish at about the same time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// This shard, 0-based.
+    pub index: usize,
+    /// The number of shards.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+
+    /// `i/N` with 0 ≤ i < N.
+    fn from_str(s: &str) -> Result<Shard> {
+        let bad = || Error::invalid("--shard", s, "i/N with 0 ≤ i < N, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// The shard a Slurm array task is (`SLURM_ARRAY_TASK_ID` − `SLURM_ARRAY_TASK_MIN` of `SLURM_ARRAY_TASK_COUNT`),
+    /// when those are set.
+    pub fn from_slurm() -> Result<Option<Shard>> {
+        let var = |k: &str| std::env::var(k).ok();
+        let (Some(id), Some(count)) = (var("SLURM_ARRAY_TASK_ID"), var("SLURM_ARRAY_TASK_COUNT"))
+        else {
+            return Ok(None);
+        };
+        let min = var("SLURM_ARRAY_TASK_MIN").unwrap_or_else(|| "0".into());
+        let num = |k: &str, v: &str| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| Error::invalid(k, v, "a non-negative integer (set by Slurm)"))
+        };
+        let (id, min, count) = (
+            num("SLURM_ARRAY_TASK_ID", &id)?,
+            num("SLURM_ARRAY_TASK_MIN", &min)?,
+            num("SLURM_ARRAY_TASK_COUNT", &count)?,
+        );
+        format!("{}/{count}", id.saturating_sub(min))
+            .parse()
+            .map(Some)
+    }
+
+    /// The folder of this shard's runs inside a study folder: `DIR/shards/I-of-N`.
+    pub fn folder(&self, dir: &Path) -> PathBuf {
+        dir.join("shards")
+            .join(format!("{}-of-{}", self.index, self.count))
+    }
+
+    /// Which of `costs` (one per job, in grid order) this shard runs, in grid order.
+    pub fn select(&self, costs: &[f64]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..costs.len()).collect();
+        order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(a.cmp(&b)));
+        let mut load = vec![0.0f64; self.count];
+        let mut mine = Vec::new();
+        for j in order {
+            let k = (0..self.count)
+                .min_by(|&x, &y| load[x].total_cmp(&load[y]).then(x.cmp(&y)))
+                .expect("count ≥ 1");
+            load[k] += costs[j].max(0.0);
+            if k == self.index {
+                mine.push(j);
+            }
+        }
+        mine.sort_unstable();
+        mine
+    }
 }
 
 /// One finished job as written to `runs/KEY.json`.
@@ -234,8 +327,9 @@ pub fn folder_kind(dir: &Path) -> Option<String> {
     Some(kind.to_string())
 }
 
-/// Claims `out` for the study: writes `config.toml`, or refuses a folder that holds a different one.
-fn claim(out: &Path, kind: &str, config_text: &str) -> Result<PathBuf> {
+/// Claims `out` for the study (the caller holds its lock): writes `config.toml`, or refuses a folder that holds a
+/// different one; returns the runs folder.
+pub fn claim_folder(out: &Path, kind: &str, config_text: &str) -> Result<PathBuf> {
     let text = stamp_header(kind) + config_text;
     let stamp = out.join("config.toml");
     match std::fs::read_to_string(&stamp) {
@@ -285,7 +379,7 @@ pub struct Opened<'a, S: Study> {
 /// Checks `study` (unique run keys, memory), locks `out`, claims it for the study and finds its finished runs; nothing
 /// is written before the checks pass.
 pub fn open<'a, S: Study>(study: &'a S, out: &Path, opts: &RunOptions) -> Result<Opened<'a, S>> {
-    let jobs = study.jobs();
+    let mut jobs = study.jobs();
     let config_text = study.config_text()?;
     let max_workers = workers(opts.threads, jobs.len())?;
     let limit = if opts.read_only {
@@ -294,6 +388,14 @@ pub fn open<'a, S: Study>(study: &'a S, out: &Path, opts: &RunOptions) -> Result
         opts.memory_limit
     };
     check_grid(study, &jobs, max_workers, limit)?;
+    if let Some(shard) = opts.shard {
+        let costs: Vec<f64> = jobs.iter().map(|j| study.job_cost(j)).collect();
+        jobs = shard
+            .select(&costs)
+            .into_iter()
+            .map(|i| jobs[i].clone())
+            .collect();
+    }
     if opts.read_only && !out.join("config.toml").exists() {
         let stamp = out.join("config.toml");
         return Err(Error::io(
@@ -302,7 +404,11 @@ pub fn open<'a, S: Study>(study: &'a S, out: &Path, opts: &RunOptions) -> Result
         ));
     }
     let lock = StudyLock::acquire(out, study.kind())?;
-    let runs_dir = claim(out, study.kind(), &config_text)?;
+    let runs_dir = claim_folder(out, study.kind(), &config_text)?;
+    if let Some(shard) = opts.shard {
+        let marker = out.join("shard.json");
+        write_atomic(&marker, &serde_json::to_vec(&shard).expect("shard"))?;
+    }
     Ok(Opened {
         study,
         out: out.to_path_buf(),
@@ -503,4 +609,19 @@ pub fn plan<S: Study>(study: &S, threads: Option<usize>) -> Result<Plan> {
         largest_run: jobs.iter().map(|j| study.job_bytes(j)).max().unwrap_or(0),
         available: available_memory(),
     })
+}
+
+/// The estimated cost of each of `count` shards of `study` (the sums [`Shard::select`] balances).
+pub fn shard_costs<S: Study>(study: &S, count: usize) -> Vec<f64> {
+    let jobs = study.jobs();
+    let costs: Vec<f64> = jobs.iter().map(|j| study.job_cost(j)).collect();
+    (0..count)
+        .map(|index| {
+            Shard { index, count }
+                .select(&costs)
+                .into_iter()
+                .map(|i| costs[i])
+                .sum()
+        })
+        .collect()
 }

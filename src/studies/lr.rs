@@ -343,6 +343,10 @@ impl Study for LrStudy<'_> {
     fn diverged_at(&self, run: &LrRun) -> Option<u64> {
         run.diverged_at
     }
+
+    fn job_cost(&self, job: &LrJob) -> f64 {
+        RunSpec::resolve(self.0, &job.cell).flops()
+    }
 }
 
 impl LrStudy<'_> {

@@ -8,6 +8,7 @@
 //! - [`sweep`]: width sweeps with probes. [`lr`]: the learning-rate study. [`limit`]: finite widths against the
 //!   computed infinite-width limit ([`coupled`]: the networks coupled to it).
 //! - [`fit`]: width exponents with intervals, verdicts and agreements. [`report`]: every table a user reads.
+//! - [`merge`]: shards of one study (`--shard I/N`, e.g. a Slurm array) gathered into one folder.
 //! - [`synthetic`]: the single-layer synthetic experiment.
 
 pub mod config;
@@ -16,6 +17,7 @@ pub mod engine;
 pub mod fit;
 pub mod limit;
 pub mod lr;
+pub mod merge;
 pub mod report;
 pub mod spec;
 pub mod store;

@@ -387,37 +387,29 @@ fn model_name(m: &ModelSpec) -> &'static str {
 }
 
 impl RunSpec {
-    /// An upper estimate of the run's peak memory in bytes (what the study engine checks against the machine):
-    /// drawing the teacher holds two copies of the base weights and an f64 shift, then the student holds the base,
-    /// dense adapters (full fine-tuning: ΔW and two f64 Adam moments; DoRA: a transient W0 + ΔW), activations of the
-    /// train and held-out sets with the probe's two reference copies, and pre-training's dense copies.
-    pub fn peak_bytes(&self) -> u64 {
-        let s = self.precision.bytes();
-        let (maps, rows): (Vec<(u64, u64, bool)>, u64) = match &self.model {
+    /// Every linear map as (d_in, d_out, adapted), and the rows one example contributes (1, or T tokens).
+    fn maps(&self) -> (Vec<(u64, u64, bool)>, u64) {
+        match &self.model {
             ModelSpec::Mlp(m) => {
                 let names = m.layer_names();
-                let adapted = |name: &str| {
-                    m.adapt
+                let (n, d0, d1) = (m.width as u64, m.input_dim as u64, m.output_dim as u64);
+                let dims = names.iter().enumerate().map(|(l, name)| {
+                    let adapted = m
+                        .adapt
                         .iter()
-                        .any(|a| a == name || (a == "hidden" && name.starts_with("hidden.")))
-                };
-                let dims = (0..names.len()).map(|l| {
-                    let (n, d0, d1) = (m.width as u64, m.input_dim as u64, m.output_dim as u64);
-                    let (d_in, d_out) = if l == 0 {
-                        (d0, n)
-                    } else if l + 1 == names.len() {
-                        (n, d1)
-                    } else {
-                        (n, n)
+                        .any(|a| a == name || (a == "hidden" && name.starts_with("hidden.")));
+                    let (d_in, d_out) = match l {
+                        0 => (d0, n),
+                        l if l + 1 == names.len() => (n, d1),
+                        _ => (n, n),
                     };
-                    (d_in, d_out, adapted(&names[l]))
+                    (d_in, d_out, adapted)
                 });
                 (dims.collect(), 1)
             }
             ModelSpec::Toy(n) => (vec![(*n as u64, 1, true)], 1),
             ModelSpec::Transformer(t) => {
-                let n = t.width() as u64;
-                let v = t.vocab as u64;
+                let (n, v) = (t.width() as u64, t.vocab as u64);
                 let mut maps = vec![(v, n, true)];
                 for _ in 0..t.blocks {
                     maps.extend([(n, n, true); 4]);
@@ -426,15 +418,24 @@ impl RunSpec {
                 maps.push((n, v, true));
                 (maps, t.seq_len as u64)
             }
-        };
+        }
+    }
+
+    /// An upper estimate of the run's peak memory in bytes (what the study engine checks against the machine):
+    /// drawing the teacher holds two copies of the base weights and an f64 shift, then the student holds the base,
+    /// dense adapters (full fine-tuning: ΔW and two f64 Adam moments; DoRA: a transient W0 + ΔW), activations of the
+    /// train and held-out sets with the probe's two reference copies, and pre-training's dense copies.
+    pub fn peak_bytes(&self) -> u64 {
+        let s = self.precision.bytes();
+        let (maps, rows) = self.maps();
         let weights: u64 = maps.iter().map(|(i, o, _)| i * o * s).sum();
         let widest = maps.iter().map(|(i, o, _)| i * o).max().unwrap_or(0);
         let dense: u64 = maps
             .iter()
             .filter(|(_, _, a)| *a)
             .map(|(i, o, _)| match self.adapter.method {
-                crate::adapters::Method::Full => i * o * (s + 16),
-                crate::adapters::Method::Dora | crate::adapters::Method::SingloraDora => i * o * s,
+                Method::Full => i * o * (s + 16),
+                Method::Dora | Method::SingloraDora => i * o * s,
                 _ => 0,
             })
             .sum();
@@ -446,5 +447,14 @@ impl RunSpec {
             weights * 2 + maps.iter().map(|(i, o, _)| i * o * 16).sum::<u64>()
         });
         teacher.max(weights + dense + activations + pretrain) + (64 << 20)
+    }
+
+    /// The run's arithmetic, roughly: every step a forward and a backward pass over the training set, 6 flops per
+    /// weight and row (what the engine balances shards and estimates Slurm times with).
+    pub fn flops(&self) -> f64 {
+        let (maps, rows) = self.maps();
+        let per_row: u64 = maps.iter().map(|(i, o, _)| i * o).sum();
+        let rows = (self.task.examples as u64 * rows) as f64;
+        6.0 * per_row as f64 * rows * (self.train.steps + 1) as f64
     }
 }

@@ -100,6 +100,10 @@ impl Study for Sweep<'_> {
     fn diverged_at(&self, run: &SweepRun) -> Option<u64> {
         run.diverged_at
     }
+
+    fn job_cost(&self, cell: &Cell) -> f64 {
+        RunSpec::resolve(self.0, cell).flops()
+    }
 }
 
 /// Runs every unfinished cell of `cfg` into `out` and returns all runs in grid order. Finished runs found in

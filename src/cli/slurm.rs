@@ -1,0 +1,190 @@
+//! `singlora slurm KIND [STUDY FLAGS] --shards N`: prints a ready submission script for a Slurm cluster: the resolved
+//! study, an sbatch array of N shards (each a `--shard` run; the array task picks its shard) and a merge job chained
+//! with `--dependency=afterok`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::args::StudyArgs;
+use crate::error::{Error, Result};
+use crate::studies::config::StudyConfig;
+use crate::studies::engine::{gib, plan, shard_costs, Plan, Study};
+use crate::studies::limit::{LimitConfig, LimitStudy};
+use crate::studies::lr::LrStudy;
+use crate::studies::sweep::Sweep;
+
+#[derive(Args, Debug)]
+pub struct SlurmArgs {
+    /// The study command: sweep, lr or limit.
+    kind: String,
+    #[command(flatten)]
+    study: StudyArgs,
+    /// Number of shards (array tasks).
+    #[arg(long, default_value_t = 4)]
+    shards: usize,
+    /// Cores per shard (each shard runs its runs on this many threads).
+    #[arg(long, default_value_t = 1)]
+    cpus_per_task: usize,
+    /// Time limit per shard, HH:MM:SS (default: an estimate, see the script's header).
+    #[arg(long)]
+    time: Option<String>,
+    /// An extra sbatch option for every job, e.g. --sbatch=--partition=short (repeatable).
+    #[arg(long = "sbatch", value_name = "OPTION", allow_hyphen_values = true)]
+    sbatch: Vec<String>,
+    /// The singlora binary the jobs run (default: this one).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+}
+
+/// Conservative throughput of one core on a training step, for time estimates (a step is far from GEMM peak).
+const FLOPS_PER_CORE: f64 = 2e9;
+
+/// `seconds` as HH:MM:SS.
+fn hms(seconds: f64) -> String {
+    let s = seconds.ceil() as u64;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// The study's plan, its config text, its name and its shards' estimated costs.
+fn resolve(a: &SlurmArgs) -> Result<(Plan, String, String, Vec<f64>)> {
+    let (config, sets) = (a.study.config.as_deref(), &a.study.sets);
+    let threads = Some(a.cpus_per_task);
+    fn go<S: Study>(s: &S, t: Option<usize>, n: usize) -> Result<(Plan, String, Vec<f64>)> {
+        Ok((plan(s, t)?, s.config_text()?, shard_costs(s, n)))
+    }
+    let (plan, text, costs, name) = match a.kind.as_str() {
+        "sweep" => {
+            let cfg = StudyConfig::load(config, sets)?;
+            crate::studies::sweep::check_sweep(&cfg)?;
+            let (p, t, c) = go(&Sweep(&cfg), threads, a.shards)?;
+            (p, t, c, cfg.name)
+        }
+        "lr" => {
+            let cfg = crate::studies::lr::load(config, sets)?;
+            let (p, t, c) = go(&LrStudy(&cfg), threads, a.shards)?;
+            (p, t, c, cfg.name)
+        }
+        "limit" => {
+            let cfg = LimitConfig::load(config, sets)?;
+            let (p, t, c) = go(&LimitStudy::new(&cfg, &cfg)?, threads, a.shards)?;
+            (p, t, c, cfg.name)
+        }
+        other => return Err(Error::invalid("KIND", other, "sweep, lr or limit")),
+    };
+    Ok((plan, text, name, costs))
+}
+
+pub fn run(a: SlurmArgs) -> Result<()> {
+    if a.shards == 0 {
+        return Err(Error::invalid("--shards", 0, "a positive integer"));
+    }
+    if a.cpus_per_task == 0 {
+        return Err(Error::invalid("--cpus-per-task", 0, "a positive integer"));
+    }
+    if let Some(t) = &a.time {
+        let ok = t.split(':').count() == 3 && t.split(':').all(|p| p.parse::<u32>().is_ok());
+        if !ok {
+            return Err(Error::invalid("--time", t, "HH:MM:SS"));
+        }
+    }
+    let (plan, text, name, costs) = resolve(&a)?;
+    let out = a.study.out_dir(&name);
+    let out = std::path::absolute(&out).map_err(|e| Error::io(&out, e))?;
+    let bin = match &a.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| Error::io("singlora", e))?,
+    };
+    let largest = costs.iter().copied().fold(0.0, f64::max);
+    let seconds = largest / (FLOPS_PER_CORE * a.cpus_per_task as f64);
+    let time = a
+        .time
+        .clone()
+        .unwrap_or_else(|| hms((3.0 * seconds).max(600.0)));
+    let mem_mb = (plan.largest_run * a.cpus_per_task as u64 * 2)
+        .div_ceil(1 << 20)
+        .max(256);
+    print!(
+        "{}",
+        script(
+            &a,
+            &Script {
+                name: &name,
+                text: &text,
+                out: &out,
+                bin: &bin,
+                time: &time,
+                mem_mb,
+                plan: &plan,
+                seconds
+            }
+        )
+    );
+    Ok(())
+}
+
+struct Script<'a> {
+    name: &'a str,
+    text: &'a str,
+    out: &'a std::path::Path,
+    bin: &'a std::path::Path,
+    time: &'a str,
+    mem_mb: u64,
+    plan: &'a Plan,
+    seconds: f64,
+}
+
+fn script(a: &SlurmArgs, s: &Script<'_>) -> String {
+    let extra: String = a.sbatch.iter().map(|o| format!(" {o}")).collect();
+    let mut t = String::new();
+    let _ = writeln!(t, "#!/usr/bin/env bash");
+    let _ = writeln!(
+        t,
+        "# singlora {} study \"{}\" on Slurm: an array of {} shards and a merge job after them.",
+        a.kind, s.name, a.shards
+    );
+    let _ = writeln!(
+        t,
+        "# {} runs; the largest shard is about {:.0} s of arithmetic on {} core(s) at {:.0} GFLOP/s each, so --time {} (3× that, at least 10 min); memory: {} per run, --mem {}M.",
+        s.plan.runs,
+        s.seconds,
+        a.cpus_per_task,
+        FLOPS_PER_CORE / 1e9,
+        s.time,
+        gib(s.plan.largest_run),
+        s.mem_mb
+    );
+    let _ = writeln!(t, "# Submit with: bash THIS_FILE");
+    let _ = writeln!(t, "set -euo pipefail");
+    let _ = writeln!(t, "OUT='{}'", s.out.display());
+    let _ = writeln!(t, "BIN='{}'", s.bin.display());
+    let _ = writeln!(t, "mkdir -p \"$OUT/slurm\"");
+    let _ = writeln!(t, "cat > \"$OUT/study.toml\" <<'SINGLORA_STUDY'");
+    t.push_str(s.text);
+    let _ = writeln!(t, "SINGLORA_STUDY");
+    let _ = writeln!(
+        t,
+        "array=$(sbatch --parsable --job-name=singlora-{name} --array=0-{last} --cpus-per-task={k} --mem={mem}M --time={time}{extra} --output=\"$OUT/slurm/shard-%a.out\" --wrap=\"'$BIN' {kind} --config '$OUT/study.toml' --out '$OUT' --threads {k}\")",
+        name = s.name,
+        last = a.shards - 1,
+        k = a.cpus_per_task,
+        mem = s.mem_mb,
+        time = s.time,
+        kind = a.kind
+    );
+    let _ = writeln!(
+        t,
+        "merge=$(sbatch --parsable --job-name=singlora-{name}-merge --dependency=afterok:$array --kill-on-invalid-dep=yes --cpus-per-task=1 --mem={mem}M --time={time}{extra} --output=\"$OUT/slurm/merge.out\" --wrap=\"'$BIN' merge '$OUT'\")",
+        name = s.name,
+        mem = s.mem_mb,
+        time = s.time
+    );
+    let _ = writeln!(
+        t,
+        "echo \"submitted: shards $array (0-{}), merge $merge; results in $OUT\"",
+        a.shards - 1
+    );
+    let _ = writeln!(t, "echo \"$array $merge\" > \"$OUT/slurm/jobs\"");
+    t
+}
