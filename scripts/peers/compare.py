@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,50 @@ def load_average():
     """The 1-, 5- and 15-minute load averages, as text."""
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def cpu_seconds_busy():
+    """CPU seconds all cores have spent busy since boot (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_children_cpu_seconds():
+    """CPU seconds used by this script's finished child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Phase:
+    """Measures, around a block, how many cores *other* processes kept busy on average: all busy CPU time minus
+    this script's children's, over the wall time. That is the load the numbers of the block were measured at."""
+
+    def __enter__(self):
+        self.start = (time.perf_counter(), cpu_seconds_busy(), own_children_cpu_seconds())
+        return self
+
+    def __exit__(self, *exc):
+        wall, busy, own = (a - b for a, b in zip(
+            (time.perf_counter(), cpu_seconds_busy(), own_children_cpu_seconds()), self.start))
+        self.others = max(0.0, (busy - own) / wall) if wall > 0 else 0.0
+        return False
+
+
+def wait_until_idle(max_busy, timeout):
+    """Waits (up to `timeout` seconds) until the machine's cores are busy less than `max_busy` cores on average over
+    3 seconds, so a measurement does not start in the middle of someone's build. Returns the last reading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        before, t0 = cpu_seconds_busy(), time.perf_counter()
+        time.sleep(3)
+        busy = (cpu_seconds_busy() - before) / (time.perf_counter() - t0)
+        if busy < max_busy or time.monotonic() > deadline:
+            if busy >= max_busy:
+                say(f"still {busy:.2f} cores busy after waiting {timeout:.0f} s; measuring anyway")
+            return busy
+        say(f"{busy:.2f} cores busy (limit {max_busy}); waiting")
 
 
 def say(message):
@@ -150,15 +195,16 @@ def list_args(style, option, values):
     return [option, *values] if style == "space" else [option, ",".join(values)]
 
 
-def transformer_rows(python, threads_list, dtypes, skip_bench, notes):
+def transformer_rows(args, threads_list, dtypes, notes):
     """Rows for the transformer step, if both of its files exist; otherwise a note."""
     bench, peer = REPO / "benches" / "transformer.rs", PEERS / "torch_transformer.py"
     missing = [str(p.relative_to(REPO)) for p in (bench, peer) if not p.exists()]
     if missing:
         notes.append(f"transformer: skipped ({', '.join(missing)} not in this checkout)")
         return []
-    if not skip_bench:
-        run_criterion("transformer", "^transformer[^/]*/(" + "|".join(dtypes) + ")/")
+    with measuring(args) as mine:
+        if not args.reuse_bench:
+            run_criterion("transformer", "^transformer[^/]*/(" + "|".join(dtypes) + ")/")
     found = criterion_results(["transformer"])
     singlora = {(fid, int(val)): sec for (group, fid, val), (sec, _) in found.items() if val.isdigit()}
     widths = sorted({w for (_, w) in singlora})
@@ -167,19 +213,27 @@ def transformer_rows(python, threads_list, dtypes, skip_bench, notes):
         return []
     rows = []
     for threads in threads_list:
-        cmd = [python, peer]
-        cmd += list_args(list_arg_style(python, peer, "--threads"), "--threads", [threads])
-        cmd += list_args(list_arg_style(python, peer, "--widths"), "--widths", widths)
-        cmd += list_args(list_arg_style(python, peer, "--dtypes"), "--dtypes", dtypes)
-        proc = run(cmd)
+        cmd = [args.python, peer]
+        for option, values in (("--threads", [threads]), ("--widths", widths), ("--dtypes", dtypes)):
+            cmd += list_args(list_arg_style(args.python, peer, option), option, values)
+        with measuring(args) as theirs:
+            proc = run(cmd)
         for r in json_lines(proc.stdout):
             if r.get("model") != "transformer" or int(r.get("threads", threads)) != threads:
                 continue
             key = (r["dtype"], int(r["width"]))
             if key in singlora:
                 rows.append({"what": "transformer step", "width": key[1], "dtype": key[0], "threads": threads,
-                             "singlora": singlora[key], "torch": r["seconds_per_step"]})
+                             "singlora": singlora[key], "torch": r["seconds_per_step"],
+                             "others": (mine.others, theirs.others)})
     return rows
+
+
+def measuring(args):
+    """Waits for a quiet machine (see --max-busy), then measures the other processes' load around a block."""
+    if args.max_busy > 0:
+        wait_until_idle(args.max_busy, args.max_wait)
+    return Phase()
 
 
 def fmt_seconds(s):
@@ -195,14 +249,75 @@ def fmt_seconds(s):
 
 def print_table(rows):
     """The ratio table."""
-    header = f"{'what':<26} {'width':>6} {'dtype':>5} {'threads':>7} {'singlora':>11} {'torch':>11} {'torch/singlora':>15}"
+    header = (f"{'what':<26} {'width':>6} {'dtype':>5} {'threads':>7} {'singlora':>11} {'torch':>11} "
+              f"{'torch/singlora':>15} {'others (cores)':>15}")
     print(header)
     print("-" * len(header))
     for r in rows:
         ratio = r["torch"] / r["singlora"] if r["singlora"] and r["torch"] else float("nan")
         width = str(r["width"]) if r["width"] is not None else "-"
+        others = "{:.2f} / {:.2f}".format(*r["others"])
         print(f"{r['what']:<26} {width:>6} {r['dtype']:>5} {r['threads']:>7} {fmt_seconds(r['singlora']):>11} "
-              f"{fmt_seconds(r['torch']):>11} {ratio:>15.2f}")
+              f"{fmt_seconds(r['torch']):>11} {ratio:>15.2f} {others:>15}")
+
+
+def step_rows(args, threads_list, methods, dtypes, widths, notes):
+    """The MLP step: criterion's medians against torch_mlp.py's, and the GEMM ceiling of the same run."""
+    with measuring(args) as mine:
+        if not args.reuse_bench:
+            regex = f"^({'|'.join(methods + GEMMS)})/({'|'.join(dtypes)})/({'|'.join(map(str, widths))})$"
+            run_criterion("steps", regex)
+    found = criterion_results(METHODS + GEMMS)
+    rows = []
+    for threads in threads_list:
+        with measuring(args) as theirs:
+            peer = torch_mlp(args.python, threads, methods, dtypes, widths, args.torch_min_time)
+        for dtype in dtypes:
+            for method in methods:
+                for width in widths:
+                    key = (method, dtype, str(width))
+                    if key not in found:
+                        notes.append(f"no criterion result for {'/'.join(key)}")
+                        continue
+                    rows.append({"what": f"mlp step {method}", "width": width, "dtype": dtype, "threads": threads,
+                                 "singlora": found[key][0], "torch": peer.get((method, dtype, width)),
+                                 "flops": found[key][1], "others": (mine.others, theirs.others)})
+    gflops = []
+    for dtype in dtypes:
+        for width in widths:
+            rates = {name: found[(name, dtype, str(width))][1] / found[(name, dtype, str(width))][0] / 1e9
+                     for name in methods + GEMMS if (name, dtype, str(width)) in found}
+            gflops.append((dtype, width, rates))
+    return rows, gflops
+
+
+def grid_rows(args, threads_list, notes):
+    """The default study: the release binary's wall time against torch_grid.py's, at each thread count."""
+    run(["cargo", "build", "--release"])
+    rows = []
+    median = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    for threads in threads_list:
+        mine, runs_total, peer, peer_wall, load_mine, load_peer = [], [], [], [], [], []
+        for _ in range(args.grid_repeats):
+            with measuring(args) as phase:
+                wall, runs_seconds = time_singlora_sweep(threads)
+            mine.append(wall)
+            runs_total.append(runs_seconds)
+            load_mine.append(phase.others)
+            with measuring(args) as phase:
+                seconds, wall_torch = time_torch_grid(args.python, threads)
+            peer.append(seconds)
+            peer_wall.append(wall_torch)
+            load_peer.append(phase.others)
+        others = (max(load_mine), max(load_peer))
+        rows.append({"what": "default sweep (108 runs)", "width": None, "dtype": "f64", "threads": threads,
+                     "singlora": median(mine), "torch": median(peer), "others": others})
+        rows.append({"what": "  torch incl. start-up", "width": None, "dtype": "f64", "threads": threads,
+                     "singlora": median(mine), "torch": median(peer_wall), "others": others})
+        notes.append(f"sweep --threads {threads}: wall {', '.join(f'{v:.2f}' for v in mine)} s; the 108 runs' own "
+                     f"times add up to {median(runs_total):.2f} s ({threads} at a time; the rest is start-up, "
+                     f"tables, fits and figures); torch_grid.py {', '.join(f'{v:.2f}' for v in peer)} s")
+    return rows
 
 
 def main():
@@ -219,6 +334,10 @@ def main():
                         help="read existing criterion results instead of running cargo bench")
     parser.add_argument("--grid-repeats", type=int, default=1, help="runs of each grid timing; the median is kept")
     parser.add_argument("--torch-min-time", type=float, default=1.0, help="seconds per PyTorch step config")
+    parser.add_argument("--max-busy", type=float, default=0.3,
+                        help="before each measurement, wait until other processes keep fewer than this many cores "
+                             "busy (default 0.3; 0: do not wait)")
+    parser.add_argument("--max-wait", type=float, default=600, help="give up waiting after this many seconds")
     parser.add_argument("--python", default=DEFAULT_PYTHON if Path(DEFAULT_PYTHON).exists() else sys.executable,
                         help="the Python with torch for the peers")
     parser.add_argument("--save", help="also write every row as JSON to this file")
@@ -231,76 +350,35 @@ def main():
               .split(",")]
     load_before = load_average()
     say(f"load average before: {load_before}")
-    rows, gemm_rows, notes = [], [], []
-
+    rows, gflops, notes = [], [], []
     if not args.skip_steps:
-        if not args.reuse_bench:
-            regex = (f"^({'|'.join(methods + GEMMS)})/({'|'.join(dtypes)})/({'|'.join(map(str, widths))})$")
-            run_criterion("steps", regex)
-        found = criterion_results(METHODS + GEMMS)
-        for threads in threads_list:
-            peer = torch_mlp(args.python, threads, methods, dtypes, widths, args.torch_min_time)
-            for dtype in dtypes:
-                for method in methods:
-                    for width in widths:
-                        mine = found.get((method, dtype, str(width)))
-                        if mine is None:
-                            notes.append(f"no criterion result for {method}/{dtype}/{width}")
-                            continue
-                        rows.append({"what": f"mlp step {method}", "width": width, "dtype": dtype,
-                                     "threads": threads, "singlora": mine[0],
-                                     "torch": peer.get((method, dtype, width)), "flops": mine[1]})
-        for dtype in dtypes:
-            for width in widths:
-                rates = {}
-                for g in GEMMS:
-                    if (g, dtype, str(width)) in found:
-                        sec, flops = found[(g, dtype, str(width))]
-                        rates[g] = flops / sec / 1e9
-                steps = {m: found[(m, dtype, str(width))] for m in methods if (m, dtype, str(width)) in found}
-                gemm_rows.append((dtype, width, rates, {m: f / s / 1e9 for m, (s, f) in steps.items()}))
-
+        step, gflops = step_rows(args, threads_list, methods, dtypes, widths, notes)
+        rows += step
     if not args.skip_grid:
-        run(["cargo", "build", "--release"])
-        for threads in threads_list:
-            mine, runs_total, peer, peer_wall = [], [], [], []
-            for _ in range(args.grid_repeats):
-                wall, runs_seconds = time_singlora_sweep(threads)
-                mine.append(wall)
-                runs_total.append(runs_seconds)
-                seconds, wall_torch = time_torch_grid(args.python, threads)
-                peer.append(seconds)
-                peer_wall.append(wall_torch)
-            med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
-            rows.append({"what": "default sweep (108 runs)", "width": None, "dtype": "f64", "threads": threads,
-                         "singlora": med(mine), "torch": med(peer)})
-            rows.append({"what": "  torch incl. start-up", "width": None, "dtype": "f64", "threads": threads,
-                         "singlora": med(mine), "torch": med(peer_wall)})
-            notes.append(f"sweep --threads {threads}: its 108 runs' own times add up to {med(runs_total):.2f} s "
-                         f"(the rest of {med(mine):.2f} s wall is start-up, tables, fits and figures; "
-                         f"runs go {threads} at a time)")
-
+        rows += grid_rows(args, threads_list, notes)
     if not args.skip_transformer:
-        rows += transformer_rows(args.python, threads_list, dtypes, args.reuse_bench, notes)
-
+        rows += transformer_rows(args, threads_list, dtypes, notes)
     load_after = load_average()
-    print(f"singlora vs PyTorch on {os.uname().nodename} ({os.cpu_count()} cores): "
-          f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
-    print("singlora's step is single-threaded (the same number stands against PyTorch at each thread count); "
-          "the sweep runs `threads` runs at a time.")
+
+    print(f"singlora vs PyTorch on {os.uname().nodename} ({os.cpu_count()} cores): load average (1, 5, 15 min) "
+          f"before {load_before}, after {load_after}")
+    print("ratio = torch / singlora (> 1: singlora faster). singlora's step is single-threaded, so its number stands "
+          "against PyTorch at each thread count; the sweep runs `threads` runs at a time. 'others': cores kept busy "
+          "by other processes during singlora's / torch's measurement.")
     print_table(rows)
-    if gemm_rows:
+    if gflops:
         print()
-        print("GFLOP/s (needed FLOPs / median time; benches/steps.rs documents the counts) against the GEMM ceiling")
-        print(f"{'dtype':>5} {'width':>6} " + "".join(f"{g:>10}" for g in GEMMS) + "".join(f"{m:>14}" for m in methods))
-        for dtype, width, rates, steps in gemm_rows:
-            print(f"{dtype:>5} {width:>6} " + "".join(f"{rates.get(g, float('nan')):>10.1f}" for g in GEMMS)
-                  + "".join(f"{steps.get(m, float('nan')):>14.1f}" for m in methods))
+        print("GFLOP/s: needed FLOPs (benches/steps.rs derives them) / median time, beside the GEMM ceiling "
+              "(singlora::linalg, b = 64, same run)")
+        names = GEMMS + methods
+        print(f"{'dtype':>5} {'width':>6} " + "".join(f"{name:>14}" for name in names))
+        for dtype, width, rates in gflops:
+            print(f"{dtype:>5} {width:>6} " + "".join(f"{rates.get(name, float('nan')):>14.1f}" for name in names))
     for n in notes:
         print("note:", n)
     if args.save:
         Path(args.save).write_text(json.dumps({"load_before": load_before, "load_after": load_after, "rows": rows,
-                                               "notes": notes}, indent=1))
+                                               "gflops": gflops, "notes": notes}, indent=1))
 
 
 if __name__ == "__main__":
