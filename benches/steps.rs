@@ -50,7 +50,8 @@
 //!
 //! # Running it
 //!
-//! `cargo bench --bench steps` runs everything (about 15 minutes on 2 cores); a regex filter selects,
+//! `cargo bench --bench steps` runs everything (not yet timed end to end: n = 8192 is the slow end, tens of seconds
+//! per benchmark); a regex filter selects,
 //! e.g. `cargo bench --bench steps -- singlora/f64/1024` or `cargo bench --bench steps -- '/(f32|f64)/(128|1024)$'`.
 //! Results land in `target/criterion/<group>/<dtype>/<n>/new/estimates.json` (times in ns per step).
 

@@ -27,6 +27,11 @@ What it measures:
     transformer step the same way; otherwise a note says they were skipped.
 
 Ratio = torch time / singlora time: > 1 means singlora is faster.
+
+Load: the column "others (cores)" is how many cores other processes kept busy during each side's measurement. With
+2 threads on this 2-core machine, PyTorch's OpenMP threads wait for each other whenever anything else runs: its
+steps then take 10-1000x longer (seen here with about one core busy elsewhere). Trust 2-thread rows only when their
+"others" is near 0; 1-thread rows degrade gracefully.
 """
 
 import argparse
