@@ -1,0 +1,244 @@
+//! `cargo bench --bench steps`: the time of one full training step of singlora's MLP, and this machine's GEMM
+//! throughput on the same shapes in the same run, so that every speed claim is a ratio measured on one machine at one
+//! load (issue "Studies an order of magnitude faster than a PyTorch script"; `scripts/peers/compare.py` reads the
+//! results and puts them beside PyTorch's).
+//!
+//! # What is timed
+//!
+//! `<method>/<dtype>/<n>` (e.g. `singlora/f64/1024`): one optimiser step of the MLP
+//! 16 → n → n → n → 1 (depth 3, ReLU, μP readout, no biases) with the adapter on both hidden maps `hidden.1`,
+//! `hidden.2` (`adapt = ["hidden"]`), rank r = 8, α = 8, batch b = 64, Adam (η = 10⁻³, PyTorch's defaults
+//! otherwise), exactly as `src/train.rs` does it through the public API:
+//! `Model::forward` → `train::mse` → `Model::backward` → `Optimizer::step_views`. The batch and its targets are fixed;
+//! the model keeps training across iterations (η is small enough that it stays finite, which is checked after each
+//! benchmark). Methods: `full`, `lora`, `dora`, `singlora`, `singlora_dora`; dtypes f32 and f64; widths
+//! 64 … 8192. A step runs single-threaded (the crate's products are sequential by design), so the number does not
+//! depend on the machine's thread count.
+//!
+//! `gemm_xwt/<dtype>/<n>`, `gemm_gw/<dtype>/<n>`, `gemm_gtx/<dtype>/<n>`: the three dense products a step is made of,
+//! through `singlora::linalg`, with b = 64: the forward $XW_0^\top$ (`mm_nt`, (b×n)·(n×n)ᵀ), the input gradient $GW_0$
+//! (`mm`, (b×n)·(n×n)) and full fine-tuning's weight gradient $G^\top X$ (`mm_tn`, (b×n)ᵀ·(b×n)), each 2·b·n² FLOP.
+//! Their GFLOP/s is the ceiling a step could reach with these kernels on this machine.
+//!
+//! # FLOP count of a step (only the operations the step needs)
+//!
+//! Criterion reports the throughput of every benchmark as "elem/s"; the elements are FLOPs, so `Gelem/s` reads as
+//! GFLOP/s. Only matrix products are counted (2·m·k·n each); element-wise work (ReLU, the loss, DoRA's row norms and
+//! scalings, Adam's update: O(b·n + n² + parameters)) is not. "Needed" means what an autograd engine must run:
+//! the frozen input map gets no weight gradient, and since its input is data, no one needs the gradient with respect
+//! to `hidden.1`'s input either (singlora currently computes that one anyway: it is work the step does not need, and
+//! it is not counted). With b = 64, d₀ = 16, r = 8 and the two adapted n × n maps `hidden.1` (bottom) and `hidden.2`
+//! (top):
+//!
+//! - frozen maps, every method: input forward 2·b·d₀·n; readout forward 2·b·n and its input gradient 2·b·n.
+//! - base of each adapted map: forward $XW_0^\top$ 2·b·n²; the top map also needs its input gradient $GW_0$, 2·b·n².
+//! - `lora` per adapted map: forward $XA^\top$ and $(XA^\top)B^\top$, 4·b·n·r; backward $GB$,
+//!   $\partial A = (GB)^\top X$, $\partial B = G^\top(XA^\top)$, 6·b·n·r; the top map's input gradient adds
+//!   $(GB)A$, 2·b·n·r.
+//! - `singlora` per adapted map: the same count with $A_{in}$, $A_{out}$ in place of $A^\top$, $B$: forward
+//!   $XA_{in}$, $(XA_{in})A_{out}^\top$; backward $GA_{out}$, $G^\top(XA_{in})$, $X^\top(GA_{out})$; top input
+//!   gradient $(GA_{out})A_{in}^\top$.
+//! - `dora`, `singlora_dora`: their update's count, plus materialising $\widetilde{\Delta W}$ ($BA$ or
+//!   $A_{out}A_{in}^\top$, 2·n²·r) once per map for the row norms of $V = W_0 + c\widetilde{\Delta W}$. The magnitude's
+//!   gradient needs $XV^\top$, which is the forward's output before the scaling, so no extra product.
+//! - `full` per adapted map: forward $XD^\top$ 2·b·n², backward $\partial D = G^\top X$ 2·b·n²; the top map's input
+//!   gradient adds $GD$, 2·b·n².
+//!
+//! Totals, with $F_0 = 2bd_0n + 4bn$: full $F_0 + 14bn^2$; lora and singlora $F_0 + 6bn^2 + 22bnr$; dora and
+//! singlora_dora $F_0 + 6bn^2 + 22bnr + 4n^2r$. The low-rank products are a share 22r/(6n) of the base's: 46% at
+//! n = 64, 3% at n = 1024, so from n ≈ 512 on a LoRA step is three (b×n)·(n×n) GEMMs plus small change.
+//!
+//! # Running it
+//!
+//! `cargo bench --bench steps` runs everything (not yet timed end to end: n = 8192 is the slow end, tens of seconds
+//! per benchmark); a regex filter selects,
+//! e.g. `cargo bench --bench steps -- singlora/f64/1024` or `cargo bench --bench steps -- '/(f32|f64)/(128|1024)$'`.
+//! Results land in `target/criterion/<group>/<dtype>/<n>/new/estimates.json` (times in ns per step).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
+    Throughput,
+};
+use ndarray::Array2;
+use singlora::adapters::{AdapterConfig, Method};
+use singlora::linalg::{mm, mm_nt, mm_tn};
+use singlora::models::{Mlp, MlpConfig, Model};
+use singlora::optim::{OptimizerConfig, Rule};
+use singlora::rng::{normal_matrix, SeedRng};
+use singlora::Scalar;
+
+/// Batch size b.
+const BATCH: usize = 64;
+/// Adapter rank r.
+const RANK: usize = 8;
+/// Input dimension d₀ of the MLP.
+const INPUT_DIM: usize = 16;
+/// Number of hidden layers (so `hidden.1` and `hidden.2` are the adapted n × n maps).
+const DEPTH: usize = 3;
+/// Widths n of the step benchmarks.
+const WIDTHS: [usize; 8] = [64, 128, 256, 512, 1024, 2048, 4096, 8192];
+
+/// FLOPs of the matrix products one training step needs (formulas in the file's documentation).
+fn step_flops(method: Method, n: usize) -> u64 {
+    let (b, d0, r, n) = (BATCH as u64, INPUT_DIM as u64, RANK as u64, n as u64);
+    let frozen = 2 * b * d0 * n + 4 * b * n;
+    let base = 6 * b * n * n;
+    let low_rank = 22 * b * n * r;
+    frozen
+        + match method {
+            Method::Full => 14 * b * n * n,
+            Method::Lora | Method::Singlora => base + low_rank,
+            Method::Dora | Method::SingloraDora => base + low_rank + 4 * n * n * r,
+        }
+}
+
+/// One model, its optimiser and a fixed batch: everything a training step touches.
+struct Step<T: Scalar> {
+    model: Mlp<T>,
+    optimizer: singlora::optim::Optimizer,
+    factors: Vec<f64>,
+    x: Array2<T>,
+    y: Array2<T>,
+}
+
+impl<T: Scalar> Step<T> {
+    /// The MLP 16 → n → n → n → 1 with `method` on both hidden maps, its Adam optimiser, a Gaussian batch and a
+    /// random target.
+    fn new(method: Method, n: usize) -> Self {
+        let mlp = MlpConfig {
+            width: n,
+            depth: DEPTH,
+            adapt: vec!["hidden".into()],
+            ..MlpConfig::new(n)
+        };
+        let adapter = AdapterConfig::new(method).rank_alpha(RANK, 8.0);
+        let model = mlp
+            .build(mlp.base_weights::<T>(0), &adapter, 1)
+            .expect("the benchmark's MLP builds");
+        let opt_cfg = OptimizerConfig::new(Rule::adam(), 1e-3);
+        let factors = model
+            .params_info()
+            .iter()
+            .map(|p| opt_cfg.groups.factor(p.info.role, n))
+            .collect();
+        let x = normal_matrix(&mut SeedRng::new(2, "bench.x"), BATCH, INPUT_DIM, 1.0);
+        let y = normal_matrix(&mut SeedRng::new(2, "bench.y"), BATCH, 1, 1.0);
+        Self {
+            model,
+            optimizer: opt_cfg.init().expect("valid optimiser"),
+            factors,
+            x,
+            y,
+        }
+    }
+
+    /// One training step (forward, loss, backward, Adam); returns the loss before the step.
+    fn run(&mut self) -> f64 {
+        let u = T::one();
+        let (out, cache) = self.model.forward(&self.x, u);
+        let (loss, g) = singlora::train::mse(&out, &self.y);
+        let grads = self.model.backward(&cache, &g, u);
+        self.optimizer
+            .step_views(self.model.params_mut(), &grads, &self.factors);
+        loss
+    }
+}
+
+/// Criterion's settings for a benchmark whose one iteration takes about `seconds`: wide widths get the minimum of
+/// 10 samples of equal size (flat sampling) and a short warm-up, so the whole bench stays a few minutes long.
+fn configure<M: criterion::measurement::Measurement>(
+    group: &mut BenchmarkGroup<'_, M>,
+    seconds: f64,
+) {
+    if seconds < 2e-3 {
+        group
+            .sampling_mode(SamplingMode::Auto)
+            .sample_size(30)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+    } else {
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(if seconds < 0.1 { 500 } else { 1 }))
+            .measurement_time(Duration::from_secs_f64((12.0 * seconds).max(1.0)));
+    }
+}
+
+/// A rough guess of one iteration's time from its FLOPs (10 GFLOP/s), only to choose criterion's settings.
+fn guess_seconds(flops: u64) -> f64 {
+    flops as f64 / 10e9
+}
+
+fn bench_steps_dtype<T: Scalar>(c: &mut Criterion) {
+    for method in Method::ALL {
+        let mut group = c.benchmark_group(method.name());
+        for n in WIDTHS {
+            let flops = step_flops(method, n);
+            configure(&mut group, guess_seconds(flops));
+            group.throughput(Throughput::Elements(flops));
+            // Criterion calls the closure once per sample: the model is built on the first call only (at n = 8192
+            // that takes seconds), and keeps training from sample to sample.
+            let mut step: Option<Step<T>> = None;
+            group.bench_with_input(BenchmarkId::new(T::DTYPE, n), &n, |b, &n| {
+                let step = step.get_or_insert_with(|| Step::new(method, n));
+                b.iter(|| black_box(step.run()));
+            });
+            if let Some(mut step) = step {
+                let loss = step.run();
+                assert!(
+                    loss.is_finite(),
+                    "{}/{}/{n}: the loss became {loss} while benchmarking; lower the benchmark's η",
+                    method.name(),
+                    T::DTYPE
+                );
+            }
+        }
+        group.finish();
+    }
+}
+
+fn bench_gemm_dtype<T: Scalar>(c: &mut Criterion) {
+    type Product<T> = fn(&Array2<T>, &Array2<T>, &Array2<T>) -> Array2<T>;
+    let products: [(&str, Product<T>); 3] = [
+        ("gemm_xwt", |x, w, _| mm_nt(x.view(), w.view())),
+        ("gemm_gw", |_, w, g| mm(g.view(), w.view())),
+        ("gemm_gtx", |x, _, g| mm_tn(g.view(), x.view())),
+    ];
+    for (name, product) in products {
+        let mut group = c.benchmark_group(name);
+        for n in WIDTHS {
+            let flops = 2 * (BATCH * n * n) as u64;
+            configure(&mut group, guess_seconds(flops));
+            group.throughput(Throughput::Elements(flops));
+            let mut operands: Option<[Array2<T>; 3]> = None;
+            group.bench_with_input(BenchmarkId::new(T::DTYPE, n), &n, |b, &n| {
+                let [x, w, g] = operands.get_or_insert_with(|| {
+                    [
+                        normal_matrix(&mut SeedRng::new(0, "x"), BATCH, n, 1.0),
+                        normal_matrix(&mut SeedRng::new(0, "w0"), n, n, 1.0 / (n as f64).sqrt()),
+                        normal_matrix(&mut SeedRng::new(0, "g"), BATCH, n, 1.0),
+                    ]
+                });
+                b.iter(|| black_box(product(x, w, g)));
+            });
+        }
+        group.finish();
+    }
+}
+
+fn steps(c: &mut Criterion) {
+    bench_steps_dtype::<f64>(c);
+    bench_steps_dtype::<f32>(c);
+}
+
+fn gemm(c: &mut Criterion) {
+    bench_gemm_dtype::<f64>(c);
+    bench_gemm_dtype::<f32>(c);
+}
+
+criterion_group!(benches, steps, gemm);
+criterion_main!(benches);

@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""singlora / PyTorch speed ratios, per width and for the whole default study, measured in one run on one machine.
+
+Issue "Studies an order of magnitude faster than a PyTorch script": every claim about singlora's speed is a ratio
+against a PyTorch eager peer of the same workload, measured here at the same load. Run from anywhere:
+
+    /work/venv-torch/bin/python scripts/peers/compare.py --quick            # about 8 minutes on 2 idle cores
+    /work/venv-torch/bin/python scripts/peers/compare.py                    # widths 64 ... 4096: about 25 minutes
+    /work/venv-torch/bin/python scripts/peers/compare.py --widths 1024 --methods singlora --skip-grid   # 1 minute
+
+(plus the first build: `cargo bench` and `cargo build --release`, about 5 minutes each on 2 cores when nothing is
+built yet). Check `uptime` first; the table prints the load average before and after. Any python3 can run this
+script; the PyTorch peers run under `--python` (default /work/venv-torch/bin/python when it exists). Nothing in the
+crate, its tests or CI depends on PyTorch.
+
+What it measures:
+
+(a) singlora's training step: `cargo bench --bench steps -- REGEX` (benches/steps.rs, criterion) for the chosen
+    methods, dtypes and widths, plus the GEMM ceiling of the same shapes; the median point estimate is read from
+    target/criterion/<method>/<dtype>/<n>/new/estimates.json. A singlora step is single-threaded by design, so the
+    same singlora number stands against PyTorch at every thread count.
+(b) the same step in PyTorch: torch_mlp.py, once per `--threads` value (torch.set_num_threads).
+(c) the whole default study: `target/release/singlora sweep --out FRESH_TMP --threads K` (wall time around the
+    process, a fresh folder each time so nothing is resumed; it includes writing the tables, fits and 30 figures)
+    against torch_grid.py at the same K (its own timing of the 108 runs, and its wall time around the process).
+(d) if benches/transformer.rs and scripts/peers/torch_transformer.py exist (another engineer's work), the
+    transformer step the same way; otherwise a note says they were skipped.
+
+Ratio = torch time / singlora time: > 1 means singlora is faster.
+
+Load: the column "others (cores)" is how many cores other processes kept busy during each side's measurement. With
+2 threads on this 2-core machine, PyTorch's OpenMP threads wait for each other whenever anything else runs: its
+steps then take 10-1000x longer (seen here with about one core busy elsewhere). Trust 2-thread rows only when their
+"others" is near 0; 1-thread rows degrade gracefully.
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PEERS = Path(__file__).resolve().parent
+METHODS = ["full", "lora", "dora", "singlora", "singlora_dora"]
+GEMMS = ["gemm_xwt", "gemm_gw", "gemm_gtx"]
+DEFAULT_PYTHON = "/work/venv-torch/bin/python"
+
+
+def load_average():
+    """The 1-, 5- and 15-minute load averages, as text."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def cpu_seconds_busy():
+    """CPU seconds all cores have spent busy since boot (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_children_cpu_seconds():
+    """CPU seconds used by this script's finished child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Phase:
+    """Measures, around a block, how many cores *other* processes kept busy on average: all busy CPU time minus
+    this script's children's, over the wall time. That is the load the numbers of the block were measured at."""
+
+    def __enter__(self):
+        self.start = (time.perf_counter(), cpu_seconds_busy(), own_children_cpu_seconds())
+        return self
+
+    def __exit__(self, *exc):
+        wall, busy, own = (a - b for a, b in zip(
+            (time.perf_counter(), cpu_seconds_busy(), own_children_cpu_seconds()), self.start))
+        self.others = max(0.0, (busy - own) / wall) if wall > 0 else 0.0
+        return False
+
+
+def wait_until_idle(max_busy, timeout):
+    """Waits (up to `timeout` seconds) until the machine's cores are busy less than `max_busy` cores on average over
+    3 seconds, so a measurement does not start in the middle of someone's build. Returns the last reading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        before, t0 = cpu_seconds_busy(), time.perf_counter()
+        time.sleep(3)
+        busy = (cpu_seconds_busy() - before) / (time.perf_counter() - t0)
+        if busy < max_busy or time.monotonic() > deadline:
+            if busy >= max_busy:
+                say(f"still {busy:.2f} cores busy after waiting {timeout:.0f} s; measuring anyway")
+            return busy
+        say(f"{busy:.2f} cores busy (limit {max_busy}); waiting")
+
+
+def say(message):
+    """Progress goes to stderr, so stdout holds only the tables."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kwargs):
+    """Runs a command (from the repository root), raising with its output's tail if it fails."""
+    say("$ " + " ".join(str(c) for c in cmd))
+    proc = subprocess.run(cmd, cwd=REPO, text=True, capture_output=True, **kwargs)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{tail}")
+    return proc
+
+
+def json_lines(text):
+    """The JSON objects printed one per line (other lines are ignored)."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return out
+
+
+def criterion_results(prefixes):
+    """Every criterion result under target/criterion whose group starts with one of `prefixes`:
+    {(group, function_id, value_str): (median seconds, throughput elements or None)}."""
+    results = {}
+    root = REPO / "target" / "criterion"
+    for bench_file in root.glob("**/new/benchmark.json"):
+        meta = json.loads(bench_file.read_text())
+        if not any(meta["group_id"].startswith(p) for p in prefixes):
+            continue
+        estimates = json.loads((bench_file.parent / "estimates.json").read_text())
+        seconds = estimates["median"]["point_estimate"] * 1e-9
+        elements = (meta.get("throughput") or {}).get("Elements")
+        results[(meta["group_id"], meta["function_id"], meta["value_str"])] = (seconds, elements)
+    return results
+
+
+def run_criterion(bench, regex):
+    """`cargo bench --bench BENCH -- REGEX`, with criterion's own output kept in target/peers/BENCH.log."""
+    log_dir = REPO / "target" / "peers"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    proc = run(["cargo", "bench", "--bench", bench, "--", regex])
+    (log_dir / f"{bench}.log").write_text(proc.stdout + proc.stderr)
+
+
+def torch_mlp(python, threads, methods, dtypes, widths, min_time):
+    """torch_mlp.py's results: {(method, dtype, width): seconds per step}."""
+    proc = run([python, PEERS / "torch_mlp.py", "--threads", str(threads), "--methods", ",".join(methods),
+                "--dtypes", ",".join(dtypes), "--widths", ",".join(map(str, widths)), "--min-time", str(min_time)])
+    return {(r["method"], r["dtype"], int(r["width"])): r["seconds_per_step"] for r in json_lines(proc.stdout)}
+
+
+def time_singlora_sweep(threads):
+    """Wall time of the default study through the release binary in a fresh folder, and its runs' own time."""
+    binary = REPO / "target" / "release" / "singlora"
+    tmp = Path(tempfile.mkdtemp(prefix="singlora-grid-"))
+    try:
+        out = tmp / "default"
+        start = time.perf_counter()
+        run([binary, "sweep", "--out", out, "--threads", str(threads)])
+        wall = time.perf_counter() - start
+        manifest = json.loads((out / "manifest.json").read_text())
+        runs_seconds = sum(manifest["wall_seconds"].values())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return wall, runs_seconds
+
+
+def time_torch_grid(python, threads):
+    """torch_grid.py's own timing of its 108 runs, and its wall time around the process (start-up included)."""
+    start = time.perf_counter()
+    proc = run([python, PEERS / "torch_grid.py", "--threads", str(threads)])
+    wall = time.perf_counter() - start
+    (line,) = [r for r in json_lines(proc.stdout) if r.get("study") == "default_grid"]
+    return line["seconds"], wall
+
+
+def list_arg_style(python, script, option):
+    """How `script` takes a list for `option`: 'space' (argparse nargs='+') or 'comma'."""
+    proc = subprocess.run([python, script, "--help"], cwd=REPO, text=True, capture_output=True)
+    usage = proc.stdout
+    return "space" if re.search(re.escape(option) + r" \S+ \[\S+ \.\.\.\]", usage) else "comma"
+
+
+def list_args(style, option, values):
+    """`option` followed by `values` in the given style."""
+    values = [str(v) for v in values]
+    return [option, *values] if style == "space" else [option, ",".join(values)]
+
+
+def transformer_rows(args, threads_list, dtypes, notes):
+    """Rows for the transformer step, if both of its files exist; otherwise a note."""
+    bench, peer = REPO / "benches" / "transformer.rs", PEERS / "torch_transformer.py"
+    missing = [str(p.relative_to(REPO)) for p in (bench, peer) if not p.exists()]
+    if missing:
+        notes.append(f"transformer: skipped ({', '.join(missing)} not in this checkout)")
+        return []
+    with measuring(args) as mine:
+        if not args.reuse_bench:
+            run_criterion("transformer", "^transformer[^/]*/(" + "|".join(dtypes) + ")/")
+    found = criterion_results(["transformer"])
+    singlora = {(fid, int(val)): sec for (group, fid, val), (sec, _) in found.items() if val.isdigit()}
+    widths = sorted({w for (_, w) in singlora})
+    if not widths:
+        notes.append("transformer: the bench produced no transformer/<dtype>/<width> results")
+        return []
+    rows = []
+    for threads in threads_list:
+        cmd = [args.python, peer]
+        for option, values in (("--threads", [threads]), ("--widths", widths), ("--dtypes", dtypes)):
+            cmd += list_args(list_arg_style(args.python, peer, option), option, values)
+        with measuring(args) as theirs:
+            proc = run(cmd)
+        for r in json_lines(proc.stdout):
+            if r.get("model") != "transformer" or int(r.get("threads", threads)) != threads:
+                continue
+            key = (r["dtype"], int(r["width"]))
+            if key in singlora:
+                rows.append({"what": "transformer step", "width": key[1], "dtype": key[0], "threads": threads,
+                             "singlora": singlora[key], "torch": r["seconds_per_step"],
+                             "others": (mine.others, theirs.others)})
+    return rows
+
+
+def measuring(args):
+    """Waits for a quiet machine (see --max-busy), then measures the other processes' load around a block."""
+    if args.max_busy > 0:
+        wait_until_idle(args.max_busy, args.max_wait)
+    return Phase()
+
+
+def fmt_seconds(s):
+    """Seconds in a readable unit."""
+    if s is None:
+        return "-"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} µs"
+
+
+def print_table(rows):
+    """The ratio table."""
+    header = (f"{'what':<26} {'width':>6} {'dtype':>5} {'threads':>7} {'singlora':>11} {'torch':>11} "
+              f"{'torch/singlora':>15} {'others (cores)':>15}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        ratio = r["torch"] / r["singlora"] if r["singlora"] and r["torch"] else float("nan")
+        width = str(r["width"]) if r["width"] is not None else "-"
+        others = "{:.2f} / {:.2f}".format(*r["others"])
+        print(f"{r['what']:<26} {width:>6} {r['dtype']:>5} {r['threads']:>7} {fmt_seconds(r['singlora']):>11} "
+              f"{fmt_seconds(r['torch']):>11} {ratio:>15.2f} {others:>15}")
+
+
+def step_rows(args, threads_list, methods, dtypes, widths, notes):
+    """The MLP step: criterion's medians against torch_mlp.py's, and the GEMM ceiling of the same run."""
+    with measuring(args) as mine:
+        if not args.reuse_bench:
+            regex = f"^({'|'.join(methods + GEMMS)})/({'|'.join(dtypes)})/({'|'.join(map(str, widths))})$"
+            run_criterion("steps", regex)
+    found = criterion_results(METHODS + GEMMS)
+    rows = []
+    for threads in threads_list:
+        with measuring(args) as theirs:
+            peer = torch_mlp(args.python, threads, methods, dtypes, widths, args.torch_min_time)
+        for dtype in dtypes:
+            for method in methods:
+                for width in widths:
+                    key = (method, dtype, str(width))
+                    if key not in found:
+                        notes.append(f"no criterion result for {'/'.join(key)}")
+                        continue
+                    rows.append({"what": f"mlp step {method}", "width": width, "dtype": dtype, "threads": threads,
+                                 "singlora": found[key][0], "torch": peer.get((method, dtype, width)),
+                                 "flops": found[key][1], "others": (mine.others, theirs.others)})
+    gflops = []
+    for dtype in dtypes:
+        for width in widths:
+            rates = {name: found[(name, dtype, str(width))][1] / found[(name, dtype, str(width))][0] / 1e9
+                     for name in methods + GEMMS if (name, dtype, str(width)) in found}
+            gflops.append((dtype, width, rates))
+    return rows, gflops
+
+
+def grid_rows(args, threads_list, notes):
+    """The default study: the release binary's wall time against torch_grid.py's, at each thread count."""
+    run(["cargo", "build", "--release"])
+    rows = []
+    median = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    for threads in threads_list:
+        mine, runs_total, peer, peer_wall, load_mine, load_peer = [], [], [], [], [], []
+        for _ in range(args.grid_repeats):
+            with measuring(args) as phase:
+                wall, runs_seconds = time_singlora_sweep(threads)
+            mine.append(wall)
+            runs_total.append(runs_seconds)
+            load_mine.append(phase.others)
+            with measuring(args) as phase:
+                seconds, wall_torch = time_torch_grid(args.python, threads)
+            peer.append(seconds)
+            peer_wall.append(wall_torch)
+            load_peer.append(phase.others)
+        others = (max(load_mine), max(load_peer))
+        rows.append({"what": "default sweep (108 runs)", "width": None, "dtype": "f64", "threads": threads,
+                     "singlora": median(mine), "torch": median(peer), "others": others})
+        rows.append({"what": "  torch incl. start-up", "width": None, "dtype": "f64", "threads": threads,
+                     "singlora": median(mine), "torch": median(peer_wall), "others": others})
+        notes.append(f"sweep --threads {threads}: wall {', '.join(f'{v:.2f}' for v in mine)} s; the 108 runs' own "
+                     f"times add up to {median(runs_total):.2f} s ({threads} at a time; the rest is start-up, "
+                     f"tables, fits and figures); torch_grid.py {', '.join(f'{v:.2f}' for v in peer)} s")
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="widths 128,1024,2048 only (the default otherwise)")
+    parser.add_argument("--threads", default="1,2", help="PyTorch / sweep thread counts (default 1,2)")
+    parser.add_argument("--widths", help="MLP step widths (default 64,...,4096; --quick: 128,1024,2048)")
+    parser.add_argument("--dtypes", default="f32,f64", help="default f32,f64")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"default {','.join(METHODS)}")
+    parser.add_argument("--skip-steps", action="store_true", help="no MLP step comparison")
+    parser.add_argument("--skip-grid", action="store_true", help="no default-study comparison")
+    parser.add_argument("--skip-transformer", action="store_true", help="no transformer comparison")
+    parser.add_argument("--reuse-bench", action="store_true",
+                        help="read existing criterion results instead of running cargo bench")
+    parser.add_argument("--grid-repeats", type=int, default=1, help="runs of each grid timing; the median is kept")
+    parser.add_argument("--torch-min-time", type=float, default=1.0, help="seconds per PyTorch step config")
+    parser.add_argument("--max-busy", type=float, default=0.3,
+                        help="before each measurement, wait until other processes keep fewer than this many cores "
+                             "busy (default 0.3; 0: do not wait)")
+    parser.add_argument("--max-wait", type=float, default=600, help="give up waiting after this many seconds")
+    parser.add_argument("--python", default=DEFAULT_PYTHON if Path(DEFAULT_PYTHON).exists() else sys.executable,
+                        help="the Python with torch for the peers")
+    parser.add_argument("--save", help="also write every row as JSON to this file")
+    args = parser.parse_args()
+
+    threads_list = [int(t) for t in args.threads.split(",")]
+    dtypes = args.dtypes.split(",")
+    methods = args.methods.split(",")
+    widths = [int(w) for w in (args.widths or ("128,1024,2048" if args.quick else "64,128,256,512,1024,2048,4096"))
+              .split(",")]
+    load_before = load_average()
+    say(f"load average before: {load_before}")
+    rows, gflops, notes = [], [], []
+    if not args.skip_steps:
+        step, gflops = step_rows(args, threads_list, methods, dtypes, widths, notes)
+        rows += step
+    if not args.skip_grid:
+        rows += grid_rows(args, threads_list, notes)
+    if not args.skip_transformer:
+        rows += transformer_rows(args, threads_list, dtypes, notes)
+    load_after = load_average()
+
+    print(f"singlora vs PyTorch on {os.uname().nodename} ({os.cpu_count()} cores): load average (1, 5, 15 min) "
+          f"before {load_before}, after {load_after}")
+    print("ratio = torch / singlora (> 1: singlora faster). singlora's step is single-threaded, so its number stands "
+          "against PyTorch at each thread count; the sweep runs `threads` runs at a time. 'others': cores kept busy "
+          "by other processes during singlora's / torch's measurement.")
+    print_table(rows)
+    if gflops:
+        print()
+        print("GFLOP/s: needed FLOPs (benches/steps.rs derives them) / median time, beside the GEMM ceiling "
+              "(singlora::linalg, b = 64, same run)")
+        names = GEMMS + methods
+        print(f"{'dtype':>5} {'width':>6} " + "".join(f"{name:>14}" for name in names))
+        for dtype, width, rates in gflops:
+            print(f"{dtype:>5} {width:>6} " + "".join(f"{rates.get(name, float('nan')):>14.1f}" for name in names))
+    for n in notes:
+        print("note:", n)
+    if args.save:
+        Path(args.save).write_text(json.dumps({"load_before": load_before, "load_after": load_after, "rows": rows,
+                                               "gflops": gflops, "notes": notes}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""PyTorch eager peer of singlora's MLP training step (`cargo bench --bench steps`, benches/steps.rs).
+
+One training step = forward, MSE loss, backward, Adam step, of the MLP 16 -> n -> n -> n -> 1 (3 hidden layers,
+ReLU, muP readout, no biases, base frozen) with the adapter on both n x n hidden maps (hidden.1, hidden.2), rank 8,
+alpha 8, batch 64, Adam(lr=1e-3) -- the same workload as singlora's bench, written as a researcher would write it
+(nn.Module, autograd, torch.optim.Adam). Adapters are defined in `adapters.py` beside this file.
+
+For every (method, dtype, width) it builds the model, runs a few warm-up steps, then times single steps until at
+least `--min-time` seconds and `--min-reps` steps have passed, and prints one JSON line with the median:
+
+    {"peer": "torch", "model": "mlp", "method": "singlora", "width": 1024, "dtype": "f64", "threads": 1,
+     "seconds_per_step": 0.0123, "reps": 80}
+
+Usage (about 2 minutes for the defaults below at one thread count):
+
+    /work/venv-torch/bin/python scripts/peers/torch_mlp.py --threads 1 --widths 128,1024,2048 --dtypes f32,f64
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from adapters import METHODS, MLP, dtype_of, mse  # noqa: E402
+
+BATCH = 64
+INPUT_DIM = 16
+DEPTH = 3
+RANK = 8
+ALPHA = 8.0
+LR = 1e-3
+
+
+def time_steps(method, width, dtype, min_time, min_reps, warmup):
+    """Median wall time of one training step, and the number of timed steps."""
+    model = MLP(width, DEPTH, method, adapted={"hidden.1", "hidden.2"}, rank=RANK, alpha=ALPHA,
+                input_dim=INPUT_DIM, seed=0, dtype=dtype)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=LR)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(BATCH, INPUT_DIM, generator=gen, dtype=dtype)
+    y = torch.randn(BATCH, 1, generator=gen, dtype=dtype)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = mse(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    for _ in range(warmup):
+        step()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        loss = step()
+        times.append(time.perf_counter() - t0)
+    if not torch.isfinite(torch.tensor(loss)):
+        raise RuntimeError(f"{method}/{dtype}/{width}: the loss became {loss}")
+    return statistics.median(times), len(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--widths", default="64,128,256,512,1024,2048,4096",
+                        help="comma-separated widths n (default 64,...,4096)")
+    parser.add_argument("--dtypes", default="f32,f64", help="comma-separated: f32, f64 (default both)")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default {','.join(METHODS)})")
+    parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed steps per config (default 1)")
+    parser.add_argument("--min-reps", type=int, default=5, help="at least this many timed steps (default 5)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    for dtype_name in args.dtypes.split(","):
+        for method in args.methods.split(","):
+            for width in [int(w) for w in args.widths.split(",")]:
+                seconds, reps = time_steps(method, width, dtype_of(dtype_name), args.min_time, args.min_reps,
+                                           args.warmup)
+                print(json.dumps({"peer": "torch", "model": "mlp", "method": method, "width": width,
+                                  "dtype": dtype_name, "threads": args.threads, "seconds_per_step": seconds,
+                                  "reps": reps}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
