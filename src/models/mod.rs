@@ -6,6 +6,7 @@
 pub mod activation;
 pub mod linear;
 pub mod mlp;
+pub mod ops;
 pub mod pretrain;
 pub mod single;
 pub mod transformer;
@@ -130,7 +131,7 @@ impl<T: Scalar> Inspect<T> for Transformer<T> {
                 &att.ln.y,
                 &att.attended.ctx,
                 &ff.ln.y,
-                &ff.act,
+                &ff.gelu.act,
             ]);
         }
         inputs.push(&cache.final_ln.y);
