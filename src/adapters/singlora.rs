@@ -7,7 +7,7 @@
 //! One rule for every shape (square, tall, wide), so the transposed-update bug B1 cannot exist. The layer multiplies by
 //! $c = s\,u(t)$.
 
-use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
+use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
 
 use super::update::{as2, ParamInfo, Role, Update};
 use crate::linalg::{mm, mm_acc, mm_nt, mm_tn};
@@ -67,6 +67,14 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
     /// $(GA_{out})A_{in}^\top$.
     fn apply_adjoint(&self, g: ArrayView2<'_, T>) -> Array2<T> {
         mm_nt(mm(g, self.a_out()).view(), self.a_in())
+    }
+    /// $Y \mathrel{+}= c\,(XA_{in})A_{out}^\top$: one accumulating product from the bottleneck.
+    fn apply_acc(&self, x: ArrayView2<'_, T>, c: T, y: ArrayViewMut2<'_, T>) {
+        mm_acc(c, mm(x, self.a_in()).view(), self.a_out().t(), y);
+    }
+    /// $G_X \mathrel{+}= c\,(GA_{out})A_{in}^\top$.
+    fn apply_adjoint_acc(&self, g: ArrayView2<'_, T>, c: T, gx: ArrayViewMut2<'_, T>) {
+        mm_acc(c, mm(g, self.a_out()).view(), self.a_in().t(), gx);
     }
     /// Output role $\partial A_{[:d_{out}]} \mathrel{+}= G^\top(XA_{in})$, input role
     /// $\partial A_{[:d_{in}]} \mathrel{+}= X^\top(GA_{out})$ (THEORY §7, unified form).

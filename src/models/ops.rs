@@ -177,11 +177,29 @@ pub fn layer_norm_backward_in_place<T: Scalar>(ln: &Normalized<T>, g: &mut Array
 // Softmax
 // ---------------------------------------------------------------------------------------------------------------
 
+/// A bound below which $e^x$ rounds to exactly 0 in `T`: $\ln(\text{min normal}) + \ln\varepsilon - 1$
+/// (−745.4 in f64, −104.3 in f32; the smallest subnormal is $e^{-744.4}$, resp. $e^{-103.3}$, and $e^x$ rounds to 0
+/// below half of it). Checked in `tests/transformer.rs`.
+pub fn exp_zero_below<T: Scalar>() -> T {
+    T::min_positive_value().ln() + T::epsilon().ln() - T::one()
+}
+
+/// $e^x$, skipping the call where it is exactly 0 anyway: libm's underflow path costs ~100 ns a call, and saturated
+/// softmax rows or large GELU inputs hit it for most entries.
+#[inline]
+fn exp_or_zero<T: Scalar>(x: T, floor: T) -> T {
+    if x < floor {
+        T::zero()
+    } else {
+        x.exp()
+    }
+}
+
 /// In place: $p = \mathrm{softmax}(\ell)$ with the maximum subtracted, $p_i = e^{\ell_i - m}/\sum_k e^{\ell_k - m}$.
 #[inline]
 fn softmax_in_place<T: Scalar>(row: &mut [T]) {
-    let max = row.iter().copied().fold(T::neg_infinity(), T::max);
-    row.iter_mut().for_each(|v| *v = (*v - max).exp());
+    let (max, floor) = (row.iter().copied().fold(T::neg_infinity(), T::max), exp_zero_below());
+    row.iter_mut().for_each(|v| *v = exp_or_zero(*v - max, floor));
     let total = row.iter().copied().fold(T::zero(), |a, b| a + b);
     row.iter_mut().for_each(|v| *v = *v / total);
 }
@@ -512,13 +530,13 @@ pub fn gelu_backward<T: Scalar>(
         z.dim() == g.dim() && gelu.cdf.dim() == g.dim(),
         "gelu_backward: Z, Φ(Z) and G differ in shape"
     );
-    let sqrt_2pi = (2.0 * std::f64::consts::PI).sqrt();
+    let (sqrt_2pi, floor) = ((2.0 * std::f64::consts::PI).sqrt(), exp_zero_below::<f64>());
     ndarray::Zip::from(&mut g)
         .and(&z)
         .and(&gelu.cdf)
         .for_each(|d, &zv, &c| {
             let x = zv.f64();
-            let pdf = (-0.5 * x * x).exp() / sqrt_2pi;
+            let pdf = exp_or_zero(-0.5 * x * x, floor) / sqrt_2pi;
             *d *= T::of(c.f64() + x * pdf);
         });
     g
