@@ -89,6 +89,8 @@ fn bench_dtype<T: Scalar>(c: &mut Criterion) {
 }
 
 fn transformer_step(c: &mut Criterion) {
+    // As the `singlora` binary does.
+    singlora::alloc::keep_freed_memory();
     bench_dtype::<f32>(c);
     bench_dtype::<f64>(c);
 }

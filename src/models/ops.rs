@@ -198,8 +198,12 @@ fn exp_or_zero<T: Scalar>(x: T, floor: T) -> T {
 /// In place: $p = \mathrm{softmax}(\ell)$ with the maximum subtracted, $p_i = e^{\ell_i - m}/\sum_k e^{\ell_k - m}$.
 #[inline]
 fn softmax_in_place<T: Scalar>(row: &mut [T]) {
-    let (max, floor) = (row.iter().copied().fold(T::neg_infinity(), T::max), exp_zero_below());
-    row.iter_mut().for_each(|v| *v = exp_or_zero(*v - max, floor));
+    let (max, floor) = (
+        row.iter().copied().fold(T::neg_infinity(), T::max),
+        exp_zero_below(),
+    );
+    row.iter_mut()
+        .for_each(|v| *v = exp_or_zero(*v - max, floor));
     let total = row.iter().copied().fold(T::zero(), |a, b| a + b);
     row.iter_mut().for_each(|v| *v = *v / total);
 }
