@@ -792,3 +792,48 @@ fn a_step_is_bitwise_identical_on_one_and_two_threads() {
     assert_eq!(one.0, two.0);
     assert_eq!(one.1, two.1);
 }
+
+/// The f32 GELU (branch-free Φ in f64 arithmetic) against the f64 formula rounded to f32: equal except at rounding
+/// midpoints (the fast Φ has relative error ≤ 2e-13, so at most one value in ~10⁵ may round the other way, by one
+/// ulp), and in the far negative tail, where $\tfrac12(1 + \mathrm{erf})$ cancels in f64 and the reference is
+/// $\tfrac12\mathrm{erfc}(-z/\sqrt2)$ (correctly rounded to ≤ 1 ulp). The backward factor likewise.
+#[test]
+fn f32_gelu_is_the_f64_formula_rounded_to_f32() {
+    use singlora::models::transformer::{gelu, gelu_backward};
+    let n = 400_001;
+    let z: Array2<f32> =
+        Array2::from_shape_fn((1, n), |(_, i)| -16.0 + 32.0 * i as f32 / (n - 1) as f32);
+    let out = gelu(z.view());
+    let ulp = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs();
+    let (mut differ, mut worst) = (0usize, 0u64);
+    for ((&zv, &a), &c) in z.iter().zip(&out.act).zip(&out.cdf) {
+        let x = zv as f64;
+        let old_phi = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+        let tail_phi = 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2);
+        let (phi, act) = if x < -5.0 {
+            (tail_phi, x * tail_phi)
+        } else {
+            (
+                old_phi,
+                0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+            )
+        };
+        let (d_act, d_cdf) = (ulp(a, act as f32), ulp(c, phi as f32));
+        differ += usize::from(d_act + d_cdf > 0);
+        worst = worst.max(d_act).max(d_cdf);
+    }
+    assert!(worst <= 1, "f32 GELU off by {worst} ulp");
+    assert!(
+        differ * 10_000 <= n,
+        "{differ} of {n} values differ by an ulp"
+    );
+    // Backward: g·(Φ + zφ) with the cached f32 Φ.
+    let g = Array2::from_elem((1, n), 1.0f32);
+    let dz = gelu_backward(z.view(), &out, g);
+    for ((&zv, &c), &d) in z.iter().zip(&out.cdf).zip(&dz) {
+        let x = zv as f64;
+        let want =
+            (c as f64 + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()) as f32;
+        assert!(ulp(d, want) <= 1, "GELU' at {zv}: {d} vs {want}");
+    }
+}

@@ -6,6 +6,7 @@
 pub mod activation;
 pub mod linear;
 pub mod mlp;
+pub mod normal_cdf;
 pub mod ops;
 pub mod pretrain;
 pub mod single;
