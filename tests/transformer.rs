@@ -827,6 +827,22 @@ fn f32_gelu_is_the_f64_formula_rounded_to_f32() {
         differ * 10_000 <= n,
         "{differ} of {n} values differ by an ulp"
     );
+    // In f64 the GELU and its derivative are `Activation::Gelu`'s, bit for bit.
+    let z64 = z.mapv(|v| v as f64 * 1.001);
+    let out64 = gelu(z64.view());
+    let dz64 = gelu_backward(z64.view(), &out64, Array2::from_elem((1, n), 1.0));
+    for ((&zv, &a), &d) in z64.iter().zip(&out64.act).zip(&dz64) {
+        assert_eq!(
+            a,
+            singlora::models::Activation::Gelu.apply(zv),
+            "GELU({zv})"
+        );
+        assert_eq!(
+            d,
+            singlora::models::Activation::Gelu.derivative(zv),
+            "GELU'({zv})"
+        );
+    }
     // Backward: g·(Φ + zφ) with the cached f32 Φ.
     let g = Array2::from_elem((1, n), 1.0f32);
     let dz = gelu_backward(z.view(), &out, g);

@@ -107,8 +107,7 @@ pub struct Normalized<T: Scalar> {
 /// $y = (x - \mu)\,r$, $\mu = \tfrac1n\sum_j x_j$, $r = (\tfrac1n\sum_j (x_j-\mu)^2 + \varepsilon)^{-1/2}$
 /// (two passes, so the variance is a sum of squares of centred values). One allocation for $Y$, rows in place.
 pub fn layer_norm<T: Scalar>(x: ArrayView2<'_, T>) -> Normalized<T> {
-    let mut y = Array2::zeros(x.raw_dim());
-    y.assign(&x);
+    let mut y = x.as_standard_layout().into_owned();
     let (n, eps) = (T::of(x.ncols() as f64), T::of(LAYER_NORM_EPS));
     let mut rstd = Array1::zeros(x.nrows());
     if x.ncols() > 0 {
@@ -509,20 +508,19 @@ pub struct Gelu<T: Scalar> {
 /// tail, where $1 + \mathrm{erf}$ cancels in f64 and this one is the more accurate (`tests/transformer.rs`).
 pub fn gelu<T: Scalar>(z: ArrayView2<'_, T>) -> Gelu<T> {
     let z = z.as_standard_layout();
-    let mut act = Array2::zeros(z.raw_dim());
-    let mut cdf = Array2::zeros(z.raw_dim());
-    let zs = z.as_slice().expect("standard layout");
-    let (a, c) = (act.as_slice_mut().unwrap(), cdf.as_slice_mut().unwrap());
-    if let (Some(zs), Some(a), Some(c)) = (as_f32(zs), as_f32_mut(a), as_f32_mut(c)) {
-        super::normal_cdf::gelu_f32(zs, a, c);
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        let mut act = Array2::zeros(z.raw_dim());
+        let mut cdf = Array2::zeros(z.raw_dim());
+        let (a, c) = (act.as_slice_mut().unwrap(), cdf.as_slice_mut().unwrap());
+        let zs = as_f32(z.as_slice().expect("standard layout")).expect("T is f32");
+        super::normal_cdf::gelu_f32(zs, as_f32_mut(a).unwrap(), as_f32_mut(c).unwrap());
         return Gelu { act, cdf };
     }
-    for ((&zv, a), c) in zs.iter().zip(a.iter_mut()).zip(c.iter_mut()) {
-        let x = zv.f64();
-        let erf = libm::erf(x / std::f64::consts::SQRT_2);
-        *a = T::of(0.5 * x * (1.0 + erf));
-        *c = T::of(0.5 * (1.0 + erf));
-    }
+    // z·(½(1 + erf)) = ½z(1 + erf) exactly: halving is exact (outside subnormals).
+    let cdf = z.mapv(|zv| T::of(0.5 * (1.0 + libm::erf(zv.f64() / std::f64::consts::SQRT_2))));
+    let act = ndarray::Zip::from(&z)
+        .and(&cdf)
+        .map_collect(|&zv, &c| T::of(zv.f64() * c.f64()));
     Gelu { act, cdf }
 }
 
