@@ -64,8 +64,8 @@ const INV_FACTORIAL: [f64; 14] = [
 #[inline(always)]
 pub fn exp(y: f64) -> f64 {
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2^52
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1; // 32 trailing zero bits: k·LN2_HI is exact
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_0e-10;
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000); // 32 trailing zero bits: k·LN2_HI is exact
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76); // ln 2 − LN2_HI
     let shifted = y * std::f64::consts::LOG2_E + MAGIC;
     let kf = shifted - MAGIC;
     let k = shifted.to_bits().wrapping_sub(MAGIC.to_bits()) as i64;
