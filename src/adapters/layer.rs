@@ -243,14 +243,13 @@ impl<T: Scalar> AdaptedLinear<T> {
         let c = self.c(u);
         match &self.magnitude {
             None => {
+                let mut gx = crate::linalg::mm(g, self.w0.view());
                 let params = self
                     .update
-                    .grad(x, g)
+                    .grad_and_adjoint_acc(x, g, c, gx.view_mut())
                     .into_iter()
                     .map(|p| (p * c).into_dyn())
                     .collect();
-                let mut gx = crate::linalg::mm(g, self.w0.view());
-                self.update.apply_adjoint_acc(g, c, gx.view_mut());
                 LayerGrads { params, x: gx }
             }
             Some(omega) => {

@@ -68,6 +68,20 @@ impl<T: Scalar> Update<T> for LowRank<T> {
         let gb = mm_tn(g, mm_nt(x, self.a.view()).view());
         vec![ga, gb]
     }
+    /// [`LowRank::grad`] and the adjoint with $GB$ computed once.
+    fn grad_and_adjoint_acc(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        c: T,
+        gx: ArrayViewMut2<'_, T>,
+    ) -> Vec<Array2<T>> {
+        let gb_ = mm(g, self.b.view());
+        mm_acc(c, gb_.view(), self.a.view(), gx);
+        let ga = mm_tn(gb_.view(), x);
+        let gb = mm_tn(g, mm_nt(x, self.a.view()).view());
+        vec![ga, gb]
+    }
     fn grad_dense(&self, g_w: ArrayView2<'_, T>) -> Vec<Array2<T>> {
         vec![mm_tn(self.b.view(), g_w), mm_nt(g_w, self.a.view())]
     }

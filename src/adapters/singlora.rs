@@ -94,6 +94,31 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
         );
         vec![ga]
     }
+    /// [`Symmetric::grad`] and the adjoint with $GA_{out}$ computed once.
+    fn grad_and_adjoint_acc(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        c: T,
+        gx: ArrayViewMut2<'_, T>,
+    ) -> Vec<Array2<T>> {
+        let g_out = mm(g, self.a_out());
+        mm_acc(c, g_out.view(), self.a_in().t(), gx);
+        let mut ga = Array2::zeros(self.a.dim());
+        mm_acc(
+            T::one(),
+            g.t(),
+            mm(x, self.a_in()).view(),
+            ga.slice_mut(s![..self.d_out, ..]),
+        );
+        mm_acc(
+            T::one(),
+            x.t(),
+            g_out.view(),
+            ga.slice_mut(s![..self.d_in, ..]),
+        );
+        vec![ga]
+    }
     /// $\partial A_{[:d_{out}]} \mathrel{+}= G_W A_{in}$, $\partial A_{[:d_{in}]} \mathrel{+}= G_W^\top A_{out}$.
     fn grad_dense(&self, g_w: ArrayView2<'_, T>) -> Vec<Array2<T>> {
         let mut ga = Array2::zeros(self.a.dim());

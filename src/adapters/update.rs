@@ -88,6 +88,20 @@ pub trait Update<T: Scalar>: Send + Sync {
         gx.scaled_add(c, &self.apply_adjoint(g));
     }
 
+    /// [`Update::grad`]`(x, g)` and [`Update::apply_adjoint_acc`]`(g, c, gx)` in one call, so an update can share the
+    /// products both need (low-rank updates compute their bottleneck $GA_{out}$ or $GB$ once). Bit for bit the two
+    /// calls.
+    fn grad_and_adjoint_acc(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        c: T,
+        gx: ArrayViewMut2<'_, T>,
+    ) -> Vec<Array2<T>> {
+        self.apply_adjoint_acc(g, c, gx);
+        self.grad(x, g)
+    }
+
     /// $\partial \langle G, X\widetilde{\Delta W}^\top\rangle / \partial\theta$ for every factor θ, in the order of
     /// [`Update::param_info`]: the chain rule through $\widetilde{\Delta W}$ for $G_W = G^\top X$ without forming it.
     fn grad(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Vec<Array2<T>>;
