@@ -110,6 +110,63 @@ pub fn pdf(x: f64) -> f64 {
     exp((-0.5 * x * x).max(-700.0)) / (2.0 * std::f64::consts::PI).sqrt()
 }
 
+/// Lanes processed together: every step below is a loop over `LANES` independent values, which the compiler turns
+/// into several independent vector operations, so the long dependency chains (Clenshaw, Horner) overlap instead of
+/// waiting on each other's latency.
+const LANES: usize = 16;
+
+/// [`exp`] on every lane (the same operations in the same order, so the same bits).
+#[inline(always)]
+fn exp_lanes(y: &[f64; LANES]) -> [f64; LANES] {
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    let (mut r, mut scale, mut p) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    for i in 0..LANES {
+        let shifted = y[i] * std::f64::consts::LOG2_E + MAGIC;
+        let kf = shifted - MAGIC;
+        let k = shifted.to_bits().wrapping_sub(MAGIC.to_bits()) as i64;
+        r[i] = (y[i] - kf * LN2_HI) - kf * LN2_LO;
+        scale[i] = f64::from_bits(((k + 1023) as u64) << 52);
+    }
+    for &c in INV_FACTORIAL.iter().rev() {
+        for i in 0..LANES {
+            p[i] = p[i] * r[i] + c;
+        }
+    }
+    std::array::from_fn(|i| p[i] * scale[i])
+}
+
+/// [`phi`] on every lane (the same operations in the same order, so the same bits).
+#[inline(always)]
+fn phi_lanes(x: &[f64; LANES]) -> [f64; LANES] {
+    let (mut z, mut t, mut y) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    for i in 0..LANES {
+        z[i] = (x[i].abs() * std::f64::consts::FRAC_1_SQRT_2).min(26.0);
+        t[i] = 2.0 / (2.0 + z[i]);
+        y[i] = 2.0 * t[i] - 1.0;
+    }
+    let (mut b1, mut b2) = ([0.0; LANES], [0.0; LANES]);
+    for &c in ERFC_H[1..].iter().rev() {
+        for i in 0..LANES {
+            let b0 = c + 2.0 * y[i] * b1[i] - b2[i];
+            b2[i] = b1[i];
+            b1[i] = b0;
+        }
+    }
+    let e: [f64; LANES] =
+        std::array::from_fn(|i| -z[i] * z[i] + (ERFC_H[0] + y[i] * b1[i] - b2[i]));
+    let e = exp_lanes(&e);
+    std::array::from_fn(|i| {
+        let tail = 0.5 * (t[i] * e[i]);
+        if x[i] < 0.0 {
+            tail
+        } else {
+            1.0 - tail
+        }
+    })
+}
+
 /// `act[i] = z_i Φ(z_i)` and `cdf[i] = Φ(z_i)` over f32 slices, computed in f64 and rounded once.
 ///
 /// # Panics
@@ -129,7 +186,21 @@ pub fn gelu_f32(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
 
 #[inline(always)]
 fn gelu_f32_loop(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
-    for ((&zi, a), c) in z.iter().zip(act.iter_mut()).zip(cdf.iter_mut()) {
+    let chunks = z
+        .chunks_exact(LANES)
+        .zip(act.chunks_exact_mut(LANES))
+        .zip(cdf.chunks_exact_mut(LANES));
+    for ((zc, ac), cc) in chunks {
+        let x: [f64; LANES] = std::array::from_fn(|i| zc[i] as f64);
+        let p = phi_lanes(&x);
+        for i in 0..LANES {
+            ac[i] = (x[i] * p[i]) as f32;
+            cc[i] = p[i] as f32;
+        }
+    }
+    let done = z.len() - z.len() % LANES;
+    let tail = z[done..].iter().zip(&mut act[done..]).zip(&mut cdf[done..]);
+    for ((&zi, a), c) in tail {
         let x = zi as f64;
         let p = phi(x);
         *a = (x * p) as f32;
@@ -163,7 +234,21 @@ pub fn gelu_backward_f32(z: &[f32], cdf: &[f32], g: &mut [f32]) {
 
 #[inline(always)]
 fn gelu_backward_f32_loop(z: &[f32], cdf: &[f32], g: &mut [f32]) {
-    for ((&zi, &c), gi) in z.iter().zip(cdf).zip(g.iter_mut()) {
+    let sqrt_2pi = (2.0 * std::f64::consts::PI).sqrt();
+    let chunks = z
+        .chunks_exact(LANES)
+        .zip(cdf.chunks_exact(LANES))
+        .zip(g.chunks_exact_mut(LANES));
+    for ((zc, cc), gc) in chunks {
+        let x: [f64; LANES] = std::array::from_fn(|i| zc[i] as f64);
+        let e = exp_lanes(&std::array::from_fn(|i| (-0.5 * x[i] * x[i]).max(-700.0)));
+        for i in 0..LANES {
+            gc[i] *= (cc[i] as f64 + x[i] * (e[i] / sqrt_2pi)) as f32;
+        }
+    }
+    let done = z.len() - z.len() % LANES;
+    let tail = z[done..].iter().zip(&cdf[done..]).zip(&mut g[done..]);
+    for ((&zi, &c), gi) in tail {
         let x = zi as f64;
         *gi *= (c as f64 + x * pdf(x)) as f32;
     }
