@@ -11,7 +11,8 @@ Prints one JSON line per (width, dtype, threads):
     {"peer": "torch", "model": "transformer", "width": 128, "dtype": "f64", "threads": 1,
      "seconds_per_step": ..., "reps": 20, "attention": "sdpa"}
 
-``seconds_per_step`` is the median over ``--reps`` timed steps after ``--warmup`` untimed ones. One step is what
+``seconds_per_step`` is the median over ``--reps`` timed steps after ``--warmup`` untimed ones,
+``min_seconds_per_step`` the fastest of them (robust to other work on the machine). One step is what
 singlora's ``benches/transformer.rs`` times: forward, loss, backward and the optimiser step (and zeroing the
 gradients), on the whole batch.
 
@@ -142,7 +143,7 @@ def time_steps(width, dtype, threads, reps, warmup, sequences, attention):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def main():
@@ -159,9 +160,10 @@ def main():
     for width in a.widths:
         for name in a.dtypes:
             for k in a.threads:
-                s = time_steps(width, dtypes[name], k, a.reps, a.warmup, a.sequences, a.attention)
+                s, fastest = time_steps(width, dtypes[name], k, a.reps, a.warmup, a.sequences, a.attention)
                 line = {"peer": "torch", "model": "transformer", "width": width, "dtype": name, "threads": k,
-                        "seconds_per_step": s, "reps": a.reps, "attention": a.attention}
+                        "seconds_per_step": s, "min_seconds_per_step": fastest, "reps": a.reps,
+                        "attention": a.attention}
                 print(json.dumps(line), flush=True)
 
 
