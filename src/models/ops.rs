@@ -10,10 +10,12 @@
 //! GEMM each over all $B\cdot T$ rows; only the $T\times T$ score products per (sequence, head), $O(BHT^2d)$ in all,
 //! are direct loops here.
 //!
-//! Summation order. Every reduction uses [`dot`] or [`sum`]: eight interleaved partial sums combined in a fixed tree,
-//! then the tail. The order depends only on the length, never on the thread count or the data, so results are
+//! Summation order. Reductions over a row or a head (length $n$ or $d$) use [`dot`] or [`sum`]: eight interleaved
+//! partial sums combined in a fixed order, then the tail; the short ones over the $\le T$ keys of a query run in
+//! order. Every order depends only on the lengths, never on the thread count or the data, so results are
 //! deterministic; against any other order a sum of $m$ terms differs by at most $\gamma_m\sum|a_ib_i|$,
-//! $\gamma_m = m\varepsilon/(1-m\varepsilon)$ (Higham, Thm 3.1), the round-off bound `tests/transformer.rs` checks.
+//! $\gamma_m = m\varepsilon/(1-m\varepsilon)$ (Higham, Thm 3.1), the round-off bound `tests/transformer.rs` checks
+//! against the per-sequence formula this module replaced.
 
 use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayViewMut2};
 
