@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod adapters;
+pub mod alloc;
 pub mod cli;
 pub mod error;
 pub mod io;

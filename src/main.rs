@@ -8,6 +8,8 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Steps allocate their caches afresh: keep freed memory instead of faulting it in again every step.
+    singlora::alloc::keep_freed_memory();
     if let Err(e) = singlora::cli::run(std::env::args_os()) {
         eprintln!("singlora: error: {e}");
         std::process::exit(2);

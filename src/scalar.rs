@@ -52,6 +52,27 @@ pub trait Scalar:
     fn read_le(bytes: &[u8]) -> Vec<Self>;
 }
 
+/// Clears the upper halves of the AVX registers (`vzeroupper`) after a faer product.
+///
+/// faer's AVX kernels can return with the upper halves dirty; every later mix of legacy-SSE and VEX code (glibc's
+/// `exp` wrapper is SSE, its body VEX; this crate is compiled for baseline x86-64, i.e. SSE) then stalls on the
+/// state transition, measured at ~100 ns per `exp` call in the attention softmax and the GELU backward. One
+/// instruction per product; no effect on any value.
+#[inline]
+fn clear_upper_simd_state() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx")]
+        fn zeroupper() {
+            std::arch::x86_64::_mm256_zeroupper();
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX (checked just above), the only requirement of `vzeroupper`.
+            unsafe { zeroupper() }
+        }
+    }
+}
+
 macro_rules! impl_scalar {
     ($t:ty, $name:literal) => {
         impl Scalar for $t {
@@ -113,6 +134,7 @@ macro_rules! impl_scalar {
                     faer::Accum::Replace
                 };
                 faer::linalg::matmul::matmul(fc, accum, fa, fb, alpha, faer::Par::Seq);
+                clear_upper_simd_state();
             }
 
             fn write_le(values: &[Self]) -> Vec<u8> {

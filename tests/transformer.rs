@@ -585,3 +585,295 @@ fn taps_expose_every_map_and_its_input() {
     let last = taps.last().unwrap();
     assert_eq!(last.linear.forward(last.input.view(), 1.0), out);
 }
+
+// --- (6) the batched attention against the per-sequence formula ------------------------------------------------
+
+/// The per-sequence, per-head attention the batched one replaced, kept as an oracle: for each sequence and head,
+/// $P = \mathrm{softmax}(\tau QK^\top)$ and $C = PV$ through faer products, and the backward pass
+/// $\partial V = P^\top G$, $\partial S = P\odot(GV^\top - \mathrm{rowsum}(P\odot GV^\top))\,\tau$,
+/// $\partial Q = \partial S\,K$, $\partial K = \partial S^\top Q$.
+fn per_sequence_attention(
+    q: &Array2<f64>,
+    k: &Array2<f64>,
+    v: &Array2<f64>,
+    g: &Array2<f64>,
+    spec: &AttentionSpec,
+) -> [Array2<f64>; 4] {
+    use ndarray::s;
+    use singlora::linalg::{mm, mm_nt, mm_tn};
+    use singlora::models::transformer::{softmax_rows, softmax_rows_backward};
+    let (tt, hd) = (spec.seq_len, spec.head_dim);
+    let mut out = [(); 4].map(|_| Array2::zeros(q.dim()));
+    for b in 0..q.nrows() / tt {
+        for j in 0..spec.heads {
+            let blk = s![b * tt..(b + 1) * tt, j * hd..(j + 1) * hd];
+            let (qb, kb, vb, gb) = (q.slice(blk), k.slice(blk), v.slice(blk), g.slice(blk));
+            let mut p = mm_nt(qb, kb);
+            softmax_rows(p.view_mut(), spec.tau, spec.causal);
+            out[0].slice_mut(blk).assign(&mm(p.view(), vb));
+            let ds = softmax_rows_backward(p.view(), mm_nt(gb, vb).view()) * spec.tau;
+            out[1].slice_mut(blk).assign(&mm(ds.view(), kb));
+            out[2].slice_mut(blk).assign(&mm_tn(ds.view(), qb));
+            out[3].slice_mut(blk).assign(&mm_tn(p.view(), gb));
+        }
+    }
+    out
+}
+
+/// The batched [`attention`] and [`attention_backward`] equal the per-sequence oracle up to round-off from the
+/// changed summation order, with a derived bound. With $\varepsilon = 2^{-53}$, $\gamma_m = m\varepsilon/(1-m\varepsilon)$
+/// and $Q, K, V, G$ the largest entries of the inputs: two orders of a logit $\tau\sum_c q_ck_c$ differ by at most
+/// $\delta = 2\gamma_d\,\tau d QK$ (Higham Thm 3.1, twice); softmax turns a logit change $\le\delta$ into
+/// $|\Delta p| \le p\,(e^{2\delta}-1) \approx 2\delta p$, and each implementation's own exp, sum of $\le T$ terms and
+/// division add $\le (T+3)\varepsilon\,p$; so every probability moves by at most $p\,\beta$,
+/// $\beta = 2\delta + 2(T+3)\varepsilon$. Then $C = \sum_{t'} p_{t'}V_{t'}$ moves by $\le V(\beta + 2\gamma_T)$
+/// ($\sum p = 1$); $\partial V = \sum_t P_{tt'}G_t$ by $\le TG(\beta + 2\gamma_T)$; $\partial P = G\cdot V$ by
+/// $\le 2\gamma_d dGV$, so $\partial S = \tau P(\partial P - P\cdot\partial P)$ by
+/// $\le \tau\,dGV(3\beta + 8\gamma_d + 4\gamma_T)$, and $\partial Q = \sum_{t'}\partial S\,K$ (resp. $\partial K$) by
+/// $T$ times that times $K$ (resp. $Q$), plus $2\gamma_T$ of $T\cdot 2\tau dGV\cdot K$. A formula error (a transposed
+/// head, a mask leak, a missing τ) is O(1) and misses these bounds (1e-14 to 1e-10 here) by orders of magnitude.
+#[test]
+fn batched_attention_matches_the_per_sequence_formula_to_round_off() {
+    let eps = f64::EPSILON / 2.0;
+    let gamma = |m: usize| m as f64 * eps / (1.0 - m as f64 * eps);
+    let max = |a: &Array2<f64>| a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let (q, k, v, g) = (
+        gaussian(30, 12, 9, "oracle.q") * 2.0,
+        gaussian(30, 12, 9, "oracle.k"),
+        gaussian(30, 12, 9, "oracle.v"),
+        gaussian(30, 12, 9, "oracle.g"),
+    );
+    let (qm, km, vm, gm) = (max(&q), max(&k), max(&v), max(&g));
+    for (causal, head_dim) in [(true, 3), (false, 3), (true, 6), (false, 12)] {
+        for tau in [1.0 / (head_dim as f64).sqrt(), 1.0 / head_dim as f64] {
+            let spec = AttentionSpec {
+                seq_len: 5,
+                heads: 12 / head_dim,
+                head_dim,
+                tau,
+                causal,
+            };
+            let (tt, d) = (spec.seq_len as f64, head_dim);
+            let delta = 2.0 * gamma(d) * tau * d as f64 * qm * km;
+            let beta = 2.0 * delta + 2.0 * (tt + 3.0) * eps;
+            let (gt, gd) = (gamma(spec.seq_len), gamma(d));
+            let ds = tau * d as f64 * gm * vm * (3.0 * beta + 8.0 * gd + 4.0 * gt);
+            let dqk = |m: f64| tt * m * (ds + 2.0 * gt * 2.0 * tau * d as f64 * gm * vm);
+            let bounds = [
+                vm * (beta + 2.0 * gt),
+                dqk(km),
+                dqk(qm),
+                tt * gm * (beta + 2.0 * gt),
+            ];
+            let out = attention(q.view(), k.view(), v.view(), &spec);
+            let grads =
+                attention_backward(q.view(), k.view(), v.view(), &out.probs, g.view(), &spec);
+            let oracle = per_sequence_attention(&q, &k, &v, &g, &spec);
+            for ((name, new), (old, bound)) in [
+                ("C", &out.ctx),
+                ("∂Q", &grads.q),
+                ("∂K", &grads.k),
+                ("∂V", &grads.v),
+            ]
+            .into_iter()
+            .zip(oracle.iter().zip(bounds))
+            {
+                let err = (new - old).iter().fold(0.0f64, |m, x| m.max(x.abs()));
+                assert!(
+                    err <= bound,
+                    "{name} causal={causal} d={d} τ={tau}: max |new − oracle| = {err:e} > bound {bound:e}"
+                );
+                assert!(bound < 1e-9, "the bound itself must be tight: {bound:e}");
+            }
+        }
+    }
+}
+
+/// The softmax skips `exp` only where it is exactly 0: the bound below which it does so underflows in both types.
+#[test]
+fn exp_is_skipped_only_where_it_underflows_to_zero() {
+    use singlora::models::ops::exp_zero_below;
+    let (f64_floor, f32_floor) = (exp_zero_below::<f64>(), exp_zero_below::<f32>());
+    assert!(
+        f64_floor.exp() == 0.0 && (f64_floor + 1.0).exp() > 0.0,
+        "{f64_floor}"
+    );
+    assert!(
+        f32_floor.exp() == 0.0 && (f32_floor + 1.5).exp() > 0.0,
+        "{f32_floor}"
+    );
+}
+
+/// Every map's output in the cache is what the map gives on its tapped input (bit for bit: the same computation),
+/// in layer order; the block activations are the residual stream and sublayer outputs they are documented to be.
+#[test]
+fn the_cache_holds_every_map_output_and_the_residual_stream() {
+    use singlora::models::Inspect;
+    let cfg = small_cfg(true, &["q", "k", "v", "o", "up", "down"]);
+    let net = random_net(&cfg, Method::Singlora, 0.6);
+    let x = gaussian(8, 5, 11, "outputs.x");
+    let (out, cache) = net.forward(&x, 0.6);
+    let outputs = net.map_outputs(&cache);
+    let taps = net.taps(&cache, &out);
+    assert_eq!(outputs.len(), net.names.len());
+    for (tap, output) in taps.iter().zip(&outputs) {
+        assert_eq!(
+            &tap.linear.forward(tap.input.view(), 0.6),
+            *output,
+            "{}",
+            tap.name
+        );
+    }
+    assert_eq!(*outputs.last().unwrap(), &out);
+    let acts = net.block_activations(&cache);
+    let names: Vec<&str> = acts.iter().map(|(n, _)| n.as_str()).collect();
+    let whats = [
+        "attn_logits",
+        "attn_ctx",
+        "attn_out",
+        "resid_mid",
+        "mlp_out",
+        "resid_out",
+    ];
+    let expected: Vec<String> = (0..cfg.blocks)
+        .flat_map(|b| whats.map(|w| format!("block.{b}.{w}")))
+        .collect();
+    assert_eq!(names, expected);
+    let mut h = &cache.embed_out;
+    for (b, chunk) in acts.chunks(whats.len()).enumerate() {
+        let [logits, ctx, attn_out, mid, mlp, resid] = [0, 1, 2, 3, 4, 5].map(|i| chunk[i].1);
+        assert_eq!(ctx, &cache.blocks[b].attention.attended.ctx);
+        assert_eq!(
+            attn_out,
+            outputs[1 + 6 * b + 3],
+            "block {b}: attn_out is the output of o"
+        );
+        assert_eq!(mid, &(attn_out + h), "block {b}: h' = h + attention");
+        assert_eq!(
+            mlp,
+            outputs[1 + 6 * b + 5],
+            "block {b}: mlp_out is the output of down"
+        );
+        assert_eq!(resid, &(mlp + mid), "block {b}: h'' = h' + MLP");
+        // Logits: softmax of each row's allowed entries is the probability row; masked entries are 0.
+        let probs = &cache.blocks[b].attention.attended.probs;
+        let p = probs.as_slice().unwrap().chunks(cfg.seq_len);
+        for (i, (row, prow)) in logits.rows().into_iter().zip(p).enumerate() {
+            let t = i % cfg.seq_len;
+            let allowed = &row.as_slice().unwrap()[..=t];
+            let m = allowed.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+            let z: f64 = allowed.iter().map(|l| (l - m).exp()).sum();
+            for (t2, &pv) in prow.iter().enumerate() {
+                let want = if t2 <= t {
+                    (row[t2] - m).exp() / z
+                } else {
+                    0.0
+                };
+                assert!((pv - want).abs() < 1e-15, "block {b} row {i} key {t2}");
+                assert!(t2 <= t || row[t2] == 0.0);
+            }
+        }
+        h = resid;
+    }
+    assert_eq!(cache.final_ln.y, layer_norm(h.view()).y);
+}
+
+/// Nothing inside a step is parallel (every product is `Par::Seq`), so one training step gives the same bits in a
+/// one-thread and a two-thread pool.
+#[test]
+fn a_step_is_bitwise_identical_on_one_and_two_threads() {
+    let cfg = small_cfg(true, &ALL_MAPS);
+    let x = gaussian(8, 5, 12, "threads.x");
+    let g = gaussian(8, 5, 12, "threads.g");
+    let step = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let net = random_net(&cfg, Method::Dora, 0.6);
+            let (y, cache) = net.forward(&x, 0.6);
+            (y, net.backward(&cache, &g, 0.6))
+        })
+    };
+    let (one, two) = (step(1), step(2));
+    assert_eq!(one.0, two.0);
+    assert_eq!(one.1, two.1);
+}
+
+/// The f32 GELU (branch-free Φ in f64 arithmetic) against the f64 formula rounded to f32: equal except at rounding
+/// midpoints (the fast Φ has relative error ≤ 2e-13, so at most one value in ~10⁵ may round the other way, by one
+/// ulp), and in the far negative tail, where $\tfrac12(1 + \mathrm{erf})$ cancels in f64 and the reference is
+/// $\tfrac12\mathrm{erfc}(-z/\sqrt2)$ (correctly rounded to ≤ 1 ulp). The backward factor likewise.
+#[test]
+fn f32_gelu_is_the_f64_formula_rounded_to_f32() {
+    use singlora::models::transformer::{gelu, gelu_backward};
+    let n = 400_001;
+    let z: Array2<f32> =
+        Array2::from_shape_fn((1, n), |(_, i)| -16.0 + 32.0 * i as f32 / (n - 1) as f32);
+    let out = gelu(z.view());
+    let ulp = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs();
+    let (mut differ, mut worst) = (0usize, 0u64);
+    for ((&zv, &a), &c) in z.iter().zip(&out.act).zip(&out.cdf) {
+        let x = zv as f64;
+        let old_phi = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+        let tail_phi = 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2);
+        let (phi, act) = if x < -5.0 {
+            (tail_phi, x * tail_phi)
+        } else {
+            (
+                old_phi,
+                0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+            )
+        };
+        let (d_act, d_cdf) = (ulp(a, act as f32), ulp(c, phi as f32));
+        differ += usize::from(d_act + d_cdf > 0);
+        worst = worst.max(d_act).max(d_cdf);
+    }
+    assert!(worst <= 1, "f32 GELU off by {worst} ulp");
+    assert!(
+        differ * 10_000 <= n,
+        "{differ} of {n} values differ by an ulp"
+    );
+    // The vectorised lanes and the scalar tail (a 1×1 input) give the same bits.
+    let dn = gelu_backward(z.view(), &out, Array2::from_elem((1, n), 1.0f32));
+    for (i, &zv) in z.iter().enumerate().step_by(997) {
+        let one = gelu(ndarray::array![[zv]].view());
+        assert_eq!(
+            (one.act[[0, 0]], one.cdf[[0, 0]]),
+            (out.act[[0, i]], out.cdf[[0, i]]),
+            "{zv}"
+        );
+        let d1 = gelu_backward(
+            ndarray::array![[zv]].view(),
+            &one,
+            ndarray::array![[1.0f32]],
+        );
+        assert_eq!(d1[[0, 0]], dn[[0, i]], "GELU'({zv})");
+    }
+    // In f64 the GELU and its derivative are `Activation::Gelu`'s, bit for bit.
+    let z64 = z.mapv(|v| v as f64 * 1.001);
+    let out64 = gelu(z64.view());
+    let dz64 = gelu_backward(z64.view(), &out64, Array2::from_elem((1, n), 1.0));
+    for ((&zv, &a), &d) in z64.iter().zip(&out64.act).zip(&dz64) {
+        assert_eq!(
+            a,
+            singlora::models::Activation::Gelu.apply(zv),
+            "GELU({zv})"
+        );
+        assert_eq!(
+            d,
+            singlora::models::Activation::Gelu.derivative(zv),
+            "GELU'({zv})"
+        );
+    }
+    // Backward: g·(Φ + zφ) with the cached f32 Φ.
+    let g = Array2::from_elem((1, n), 1.0f32);
+    let dz = gelu_backward(z.view(), &out, g);
+    for ((&zv, &c), &d) in z.iter().zip(&out.cdf).zip(&dz) {
+        let x = zv as f64;
+        let want =
+            (c as f64 + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()) as f32;
+        assert!(ulp(d, want) <= 1, "GELU' at {zv}: {d} vs {want}");
+    }
+}

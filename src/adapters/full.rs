@@ -1,9 +1,9 @@
 //! Full fine-tuning: a dense trainable $\Delta W$, zero-initialised. The reference every adapter is compared with.
 
-use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMutD};
+use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
 
 use super::update::{ParamInfo, Role, Update};
-use crate::linalg::{mm, mm_nt, mm_tn};
+use crate::linalg::{mm, mm_acc, mm_nt, mm_tn};
 use crate::scalar::Scalar;
 
 /// $\widetilde{\Delta W} = D$, $D \in \mathbb R^{d_{out}\times d_{in}}$ (`delta.weight`).
@@ -38,6 +38,14 @@ impl<T: Scalar> Update<T> for Dense<T> {
     /// $G D$.
     fn apply_adjoint(&self, g: ArrayView2<'_, T>) -> Array2<T> {
         mm(g, self.d.view())
+    }
+    /// $Y \mathrel{+}= c\,XD^\top$ (one accumulating product).
+    fn apply_acc(&self, x: ArrayView2<'_, T>, c: T, y: ArrayViewMut2<'_, T>) {
+        mm_acc(c, x, self.d.t(), y);
+    }
+    /// $G_X \mathrel{+}= c\,GD$.
+    fn apply_adjoint_acc(&self, g: ArrayView2<'_, T>, c: T, gx: ArrayViewMut2<'_, T>) {
+        mm_acc(c, g, self.d.view(), gx);
     }
     /// $\partial D = G^\top X$.
     fn grad(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Vec<Array2<T>> {

@@ -194,11 +194,14 @@ impl<T: Scalar> AdaptedLinear<T> {
             x.ncols(),
             self.d_in()
         );
-        let base = self.base_forward(x);
-        let delta = self.update.apply(x) * self.c(u);
+        let mut base = self.base_forward(x);
         match &self.magnitude {
-            None => base + delta,
+            None => {
+                self.update.apply_acc(x, self.c(u), base.view_mut());
+                base
+            }
             Some(omega) => {
+                let delta = self.update.apply(x) * self.c(u);
                 let (_, k, _, _) = self.dora_ratio(omega, u);
                 // PEFT: (k − 1)⊙base + k⊙(c·XΔW̃ᵀ) + base.
                 let km1 = k.mapv(|v| v - T::one());
@@ -240,13 +243,13 @@ impl<T: Scalar> AdaptedLinear<T> {
         let c = self.c(u);
         match &self.magnitude {
             None => {
+                let mut gx = crate::linalg::mm(g, self.w0.view());
                 let params = self
                     .update
-                    .grad(x, g)
+                    .grad_and_adjoint_acc(x, g, c, gx.view_mut())
                     .into_iter()
                     .map(|p| (p * c).into_dyn())
                     .collect();
-                let gx = crate::linalg::mm(g, self.w0.view()) + self.update.apply_adjoint(g) * c;
                 LayerGrads { params, x: gx }
             }
             Some(omega) => {
@@ -276,8 +279,9 @@ impl<T: Scalar> AdaptedLinear<T> {
                 }
                 let mut params: Vec<ArrayD<T>> = params.into_iter().map(|p| p.into_dyn()).collect();
                 params.push(d_omega.into_dyn());
-                let gx = crate::linalg::mm(g_prime.view(), self.w0.view())
-                    + self.update.apply_adjoint(g_prime.view()) * c;
+                let mut gx = crate::linalg::mm(g_prime.view(), self.w0.view());
+                self.update
+                    .apply_adjoint_acc(g_prime.view(), c, gx.view_mut());
                 LayerGrads { params, x: gx }
             }
         }

@@ -2,10 +2,10 @@
 //! (`lora_B.weight`, output side, zero-initialised), $A \in \mathbb R^{r\times d_{in}}$ (`lora_A.weight`).
 //! The layer multiplies by $s = \alpha/r$ (or $\alpha/\sqrt r$, rsLoRA) exactly as PEFT's `scaling`.
 
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
 
 use super::update::{as2, ParamInfo, Role, Term, Update};
-use crate::linalg::{mm, mm_nt, mm_tn};
+use crate::linalg::{mm, mm_acc, mm_nt, mm_tn};
 use crate::scalar::Scalar;
 
 /// LoRA's two factors.
@@ -54,9 +54,31 @@ impl<T: Scalar> Update<T> for LowRank<T> {
     fn apply_adjoint(&self, g: ArrayView2<'_, T>) -> Array2<T> {
         mm(mm(g, self.b.view()).view(), self.a.view())
     }
+    /// $Y \mathrel{+}= c\,(XA^\top)B^\top$: one accumulating product from the bottleneck.
+    fn apply_acc(&self, x: ArrayView2<'_, T>, c: T, y: ArrayViewMut2<'_, T>) {
+        mm_acc(c, mm_nt(x, self.a.view()).view(), self.b.t(), y);
+    }
+    /// $G_X \mathrel{+}= c\,(GB)A$.
+    fn apply_adjoint_acc(&self, g: ArrayView2<'_, T>, c: T, gx: ArrayViewMut2<'_, T>) {
+        mm_acc(c, mm(g, self.b.view()).view(), self.a.view(), gx);
+    }
     /// $\partial A = B^\top G_W = (GB)^\top X$, $\partial B = G_W A^\top = G^\top (XA^\top)$.
     fn grad(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Vec<Array2<T>> {
         let ga = mm_tn(mm(g, self.b.view()).view(), x);
+        let gb = mm_tn(g, mm_nt(x, self.a.view()).view());
+        vec![ga, gb]
+    }
+    /// [`LowRank::grad`] and the adjoint with $GB$ computed once.
+    fn grad_and_adjoint_acc(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        c: T,
+        gx: ArrayViewMut2<'_, T>,
+    ) -> Vec<Array2<T>> {
+        let gb_ = mm(g, self.b.view());
+        mm_acc(c, gb_.view(), self.a.view(), gx);
+        let ga = mm_tn(gb_.view(), x);
         let gb = mm_tn(g, mm_nt(x, self.a.view()).view());
         vec![ga, gb]
     }

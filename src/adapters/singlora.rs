@@ -7,7 +7,7 @@
 //! One rule for every shape (square, tall, wide), so the transposed-update bug B1 cannot exist. The layer multiplies by
 //! $c = s\,u(t)$.
 
-use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
+use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
 
 use super::update::{as2, ParamInfo, Role, Term, Update};
 use crate::linalg::{mm, mm_acc, mm_nt, mm_tn};
@@ -68,6 +68,14 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
     fn apply_adjoint(&self, g: ArrayView2<'_, T>) -> Array2<T> {
         mm_nt(mm(g, self.a_out()).view(), self.a_in())
     }
+    /// $Y \mathrel{+}= c\,(XA_{in})A_{out}^\top$: one accumulating product from the bottleneck.
+    fn apply_acc(&self, x: ArrayView2<'_, T>, c: T, y: ArrayViewMut2<'_, T>) {
+        mm_acc(c, mm(x, self.a_in()).view(), self.a_out().t(), y);
+    }
+    /// $G_X \mathrel{+}= c\,(GA_{out})A_{in}^\top$.
+    fn apply_adjoint_acc(&self, g: ArrayView2<'_, T>, c: T, gx: ArrayViewMut2<'_, T>) {
+        mm_acc(c, mm(g, self.a_out()).view(), self.a_in().t(), gx);
+    }
     /// Output role $\partial A_{[:d_{out}]} \mathrel{+}= G^\top(XA_{in})$, input role
     /// $\partial A_{[:d_{in}]} \mathrel{+}= X^\top(GA_{out})$ (THEORY §7, unified form).
     fn grad(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Vec<Array2<T>> {
@@ -82,6 +90,31 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
             T::one(),
             x.t(),
             mm(g, self.a_out()).view(),
+            ga.slice_mut(s![..self.d_in, ..]),
+        );
+        vec![ga]
+    }
+    /// [`Symmetric::grad`] and the adjoint with $GA_{out}$ computed once.
+    fn grad_and_adjoint_acc(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        c: T,
+        gx: ArrayViewMut2<'_, T>,
+    ) -> Vec<Array2<T>> {
+        let g_out = mm(g, self.a_out());
+        mm_acc(c, g_out.view(), self.a_in().t(), gx);
+        let mut ga = Array2::zeros(self.a.dim());
+        mm_acc(
+            T::one(),
+            g.t(),
+            mm(x, self.a_in()).view(),
+            ga.slice_mut(s![..self.d_out, ..]),
+        );
+        mm_acc(
+            T::one(),
+            x.t(),
+            g_out.view(),
             ga.slice_mut(s![..self.d_in, ..]),
         );
         vec![ga]

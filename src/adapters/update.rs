@@ -8,7 +8,7 @@
 //! Conventions (row-major batch, THEORY §7): $X \in \mathbb R^{b\times d_{in}}$, $Y = X W^\top$,
 //! $G = \partial L/\partial Y \in \mathbb R^{b\times d_{out}}$, $G_W = G^\top X$.
 
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
 
 use crate::scalar::Scalar;
 
@@ -138,6 +138,33 @@ pub trait Update<T: Scalar>: Send + Sync {
 
     /// $G\, \widetilde{\Delta W}$ ($b\times d_{in}$) in factored form: the update's share of $\partial L/\partial X$.
     fn apply_adjoint(&self, g: ArrayView2<'_, T>) -> Array2<T>;
+
+    /// $Y \mathrel{+}= c\,X\widetilde{\Delta W}^\top$ in place (the adapter's share of a layer's output, added to
+    /// the base output without a temporary of the output's size). The default rounds as `Y + apply(X)·c`; low-rank
+    /// updates override it with one accumulating product from their bottleneck.
+    fn apply_acc(&self, x: ArrayView2<'_, T>, c: T, mut y: ArrayViewMut2<'_, T>) {
+        y.scaled_add(c, &self.apply(x));
+    }
+
+    /// $G_X \mathrel{+}= c\,G\widetilde{\Delta W}$ in place (the update's share of $\partial L/\partial X$); the
+    /// counterpart of [`Update::apply_acc`].
+    fn apply_adjoint_acc(&self, g: ArrayView2<'_, T>, c: T, mut gx: ArrayViewMut2<'_, T>) {
+        gx.scaled_add(c, &self.apply_adjoint(g));
+    }
+
+    /// [`Update::grad`]`(x, g)` and [`Update::apply_adjoint_acc`]`(g, c, gx)` in one call, so an update can share the
+    /// products both need (low-rank updates compute their bottleneck $GA_{out}$ or $GB$ once). Bit for bit the two
+    /// calls.
+    fn grad_and_adjoint_acc(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        c: T,
+        gx: ArrayViewMut2<'_, T>,
+    ) -> Vec<Array2<T>> {
+        self.apply_adjoint_acc(g, c, gx);
+        self.grad(x, g)
+    }
 
     /// $\partial \langle G, X\widetilde{\Delta W}^\top\rangle / \partial\theta$ for every factor θ, in the order of
     /// [`Update::param_info`]: the chain rule through $\widetilde{\Delta W}$ for $G_W = G^\top X$ without forming it.

@@ -6,6 +6,8 @@
 pub mod activation;
 pub mod linear;
 pub mod mlp;
+pub mod normal_cdf;
+pub mod ops;
 pub mod single;
 pub mod transformer;
 
@@ -159,7 +161,7 @@ impl<T: Scalar> Inspect<T> for SingleLayer<T> {
 }
 
 impl<T: Scalar> Inspect<T> for Transformer<T> {
-    /// Outputs are recomputed from the inputs (the cache does not keep every map's output yet).
+    /// Inputs and outputs are the ones the forward pass kept ([`Transformer::map_outputs`]).
     fn taps<'a>(&'a self, cache: &'a Self::Cache, _out: &'a Array2<T>) -> Vec<Tap<'a, T>> {
         let mut inputs: Vec<&'a Array2<T>> = vec![&cache.x];
         for b in &cache.blocks {
@@ -170,7 +172,7 @@ impl<T: Scalar> Inspect<T> for Transformer<T> {
                 &att.ln.y,
                 &att.attended.ctx,
                 &ff.ln.y,
-                &ff.act,
+                &ff.gelu.act,
             ]);
         }
         inputs.push(&cache.final_ln.y);
@@ -178,11 +180,12 @@ impl<T: Scalar> Inspect<T> for Transformer<T> {
             .iter()
             .zip(self.layers())
             .zip(inputs)
-            .map(|((name, linear), input)| Tap {
+            .zip(self.map_outputs(cache))
+            .map(|(((name, linear), input), output)| Tap {
                 name,
                 linear,
                 input,
-                output: Cow::Owned(linear.forward(input.view(), cache.u)),
+                output: Cow::Borrowed(output),
             })
             .collect()
     }

@@ -14,23 +14,27 @@
 //! Base weights are Gaussian with fan-in variance $1/\text{fan}_{in}$; the readout is $\mathcal N(0, 1/n)$
 //! (standard) or $\mathcal N(0, 1/n^2)$ (μP).
 //!
-//! Each piece's backward pass sits next to its forward pass ([`layer_norm`], [`softmax_rows`], [`attention`],
-//! [`gelu`], the two sublayers and the residual block of [`Block`]); all are proven against finite differences in
-//! `tests/transformer.rs`.
+//! Each piece's backward pass sits next to its forward pass: the ops in [`super::ops`] ([`layer_norm`],
+//! [`softmax_rows`], [`attention`], [`gelu`], re-exported here), the two sublayers and the residual block of
+//! [`Block`]; all are proven against finite differences in `tests/transformer.rs`.
+//!
+//! Cost of a step. Every linear map is one GEMM over all $B\cdot T$ rows (plus its adapter's rank-r products), in
+//! the forward pass and in the backward pass; attention is one pass over the batch ([`attention`]), with no
+//! per-sequence or per-head products. The forward pass keeps every map's output and the residual stream in the
+//! cache ([`Transformer::map_outputs`], [`Transformer::block_activations`]), so probes recompute nothing.
 
-use std::fmt;
-use std::str::FromStr;
-
-use ndarray::{
-    s, Array1, Array2, Array4, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Zip,
-};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
 
-use super::{Activation, Linear, Model, ModelParam, Readout};
-use crate::adapters::config::{named_enum, serde_via_str};
+pub use super::ops::{
+    attention, attention_backward, gelu, gelu_backward, layer_norm, layer_norm_backward,
+    layer_norm_backward_in_place, softmax_rows, softmax_rows_backward, Attended, AttentionGrads,
+    AttentionSpec, Gelu, Normalized, LAYER_NORM_EPS,
+};
+use super::{Linear, Model, ModelParam, Readout};
 use crate::adapters::AdapterConfig;
 use crate::error::{Error, Result};
-use crate::linalg::{mm, mm_nt, mm_tn};
+use crate::names::named_enum;
 use crate::rng::{normal_matrix, SeedRng};
 use crate::scalar::Scalar;
 
@@ -351,257 +355,6 @@ impl TransformerConfig {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// LayerNorm
-// ---------------------------------------------------------------------------------------------------------------
-
-/// LayerNorm's ε (PyTorch's default).
-pub const LAYER_NORM_EPS: f64 = 1e-5;
-
-/// A LayerNorm's output and what its backward pass needs.
-pub struct Normalized<T: Scalar> {
-    /// $Y$, each row with mean 0 and (biased) variance $\sigma^2/(\sigma^2+\varepsilon)$.
-    pub y: Array2<T>,
-    /// $r_i = 1/\sqrt{\sigma_i^2 + \varepsilon}$ per row.
-    pub rstd: Array1<T>,
-}
-
-/// LayerNorm over each row, without affine parameters (PyTorch's, biased variance, ε = 1e-5):
-/// $y = (x - \mu)\,r$, $\mu = \tfrac1n\sum_j x_j$, $r = (\tfrac1n\sum_j (x_j-\mu)^2 + \varepsilon)^{-1/2}$.
-pub fn layer_norm<T: Scalar>(x: ArrayView2<'_, T>) -> Normalized<T> {
-    let n = T::of(x.ncols() as f64);
-    let eps = T::of(LAYER_NORM_EPS);
-    let mut y = x.to_owned();
-    let mut rstd = Array1::zeros(x.nrows());
-    for (mut row, r) in y.rows_mut().into_iter().zip(rstd.iter_mut()) {
-        let mean = row.sum() / n;
-        row.mapv_inplace(|v| v - mean);
-        let var = row.iter().map(|&v| v * v).sum::<T>() / n;
-        *r = T::one() / (var + eps).sqrt();
-        let rv = *r;
-        row.mapv_inplace(|v| v * rv);
-    }
-    Normalized { y, rstd }
-}
-
-/// LayerNorm's backward pass, per row: $\partial x = r\bigl(g - \overline{g} - y\,\overline{g\odot y}\bigr)$ with
-/// $\overline{\cdot}$ the mean over the row (exact with ε inside $r$, since $\partial r/\partial x_j = -r^3(x_j-\mu)/n$).
-#[track_caller]
-pub fn layer_norm_backward<T: Scalar>(ln: &Normalized<T>, g: ArrayView2<'_, T>) -> Array2<T> {
-    assert_eq!(
-        g.dim(),
-        ln.y.dim(),
-        "layer_norm_backward: G and Y differ in shape"
-    );
-    let n = T::of(g.ncols() as f64);
-    let mut gx = g.to_owned();
-    for ((mut row, y), &r) in gx.rows_mut().into_iter().zip(ln.y.rows()).zip(&ln.rstd) {
-        let mean_g = row.sum() / n;
-        let mean_gy = row.iter().zip(y).map(|(&a, &b)| a * b).sum::<T>() / n;
-        Zip::from(&mut row)
-            .and(&y)
-            .for_each(|d, &yv| *d = r * (*d - mean_g - yv * mean_gy));
-    }
-    gx
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Softmax attention
-// ---------------------------------------------------------------------------------------------------------------
-
-/// The shape of multi-head attention over a batch of sequences.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AttentionSpec {
-    /// Sequence length T.
-    pub seq_len: usize,
-    /// Number of heads.
-    pub heads: usize,
-    /// Columns per head.
-    pub head_dim: usize,
-    /// Logit multiplier τ.
-    pub tau: f64,
-    /// Whether keys after the query are masked out.
-    pub causal: bool,
-}
-
-impl AttentionSpec {
-    /// The width heads · head_dim.
-    pub fn width(&self) -> usize {
-        self.heads * self.head_dim
-    }
-}
-
-/// In place, row by row: $P_{t,:} = \mathrm{softmax}(\tau S_{t,:})$ over the allowed keys (all, or $t' \le t$ when
-/// `causal`), with the row maximum subtracted; masked entries are set to exactly 0 and never read.
-pub fn softmax_rows<T: Scalar>(mut scores: ArrayViewMut2<'_, T>, tau: T, causal: bool) {
-    let cols = scores.ncols();
-    for (t, mut row) in scores.rows_mut().into_iter().enumerate() {
-        let allowed = if causal { (t + 1).min(cols) } else { cols };
-        let mut logits = row.slice_mut(s![..allowed]);
-        logits.mapv_inplace(|v| v * tau);
-        let max = logits.iter().copied().fold(T::neg_infinity(), T::max);
-        logits.mapv_inplace(|v| (v - max).exp());
-        let sum = logits.sum();
-        logits.mapv_inplace(|v| v / sum);
-        row.slice_mut(s![allowed..]).fill(T::zero());
-    }
-}
-
-/// Softmax's backward pass, row by row: $\partial S_{tt'} = P_{tt'}\bigl(\partial P_{tt'} - \sum_{\tau}
-/// P_{t\tau}\,\partial P_{t\tau}\bigr)$ (before the factor τ). Masked entries have $P = 0$, so their gradient is 0.
-#[track_caller]
-pub fn softmax_rows_backward<T: Scalar>(p: ArrayView2<'_, T>, dp: ArrayView2<'_, T>) -> Array2<T> {
-    assert_eq!(
-        p.dim(),
-        dp.dim(),
-        "softmax_rows_backward: P and ∂P differ in shape"
-    );
-    let mut ds = dp.to_owned();
-    for (mut row, prow) in ds.rows_mut().into_iter().zip(p.rows()) {
-        let dot = row.iter().zip(prow).map(|(&a, &b)| a * b).sum::<T>();
-        Zip::from(&mut row)
-            .and(&prow)
-            .for_each(|d, &pv| *d = pv * (*d - dot));
-    }
-    ds
-}
-
-/// The output of [`attention`] and the probabilities its backward pass needs.
-pub struct Attended<T: Scalar> {
-    /// The heads' outputs side by side, $(B\cdot T)\times n$.
-    pub ctx: Array2<T>,
-    /// $P$ indexed `[sequence, head, query, key]`.
-    pub probs: Array4<T>,
-}
-
-/// Multi-head softmax attention. For sequence $s$ (rows $sT..(s+1)T$) and head $j$ (columns
-/// $jd..(j+1)d$): $P = \mathrm{softmax}(\tau\,Q_{sj}K_{sj}^\top)$ (see [`softmax_rows`]), $C_{sj} = PV_{sj}$.
-#[track_caller]
-pub fn attention<T: Scalar>(
-    q: ArrayView2<'_, T>,
-    k: ArrayView2<'_, T>,
-    v: ArrayView2<'_, T>,
-    spec: &AttentionSpec,
-) -> Attended<T> {
-    let (rows, seqs) = check_attention_shapes(q, k, v, spec);
-    let (tt, hd, tau) = (spec.seq_len, spec.head_dim, T::of(spec.tau));
-    let mut ctx = Array2::zeros((rows, spec.width()));
-    let mut probs = Array4::zeros((seqs, spec.heads, tt, tt));
-    for b in 0..seqs {
-        for j in 0..spec.heads {
-            let blk = s![b * tt..(b + 1) * tt, j * hd..(j + 1) * hd];
-            let mut p = probs.slice_mut(s![b, j, .., ..]);
-            p.assign(&mm_nt(q.slice(blk), k.slice(blk)));
-            softmax_rows(p.view_mut(), tau, spec.causal);
-            ctx.slice_mut(blk).assign(&mm(p.view(), v.slice(blk)));
-        }
-    }
-    Attended { ctx, probs }
-}
-
-/// Gradients of [`attention`] with respect to its three inputs.
-pub struct AttentionGrads<T: Scalar> {
-    /// $\partial L/\partial Q$.
-    pub q: Array2<T>,
-    /// $\partial L/\partial K$.
-    pub k: Array2<T>,
-    /// $\partial L/\partial V$.
-    pub v: Array2<T>,
-}
-
-/// Attention's backward pass given $G = \partial L/\partial C$, per sequence and head: $\partial V = P^\top G$,
-/// $\partial P = GV^\top$, $\partial S$ from [`softmax_rows_backward`], $\partial Q = \tau\,\partial S\,K$,
-/// $\partial K = \tau\,\partial S^\top Q$.
-#[track_caller]
-pub fn attention_backward<T: Scalar>(
-    q: ArrayView2<'_, T>,
-    k: ArrayView2<'_, T>,
-    v: ArrayView2<'_, T>,
-    probs: &Array4<T>,
-    g: ArrayView2<'_, T>,
-    spec: &AttentionSpec,
-) -> AttentionGrads<T> {
-    let (rows, seqs) = check_attention_shapes(q, k, v, spec);
-    assert_eq!(
-        g.dim(),
-        (rows, spec.width()),
-        "attention_backward: G has the wrong shape"
-    );
-    assert_eq!(
-        probs.dim(),
-        (seqs, spec.heads, spec.seq_len, spec.seq_len),
-        "attention_backward: P has the wrong shape"
-    );
-    let (tt, hd, tau) = (spec.seq_len, spec.head_dim, T::of(spec.tau));
-    let mut grads = AttentionGrads {
-        q: Array2::zeros(q.dim()),
-        k: Array2::zeros(k.dim()),
-        v: Array2::zeros(v.dim()),
-    };
-    for b in 0..seqs {
-        for j in 0..spec.heads {
-            let blk = s![b * tt..(b + 1) * tt, j * hd..(j + 1) * hd];
-            let p = probs.slice(s![b, j, .., ..]);
-            let gb = g.slice(blk);
-            grads.v.slice_mut(blk).assign(&mm_tn(p, gb));
-            let ds = softmax_rows_backward(p, mm_nt(gb, v.slice(blk)).view()) * tau;
-            grads.q.slice_mut(blk).assign(&mm(ds.view(), k.slice(blk)));
-            grads
-                .k
-                .slice_mut(blk)
-                .assign(&mm_tn(ds.view(), q.slice(blk)));
-        }
-    }
-    grads
-}
-
-/// Checks Q, K, V against `spec`; returns (rows, sequences).
-#[track_caller]
-fn check_attention_shapes<T: Scalar>(
-    q: ArrayView2<'_, T>,
-    k: ArrayView2<'_, T>,
-    v: ArrayView2<'_, T>,
-    spec: &AttentionSpec,
-) -> (usize, usize) {
-    let (rows, n) = q.dim();
-    assert_eq!(
-        n,
-        spec.width(),
-        "attention: Q has {n} columns, heads·head_dim = {}",
-        spec.width()
-    );
-    assert!(
-        k.dim() == q.dim() && v.dim() == q.dim(),
-        "attention: Q, K, V differ in shape"
-    );
-    assert!(
-        spec.seq_len > 0 && rows % spec.seq_len == 0,
-        "attention: {rows} rows are not whole sequences of {}",
-        spec.seq_len
-    );
-    (rows, rows / spec.seq_len)
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// GELU
-// ---------------------------------------------------------------------------------------------------------------
-
-/// Element-wise exact GELU, $z\,\Phi(z)$ ([`Activation::Gelu`]).
-pub fn gelu<T: Scalar>(z: ArrayView2<'_, T>) -> Array2<T> {
-    z.mapv(|v| Activation::Gelu.apply(v))
-}
-
-/// GELU's backward pass: $\partial z = g \odot (\Phi(z) + z\,\varphi(z))$.
-#[track_caller]
-pub fn gelu_backward<T: Scalar>(z: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Array2<T> {
-    assert_eq!(z.dim(), g.dim(), "gelu_backward: Z and G differ in shape");
-    let mut gz = g.to_owned();
-    Zip::from(&mut gz)
-        .and(&z)
-        .for_each(|d, &zv| *d *= Activation::Gelu.derivative(zv));
-    gz
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // The block
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -624,36 +377,44 @@ pub struct Block<T: Scalar> {
     pub attention: AttentionSpec,
 }
 
-/// What [`Block::attention_forward`] keeps.
+/// What [`Block::attention_forward`] keeps: every intermediate of the attention sublayer, each computed once.
 pub struct AttentionCache<T: Scalar> {
     /// $a = \mathrm{LN}(h)$, the input of Q, K, V.
     pub ln: Normalized<T>,
-    /// $Q = aW_Q^\top$.
+    /// $Q = aW_Q^\top$ (the output of `q`).
     pub q: Array2<T>,
-    /// $K = aW_K^\top$.
+    /// $K = aW_K^\top$ (the output of `k`).
     pub k: Array2<T>,
-    /// $V = aW_V^\top$.
+    /// $V = aW_V^\top$ (the output of `v`).
     pub v: Array2<T>,
-    /// The heads' outputs (input of O) and probabilities.
+    /// The heads' outputs $C$ (input of O), probabilities and logits.
     pub attended: Attended<T>,
+    /// $C\,W_O^\top$, the output of `o` and of the sublayer (what the residual adds).
+    pub out: Array2<T>,
 }
 
 /// What [`Block::feed_forward`] keeps.
 pub struct FeedForwardCache<T: Scalar> {
     /// $a = \mathrm{LN}(h)$, the input of Up.
     pub ln: Normalized<T>,
-    /// $z = aW_{up}^\top$.
+    /// $z = aW_{up}^\top$ (the output of `up`).
     pub z: Array2<T>,
-    /// $\mathrm{GELU}(z)$, the input of Down.
-    pub act: Array2<T>,
+    /// $\mathrm{GELU}(z)$ (`gelu.act`, the input of Down) and $\Phi(z)$.
+    pub gelu: Gelu<T>,
+    /// $\mathrm{GELU}(z)\,W_{down}^\top$, the output of `down` and of the sublayer.
+    pub out: Array2<T>,
 }
 
 /// What [`Block::forward`] keeps.
 pub struct BlockCache<T: Scalar> {
     /// The attention sublayer's cache.
     pub attention: AttentionCache<T>,
+    /// The residual stream after attention, $h' = h + F_{attn}(h)$ (the input of the feed-forward sublayer).
+    pub resid_mid: Array2<T>,
     /// The feed-forward sublayer's cache.
     pub feed_forward: FeedForwardCache<T>,
+    /// The block's output, $h'' = h' + F_{ff}(h')$.
+    pub resid_out: Array2<T>,
 }
 
 impl<T: Scalar> Block<T> {
@@ -674,24 +435,29 @@ impl<T: Scalar> Block<T> {
         ]
     }
 
-    /// The attention sublayer without its residual: $\mathrm{Attn}(\mathrm{LN}(h))\,W_O^\top$.
-    pub fn attention_forward(&self, h: ArrayView2<'_, T>, u: T) -> (Array2<T>, AttentionCache<T>) {
+    /// The attention sublayer without its residual, $\mathrm{Attn}(\mathrm{LN}(h))\,W_O^\top$, kept in the cache
+    /// (`out`); one GEMM per map over all rows, [`attention`] batched over sequences and heads.
+    pub fn attention_cached(&self, h: ArrayView2<'_, T>, u: T) -> AttentionCache<T> {
         let ln = layer_norm(h);
         let q = self.q.forward(ln.y.view(), u);
         let k = self.k.forward(ln.y.view(), u);
         let v = self.v.forward(ln.y.view(), u);
         let attended = attention(q.view(), k.view(), v.view(), &self.attention);
         let out = self.o.forward(attended.ctx.view(), u);
-        (
+        AttentionCache {
+            ln,
+            q,
+            k,
+            v,
+            attended,
             out,
-            AttentionCache {
-                ln,
-                q,
-                k,
-                v,
-                attended,
-            },
-        )
+        }
+    }
+
+    /// [`Block::attention_cached`] returning a copy of its output beside the cache.
+    pub fn attention_forward(&self, h: ArrayView2<'_, T>, u: T) -> (Array2<T>, AttentionCache<T>) {
+        let cache = self.attention_cached(h, u);
+        (cache.out.clone(), cache)
     }
 
     /// The attention sublayer's backward pass: parameter gradients of q, k, v, o (in that order) and $\partial h$.
@@ -715,22 +481,31 @@ impl<T: Scalar> Block<T> {
         let a = cache.ln.y.view();
         let (mut grads, mut ga) = self.q.backward(a, ag.q.view(), u);
         let (k_grads, ga_k) = self.k.backward(a, ag.k.view(), u);
-        let (v_grads, ga_v) = self.v.backward(a, ag.v.view(), u);
         ga += &ga_k;
+        drop(ga_k);
+        let (v_grads, ga_v) = self.v.backward(a, ag.v.view(), u);
         ga += &ga_v;
         grads.extend(k_grads);
         grads.extend(v_grads);
         grads.extend(o_grads);
-        (grads, layer_norm_backward(&cache.ln, ga.view()))
+        layer_norm_backward_in_place(&cache.ln, &mut ga);
+        (grads, ga)
     }
 
-    /// The feed-forward sublayer without its residual: $\mathrm{GELU}(\mathrm{LN}(h)\,W_{up}^\top)\,W_{down}^\top$.
-    pub fn feed_forward(&self, h: ArrayView2<'_, T>, u: T) -> (Array2<T>, FeedForwardCache<T>) {
+    /// The feed-forward sublayer without its residual, $\mathrm{GELU}(\mathrm{LN}(h)\,W_{up}^\top)\,W_{down}^\top$,
+    /// kept in the cache (`out`).
+    pub fn feed_forward_cached(&self, h: ArrayView2<'_, T>, u: T) -> FeedForwardCache<T> {
         let ln = layer_norm(h);
         let z = self.up.forward(ln.y.view(), u);
-        let act = gelu(z.view());
-        let out = self.down.forward(act.view(), u);
-        (out, FeedForwardCache { ln, z, act })
+        let gelu = gelu(z.view());
+        let out = self.down.forward(gelu.act.view(), u);
+        FeedForwardCache { ln, z, gelu, out }
+    }
+
+    /// [`Block::feed_forward_cached`] returning a copy of its output beside the cache.
+    pub fn feed_forward(&self, h: ArrayView2<'_, T>, u: T) -> (Array2<T>, FeedForwardCache<T>) {
+        let cache = self.feed_forward_cached(h, u);
+        (cache.out.clone(), cache)
     }
 
     /// The feed-forward sublayer's backward pass: parameter gradients of up, down (in that order) and $\partial h$,
@@ -741,25 +516,33 @@ impl<T: Scalar> Block<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
-        let (down_grads, g_act) = self.down.backward(cache.act.view(), g, u);
-        let gz = gelu_backward(cache.z.view(), g_act.view());
-        let (mut grads, ga) = self.up.backward(cache.ln.y.view(), gz.view(), u);
+        let (down_grads, g_act) = self.down.backward(cache.gelu.act.view(), g, u);
+        let gz = gelu_backward(cache.z.view(), &cache.gelu, g_act);
+        let (mut grads, mut ga) = self.up.backward(cache.ln.y.view(), gz.view(), u);
+        drop(gz);
         grads.extend(down_grads);
-        (grads, layer_norm_backward(&cache.ln, ga.view()))
+        layer_norm_backward_in_place(&cache.ln, &mut ga);
+        (grads, ga)
     }
 
-    /// The block: $h' = h + F_{attn}(h)$, $h'' = h' + F_{ff}(h')$.
+    /// The block, every intermediate kept: $h' = h + F_{attn}(h)$, $h'' = h' + F_{ff}(h')$.
+    pub fn forward_cached(&self, h: ArrayView2<'_, T>, u: T) -> BlockCache<T> {
+        let attention = self.attention_cached(h, u);
+        let resid_mid = &attention.out + &h;
+        let feed_forward = self.feed_forward_cached(resid_mid.view(), u);
+        let resid_out = &feed_forward.out + &resid_mid;
+        BlockCache {
+            attention,
+            resid_mid,
+            feed_forward,
+            resid_out,
+        }
+    }
+
+    /// [`Block::forward_cached`] returning a copy of the block's output $h''$ beside the cache.
     pub fn forward(&self, h: ArrayView2<'_, T>, u: T) -> (Array2<T>, BlockCache<T>) {
-        let (a, attention) = self.attention_forward(h, u);
-        let h1 = a + h;
-        let (f, feed_forward) = self.feed_forward(h1.view(), u);
-        (
-            f + h1,
-            BlockCache {
-                attention,
-                feed_forward,
-            },
-        )
+        let cache = self.forward_cached(h, u);
+        (cache.resid_out.clone(), cache)
     }
 
     /// The block's backward pass: parameter gradients in [`BLOCK_MAPS`] order and $\partial h$. Each residual adds
@@ -770,11 +553,12 @@ impl<T: Scalar> Block<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
-        let (ff_grads, g_ff) = self.feed_forward_backward(&cache.feed_forward, g, u);
-        let g1 = g_ff + g;
-        let (mut grads, g_attn) = self.attention_backward(&cache.attention, g1.view(), u);
+        let (ff_grads, mut g1) = self.feed_forward_backward(&cache.feed_forward, g, u);
+        g1 += &g;
+        let (mut grads, mut gh) = self.attention_backward(&cache.attention, g1.view(), u);
+        gh += &g1;
         grads.extend(ff_grads);
-        (grads, g_attn + g1)
+        (grads, gh)
     }
 
     /// Read-only views of the adapters' tensors, in [`BLOCK_MAPS`] order.
@@ -788,6 +572,31 @@ impl<T: Scalar> Block<T> {
             .into_iter()
             .flat_map(|l| l.params_mut())
             .collect()
+    }
+}
+
+impl<T: Scalar> BlockCache<T> {
+    /// The six maps' outputs in [`BLOCK_MAPS`] order: $Q, K, V$, $CW_O^\top$, $z$, $\mathrm{GELU}(z)W_{down}^\top$.
+    pub fn map_outputs(&self) -> [&Array2<T>; 6] {
+        let (a, f) = (&self.attention, &self.feed_forward);
+        [&a.q, &a.k, &a.v, &a.out, &f.z, &f.out]
+    }
+
+    /// What a μP coordinate check of the block looks at, named `block.{index}.{what}` (see
+    /// [`Transformer::block_activations`]).
+    pub fn activations(&self, index: usize) -> Vec<(String, &Array2<T>)> {
+        let a = &self.attention;
+        [
+            ("attn_logits", &a.attended.logits),
+            ("attn_ctx", &a.attended.ctx),
+            ("attn_out", &a.out),
+            ("resid_mid", &self.resid_mid),
+            ("mlp_out", &self.feed_forward.out),
+            ("resid_out", &self.resid_out),
+        ]
+        .into_iter()
+        .map(|(what, m)| (format!("block.{index}.{what}"), m))
+        .collect()
     }
 }
 
@@ -809,16 +618,19 @@ pub struct Transformer<T: Scalar> {
     pub readout: Linear<T>,
 }
 
-/// What [`Transformer`]'s forward pass keeps.
+/// What [`Transformer`]'s forward pass keeps: every map's input and output and the residual stream, each computed
+/// once (see [`Transformer::map_outputs`] and [`Transformer::block_activations`]).
 pub struct TransformerCache<T: Scalar> {
     /// The input (input of `embed`).
     pub x: Array2<T>,
-    /// Each block's cache.
+    /// $h_0 = XW_E^\top$, the output of `embed` and the input of block 0.
+    pub embed_out: Array2<T>,
+    /// Each block's cache (block $K$'s `resid_out` is block $K+1$'s input).
     pub blocks: Vec<BlockCache<T>>,
     /// The final LayerNorm (its output is the readout's input).
     pub final_ln: Normalized<T>,
-    /// The ramp value of the forward pass.
-    pub u: T,
+    /// $f = \mathrm{LN}(h_L)W_R^\top$, the output of `readout` (a copy of the model output).
+    pub out: Array2<T>,
 }
 
 impl<T: Scalar> Transformer<T> {
@@ -837,13 +649,50 @@ impl<T: Scalar> Transformer<T> {
             .chain(std::iter::once(&mut self.readout))
             .collect()
     }
+
+    /// Every linear map's output on the batch of `cache`, in [`Transformer::names`] order (the order of
+    /// [`TransformerConfig::layer_names`] and of [`crate::models::Inspect::taps`]): `embed` ($h_0$), per block
+    /// `q`, `k`, `v` ($Q, K, V$), `o` ($CW_O^\top$), `up` ($z$), `down`, then `readout` (the model output). Nothing
+    /// is recomputed: these are the forward pass's own arrays.
+    pub fn map_outputs<'a>(&self, cache: &'a TransformerCache<T>) -> Vec<&'a Array2<T>> {
+        std::iter::once(&cache.embed_out)
+            .chain(cache.blocks.iter().flat_map(|b| b.map_outputs()))
+            .chain(std::iter::once(&cache.out))
+            .collect()
+    }
+
+    /// What a μP coordinate check of a transformer shows, per block K in forward order, from the cache:
+    /// - `block.K.attn_logits`: the pre-softmax scores $\tau\,Q_{sj}K_{sj}^\top$, $(B\cdot H\cdot T)\times T$, row
+    ///   $(sH + j)T + t$ for query $t$ of head $j$ of sequence $s$; masked entries ($t' > t$ when causal) are 0,
+    ///   so a statistic over them should take only the $t' \le t$ entries;
+    /// - `block.K.attn_ctx`: the heads' outputs $C = PV$ side by side, before $W_O$ (the input of `o`);
+    /// - `block.K.attn_out`: the attention sublayer's output $CW_O^\top$, after $W_O$ (the output of `o`);
+    /// - `block.K.resid_mid`: the residual stream after attention, $h' = h + CW_O^\top$;
+    /// - `block.K.mlp_out`: the MLP sublayer's output $\mathrm{GELU}(z)W_{down}^\top$ (the output of `down`);
+    /// - `block.K.resid_out`: the residual stream after the MLP, $h'' = h' + \mathrm{GELU}(z)W_{down}^\top$, the
+    ///   block's output.
+    ///
+    /// All but the logits are $(B\cdot T)\times n$ with rows as tokens.
+    pub fn block_activations<'a>(
+        &self,
+        cache: &'a TransformerCache<T>,
+    ) -> Vec<(String, &'a Array2<T>)> {
+        cache
+            .blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(k, b)| b.activations(k))
+            .collect()
+    }
 }
 
 impl<T: Scalar> Model<T> for Transformer<T> {
     type Cache = TransformerCache<T>;
 
-    /// The output $(B\cdot T)\times\text{vocab}$ for $X \in \mathbb R^{(B\cdot T)\times\text{vocab}}$. Panics if the
-    /// rows are not whole sequences.
+    /// The output $(B\cdot T)\times\text{vocab}$ for $X \in \mathbb R^{(B\cdot T)\times\text{vocab}}$.
+    ///
+    /// # Panics
+    /// If X has other than `vocab` columns or its rows are not whole sequences.
     #[track_caller]
     fn forward(&self, x: &Array2<T>, u: T) -> (Array2<T>, TransformerCache<T>) {
         assert_eq!(
@@ -858,30 +707,30 @@ impl<T: Scalar> Model<T> for Transformer<T> {
             rows % seq_len == 0,
             "transformer forward: {rows} rows are not whole sequences of seq_len = {seq_len}"
         );
-        let mut h = self.embed.forward(x.view(), u);
-        let mut blocks = Vec::with_capacity(self.blocks.len());
+        let embed_out = self.embed.forward(x.view(), u);
+        let mut blocks: Vec<BlockCache<T>> = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
-            let (next, cache) = block.forward(h.view(), u);
-            h = next;
+            let h = blocks.last().map_or(&embed_out, |c| &c.resid_out);
+            let cache = block.forward_cached(h.view(), u);
             blocks.push(cache);
         }
+        let h = blocks.last().map_or(&embed_out, |c| &c.resid_out);
         let final_ln = layer_norm(h.view());
         let out = self.readout.forward(final_ln.y.view(), u);
-        (
-            out,
-            TransformerCache {
-                x: x.clone(),
-                blocks,
-                final_ln,
-                u,
-            },
-        )
+        let cache = TransformerCache {
+            x: x.clone(),
+            embed_out,
+            blocks,
+            final_ln,
+            out: out.clone(),
+        };
+        (out, cache)
     }
 
     /// Readout, final [`layer_norm_backward`], each [`Block::backward`] from the last, then the embedding.
     fn backward(&self, cache: &TransformerCache<T>, g: &Array2<T>, u: T) -> Vec<ArrayD<T>> {
-        let (readout_grads, g_f) = self.readout.backward(cache.final_ln.y.view(), g.view(), u);
-        let mut gh = layer_norm_backward(&cache.final_ln, g_f.view());
+        let (readout_grads, mut gh) = self.readout.backward(cache.final_ln.y.view(), g.view(), u);
+        layer_norm_backward_in_place(&cache.final_ln, &mut gh);
         let mut block_grads = Vec::with_capacity(self.blocks.len());
         for (block, bc) in self.blocks.iter().zip(&cache.blocks).rev() {
             let (grads, g_in) = block.backward(bc, gh.view(), u);
