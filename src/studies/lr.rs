@@ -332,12 +332,31 @@ impl Study for LrStudy<'_> {
     }
 
     fn run(&self, job: &LrJob) -> Result<LrRun> {
-        let spec = RunSpec::resolve(self.0, &job.cell);
-        let rec = match spec.precision {
-            Precision::F64 => spec.run::<f64, _>(&mut ())?.record,
-            Precision::F32 => spec.run::<f32, _>(&mut ())?.record,
-        };
-        Ok(LrRun::of(&rec))
+        let mut runs = self.run_group(&[job])?;
+        Ok(runs.pop().expect("one run"))
+    }
+
+    /// Every series, rate and plane cell of one (width, seed) share the frozen base, the data and the forward passes'
+    /// constant part.
+    fn share_key(&self, job: &LrJob) -> Option<String> {
+        Some(RunSpec::resolve(self.0, &job.cell).share_key())
+    }
+
+    fn run_group(&self, jobs: &[&LrJob]) -> Result<Vec<LrRun>> {
+        fn go<T: crate::Scalar>(specs: &[RunSpec]) -> Result<Vec<LrRun>> {
+            let shared = specs[0].shared::<T>()?;
+            let run = |s: &RunSpec| Ok(LrRun::of(&s.run_shared(&shared, &mut ())?.record));
+            specs.iter().map(run).collect()
+        }
+        let specs: Vec<RunSpec> = jobs
+            .iter()
+            .map(|j| RunSpec::resolve(self.0, &j.cell))
+            .collect();
+        match specs.first().map(|s| s.precision) {
+            None => Ok(Vec::new()),
+            Some(Precision::F64) => go::<f64>(&specs),
+            Some(Precision::F32) => go::<f32>(&specs),
+        }
     }
 
     fn diverged_at(&self, run: &LrRun) -> Option<u64> {

@@ -5,8 +5,11 @@
 //! Seeds of a run with seed s: base weights from s, data from s + 1, adapters from s + 2, the pre-training source task
 //! from s + 1000 (so the same seed gives the same base and data for every arm and rate).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use ndarray::Array2;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +24,9 @@ use crate::tasks::{
     associative_recall, teacher_classification, teacher_regression, toy_regression, ShiftKind,
     TaskKind, TaskSpec, Teacher,
 };
-use crate::train::{pretrain, train_observed, Dataset, Observer, TrainConfig, TrainRecord};
+use crate::train::{
+    pretrain, train_observed, train_prefixed, Dataset, Observer, Prefixes, TrainConfig, TrainRecord,
+};
 
 /// One cell of a study's grid: a series (an arm with its rate exponents), a base rate, a width and a seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,6 +74,34 @@ pub struct Outcome {
     pub record: TrainRecord,
     /// The pre-training of its base.
     pub pretrain: Option<TrainRecord>,
+}
+
+/// What the runs of one [`RunSpec::share_key`] share: the data, the frozen base (with pre-training's record) and the
+/// constant part of the MLP's forward passes on both splits, computed once by the first run.
+pub struct Shared<T: Scalar> {
+    data: Dataset<T>,
+    base: Option<(Vec<Array2<T>>, Option<TrainRecord>)>,
+    prefixes: OnceCell<Prefixes<T>>,
+}
+
+impl<T: Scalar> Shared<T> {
+    /// The data.
+    pub fn data(&self) -> &Dataset<T> {
+        &self.data
+    }
+
+    /// Trains `net` from the shared prefixes (computed from `net` by the first run).
+    fn train<O: Observer<T, Mlp<T>>>(
+        &self,
+        net: &mut Mlp<T>,
+        cfg: &TrainConfig,
+        observer: &mut O,
+    ) -> Result<TrainRecord> {
+        let prefixes = self
+            .prefixes
+            .get_or_init(|| Prefixes::new(&*net, &self.data));
+        train_prefixed(net, cfg, &self.data, prefixes, observer)
+    }
 }
 
 /// Everything one training run needs.
@@ -215,39 +248,67 @@ impl RunSpec {
     where
         O: Observer<T, Mlp<T>> + Observer<T, SingleLayer<T>> + Observer<T, Transformer<T>>,
     {
-        let data = self.data::<T>()?;
+        self.run_shared(&self.shared::<T>()?, observer)
+    }
+
+    /// The key of the runs that share this run's frozen base, data and hence the constant part of its forward passes
+    /// ([`Shared`]): equal keys mean equal model, task, seeds and precision (and, with pre-training, rank).
+    pub fn share_key(&self) -> String {
+        let rank = self.pretrain.map(|_| self.adapter.rank);
+        format!(
+            "{:?}|{:?}|{}|{}|{:?}|{:?}|{rank:?}",
+            self.model, self.task, self.seed, self.data_seed, self.precision, self.pretrain
+        )
+    }
+
+    /// What every run with this run's [`RunSpec::share_key`] shares: its data and frozen base (the constant part of
+    /// the forward passes is added by the first run on it).
+    pub fn shared<T: Scalar>(&self) -> Result<Shared<T>> {
         let (seed, full) = (self.seed, AdapterConfig::new(Method::Full));
-        match &self.model {
+        let base = match &self.model {
+            ModelSpec::Mlp(mlp) => Some(self.base(mlp.base_weights::<T>(seed), |adapt| {
+                let all = MlpConfig {
+                    adapt,
+                    ..mlp.clone()
+                };
+                all.build(mlp.base_weights::<T>(seed), &full, 0)
+            })?),
+            ModelSpec::Toy(_) => None,
+            ModelSpec::Transformer(t) => Some(self.base(t.base_weights::<T>(seed), |adapt| {
+                let all = TransformerConfig { adapt, ..t.clone() };
+                all.build(t.base_weights::<T>(seed), &full, 0)
+            })?),
+        };
+        Ok(Shared {
+            data: self.data::<T>()?,
+            base,
+            prefixes: OnceCell::new(),
+        })
+    }
+
+    /// [`RunSpec::run`] on what runs of its [`RunSpec::share_key`] share (`shared`, from [`RunSpec::shared`] of any of
+    /// them): bit for bit the same outcome.
+    pub fn run_shared<T: Scalar, O>(&self, shared: &Shared<T>, observer: &mut O) -> Result<Outcome>
+    where
+        O: Observer<T, Mlp<T>> + Observer<T, SingleLayer<T>> + Observer<T, Transformer<T>>,
+    {
+        let (seed, data) = (self.seed, &shared.data);
+        let (base, pretrain) = shared.base.clone().unwrap_or_default();
+        let record = match &self.model {
             ModelSpec::Mlp(mlp) => {
-                let (base, pretrain) = self.base(mlp.base_weights::<T>(seed), |adapt| {
-                    let all = MlpConfig {
-                        adapt,
-                        ..mlp.clone()
-                    };
-                    all.build(mlp.base_weights::<T>(seed), &full, 0)
-                })?;
                 let mut net = mlp.build(base, &self.adapter, seed + 2)?;
-                let record = train_observed(&mut net, &self.train, &data, observer)?;
-                Ok(Outcome { record, pretrain })
+                shared.train(&mut net, &self.train, observer)?
             }
             ModelSpec::Toy(n) => {
                 let mut toy = SingleLayer::toy(*n, &self.adapter, seed)?;
-                let record = train_observed(&mut toy, &self.train, &data, observer)?;
-                Ok(Outcome {
-                    record,
-                    pretrain: None,
-                })
+                train_observed(&mut toy, &self.train, data, observer)?
             }
             ModelSpec::Transformer(t) => {
-                let (base, pretrain) = self.base(t.base_weights::<T>(seed), |adapt| {
-                    let all = TransformerConfig { adapt, ..t.clone() };
-                    all.build(t.base_weights::<T>(seed), &full, 0)
-                })?;
                 let mut net = t.build(base, &self.adapter, seed + 2)?;
-                let record = train_observed(&mut net, &self.train, &data, observer)?;
-                Ok(Outcome { record, pretrain })
+                train_observed(&mut net, &self.train, data, observer)?
             }
-        }
+        };
+        Ok(Outcome { record, pretrain })
     }
 
     /// The frozen base: `random` itself, or (with [`RunSpec::pretrain`]) the merged weights of `full(every map)` after

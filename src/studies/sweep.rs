@@ -52,20 +52,32 @@ impl Sweep<'_> {
     }
 }
 
-/// Trains `spec` with a probe recording `cfg`'s selection, in the spec's precision.
-pub fn probe_run(cfg: &StudyConfig, spec: &RunSpec) -> Result<SweepRun> {
-    fn go<T: crate::Scalar>(cfg: &StudyConfig, spec: &RunSpec) -> Result<SweepRun> {
-        let mut probe = Probe::<T>::new(cfg.selection());
-        let rec = spec.run(&mut probe)?.record;
-        Ok(SweepRun {
-            diverged_at: rec.diverged_at,
-            divergence: rec.divergence,
-            records: probe.records,
-        })
+/// Trains `specs` (runs of one [`RunSpec::share_key`]) one after the other on what they share, each with a probe
+/// recording `cfg`'s selection, in their precision.
+pub fn probe_runs(cfg: &StudyConfig, specs: &[RunSpec]) -> Result<Vec<SweepRun>> {
+    fn go<T: crate::Scalar>(cfg: &StudyConfig, specs: &[RunSpec]) -> Result<Vec<SweepRun>> {
+        let shared = specs[0].shared::<T>()?;
+        let run = |spec: &RunSpec| {
+            let mut probe = Probe::<T>::new(cfg.selection());
+            let rec = spec.run_shared(&shared, &mut probe)?.record;
+            Ok(SweepRun {
+                diverged_at: rec.diverged_at,
+                divergence: rec.divergence,
+                records: probe.records,
+            })
+        };
+        specs.iter().map(run).collect()
     }
-    match spec.precision {
-        Precision::F64 => go::<f64>(cfg, spec),
-        Precision::F32 => go::<f32>(cfg, spec),
+    assert!(
+        specs
+            .windows(2)
+            .all(|w| w[0].share_key() == w[1].share_key()),
+        "probe_runs: runs on different frozen bases"
+    );
+    match specs.first().map(|s| s.precision) {
+        None => Ok(Vec::new()),
+        Some(Precision::F64) => go::<f64>(cfg, specs),
+        Some(Precision::F32) => go::<f32>(cfg, specs),
     }
 }
 
@@ -94,7 +106,18 @@ impl Study for Sweep<'_> {
     }
 
     fn run(&self, cell: &Cell) -> Result<SweepRun> {
-        probe_run(self.0, &RunSpec::resolve(self.0, cell))
+        let mut runs = probe_runs(self.0, &[RunSpec::resolve(self.0, cell)])?;
+        Ok(runs.pop().expect("one run"))
+    }
+
+    /// Every arm and rate of one (width, seed) share the frozen base, the data and the forward passes' constant part.
+    fn share_key(&self, cell: &Cell) -> Option<String> {
+        Some(RunSpec::resolve(self.0, cell).share_key())
+    }
+
+    fn run_group(&self, cells: &[&Cell]) -> Result<Vec<SweepRun>> {
+        let specs: Vec<RunSpec> = cells.iter().map(|c| RunSpec::resolve(self.0, c)).collect();
+        probe_runs(self.0, &specs)
     }
 
     fn diverged_at(&self, run: &SweepRun) -> Option<u64> {
