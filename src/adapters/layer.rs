@@ -187,14 +187,23 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// The forward pass on a batch $X \in \mathbb R^{b\times d_{in}}$ at ramp value `u`, in factored form.
     #[track_caller]
     pub fn forward(&self, x: ArrayView2<'_, T>, u: T) -> Array2<T> {
+        self.check_input(x, "forward");
+        self.forward_on_base(x, self.base_forward(x), u)
+    }
+
+    /// The forward pass given the base product `base` $= XW_0^\top$ (which a full-batch run computes once): bit for
+    /// bit [`AdaptedLinear::forward`].
+    #[track_caller]
+    pub fn forward_on_base(&self, x: ArrayView2<'_, T>, mut base: Array2<T>, u: T) -> Array2<T> {
+        self.check_input(x, "forward");
         assert_eq!(
-            x.ncols(),
-            self.d_in(),
-            "forward: X has {} columns, layer has d_in = {}",
-            x.ncols(),
-            self.d_in()
+            base.dim(),
+            (x.nrows(), self.d_out()),
+            "forward: the base product is {:?}, need {}x{}",
+            base.dim(),
+            x.nrows(),
+            self.d_out()
         );
-        let mut base = self.base_forward(x);
         match &self.magnitude {
             None => {
                 self.update.apply_acc(x, self.c(u), base.view_mut());
@@ -210,6 +219,17 @@ impl<T: Scalar> AdaptedLinear<T> {
         }
     }
 
+    #[track_caller]
+    fn check_input(&self, x: ArrayView2<'_, T>, what: &str) {
+        assert_eq!(
+            x.ncols(),
+            self.d_in(),
+            "{what}: X has {} columns, layer has d_in = {}",
+            x.ncols(),
+            self.d_in()
+        );
+    }
+
     /// The backward pass: gradients of $L$ with respect to every trainable tensor and to $X$, given
     /// $G = \partial L/\partial Y$.
     ///
@@ -221,13 +241,25 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// where $\nu$ is the constant ε). $\partial X = G'W_0 + c\,G'\widetilde{\Delta W}$ in both cases.
     #[track_caller]
     pub fn backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>, u: T) -> LayerGrads<T> {
-        assert_eq!(
-            x.ncols(),
-            self.d_in(),
-            "backward: X has {} columns, layer has d_in = {}",
-            x.ncols(),
-            self.d_in()
-        );
+        let (params, gx) = self.grads(x, g, u, true);
+        LayerGrads {
+            params,
+            x: gx.expect("the input gradient was asked for"),
+        }
+    }
+
+    /// [`AdaptedLinear::backward`]'s parameter gradients and, when `input` is true, its $\partial L/\partial X$
+    /// (the lowest trainable map of a network skips it: $GW_0$ is a full-size product nothing needs). The parameter
+    /// gradients are bit for bit the same either way.
+    #[track_caller]
+    pub fn grads(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        self.check_input(x, "backward");
         assert_eq!(
             g.ncols(),
             self.d_out(),
@@ -243,48 +275,60 @@ impl<T: Scalar> AdaptedLinear<T> {
         let c = self.c(u);
         match &self.magnitude {
             None => {
-                let mut gx = crate::linalg::mm(g, self.w0.view());
-                let params = self
-                    .update
-                    .grad_and_adjoint_acc(x, g, c, gx.view_mut())
-                    .into_iter()
-                    .map(|p| (p * c).into_dyn())
-                    .collect();
-                LayerGrads { params, x: gx }
+                let (params, gx) = if input {
+                    let mut gx = crate::linalg::mm(g, self.w0.view());
+                    let p = self.update.grad_and_adjoint_acc(x, g, c, gx.view_mut());
+                    (p, Some(gx))
+                } else {
+                    (self.update.grad(x, g), None)
+                };
+                (scaled_dyn(params, c), gx)
             }
-            Some(omega) => {
-                let (nu, k, v, floored) = self.dora_ratio(omega, u);
-                let p = mm_nt(x, v.view());
-                let q = (&g * &p).sum_axis(Axis(0));
-                let d_omega = &q / &nu;
-                let g_prime = scale_cols(g, k.view());
-                let mut params: Vec<Array2<T>> = self
-                    .update
-                    .grad(x, g_prime.view())
-                    .into_iter()
-                    .map(|p| p * c)
-                    .collect();
-                if self.config.dora_norm == DoraNorm::Full {
-                    let e = Array1::from_iter((0..self.d_out()).map(|i| {
-                        if floored[i] {
-                            T::zero()
-                        } else {
-                            -(omega[i] * q[i]) / (nu[i] * nu[i] * nu[i])
-                        }
-                    }));
-                    let proj = scale_rows(e.view(), v.view());
-                    for (acc, extra) in params.iter_mut().zip(self.update.grad_dense(proj.view())) {
-                        acc.scaled_add(c, &extra);
-                    }
+            Some(omega) => self.dora_grads(omega, x, g, u, input),
+        }
+    }
+
+    /// DoRA's branch of [`AdaptedLinear::grads`].
+    fn dora_grads(
+        &self,
+        omega: &Array1<T>,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        let c = self.c(u);
+        let (nu, k, v, floored) = self.dora_ratio(omega, u);
+        let p = mm_nt(x, v.view());
+        let q = (&g * &p).sum_axis(Axis(0));
+        let d_omega = &q / &nu;
+        let g_prime = scale_cols(g, k.view());
+        let mut params = self.update.grad(x, g_prime.view());
+        for p in &mut params {
+            p.mapv_inplace(|v| v * c);
+        }
+        if self.config.dora_norm == DoraNorm::Full {
+            let e = Array1::from_iter((0..self.d_out()).map(|i| {
+                if floored[i] {
+                    T::zero()
+                } else {
+                    -(omega[i] * q[i]) / (nu[i] * nu[i] * nu[i])
                 }
-                let mut params: Vec<ArrayD<T>> = params.into_iter().map(|p| p.into_dyn()).collect();
-                params.push(d_omega.into_dyn());
-                let mut gx = crate::linalg::mm(g_prime.view(), self.w0.view());
-                self.update
-                    .apply_adjoint_acc(g_prime.view(), c, gx.view_mut());
-                LayerGrads { params, x: gx }
+            }));
+            let proj = scale_rows(e.view(), v.view());
+            for (acc, extra) in params.iter_mut().zip(self.update.grad_dense(proj.view())) {
+                acc.scaled_add(c, &extra);
             }
         }
+        let mut params: Vec<ArrayD<T>> = params.into_iter().map(|p| p.into_dyn()).collect();
+        params.push(d_omega.into_dyn());
+        let gx = input.then(|| {
+            let mut gx = crate::linalg::mm(g_prime.view(), self.w0.view());
+            self.update
+                .apply_adjoint_acc(g_prime.view(), c, gx.view_mut());
+            gx
+        });
+        (params, gx)
     }
 
     /// The effective update $W - W_0$ at ramp value `u`, materialised: $c\,\widetilde{\Delta W}$, or for DoRA
@@ -365,6 +409,17 @@ impl<T: Scalar> AdaptedLinear<T> {
     pub fn num_trainable(&self) -> usize {
         self.update.num_trainable() + self.magnitude.as_ref().map_or(0, |m| m.len())
     }
+}
+
+/// Every gradient times `c` (in place), in the dynamic-dimension form optimisers consume.
+fn scaled_dyn<T: Scalar>(grads: Vec<Array2<T>>, c: T) -> Vec<ArrayD<T>> {
+    grads
+        .into_iter()
+        .map(|mut p| {
+            p.mapv_inplace(|v| v * c);
+            p.into_dyn()
+        })
+        .collect()
 }
 
 /// The fans an initialisation may need.

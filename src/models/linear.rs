@@ -57,6 +57,20 @@ impl<T: Scalar> Linear<T> {
         }
     }
 
+    /// The output given the base product `base` $= XW^\top$ (computed once for a fixed input): the base itself when
+    /// frozen, the adapted layer's [`AdaptedLinear::forward_on_base`] otherwise; bit for bit [`Linear::forward`].
+    pub fn forward_on_base(&self, x: ArrayView2<'_, T>, base: Array2<T>, u: T) -> Array2<T> {
+        match self {
+            Linear::Frozen(_) => base,
+            Linear::Adapted(a) => a.forward_on_base(x, base, u),
+        }
+    }
+
+    /// Whether the map has trainable tensors.
+    pub fn is_trainable(&self) -> bool {
+        matches!(self, Linear::Adapted(_))
+    }
+
     /// Parameter gradients (empty when frozen) and $\partial L/\partial X$.
     pub fn backward(
         &self,
@@ -64,12 +78,23 @@ impl<T: Scalar> Linear<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
+        let (params, gx) = self.grads(x, g, u, true);
+        (params, gx.expect("the input gradient was asked for"))
+    }
+
+    /// Parameter gradients and, when `input` is true, $\partial L/\partial X$: the lowest trainable map of a network
+    /// skips its input gradient (nothing below it trains). The parameter gradients are bit for bit those of
+    /// [`Linear::backward`] either way.
+    pub fn grads(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
         match self {
-            Linear::Frozen(w) => (Vec::new(), mm(g, w.view())),
-            Linear::Adapted(a) => {
-                let grads = a.backward(x, g, u);
-                (grads.params, grads.x)
-            }
+            Linear::Frozen(w) => (Vec::new(), input.then(|| mm(g, w.view()))),
+            Linear::Adapted(a) => a.grads(x, g, u, input),
         }
     }
 

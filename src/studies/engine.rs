@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -458,22 +459,27 @@ impl<S: Study> Opened<'_, S> {
                 ),
             ));
         }
-        let mut groups: BTreeMap<String, Vec<&S::Job>> = BTreeMap::new();
-        for (i, job) in pending.iter().enumerate() {
-            let key = study.share_key(job).unwrap_or_else(|| format!("#{i:09}"));
-            groups.entry(key).or_default().push(job);
-        }
-        let groups: Vec<Vec<&S::Job>> = groups.into_values().collect();
+        let workers = workers(opts.threads, pending.len())?;
+        let groups = deal(study, &pending, workers);
         let bar = (opts.progress && !pending.is_empty())
             .then(|| progress_bar(pending.len(), self.jobs.len()));
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers(opts.threads, groups.len())?)
+            .num_threads(workers.min(groups.len().max(1)))
             .build()
             .map_err(|e| Error::invalid("--threads", e, "a usable thread count"))?;
+        // Workers take the groups in order (largest first) from one queue, so the last to finish is a small one.
+        let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
         pool.install(|| {
-            groups
-                .par_iter()
-                .try_for_each(|group| self.run_group(group, bar.as_ref()))
+            (0..workers).into_par_iter().try_for_each(|_| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= groups.len() || failed.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                if let Err(e) = self.run_group(&groups[i], bar.as_ref()) {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            })
         })?;
         if let Some(b) = bar {
             b.finish_and_clear();
@@ -509,6 +515,33 @@ impl<S: Study> Opened<'_, S> {
             Ok(())
         })
     }
+}
+
+/// The pending jobs dealt into groups for the workers: jobs of one [`Study::share_key`] together, a group split in
+/// halves while there are fewer groups than `workers` (so no worker idles), the groups ordered by estimated cost,
+/// largest first. The grouping changes no number: a group's runs are bit for bit the runs alone.
+fn deal<'j, S: Study>(study: &S, pending: &[&'j S::Job], workers: usize) -> Vec<Vec<&'j S::Job>> {
+    let mut keyed: BTreeMap<String, Vec<&S::Job>> = BTreeMap::new();
+    for (i, job) in pending.iter().enumerate() {
+        let key = study.share_key(job).unwrap_or_else(|| format!("#{i:09}"));
+        keyed.entry(key).or_default().push(job);
+    }
+    let mut groups: Vec<Vec<&S::Job>> = keyed.into_values().collect();
+    let cost = |g: &Vec<&S::Job>| g.iter().map(|j| study.job_cost(j)).sum::<f64>();
+    while groups.len() < workers {
+        let Some(i) = (0..groups.len()).max_by_key(|&i| groups[i].len()) else {
+            break;
+        };
+        if groups[i].len() < 2 {
+            break;
+        }
+        let half = groups[i].len() / 2;
+        let tail = groups[i].split_off(half);
+        groups.push(tail);
+    }
+    let mut costed: Vec<(f64, Vec<&S::Job>)> = groups.into_iter().map(|g| (cost(&g), g)).collect();
+    costed.sort_by(|a, b| b.0.total_cmp(&a.0));
+    costed.into_iter().map(|(_, g)| g).collect()
 }
 
 /// Runs every unfinished job of `study` into `out` and returns all runs in grid order (see the module doc).

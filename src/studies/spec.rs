@@ -5,8 +5,11 @@
 //! Seeds of a run with seed s: base weights from s, data from s + 1, adapters from s + 2, the pre-training source task
 //! from s + 1000 (so the same seed gives the same base and data for every arm and rate).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use ndarray::Array2;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +22,9 @@ use crate::tasks::{
     associative_recall, teacher_classification, teacher_regression, toy_regression, ShiftKind,
     TaskKind, TaskSpec, Teacher,
 };
-use crate::train::{pretrain, train_observed, Dataset, Observer, TrainConfig, TrainRecord};
+use crate::train::{
+    pretrain, train_observed, train_prefixed, Dataset, Observer, Prefixes, TrainConfig, TrainRecord,
+};
 
 /// One cell of a study's grid: a series (an arm with its rate exponents), a base rate, a width and a seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,7 +75,7 @@ pub struct Pretrain {
 #[derive(Clone, Debug)]
 pub struct Base<T: Scalar> {
     /// The weights.
-    pub weights: Vec<ndarray::Array2<T>>,
+    pub weights: Vec<Array2<T>>,
     /// The pre-training run, if the base was pre-trained.
     pub pretrain: Option<TrainRecord>,
 }
@@ -82,6 +87,34 @@ pub struct Outcome {
     pub record: TrainRecord,
     /// The pre-training of its base.
     pub pretrain: Option<TrainRecord>,
+}
+
+/// What the runs of one [`RunSpec::share_key`] share: the data, the frozen base (with pre-training's record) and the
+/// constant part of the MLP's forward passes on both splits, computed once by the first run.
+pub struct Shared<T: Scalar> {
+    data: Dataset<T>,
+    base: Base<T>,
+    prefixes: OnceCell<Prefixes<T>>,
+}
+
+impl<T: Scalar> Shared<T> {
+    /// The data.
+    pub fn data(&self) -> &Dataset<T> {
+        &self.data
+    }
+
+    /// Trains `net` from the shared prefixes (computed from `net` by the first run).
+    fn train<O: Observer<T, Mlp<T>>>(
+        &self,
+        net: &mut Mlp<T>,
+        cfg: &TrainConfig,
+        observer: &mut O,
+    ) -> Result<TrainRecord> {
+        let prefixes = self
+            .prefixes
+            .get_or_init(|| Prefixes::new(&*net, &self.data));
+        train_prefixed(net, cfg, &self.data, prefixes, observer)
+    }
 }
 
 /// Everything one training run needs.
@@ -232,28 +265,49 @@ impl RunSpec {
     where
         O: Observer<T, Mlp<T>> + Observer<T, SingleLayer<T>> + Observer<T, Transformer<T>>,
     {
-        self.run_on(&self.base::<T>()?, observer)
+        self.run_shared(&self.shared::<T>()?, observer)
     }
 
-    /// Trains the run on a given frozen `base` (from [`RunSpec::base`] of this run or of one sharing its model, width,
-    /// seed and pre-training: the base does not depend on the arm or the rate).
-    pub fn run_on<T: Scalar, O>(&self, base: &Base<T>, observer: &mut O) -> Result<Outcome>
+    /// The key of the runs that share this run's frozen base, data and hence the constant part of its forward passes
+    /// ([`Shared`]): equal keys mean equal model, task, seeds and precision (and, with pre-training, rank, which sets
+    /// the MLP source task's shift).
+    pub fn share_key(&self) -> String {
+        let rank = self.pretrain.map(|_| self.adapter.rank);
+        format!(
+            "{:?}|{:?}|{}|{}|{:?}|{:?}|{rank:?}",
+            self.model, self.task, self.seed, self.data_seed, self.precision, self.pretrain
+        )
+    }
+
+    /// What every run with this run's [`RunSpec::share_key`] shares: its data and frozen base ([`RunSpec::base`]; the
+    /// constant part of the forward passes is added by the first run on it).
+    pub fn shared<T: Scalar>(&self) -> Result<Shared<T>> {
+        Ok(Shared {
+            data: self.data::<T>()?,
+            base: self.base::<T>()?,
+            prefixes: OnceCell::new(),
+        })
+    }
+
+    /// [`RunSpec::run`] on what runs of its [`RunSpec::share_key`] share (`shared`, from [`RunSpec::shared`] of any of
+    /// them): bit for bit the same outcome.
+    pub fn run_shared<T: Scalar, O>(&self, shared: &Shared<T>, observer: &mut O) -> Result<Outcome>
     where
         O: Observer<T, Mlp<T>> + Observer<T, SingleLayer<T>> + Observer<T, Transformer<T>>,
     {
-        let data = self.data::<T>()?;
+        let (seed, data, base) = (self.seed, &shared.data, &shared.base);
         let record = match &self.model {
             ModelSpec::Mlp(mlp) => {
-                let mut net = mlp.build(base.weights.clone(), &self.adapter, self.seed + 2)?;
-                train_observed(&mut net, &self.train, &data, observer)?
+                let mut net = mlp.build(base.weights.clone(), &self.adapter, seed + 2)?;
+                shared.train(&mut net, &self.train, observer)?
             }
             ModelSpec::Toy(n) => {
-                let mut toy = SingleLayer::toy(*n, &self.adapter, self.seed)?;
-                train_observed(&mut toy, &self.train, &data, observer)?
+                let mut toy = SingleLayer::toy(*n, &self.adapter, seed)?;
+                train_observed(&mut toy, &self.train, data, observer)?
             }
             ModelSpec::Transformer(t) => {
-                let mut net = t.build(base.weights.clone(), &self.adapter, self.seed + 2)?;
-                train_observed(&mut net, &self.train, &data, observer)?
+                let mut net = t.build(base.weights.clone(), &self.adapter, seed + 2)?;
+                train_observed(&mut net, &self.train, data, observer)?
             }
         };
         Ok(Outcome {
