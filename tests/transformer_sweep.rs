@@ -55,7 +55,10 @@ fn the_default_transformer_study_loads_and_validates() {
     let cfg = StudyConfig::load(Some(&config()), &[]).unwrap();
     cfg.validate().unwrap();
     assert!(cfg.widths.len() >= 5 && cfg.seeds.len() >= 3);
-    assert!(cfg.pretrain.is_some(), "the default study fine-tunes a pre-trained base");
+    assert!(
+        cfg.pretrain.is_some(),
+        "the default study fine-tunes a pre-trained base"
+    );
 }
 
 /// SingLoRA on the square map q of block 0 under Adam, step 1. The map's input LN(embedding) is frozen, and with no

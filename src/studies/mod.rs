@@ -11,6 +11,7 @@
 //! - [`merge`]: shards of one study (`--shard I/N`, e.g. a Slurm array) gathered into one folder.
 //! - [`synthetic`]: the single-layer synthetic experiment.
 
+pub mod attention;
 pub mod config;
 pub mod coupled;
 pub mod engine;
