@@ -102,6 +102,14 @@ def series_styles(runs):
     return out
 
 
+def plot_series(ax, mean, style, lo=None, hi=None):
+    """A line per series column of `mean` (rows: widths) in its style, with the band `lo`–`hi` when given."""
+    for s in mean.columns:
+        ax.plot(mean.index, mean[s], **style[s], label=s)
+        if lo is not None:
+            ax.fill_between(mean.index, lo[s], hi[s], color=style[s]["color"], alpha=0.12)
+
+
 def width_axis(ax, widths):
     """Log₂ width axis labelled with the widths themselves."""
     ax.set_xscale("log", base=2)
