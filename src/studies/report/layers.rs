@@ -24,10 +24,17 @@ fn mark(row: &FitRow) -> char {
 /// Model order of a transformer layer name (`block.K.<map>` by block, then map; `block.K` before its maps).
 fn order(layer: &str) -> (usize, usize, String) {
     let mut parts = layer.split('.');
-    match (parts.next(), parts.next().and_then(|k| k.parse().ok()), parts.next()) {
+    match (
+        parts.next(),
+        parts.next().and_then(|k| k.parse().ok()),
+        parts.next(),
+    ) {
         (Some("block"), Some(k), None) => (k, 0, String::new()),
         (Some("block"), Some(k), Some(m)) => {
-            let i = BLOCK_MAPS.iter().position(|b| *b == m).unwrap_or(BLOCK_MAPS.len());
+            let i = BLOCK_MAPS
+                .iter()
+                .position(|b| *b == m)
+                .unwrap_or(BLOCK_MAPS.len());
             (k, 1 + i, String::new())
         }
         _ => (usize::MAX, 0, layer.to_string()),
@@ -92,11 +99,21 @@ pub fn layer_summary(cfg: &StudyConfig, fits: &[FitRow], quantity: Quantity) -> 
     let mut s = String::new();
     if maps.len() > 1 {
         let rows: Vec<(String, Quantity)> = maps.into_iter().map(|l| (l, quantity)).collect();
-        s += &table(cfg, fits, &rows, &format!("width exponent of {quantity} per adapted map"));
+        s += &table(
+            cfg,
+            fits,
+            &rows,
+            &format!("width exponent of {quantity} per adapted map"),
+        );
     }
     if !blocks.is_empty() {
         s += "\n";
-        s += &table(cfg, fits, &blocks, "width exponent of the block coordinate checks");
+        s += &table(
+            cfg,
+            fits,
+            &blocks,
+            "width exponent of the block coordinate checks",
+        );
     }
     s
 }
