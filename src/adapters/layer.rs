@@ -9,7 +9,14 @@
 //! $\nu_i = \max(\lVert V_{i,:}\rVert_2, \varepsilon)$, $k = \omega/\nu$,
 //! $$Y = (k - 1)\odot(XW_0^\top) + k\odot c\,X\widetilde{\Delta W}^\top + XW_0^\top = X\,(\mathrm{diag}(k)V)^\top.$$
 //! The first form is PEFT's and is what we compute: at initialisation $\omega = \nu$ so $k = 1$ exactly and the layer
-//! reproduces the base bit for bit.
+//! reproduces the base bit for bit. $V$ is never formed in a forward or backward pass: the row norms come from the
+//! precomputed $\lVert W_{0,i}\rVert^2$, the cross term and the low-rank Gram ([`RowTerms`]),
+//! $\lVert V_i\rVert^2 = \lVert W_{0,i}\rVert^2 + 2c\langle W_{0,i}, \widetilde{\Delta W}_i\rangle +
+//! c^2\lVert\widetilde{\Delta W}_i\rVert^2$, the magnitude's gradient from $P = XV^\top = XW_0^\top +
+//! c\,X\widetilde{\Delta W}^\top$ kept by the forward ([`DoraKept`]), and the full norm's projection term from
+//! [`Update::grad_rows`].
+
+use std::sync::OnceLock;
 
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD, Axis};
 
@@ -17,9 +24,9 @@ use super::config::{AdapterConfig, DoraNorm, Init, Method};
 use super::full::Dense;
 use super::lora::LowRank;
 use super::singlora::Symmetric;
-use super::update::{ParamInfo, Role, Update};
+use super::update::{row_dots, row_norms_sq, ParamInfo, Role, RowTerms, Update};
 use crate::error::Result;
-use crate::linalg::{mm_nt, row_norms, scale_cols, scale_rows};
+use crate::linalg::{mm_nt, scale_cols, scale_rows};
 use crate::rng::{normal_matrix, uniform_matrix, SeedRng};
 use crate::scalar::Scalar;
 
@@ -43,6 +50,28 @@ pub struct AdaptedLinear<T: Scalar> {
     pub scale: f64,
     /// The configuration this layer was built from.
     pub config: AdapterConfig,
+    /// $\lVert W_{0,i}\rVert^2$ per row (DoRA's norms; computed on first use, $W_0$ being frozen).
+    w0_sq: OnceLock<Array1<T>>,
+}
+
+/// DoRA's state at one ramp value: the [`RowTerms`], the floored row norms $\nu$ of $V = W_0 + c\widetilde{\Delta W}$,
+/// the ratio $k = \omega/\nu$, and which rows sit on the floor.
+pub struct DoraRatio<T: Scalar> {
+    /// The row terms of the update against $W_0$.
+    pub terms: RowTerms<T>,
+    /// $\nu_i = \max(\lVert V_i\rVert, \varepsilon)$.
+    pub nu: Array1<T>,
+    /// $k = \omega/\nu$.
+    pub k: Array1<T>,
+    /// Rows whose norm is below ε (or NaN).
+    pub floored: Vec<bool>,
+}
+
+/// What a DoRA layer's forward keeps for its backward: its [`DoraRatio`] and $P = XV^\top = XW_0^\top +
+/// c\,X\widetilde{\Delta W}^\top$, the output before the magnitude scaling.
+pub struct DoraKept<T: Scalar> {
+    ratio: DoraRatio<T>,
+    p: Array2<T>,
 }
 
 impl<T: Scalar> AdaptedLinear<T> {
@@ -121,6 +150,7 @@ impl<T: Scalar> AdaptedLinear<T> {
             magnitude: None,
             scale,
             config,
+            w0_sq: OnceLock::new(),
         };
         if layer.config.method.has_magnitude() {
             layer.reset_magnitude(T::of(layer.config.ramp.u(0)));
@@ -133,7 +163,7 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// on layers without a magnitude.
     pub fn reset_magnitude(&mut self, u: T) {
         if self.magnitude.is_some() || self.config.method.has_magnitude() {
-            self.magnitude = Some(row_norms(self.direction(u).view()));
+            self.magnitude = Some(self.row_norms_sq(u).0.mapv(|v| v.sqrt()));
         }
     }
 
@@ -165,23 +195,34 @@ impl<T: Scalar> AdaptedLinear<T> {
         v
     }
 
-    /// DoRA's floored row norms $\nu$ and the ratio $k = \omega/\nu$, plus which rows sit on the floor.
-    fn dora_ratio(
-        &self,
-        magnitude: &Array1<T>,
-        u: T,
-    ) -> (Array1<T>, Array1<T>, Array2<T>, Vec<bool>) {
-        let v = self.direction(u);
+    /// $\lVert V_i\rVert^2$ for $V = W_0 + c\widetilde{\Delta W}$ at ramp value `u`, from $\lVert W_{0,i}\rVert^2$
+    /// and the update's factored [`RowTerms`] (which are returned too): never a dense $V$.
+    fn row_norms_sq(&self, u: T) -> (Array1<T>, RowTerms<T>) {
+        let w0_sq = self
+            .w0_sq
+            .get_or_init(|| row_dots(self.w0.view(), self.w0.view()));
+        let terms = self.update.row_terms(self.w0.view());
+        (row_norms_sq(w0_sq.view(), &terms, self.c(u)), terms)
+    }
+
+    /// DoRA's [`DoraRatio`] for magnitude `omega` at ramp value `u`.
+    fn dora_ratio(&self, omega: &Array1<T>, u: T) -> DoraRatio<T> {
+        let (sq, terms) = self.row_norms_sq(u);
         let eps = T::of(self.config.dora_eps);
-        let raw = row_norms(v.view());
+        let raw = sq.mapv(|v| v.sqrt());
         // Below the floor, or NaN (which the floor replaces too).
         let floored: Vec<bool> = raw
             .iter()
             .map(|x| matches!(x.partial_cmp(&eps), None | Some(std::cmp::Ordering::Less)))
             .collect();
         let nu = raw.mapv(|x| if x >= eps { x } else { eps });
-        let k = magnitude / &nu;
-        (nu, k, v, floored)
+        let k = omega / &nu;
+        DoraRatio {
+            terms,
+            nu,
+            k,
+            floored,
+        }
     }
 
     /// The forward pass on a batch $X \in \mathbb R^{b\times d_{in}}$ at ramp value `u`, in factored form.
@@ -194,7 +235,18 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// The forward pass given the base product `base` $= XW_0^\top$ (which a full-batch run computes once): bit for
     /// bit [`AdaptedLinear::forward`].
     #[track_caller]
-    pub fn forward_on_base(&self, x: ArrayView2<'_, T>, mut base: Array2<T>, u: T) -> Array2<T> {
+    pub fn forward_on_base(&self, x: ArrayView2<'_, T>, base: Array2<T>, u: T) -> Array2<T> {
+        self.forward_kept(x, base, u).0
+    }
+
+    /// [`AdaptedLinear::forward_on_base`] and, for DoRA, what its backward reuses ([`DoraKept`]).
+    #[track_caller]
+    pub fn forward_kept(
+        &self,
+        x: ArrayView2<'_, T>,
+        mut base: Array2<T>,
+        u: T,
+    ) -> (Array2<T>, Option<DoraKept<T>>) {
         self.check_input(x, "forward");
         assert_eq!(
             base.dim(),
@@ -204,19 +256,18 @@ impl<T: Scalar> AdaptedLinear<T> {
             x.nrows(),
             self.d_out()
         );
-        match &self.magnitude {
-            None => {
-                self.update.apply_acc(x, self.c(u), base.view_mut());
-                base
-            }
-            Some(omega) => {
-                let delta = self.update.apply(x) * self.c(u);
-                let (_, k, _, _) = self.dora_ratio(omega, u);
-                // PEFT: (k − 1)⊙base + k⊙(c·XΔW̃ᵀ) + base.
-                let km1 = k.mapv(|v| v - T::one());
-                scale_cols(base.view(), km1.view()) + scale_cols(delta.view(), k.view()) + base
-            }
-        }
+        let Some(omega) = &self.magnitude else {
+            self.update.apply_acc(x, self.c(u), base.view_mut());
+            return (base, None);
+        };
+        let delta = self.update.apply(x) * self.c(u);
+        let ratio = self.dora_ratio(omega, u);
+        // PEFT: (k − 1)⊙base + k⊙(c·XΔW̃ᵀ) + base.
+        let km1 = ratio.k.mapv(|v| v - T::one());
+        let y =
+            scale_cols(base.view(), km1.view()) + scale_cols(delta.view(), ratio.k.view()) + &base;
+        base += &delta;
+        (y, Some(DoraKept { ratio, p: base }))
     }
 
     #[track_caller]
@@ -259,6 +310,19 @@ impl<T: Scalar> AdaptedLinear<T> {
         u: T,
         input: bool,
     ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        self.grads_kept(x, g, u, input, None)
+    }
+
+    /// [`AdaptedLinear::grads`] given what the forward pass on `x` kept (`kept`, DoRA only; recomputed when `None`).
+    #[track_caller]
+    pub fn grads_kept(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+        kept: Option<&DoraKept<T>>,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
         self.check_input(x, "backward");
         assert_eq!(
             g.ncols(),
@@ -273,35 +337,44 @@ impl<T: Scalar> AdaptedLinear<T> {
             "backward: X and G have different batch sizes"
         );
         let c = self.c(u);
-        match &self.magnitude {
+        let Some(omega) = &self.magnitude else {
+            let (params, gx) = if input {
+                let mut gx = crate::linalg::mm(g, self.w0.view());
+                let p = self.update.grad_and_adjoint_acc(x, g, c, gx.view_mut());
+                (p, Some(gx))
+            } else {
+                (self.update.grad(x, g), None)
+            };
+            return (scaled_dyn(params, c), gx);
+        };
+        let recomputed;
+        let kept = match kept {
+            Some(k) => k,
             None => {
-                let (params, gx) = if input {
-                    let mut gx = crate::linalg::mm(g, self.w0.view());
-                    let p = self.update.grad_and_adjoint_acc(x, g, c, gx.view_mut());
-                    (p, Some(gx))
-                } else {
-                    (self.update.grad(x, g), None)
-                };
-                (scaled_dyn(params, c), gx)
+                recomputed = self.forward_kept(x, self.base_forward(x), u).1;
+                recomputed.as_ref().expect("DoRA keeps its ratio")
             }
-            Some(omega) => self.dora_grads(omega, x, g, u, input),
-        }
+        };
+        self.dora_grads(omega, kept, (x, g), c, input)
     }
 
-    /// DoRA's branch of [`AdaptedLinear::grads`].
+    /// DoRA's branch of [`AdaptedLinear::grads_kept`], with $q_i = \sum_b G_{bi}P_{bi}$ and $G' = G\,\mathrm{diag}(k)$.
     fn dora_grads(
         &self,
         omega: &Array1<T>,
-        x: ArrayView2<'_, T>,
-        g: ArrayView2<'_, T>,
-        u: T,
+        kept: &DoraKept<T>,
+        (x, g): (ArrayView2<'_, T>, ArrayView2<'_, T>),
+        c: T,
         input: bool,
     ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
-        let c = self.c(u);
-        let (nu, k, v, floored) = self.dora_ratio(omega, u);
-        let p = mm_nt(x, v.view());
-        let q = (&g * &p).sum_axis(Axis(0));
-        let d_omega = &q / &nu;
+        let DoraRatio {
+            terms,
+            nu,
+            k,
+            floored,
+        } = &kept.ratio;
+        let q = (&g * &kept.p).sum_axis(Axis(0));
+        let d_omega = &q / nu;
         let g_prime = scale_cols(g, k.view());
         let mut params = self.update.grad(x, g_prime.view());
         for p in &mut params {
@@ -315,8 +388,8 @@ impl<T: Scalar> AdaptedLinear<T> {
                     -(omega[i] * q[i]) / (nu[i] * nu[i] * nu[i])
                 }
             }));
-            let proj = scale_rows(e.view(), v.view());
-            for (acc, extra) in params.iter_mut().zip(self.update.grad_dense(proj.view())) {
+            let extra = self.update.grad_rows(e.view(), self.w0.view(), c, terms);
+            for (acc, extra) in params.iter_mut().zip(extra) {
                 acc.scaled_add(c, &extra);
             }
         }
@@ -347,8 +420,8 @@ impl<T: Scalar> AdaptedLinear<T> {
         match &self.magnitude {
             None => self.direction(u),
             Some(omega) => {
-                let (_, k, v, _) = self.dora_ratio(omega, u);
-                scale_rows(k.view(), v.view())
+                let k = self.dora_ratio(omega, u).k;
+                scale_rows(k.view(), self.direction(u).view())
             }
         }
     }
@@ -367,7 +440,7 @@ impl<T: Scalar> AdaptedLinear<T> {
             p.assign(&draw.into_shape_with_order(dim).expect("same size"));
         }
         if self.magnitude.is_some() {
-            let nu = row_norms(self.direction(u).view());
+            let nu = self.row_norms_sq(u).0.mapv(|v| v.sqrt());
             let mut rng = SeedRng::new(seed, "random.lora_magnitude_vector");
             self.magnitude = Some(nu.mapv(|x| x * T::of(1.0 + 0.5 * rng.uniform(1.0))));
         }

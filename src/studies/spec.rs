@@ -5,7 +5,7 @@
 //! Seeds of a run with seed s: base weights from s, data from s + 1, adapters from s + 2, the pre-training source task
 //! from s + 1000 (so the same seed gives the same base and data for every arm and rate).
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -21,8 +21,8 @@ use crate::models::{
 };
 use crate::scalar::{Precision, Scalar};
 use crate::tasks::{
-    associative_recall, teacher_classification, teacher_regression, toy_regression, ShiftKind,
-    TaskKind, TaskSpec, Teacher,
+    associative_recall, classification_from, regression_from, toy_regression, ShiftKind, TaskKind,
+    TaskSpec, Teacher, TeacherOutputs,
 };
 use crate::train::{
     pretrain, train_observed, train_prefixed, Dataset, Observer, Prefixes, TrainConfig, TrainRecord,
@@ -80,11 +80,26 @@ pub struct Outcome {
 /// constant part of the MLP's forward passes on both splits, computed once by the first run.
 pub struct Shared<T: Scalar> {
     data: Dataset<T>,
-    base: Option<(Vec<Array2<T>>, Option<TrainRecord>)>,
+    /// The frozen base weights, lent to one run at a time (an MLP run gives them back unchanged: frozen).
+    base: RefCell<Option<Vec<Array2<T>>>>,
+    pretrain: Option<TrainRecord>,
     prefixes: OnceCell<Prefixes<T>>,
 }
 
 impl<T: Scalar> Shared<T> {
+    /// The base weights, lent to a run (no copy).
+    fn take_base(&self) -> Vec<Array2<T>> {
+        self.base
+            .borrow_mut()
+            .take()
+            .expect("the shared base is lent to one run at a time")
+    }
+
+    /// The lent base weights, given back by the run.
+    fn put_base(&self, base: Vec<Array2<T>>) {
+        *self.base.borrow_mut() = Some(base);
+    }
+
     /// The data.
     pub fn data(&self) -> &Dataset<T> {
         &self.data
@@ -209,6 +224,11 @@ impl RunSpec {
 
     /// The run's data, drawn from [`RunSpec::data_seed`] (teacher tasks around the base of [`RunSpec::seed`]).
     pub fn data<T: Scalar>(&self) -> Result<Dataset<T>> {
+        self.data_on(None)
+    }
+
+    /// [`RunSpec::data`], given the random base weights of [`RunSpec::seed`] if they are drawn already.
+    fn data_on<T: Scalar>(&self, random: Option<&[Array2<T>]>) -> Result<Dataset<T>> {
         let t = &self.task;
         let data_seed = self.data_seed;
         match (&self.model, t.kind) {
@@ -223,10 +243,14 @@ impl RunSpec {
                     test: t.test_examples,
                     data_seed,
                 };
+                let outputs = match random {
+                    Some(base) => TeacherOutputs::on_base(&teacher, base),
+                    None => TeacherOutputs::new(&teacher),
+                };
                 if t.kind == TaskKind::Classification {
-                    teacher_classification(&teacher)
+                    classification_from(outputs?)
                 } else {
-                    teacher_regression(&teacher)
+                    regression_from(outputs?)
                 }
             }
             (ModelSpec::Toy(n), TaskKind::Toy) => {
@@ -265,23 +289,33 @@ impl RunSpec {
     /// the forward passes is added by the first run on it).
     pub fn shared<T: Scalar>(&self) -> Result<Shared<T>> {
         let (seed, full) = (self.seed, AdapterConfig::new(Method::Full));
-        let base = match &self.model {
-            ModelSpec::Mlp(mlp) => Some(self.base(mlp.base_weights::<T>(seed), |adapt| {
-                let all = MlpConfig {
-                    adapt,
-                    ..mlp.clone()
-                };
-                all.build(mlp.base_weights::<T>(seed), &full, 0)
-            })?),
-            ModelSpec::Toy(_) => None,
-            ModelSpec::Transformer(t) => Some(self.base(t.base_weights::<T>(seed), |adapt| {
-                let all = TransformerConfig { adapt, ..t.clone() };
-                all.build(t.base_weights::<T>(seed), &full, 0)
-            })?),
+        let (base, data) = match &self.model {
+            ModelSpec::Mlp(mlp) => {
+                let random = mlp.base_weights::<T>(seed);
+                let data = self.data_on(Some(&random))?;
+                let base = self.base(random, |adapt| {
+                    let all = MlpConfig {
+                        adapt,
+                        ..mlp.clone()
+                    };
+                    all.build(mlp.base_weights::<T>(seed), &full, 0)
+                })?;
+                (Some(base), data)
+            }
+            ModelSpec::Toy(_) => (None, self.data::<T>()?),
+            ModelSpec::Transformer(t) => {
+                let base = self.base(t.base_weights::<T>(seed), |adapt| {
+                    let all = TransformerConfig { adapt, ..t.clone() };
+                    all.build(t.base_weights::<T>(seed), &full, 0)
+                })?;
+                (Some(base), self.data::<T>()?)
+            }
         };
+        let (weights, pretrain) = base.map_or((None, None), |(w, p)| (Some(w), p));
         Ok(Shared {
-            data: self.data::<T>()?,
-            base,
+            data,
+            base: RefCell::new(weights),
+            pretrain,
             prefixes: OnceCell::new(),
         })
     }
@@ -293,21 +327,28 @@ impl RunSpec {
         O: Observer<T, Mlp<T>> + Observer<T, SingleLayer<T>> + Observer<T, Transformer<T>>,
     {
         let (seed, data) = (self.seed, &shared.data);
-        let (base, pretrain) = shared.base.clone().unwrap_or_default();
         let record = match &self.model {
             ModelSpec::Mlp(mlp) => {
-                let mut net = mlp.build(base, &self.adapter, seed + 2)?;
-                shared.train(&mut net, &self.train, observer)?
+                let mut net = mlp.build(shared.take_base(), &self.adapter, seed + 2)?;
+                let record = shared.train(&mut net, &self.train, observer)?;
+                shared.put_base(net.into_base());
+                record
             }
             ModelSpec::Toy(n) => {
                 let mut toy = SingleLayer::toy(*n, &self.adapter, seed)?;
                 train_observed(&mut toy, &self.train, data, observer)?
             }
             ModelSpec::Transformer(t) => {
+                let base = shared
+                    .base
+                    .borrow()
+                    .clone()
+                    .expect("a transformer has a base");
                 let mut net = t.build(base, &self.adapter, seed + 2)?;
                 train_observed(&mut net, &self.train, data, observer)?
             }
         };
+        let pretrain = shared.pretrain.clone();
         Ok(Outcome { record, pretrain })
     }
 
