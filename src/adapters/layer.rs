@@ -3,7 +3,9 @@
 //!
 //! Plain adapters (full, LoRA, SingLoRA):
 //! $$Y = XW_0^\top + c\,X\widetilde{\Delta W}^\top,\qquad c = s\,u,$$
-//! so the scale never touches the base (bug B13 is impossible by construction).
+//! so the scale never touches the base (bug B13 is impossible by construction). Full fine-tuning computes it as
+//! $Y = X(W_0 + cD)^\top$ and $\partial X = G(W_0 + cD)$, one product each instead of two (the merged weight lives
+//! for one forward–backward pair, in a buffer the layer reuses); at $D = 0$ the merged weight is $W_0$ exactly.
 //!
 //! DoRA (PEFT, `src/peft/tuners/lora/dora.py`), around any update: $V = W_0 + c\widetilde{\Delta W}$,
 //! $\nu_i = \max(\lVert V_{i,:}\rVert_2, \varepsilon)$, $k = \omega/\nu$,
@@ -13,12 +15,12 @@
 //! precomputed $\lVert W_{0,i}\rVert^2$, the cross term and the low-rank Gram ([`RowTerms`]),
 //! $\lVert V_i\rVert^2 = \lVert W_{0,i}\rVert^2 + 2c\langle W_{0,i}, \widetilde{\Delta W}_i\rangle +
 //! c^2\lVert\widetilde{\Delta W}_i\rVert^2$, the magnitude's gradient from $P = XV^\top = XW_0^\top +
-//! c\,X\widetilde{\Delta W}^\top$ kept by the forward ([`DoraKept`]), and the full norm's projection term from
+//! c\,X\widetilde{\Delta W}^\top$ kept by the forward ([`Kept`]), and the full norm's projection term from
 //! [`Update::grad_rows`].
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD, Axis};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 
 use super::config::{AdapterConfig, DoraNorm, Init, Method};
 use super::full::Dense;
@@ -52,6 +54,8 @@ pub struct AdaptedLinear<T: Scalar> {
     pub config: AdapterConfig,
     /// $\lVert W_{0,i}\rVert^2$ per row (DoRA's norms; computed on first use, $W_0$ being frozen).
     w0_sq: OnceLock<Array1<T>>,
+    /// Full fine-tuning's merged weight $W_0 + cD$, reused from step to step (see [`AdaptedLinear::forward_kept`]).
+    merged: Mutex<Option<Arc<Array2<T>>>>,
 }
 
 /// DoRA's state at one ramp value: the [`RowTerms`], the floored row norms $\nu$ of $V = W_0 + c\widetilde{\Delta W}$,
@@ -67,11 +71,18 @@ pub struct DoraRatio<T: Scalar> {
     pub floored: Vec<bool>,
 }
 
-/// What a DoRA layer's forward keeps for its backward: its [`DoraRatio`] and $P = XV^\top = XW_0^\top +
-/// c\,X\widetilde{\Delta W}^\top$, the output before the magnitude scaling.
-pub struct DoraKept<T: Scalar> {
-    ratio: DoraRatio<T>,
-    p: Array2<T>,
+/// What a layer's forward pass keeps for its backward, so that the backward recomputes no product of the forward.
+pub enum Kept<T: Scalar> {
+    /// DoRA: its [`DoraRatio`] and $P = XV^\top = XW_0^\top + c\,X\widetilde{\Delta W}^\top$, the output before the
+    /// magnitude scaling (what $\partial\omega$ needs).
+    Dora {
+        /// The row norms and ratio of the forward.
+        ratio: DoraRatio<T>,
+        /// $P = XW_0^\top + c\,X\widetilde{\Delta W}^\top$.
+        p: Array2<T>,
+    },
+    /// Full fine-tuning: the merged weight $W = W_0 + cD$ the forward multiplied by, which $\partial X = GW$ reuses.
+    Merged(Arc<Array2<T>>),
 }
 
 impl<T: Scalar> AdaptedLinear<T> {
@@ -151,6 +162,7 @@ impl<T: Scalar> AdaptedLinear<T> {
             scale,
             config,
             w0_sq: OnceLock::new(),
+            merged: Mutex::new(None),
         };
         if layer.config.method.has_magnitude() {
             layer.reset_magnitude(T::of(layer.config.ramp.u(0)));
@@ -228,46 +240,82 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// The forward pass on a batch $X \in \mathbb R^{b\times d_{in}}$ at ramp value `u`, in factored form.
     #[track_caller]
     pub fn forward(&self, x: ArrayView2<'_, T>, u: T) -> Array2<T> {
-        self.check_input(x, "forward");
-        self.forward_on_base(x, self.base_forward(x), u)
+        self.forward_kept(x, None, u).0
     }
 
     /// The forward pass given the base product `base` $= XW_0^\top$ (which a full-batch run computes once): bit for
     /// bit [`AdaptedLinear::forward`].
     #[track_caller]
     pub fn forward_on_base(&self, x: ArrayView2<'_, T>, base: Array2<T>, u: T) -> Array2<T> {
-        self.forward_kept(x, base, u).0
+        self.forward_kept(x, Some(base), u).0
     }
 
-    /// [`AdaptedLinear::forward_on_base`] and, for DoRA, what its backward reuses ([`DoraKept`]).
+    /// [`AdaptedLinear::forward`] (given the base product `base` $= XW_0^\top$ if it is known) and what the backward
+    /// reuses ([`Kept`]; DoRA and full fine-tuning). Full fine-tuning multiplies by the merged $W = W_0 + cD$, one
+    /// product instead of two, and so ignores `base` (except as the output's storage): the result does not depend on
+    /// whether `base` was given.
     #[track_caller]
     pub fn forward_kept(
         &self,
         x: ArrayView2<'_, T>,
-        mut base: Array2<T>,
+        base: Option<Array2<T>>,
         u: T,
-    ) -> (Array2<T>, Option<DoraKept<T>>) {
+    ) -> (Array2<T>, Option<Kept<T>>) {
         self.check_input(x, "forward");
-        assert_eq!(
-            base.dim(),
-            (x.nrows(), self.d_out()),
-            "forward: the base product is {:?}, need {}x{}",
-            base.dim(),
-            x.nrows(),
-            self.d_out()
-        );
+        if let Some(b) = &base {
+            assert_eq!(
+                b.dim(),
+                (x.nrows(), self.d_out()),
+                "forward: the base product is {:?}, need {}x{}",
+                b.dim(),
+                x.nrows(),
+                self.d_out()
+            );
+        }
+        let c = self.c(u);
+        if self.update.dense().is_some() {
+            let w = self.merged_buffer(c);
+            let mut y = base.unwrap_or_else(|| Array2::zeros((x.nrows(), self.d_out())));
+            T::gemm(T::one(), x, w.t(), false, y.view_mut());
+            return (y, Some(Kept::Merged(w)));
+        }
+        let mut base = base.unwrap_or_else(|| self.base_forward(x));
         let Some(omega) = &self.magnitude else {
-            self.update.apply_acc(x, self.c(u), base.view_mut());
+            self.update.apply_acc(x, c, base.view_mut());
             return (base, None);
         };
-        let delta = self.update.apply(x) * self.c(u);
         let ratio = self.dora_ratio(omega, u);
-        // PEFT: (k − 1)⊙base + k⊙(c·XΔW̃ᵀ) + base.
-        let km1 = ratio.k.mapv(|v| v - T::one());
-        let y =
-            scale_cols(base.view(), km1.view()) + scale_cols(delta.view(), ratio.k.view()) + &base;
-        base += &delta;
-        (y, Some(DoraKept { ratio, p: base }))
+        let mut y = self.update.apply(x);
+        // PEFT: (k − 1)⊙base + k⊙(c·XΔW̃ᵀ) + base, and P = base + c·XΔW̃ᵀ, in one pass (y holds XΔW̃ᵀ on entry).
+        for (mut yr, mut br) in y.rows_mut().into_iter().zip(base.rows_mut()) {
+            for ((yv, bv), &k) in yr.iter_mut().zip(br.iter_mut()).zip(&ratio.k) {
+                let (delta, b) = (*yv * c, *bv);
+                *yv = ((k - T::one()) * b + k * delta) + b;
+                *bv = b + delta;
+            }
+        }
+        (y, Some(Kept::Dora { ratio, p: base }))
+    }
+
+    /// The merged weight $W_0 + cD$ of full fine-tuning, written into the layer's buffer when no earlier forward pass
+    /// still holds it (so steady training allocates no $d_{out}\times d_{in}$ matrix per step).
+    fn merged_buffer(&self, c: T) -> Arc<Array2<T>> {
+        let d = self
+            .update
+            .dense()
+            .expect("full fine-tuning has a dense update");
+        let mut slot = self.merged.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = match slot.take() {
+            Some(w) if Arc::strong_count(&w) == 1 && Arc::weak_count(&w) == 0 => w,
+            _ => Arc::new(Array2::zeros(self.w0.raw_dim())),
+        };
+        let buf = Arc::get_mut(&mut w).expect("the buffer is not shared");
+        ndarray::Zip::from(buf)
+            .and(&self.w0)
+            .and(d)
+            .for_each(|m, &w0, &dv| *m = w0 + c * dv);
+        *slot = Some(Arc::clone(&w));
+        w
     }
 
     #[track_caller]
@@ -284,7 +332,8 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// The backward pass: gradients of $L$ with respect to every trainable tensor and to $X$, given
     /// $G = \partial L/\partial Y$.
     ///
-    /// Plain: $\partial\theta = c\cdot$ [`Update::grad`]$(X, G)$, $\partial X = GW_0 + c\,G\widetilde{\Delta W}$.
+    /// Plain: $\partial\theta = c\cdot$ [`Update::grad`]$(X, G)$, $\partial X = GW_0 + c\,G\widetilde{\Delta W}$
+    /// (full fine-tuning: $G(W_0 + cD)$ with the forward's merged weight).
     ///
     /// DoRA, with $P = XV^\top$, $q_i = \sum_b G_{bi}P_{bi} = \langle (G_W)_{i,:}, V_{i,:}\rangle$:
     /// $\partial\omega_i = q_i/\nu_i$; detached: $\partial V = \mathrm{diag}(k)G_W$, i.e. the plain backward with
@@ -321,7 +370,7 @@ impl<T: Scalar> AdaptedLinear<T> {
         g: ArrayView2<'_, T>,
         u: T,
         input: bool,
-        kept: Option<&DoraKept<T>>,
+        kept: Option<&Kept<T>>,
     ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
         self.check_input(x, "backward");
         assert_eq!(
@@ -337,32 +386,53 @@ impl<T: Scalar> AdaptedLinear<T> {
             "backward: X and G have different batch sizes"
         );
         let c = self.c(u);
-        let Some(omega) = &self.magnitude else {
-            let (params, gx) = if input {
-                let mut gx = crate::linalg::mm(g, self.w0.view());
-                let p = self.update.grad_and_adjoint_acc(x, g, c, gx.view_mut());
-                (p, Some(gx))
-            } else {
-                (self.update.grad(x, g), None)
-            };
-            return (scaled_dyn(params, c), gx);
-        };
+        let needs_kept = self.magnitude.is_some() || (input && self.update.dense().is_some());
         let recomputed;
         let kept = match kept {
-            Some(k) => k,
-            None => {
-                recomputed = self.forward_kept(x, self.base_forward(x), u).1;
-                recomputed.as_ref().expect("DoRA keeps its ratio")
+            None if needs_kept => {
+                recomputed = self.forward_kept(x, None, u).1;
+                recomputed.as_ref()
             }
+            kept => kept,
         };
-        self.dora_grads(omega, kept, (x, g), c, input)
+        match (kept, &self.magnitude) {
+            (Some(Kept::Dora { ratio, p }), Some(omega)) => {
+                self.dora_grads(omega, (ratio, p), (x, g), c, input)
+            }
+            (Some(Kept::Merged(w)), None) if input => {
+                let params = self.update.grad(x, g);
+                (scaled_dyn(params, c), Some(crate::linalg::mm(g, w.view())))
+            }
+            (Some(Kept::Dora { .. }), None) | (None, Some(_)) => {
+                panic!("backward: the kept forward state is not this layer's (DoRA and plain mixed up)")
+            }
+            _ => self.plain_grads((x, g), c, input),
+        }
+    }
+
+    /// The plain branch of [`AdaptedLinear::grads_kept`]: $\partial\theta = c\cdot$ [`Update::grad`],
+    /// $\partial X = GW_0 + c\,G\widetilde{\Delta W}$.
+    fn plain_grads(
+        &self,
+        (x, g): (ArrayView2<'_, T>, ArrayView2<'_, T>),
+        c: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        let (params, gx) = if input {
+            let mut gx = crate::linalg::mm(g, self.w0.view());
+            let p = self.update.grad_and_adjoint_acc(x, g, c, gx.view_mut());
+            (p, Some(gx))
+        } else {
+            (self.update.grad(x, g), None)
+        };
+        (scaled_dyn(params, c), gx)
     }
 
     /// DoRA's branch of [`AdaptedLinear::grads_kept`], with $q_i = \sum_b G_{bi}P_{bi}$ and $G' = G\,\mathrm{diag}(k)$.
     fn dora_grads(
         &self,
         omega: &Array1<T>,
-        kept: &DoraKept<T>,
+        (ratio, p): (&DoraRatio<T>, &Array2<T>),
         (x, g): (ArrayView2<'_, T>, ArrayView2<'_, T>),
         c: T,
         input: bool,
@@ -372,8 +442,14 @@ impl<T: Scalar> AdaptedLinear<T> {
             nu,
             k,
             floored,
-        } = &kept.ratio;
-        let q = (&g * &kept.p).sum_axis(Axis(0));
+        } = ratio;
+        let mut q = Array1::zeros(self.d_out());
+        for (gr, pr) in g.rows().into_iter().zip(p.rows()) {
+            ndarray::Zip::from(&mut q)
+                .and(gr)
+                .and(pr)
+                .for_each(|q, &gv, &pv| *q += gv * pv);
+        }
         let d_omega = &q / nu;
         let g_prime = scale_cols(g, k.view());
         let mut params = self.update.grad(x, g_prime.view());

@@ -172,6 +172,12 @@ pub trait Update<T: Scalar>: Send + Sync {
     /// $\widetilde{\Delta W}$ materialised ($d_{out}\times d_{in}$), for inspection, merging and dense tests only.
     fn delta_w(&self) -> Array2<T>;
 
+    /// The update itself when it is a dense matrix (full fine-tuning), which the layer then merges into its base
+    /// ($W_0 + c\widetilde{\Delta W}$, one product per pass instead of two); `None` for factored updates.
+    fn dense(&self) -> Option<ArrayView2<'_, T>> {
+        None
+    }
+
     /// $X \widetilde{\Delta W}^\top$ ($b\times d_{out}$) in factored form.
     fn apply(&self, x: ArrayView2<'_, T>) -> Array2<T>;
 

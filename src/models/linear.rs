@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 
-use crate::adapters::{AdaptedLinear, AdapterConfig, DoraKept, ParamInfo};
+use crate::adapters::{AdaptedLinear, AdapterConfig, Kept, ParamInfo};
 use crate::error::{Error, Result};
 use crate::linalg::{mm, mm_nt};
 use crate::scalar::Scalar;
@@ -57,19 +57,18 @@ impl<T: Scalar> Linear<T> {
         }
     }
 
-    /// [`Linear::forward`] and what DoRA's backward reuses ([`DoraKept`]), given the base product `base` $= XW^\top$
-    /// if it is known (computed once for a fixed input): bit for bit [`Linear::forward`].
+    /// [`Linear::forward`] and what the backward reuses ([`Kept`]), given the base product `base` $= XW^\top$ if it is
+    /// known (computed once for a fixed input): bit for bit [`Linear::forward`].
     pub fn forward_kept(
         &self,
         x: ArrayView2<'_, T>,
         base: Option<Array2<T>>,
         u: T,
-    ) -> (Array2<T>, Option<DoraKept<T>>) {
+    ) -> (Array2<T>, Option<Kept<T>>) {
         match (self, base) {
             (Linear::Frozen(_), Some(base)) => (base, None),
             (Linear::Frozen(w), None) => (mm_nt(x, w.view()), None),
-            (Linear::Adapted(a), Some(base)) => a.forward_kept(x, base, u),
-            (Linear::Adapted(a), None) => a.forward_kept(x, a.base_forward(x), u),
+            (Linear::Adapted(a), base) => a.forward_kept(x, base, u),
         }
     }
 
@@ -109,7 +108,7 @@ impl<T: Scalar> Linear<T> {
         g: ArrayView2<'_, T>,
         u: T,
         input: bool,
-        kept: Option<&DoraKept<T>>,
+        kept: Option<&Kept<T>>,
     ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
         match self {
             Linear::Frozen(w) => (Vec::new(), input.then(|| mm(g, w.view()))),

@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
 
 use super::{Activation, Linear, Model, ModelParam, Prefix};
-use crate::adapters::{AdapterConfig, DoraKept};
+use crate::adapters::{AdapterConfig, Kept};
 use crate::error::{Error, Result};
 use crate::linalg::mm_nt;
 use crate::names::named_enum;
@@ -221,8 +221,8 @@ pub struct MlpCache<T: Scalar> {
     pub inputs: Vec<Arc<Array2<T>>>,
     /// $z_1, \dots, z_L$.
     pub preacts: Vec<Arc<Array2<T>>>,
-    /// What each map's forward kept for its backward (DoRA layers; `None` elsewhere and below a prefix).
-    pub kept: Vec<Option<DoraKept<T>>>,
+    /// What each map's forward kept for its backward (DoRA and full fine-tuning; `None` elsewhere and below a prefix).
+    pub kept: Vec<Option<Kept<T>>>,
 }
 
 impl<T: Scalar> MlpCache<T> {
@@ -295,8 +295,9 @@ impl<T: Scalar> Model<T> for Mlp<T> {
         let mut per_layer: Vec<Vec<ArrayD<T>>> = Vec::with_capacity(self.layers.len());
         let mut g = std::borrow::Cow::Borrowed(g);
         for l in (lowest..self.layers.len()).rev() {
+            let kept = cache.kept.get(l).and_then(Option::as_ref);
             let (params, gx) =
-                self.layers[l].grads(cache.inputs[l].view(), g.view(), u, l > lowest);
+                self.layers[l].grads_kept(cache.inputs[l].view(), g.view(), u, l > lowest, kept);
             per_layer.push(params);
             if let Some(mut gx) = gx {
                 gx.zip_mut_with(&cache.preacts[l - 1], |d, &zv| *d *= act.derivative(zv));

@@ -89,10 +89,9 @@ pub struct Shared<T: Scalar> {
 impl<T: Scalar> Shared<T> {
     /// The base weights, lent to a run (no copy).
     fn take_base(&self) -> Vec<Array2<T>> {
-        self.base
-            .borrow_mut()
-            .take()
-            .expect("the shared base is lent to one run at a time")
+        self.base.borrow_mut().take().expect(
+            "the shared base is lent to one run at a time (and a run that failed to build kept it)",
+        )
     }
 
     /// The lent base weights, given back by the run.
@@ -330,9 +329,9 @@ impl RunSpec {
         let record = match &self.model {
             ModelSpec::Mlp(mlp) => {
                 let mut net = mlp.build(shared.take_base(), &self.adapter, seed + 2)?;
-                let record = shared.train(&mut net, &self.train, observer)?;
+                let record = shared.train(&mut net, &self.train, observer);
                 shared.put_base(net.into_base());
-                record
+                record?
             }
             ModelSpec::Toy(n) => {
                 let mut toy = SingleLayer::toy(*n, &self.adapter, seed)?;
