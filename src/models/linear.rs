@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 
-use crate::adapters::{AdaptedLinear, AdapterConfig, ParamInfo};
+use crate::adapters::{AdaptedLinear, AdapterConfig, Kept, ParamInfo};
 use crate::error::{Error, Result};
 use crate::linalg::{mm, mm_nt};
 use crate::scalar::Scalar;
@@ -57,12 +57,18 @@ impl<T: Scalar> Linear<T> {
         }
     }
 
-    /// The output given the base product `base` $= XW^\top$ (computed once for a fixed input): the base itself when
-    /// frozen, the adapted layer's [`AdaptedLinear::forward_on_base`] otherwise; bit for bit [`Linear::forward`].
-    pub fn forward_on_base(&self, x: ArrayView2<'_, T>, base: Array2<T>, u: T) -> Array2<T> {
-        match self {
-            Linear::Frozen(_) => base,
-            Linear::Adapted(a) => a.forward_on_base(x, base, u),
+    /// [`Linear::forward`] and what the backward reuses ([`Kept`]), given the base product `base` $= XW^\top$ if it is
+    /// known (computed once for a fixed input): bit for bit [`Linear::forward`].
+    pub fn forward_kept(
+        &self,
+        x: ArrayView2<'_, T>,
+        base: Option<Array2<T>>,
+        u: T,
+    ) -> (Array2<T>, Option<Kept<T>>) {
+        match (self, base) {
+            (Linear::Frozen(_), Some(base)) => (base, None),
+            (Linear::Frozen(w), None) => (mm_nt(x, w.view()), None),
+            (Linear::Adapted(a), base) => a.forward_kept(x, base, u),
         }
     }
 
@@ -92,9 +98,21 @@ impl<T: Scalar> Linear<T> {
         u: T,
         input: bool,
     ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        self.grads_kept(x, g, u, input, None)
+    }
+
+    /// [`Linear::grads`] given what the forward pass kept ([`Linear::forward_kept`]; recomputed when `None`).
+    pub fn grads_kept(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+        kept: Option<&Kept<T>>,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
         match self {
             Linear::Frozen(w) => (Vec::new(), input.then(|| mm(g, w.view()))),
-            Linear::Adapted(a) => a.grads(x, g, u, input),
+            Linear::Adapted(a) => a.grads_kept(x, g, u, input, kept),
         }
     }
 
@@ -103,6 +121,14 @@ impl<T: Scalar> Linear<T> {
         match self {
             Linear::Frozen(w) => w,
             Linear::Adapted(a) => &a.w0,
+        }
+    }
+
+    /// The frozen base weight, taken out of the map.
+    pub fn into_base(self) -> Array2<T> {
+        match self {
+            Linear::Frozen(w) => w,
+            Linear::Adapted(a) => a.w0,
         }
     }
 

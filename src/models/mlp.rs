@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
 
 use super::{Activation, Linear, Model, ModelParam, Prefix};
-use crate::adapters::AdapterConfig;
+use crate::adapters::{AdapterConfig, Kept};
 use crate::error::{Error, Result};
 use crate::linalg::mm_nt;
 use crate::names::named_enum;
@@ -221,6 +221,8 @@ pub struct MlpCache<T: Scalar> {
     pub inputs: Vec<Arc<Array2<T>>>,
     /// $z_1, \dots, z_L$.
     pub preacts: Vec<Arc<Array2<T>>>,
+    /// What each map's forward kept for its backward (DoRA and full fine-tuning; `None` elsewhere and below a prefix).
+    pub kept: Vec<Option<Kept<T>>>,
 }
 
 impl<T: Scalar> MlpCache<T> {
@@ -232,6 +234,11 @@ impl<T: Scalar> MlpCache<T> {
 }
 
 impl<T: Scalar> Mlp<T> {
+    /// The frozen base weights, taken out of the network (what [`MlpConfig::build`] was given).
+    pub fn into_base(self) -> Vec<Array2<T>> {
+        self.layers.into_iter().map(Linear::into_base).collect()
+    }
+
     /// The index of the lowest map with trainable tensors (the readout's when none has any).
     pub fn lowest_trainable(&self) -> usize {
         self.layers
@@ -254,12 +261,11 @@ impl<T: Scalar> Mlp<T> {
             cache.preacts.len(),
         );
         let mut base = base;
+        cache.kept.resize_with(start, || None);
         for (l, layer) in self.layers.iter().enumerate().skip(start) {
             let h = cache.inputs.last().expect("input");
-            let z = match base.take() {
-                Some(b) => layer.forward_on_base(h.view(), b, u),
-                None => layer.forward(h.view(), u),
-            };
+            let (z, kept) = layer.forward_kept(h.view(), base.take(), u);
+            cache.kept.push(kept);
             if l == depth {
                 return (z, cache);
             }
@@ -276,6 +282,7 @@ impl<T: Scalar> Model<T> for Mlp<T> {
         let cache = MlpCache {
             inputs: vec![Arc::new(x.clone())],
             preacts: Vec::with_capacity(self.config.depth),
+            kept: Vec::with_capacity(self.layers.len()),
         };
         self.forward_from(cache, None, u)
     }
@@ -288,8 +295,9 @@ impl<T: Scalar> Model<T> for Mlp<T> {
         let mut per_layer: Vec<Vec<ArrayD<T>>> = Vec::with_capacity(self.layers.len());
         let mut g = std::borrow::Cow::Borrowed(g);
         for l in (lowest..self.layers.len()).rev() {
+            let kept = cache.kept.get(l).and_then(Option::as_ref);
             let (params, gx) =
-                self.layers[l].grads(cache.inputs[l].view(), g.view(), u, l > lowest);
+                self.layers[l].grads_kept(cache.inputs[l].view(), g.view(), u, l > lowest, kept);
             per_layer.push(params);
             if let Some(mut gx) = gx {
                 gx.zip_mut_with(&cache.preacts[l - 1], |d, &zv| *d *= act.derivative(zv));
@@ -307,6 +315,7 @@ impl<T: Scalar> Model<T> for Mlp<T> {
             MlpCache {
                 inputs: vec![Arc::new(x.clone())],
                 preacts: Vec::with_capacity(k),
+                kept: Vec::new(),
             },
         );
         for layer in &self.layers[..k] {
@@ -334,6 +343,7 @@ impl<T: Scalar> Model<T> for Mlp<T> {
         let cache = MlpCache {
             inputs: prefix.inputs.clone(),
             preacts: prefix.preacts.clone(),
+            kept: Vec::with_capacity(self.layers.len()),
         };
         let base = prefix.base.as_ref().map(|b| b.as_ref().clone());
         self.forward_from(cache, base, u)

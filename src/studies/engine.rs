@@ -7,8 +7,9 @@
 //! - the output folder is locked for the duration (`.singlora.lock`, an exclusive OS file lock released when the
 //!   process exits, however it exits); a second process gets a one-line refusal naming the holder;
 //! - a folder holding a different study (another `config.toml`) is refused;
-//! - finished runs (`runs/KEY.json`) are loaded, never recomputed; the others run in parallel, each single-threaded
-//!   (so numbers never depend on the thread count), each written atomically under a unique temporary name as soon as
+//! - finished runs (`runs/KEY.json`) are loaded, never recomputed; the others run in parallel, one group per worker
+//!   (with fewer groups than workers, a group's large products use the idle threads; numbers never depend on the
+//!   thread count either way), each written atomically under a unique temporary name as soon as
 //!   it finishes, so an interrupted study loses no finished run;
 //! - every run is read back, checked to be the run of its job, and returned in grid order.
 //!
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::store;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+use crate::scalar::with_product_threads;
 
 /// A study kind: a grid of jobs and how to run one.
 pub trait Study: Sync {
@@ -52,7 +54,7 @@ pub trait Study: Sync {
     /// An upper estimate of the bytes one job needs at its peak.
     fn job_bytes(&self, job: &Self::Job) -> u64;
 
-    /// Runs one job (single-threaded).
+    /// Runs one job (on the calling thread; its large products may use the pool, see [`crate::scalar`]).
     fn run(&self, job: &Self::Job) -> Result<Self::Run>;
 
     /// Jobs with the same key share a frozen base (width, base weights and data) and are handed to
@@ -459,26 +461,32 @@ impl<S: Study> Opened<'_, S> {
                 ),
             ));
         }
-        let workers = workers(opts.threads, pending.len())?;
+        let threads = workers(opts.threads, usize::MAX)?;
+        let workers = threads.min(pending.len().max(1));
         let groups = deal(study, &pending, workers);
         let bar = (opts.progress && !pending.is_empty())
             .then(|| progress_bar(pending.len(), self.jobs.len()));
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers.min(groups.len().max(1)))
+            .num_threads(threads)
             .build()
             .map_err(|e| Error::invalid("--threads", e, "a usable thread count"))?;
-        // Workers take the groups in order (largest first) from one queue, so the last to finish is a small one.
+        // Workers take the groups in order (largest first) from one queue, so the last to finish is a small one. With
+        // fewer groups than threads, each group's large products use the idle threads (numbers unchanged: see scalar).
+        let loopers = workers.min(groups.len()).max(1);
+        let product_threads = threads / loopers;
         let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
         pool.install(|| {
-            (0..workers).into_par_iter().try_for_each(|_| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= groups.len() || failed.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                if let Err(e) = self.run_group(&groups[i], bar.as_ref()) {
-                    failed.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
+            (0..loopers).into_par_iter().try_for_each(|_| {
+                with_product_threads(product_threads, || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= groups.len() || failed.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    if let Err(e) = self.run_group(&groups[i], bar.as_ref()) {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                })
             })
         })?;
         if let Some(b) = bar {
