@@ -28,7 +28,7 @@ use super::lora::LowRank;
 use super::singlora::Symmetric;
 use super::update::{row_dots, row_norms_sq, ParamInfo, Role, RowTerms, Update};
 use crate::error::Result;
-use crate::linalg::{mm_nt, scale_cols, scale_rows};
+use crate::linalg::{mm_nt, scale_rows};
 use crate::rng::{normal_matrix, uniform_matrix, SeedRng};
 use crate::scalar::Scalar;
 
@@ -284,17 +284,33 @@ impl<T: Scalar> AdaptedLinear<T> {
             self.update.apply_acc(x, c, base.view_mut());
             return (base, None);
         };
-        let ratio = self.dora_ratio(omega, u);
-        let mut y = self.update.apply(x);
-        // PEFT: (k − 1)⊙base + k⊙(c·XΔW̃ᵀ) + base, and P = base + c·XΔW̃ᵀ, in one pass (y holds XΔW̃ᵀ on entry).
-        for (mut yr, mut br) in y.rows_mut().into_iter().zip(base.rows_mut()) {
-            for ((yv, bv), &k) in yr.iter_mut().zip(br.iter_mut()).zip(&ratio.k) {
+        let (y, kept) = self.dora_forward(x, base, self.dora_ratio(omega, u), c);
+        (y, Some(kept))
+    }
+
+    /// DoRA's forward from the base product: PEFT's $(k - 1)\odot b + k\odot d + b$ with $d = c\,X\widetilde{\Delta
+    /// W}^\top$, and $P = b + d$ for the backward, in one pass over the output (no temporary of its size).
+    fn dora_forward(
+        &self,
+        x: ArrayView2<'_, T>,
+        base: Array2<T>,
+        ratio: DoraRatio<T>,
+        c: T,
+    ) -> (Array2<T>, Kept<T>) {
+        let mut y = standard(self.update.apply(x));
+        let mut base = standard(base);
+        let n = self.d_out();
+        let k = ratio.k.as_slice().expect("k is contiguous");
+        let (ys, bs) = (y.as_slice_mut(), base.as_slice_mut());
+        let (ys, bs) = (ys.expect("standard layout"), bs.expect("standard layout"));
+        for (yr, br) in ys.chunks_exact_mut(n).zip(bs.chunks_exact_mut(n)) {
+            for ((yv, bv), &k) in yr.iter_mut().zip(br.iter_mut()).zip(k) {
                 let (delta, b) = (*yv * c, *bv);
                 *yv = ((k - T::one()) * b + k * delta) + b;
                 *bv = b + delta;
             }
         }
-        (y, Some(Kept::Dora { ratio, p: base }))
+        (y, Kept::Dora { ratio, p: base })
     }
 
     /// The merged weight $W_0 + cD$ of full fine-tuning, written into the layer's buffer when no earlier forward pass
@@ -310,10 +326,18 @@ impl<T: Scalar> AdaptedLinear<T> {
             _ => Arc::new(Array2::zeros(self.w0.raw_dim())),
         };
         let buf = Arc::get_mut(&mut w).expect("the buffer is not shared");
-        ndarray::Zip::from(buf)
-            .and(&self.w0)
-            .and(d)
-            .for_each(|m, &w0, &dv| *m = w0 + c * dv);
+        let merge = |m: &mut T, w0: T, dv: T| *m = w0 + c * dv;
+        match (buf.as_slice_mut(), self.w0.as_slice(), d.as_slice()) {
+            (Some(m), Some(w0), Some(dv)) => {
+                for ((m, &w0), &dv) in m.iter_mut().zip(w0).zip(dv) {
+                    merge(m, w0, dv);
+                }
+            }
+            _ => ndarray::Zip::from(buf)
+                .and(&self.w0)
+                .and(d)
+                .for_each(|m, &w0, &dv| merge(m, w0, dv)),
+        }
         *slot = Some(Arc::clone(&w));
         w
     }
@@ -443,18 +467,11 @@ impl<T: Scalar> AdaptedLinear<T> {
             k,
             floored,
         } = ratio;
-        let mut q = Array1::zeros(self.d_out());
-        for (gr, pr) in g.rows().into_iter().zip(p.rows()) {
-            ndarray::Zip::from(&mut q)
-                .and(gr)
-                .and(pr)
-                .for_each(|q, &gv, &pv| *q += gv * pv);
-        }
+        let (q, g_prime) = magnitude_terms(g, p, k);
         let d_omega = &q / nu;
-        let g_prime = scale_cols(g, k.view());
         let mut params = self.update.grad(x, g_prime.view());
         for p in &mut params {
-            p.mapv_inplace(|v| v * c);
+            scale_in_place(p, c);
         }
         if self.config.dora_norm == DoraNorm::Full {
             let e = Array1::from_iter((0..self.d_out()).map(|i| {
@@ -560,15 +577,58 @@ impl<T: Scalar> AdaptedLinear<T> {
     }
 }
 
+/// `a` in standard (row-major, contiguous) layout, copied only if it is not.
+fn standard<T: Scalar>(a: Array2<T>) -> Array2<T> {
+    if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    }
+}
+
+/// DoRA's $q_i = \sum_b G_{bi}P_{bi}$ and $G' = G\,\mathrm{diag}(k)$, row by row over contiguous slices (so the
+/// loops vectorise); $q$ sums the rows in order.
+fn magnitude_terms<T: Scalar>(
+    g: ArrayView2<'_, T>,
+    p: &Array2<T>,
+    k: &Array1<T>,
+) -> (Array1<T>, Array2<T>) {
+    let n = k.len();
+    let (g, p) = (g.as_standard_layout(), p.as_standard_layout());
+    let (gs, ps) = (
+        g.as_slice().expect("standard"),
+        p.as_slice().expect("standard"),
+    );
+    let k = k.as_slice().expect("k is contiguous");
+    let mut q = vec![T::zero(); n];
+    let mut g_prime = Vec::with_capacity(gs.len());
+    for (gr, pr) in gs.chunks_exact(n).zip(ps.chunks_exact(n)) {
+        for ((q, &gv), &pv) in q.iter_mut().zip(gr).zip(pr) {
+            *q += gv * pv;
+        }
+        g_prime.extend(gr.iter().zip(k).map(|(&gv, &kv)| gv * kv));
+    }
+    let g_prime = Array2::from_shape_vec(g.dim(), g_prime).expect("b × d_out");
+    (Array1::from_vec(q), g_prime)
+}
+
 /// Every gradient times `c` (in place), in the dynamic-dimension form optimisers consume.
 fn scaled_dyn<T: Scalar>(grads: Vec<Array2<T>>, c: T) -> Vec<ArrayD<T>> {
     grads
         .into_iter()
         .map(|mut p| {
-            p.mapv_inplace(|v| v * c);
+            scale_in_place(&mut p, c);
             p.into_dyn()
         })
         .collect()
+}
+
+/// $A \leftarrow cA$; no pass at all when $c = 1$, where $v\cdot 1 = v$ exactly (full fine-tuning's $s = 1$, and
+/// LoRA's α = r, at u = 1).
+fn scale_in_place<T: Scalar>(a: &mut Array2<T>, c: T) {
+    if c != T::one() {
+        a.mapv_inplace(|v| v * c);
+    }
 }
 
 /// The fans an initialisation may need.

@@ -550,8 +550,9 @@ impl RunSpec {
 
     /// An upper estimate of the run's peak memory in bytes (what the study engine checks against the machine):
     /// drawing the teacher holds two copies of the base weights and an f64 shift, then the student holds the base,
-    /// dense adapters (full fine-tuning: ΔW and two f64 Adam moments; DoRA: a transient W0 + ΔW), activations of the
-    /// train and held-out sets with the probe's two reference copies, and pre-training's dense copies.
+    /// dense adapters (full fine-tuning: ΔW, its gradient, the merged W0 + cΔW and two f64 Adam moments; DoRA: a
+    /// transient W0 + ΔW when a probe merges the weight), activations of the train and held-out sets with the probe's
+    /// two reference copies, and pre-training's dense copies.
     pub fn peak_bytes(&self) -> u64 {
         let s = self.precision.bytes();
         let (maps, rows) = self.maps();
@@ -561,7 +562,7 @@ impl RunSpec {
             .iter()
             .filter(|(_, _, a)| *a)
             .map(|(i, o, _)| match self.adapter.method {
-                Method::Full => i * o * (s + 16),
+                Method::Full => i * o * (3 * s + 16),
                 Method::Dora | Method::SingloraDora => i * o * s,
                 _ => 0,
             })
