@@ -9,6 +9,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::axes::Axis;
 use super::{colour, draw_legend, line_key, plot_err, png_and_svg, register_font};
 use crate::error::{Error, Result};
 use crate::studies::config::StudyConfig;
@@ -65,17 +66,18 @@ fn loss_panels<DB: DrawingBackend>(
         .iter()
         .flat_map(|l| l.train.iter())
         .filter(|v| v.is_finite() && **v > 0.0 && **v <= top)
-        .map(|v| v.log10())
+        .map(|v| v.log2())
         .collect();
     if logs.is_empty() || r.rates.is_empty() || !top.is_finite() {
         return Ok(false);
     }
     let ylo = logs.iter().copied().fold(f64::INFINITY, f64::min);
-    let yhi = top.log10();
-    let (xlo, xhi) = (
+    let yhi = top.log2();
+    let x = Axis::log_between(
         r.rates[0].log2() - 0.3,
         r.rates[r.rates.len() - 1].log2() + 0.3,
     );
+    let y = Axis::log_between(ylo - 0.3, yhi + 0.05);
     root.fill(&WHITE).map_err(plot_err)?;
     let (title, body) = root.split_vertically(40);
     title
@@ -95,14 +97,14 @@ fn loss_panels<DB: DrawingBackend>(
             .margin(8)
             .x_label_area_size(35)
             .y_label_area_size(50)
-            .build_cartesian_2d(xlo..xhi, (ylo - 0.1)..(yhi + 0.02))
+            .build_cartesian_2d(x.spec(), y.spec())
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc("learning rate η (log₂)")
-            .y_desc("final loss (log₁₀)")
-            .x_label_formatter(&|x| format!("{:.0e}", 2f64.powf(*x)))
-            .y_label_formatter(&|y| format!("{:.0e}", 10f64.powf(*y)))
+            .x_desc("learning rate η")
+            .y_desc("final loss")
+            .x_label_formatter(&|v| x.label(v))
+            .y_label_formatter(&|v| y.label(v))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(plot_err)?;
@@ -114,7 +116,7 @@ fn loss_panels<DB: DrawingBackend>(
                 .iter()
                 .zip(&l.train)
                 .filter(|(_, v)| v.is_finite() && **v > 0.0)
-                .map(|(x, v)| (x.log2(), v.log10().min(yhi)))
+                .map(|(x, v)| (x.log2(), v.log2().min(yhi)))
                 .collect();
             chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))
@@ -123,7 +125,7 @@ fn loss_panels<DB: DrawingBackend>(
                 .legend(line_key(c.stroke_width(2).into()));
             if let Some((eta, _)) = l.best {
                 if l.best_loss.is_finite() && l.best_loss > 0.0 {
-                    let p = (eta.log2(), l.best_loss.log10());
+                    let p = (eta.log2(), l.best_loss.log2());
                     chart
                         .draw_series(std::iter::once(Circle::new(p, 5, c.filled())))
                         .map_err(plot_err)?;
@@ -158,10 +160,9 @@ fn best_vs_width<DB: DrawingBackend>(
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
             (a.min(v.log2()), b.max(v.log2()))
         });
-    let (xlo, xhi) = (
-        (cfg.widths[0] as f64).log2() - 0.3,
-        (cfg.widths[cfg.widths.len() - 1] as f64).log2() + 0.3,
-    );
+    let x = Axis::widths(&cfg.widths);
+    let y = Axis::log_between(ylo - 0.5, yhi + 0.5);
+    let (xlo, xhi) = (x.lo, x.hi);
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -171,15 +172,14 @@ fn best_vs_width<DB: DrawingBackend>(
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(60)
-        .build_cartesian_2d(xlo..xhi, (ylo - 0.5)..(yhi + 0.5))
+        .build_cartesian_2d(x.spec(), y.spec())
         .map_err(plot_err)?;
     chart
         .configure_mesh()
         .x_desc("width n")
         .y_desc("η*")
-        .x_labels(((xhi - xlo).ceil() as usize + 1) * 2)
-        .x_label_formatter(&super::power_of_two_label)
-        .y_label_formatter(&|y| format!("{:.1e}", 2f64.powf(*y)))
+        .x_label_formatter(&|v| x.label(v))
+        .y_label_formatter(&|v| y.label(v))
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(plot_err)?;
