@@ -33,6 +33,7 @@ fn setup<T: Scalar>(width: usize) -> Setup<T> {
         keys: 8,
         values: 8,
         pairs: 2,
+        permute: false,
     };
     let mut cfg = TransformerConfig::at_width(width, WidthMode::Heads, width / 4).unwrap();
     cfg.vocab = recall.vocab();

@@ -362,6 +362,7 @@ fn short_recall_run_learns() {
         keys: 8,
         values: 8,
         pairs: 1,
+        permute: false,
     };
     let mut cfg = TransformerConfig::at_width(32, WidthMode::Heads, 8).unwrap();
     cfg.vocab = recall.vocab();
@@ -407,6 +408,7 @@ fn pretrained_transformer_base() {
         keys: 4,
         values: 4,
         pairs: 1,
+        permute: false,
     };
     let mut cfg = TransformerConfig::new(2, 4);
     cfg.vocab = recall.vocab();

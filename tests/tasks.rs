@@ -139,6 +139,7 @@ fn recall_sequences_are_well_formed() {
         keys: 6,
         values: 4,
         pairs: 3,
+        permute: false,
     };
     let d = associative_recall::<f64>(&cfg, 40, 10, 5).unwrap();
     let t = cfg.seq_len();
@@ -170,11 +171,46 @@ fn recall_sequences_are_well_formed() {
         &RecallConfig {
             keys: 2,
             values: 4,
-            pairs: 3
+            pairs: 3,
+            permute: false,
         },
         1,
         1,
         0
     )
     .is_err());
+}
+
+/// With `permute`, the same sequences (same data streams) are answered by π(value) for one fixed permutation π of the
+/// values: the answers map to a bijection of the value symbols, shared by every sequence, and (for 8 values, where
+/// the identity has probability 1/8! ≈ 2.5e-5 per seed) not the identity.
+#[test]
+fn permuted_recall_relabels_every_answer_by_one_bijection() {
+    let plain = RecallConfig {
+        keys: 8,
+        values: 8,
+        pairs: 2,
+        permute: false,
+    };
+    let permuted = RecallConfig {
+        permute: true,
+        ..plain
+    };
+    let a = associative_recall::<f64>(&plain, 200, 10, 3).unwrap();
+    let b = associative_recall::<f64>(&permuted, 200, 10, 3).unwrap();
+    assert_eq!(a.x_train, b.x_train, "the inputs do not depend on π");
+    let t = plain.seq_len();
+    let tok = |r: ndarray::ArrayView1<'_, f64>| r.iter().position(|&v| v == 1.0).unwrap();
+    let mut pi = std::collections::BTreeMap::new();
+    for s in 0..200 {
+        let (va, vb) = (
+            tok(a.y_train.row(s * t + t - 1)),
+            tok(b.y_train.row(s * t + t - 1)),
+        );
+        assert!(va >= 8 && vb >= 8, "answers are value symbols");
+        assert_eq!(*pi.entry(va).or_insert(vb), vb, "one π for every sequence");
+    }
+    let images: std::collections::BTreeSet<_> = pi.values().collect();
+    assert_eq!(images.len(), pi.len(), "π is injective");
+    assert!(pi.iter().any(|(k, v)| k != v), "π is not the identity");
 }

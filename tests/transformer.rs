@@ -44,6 +44,7 @@ fn small_cfg(causal: bool, adapt: &[&str]) -> TransformerConfig {
         logit_scale: LogitScale::Standard,
         readout: Readout::Standard,
         adapt: adapt.iter().map(|s| s.to_string()).collect(),
+        ..TransformerConfig::default()
     }
 }
 
@@ -236,14 +237,34 @@ fn transformer_gradients_match_finite_differences() {
     let x = gaussian(8, 5, 5, "model.x");
     let g = gaussian(8, 5, 5, "model.g");
     let u = 0.6;
-    for (causal, logits, readout) in [
-        (true, LogitScale::Standard, Readout::Standard),
-        (false, LogitScale::Mup, Readout::Mup),
+    // Both width notions at n = 6: 3 heads of 2 (heads grow, head_dim = 2 fixed) and 2 heads of 3 (head_dim grows,
+    // heads = 2 fixed); both logit scales; MLP ratios 4 and 2.
+    for (causal, logits, readout, mode, ratio) in [
+        (
+            true,
+            LogitScale::Standard,
+            Readout::Standard,
+            WidthMode::Heads,
+            4,
+        ),
+        (false, LogitScale::Mup, Readout::Mup, WidthMode::HeadDim, 2),
     ] {
         for method in Method::ALL {
             let mut cfg = small_cfg(causal, &ALL_MAPS);
             cfg.logit_scale = logits;
             cfg.readout = readout;
+            cfg.width_mode = mode;
+            cfg.mlp_ratio = ratio;
+            cfg.head_dim = 2;
+            let cfg = cfg.with_width(6).unwrap();
+            assert_eq!(
+                (cfg.heads, cfg.head_dim),
+                if mode == WidthMode::Heads {
+                    (3, 2)
+                } else {
+                    (2, 3)
+                }
+            );
             let mut net = random_net(&cfg, method, u);
             let (y, cache) = net.forward(&x, u);
             assert_eq!(y.dim(), (8, 5));

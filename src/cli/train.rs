@@ -244,6 +244,7 @@ impl TrainArgs {
             pretrain: (self.pretrain_steps > 0).then_some(Pretrain {
                 steps: self.pretrain_steps,
                 lr: self.pretrain_lr,
+                lr_exponent: 0.0,
             }),
             seed: self.seed,
             data_seed: if kind == ModelKind::Toy {

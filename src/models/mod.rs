@@ -112,6 +112,19 @@ pub struct Tap<'a, T: Scalar> {
     pub output: Cow<'a, Array2<T>>,
 }
 
+/// An intermediate activation a coordinate check shows besides the maps' outputs: a transformer block's attention
+/// logits, heads' outputs, sublayer outputs and residual stream.
+pub struct Intermediate<'a, T: Scalar> {
+    /// The block (`block.K`).
+    pub layer: String,
+    /// What it is (`attn_logits`, `attn_ctx`, `attn_out`, `resid_mid`, `mlp_out`, `resid_out`).
+    pub name: &'static str,
+    /// The values on the batch of the forward pass.
+    pub values: &'a Array2<T>,
+    /// `Some(T)` when only entries t' ≤ t of each row count (causal logits; row r is query t = r mod T).
+    pub causal: Option<usize>,
+}
+
 /// Models whose linear maps can be probed (every model the studies use).
 pub trait Inspect<T: Scalar>: Model<T> {
     /// Every linear map, in forward order, with its input and output from the forward pass that gave `cache` and the
@@ -120,6 +133,11 @@ pub trait Inspect<T: Scalar>: Model<T> {
 
     /// Every linear map, in forward order (the order of the model's `base_weights`).
     fn linears(&self) -> Vec<&Linear<T>>;
+
+    /// Intermediate activations beyond the maps' outputs, from `cache` (none for models without blocks).
+    fn intermediates<'a>(&'a self, _cache: &'a Self::Cache) -> Vec<Intermediate<'a, T>> {
+        Vec::new()
+    }
 }
 
 impl<T: Scalar> Inspect<T> for Mlp<T> {
@@ -192,5 +210,29 @@ impl<T: Scalar> Inspect<T> for Transformer<T> {
 
     fn linears(&self) -> Vec<&Linear<T>> {
         self.layers()
+    }
+
+    fn intermediates<'a>(&'a self, cache: &'a Self::Cache) -> Vec<Intermediate<'a, T>> {
+        let causal = self.config.causal.then_some(self.config.seq_len);
+        cache
+            .blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(k, b)| {
+                b.activations(k).into_iter().map(move |(full, values)| {
+                    let name = full.rsplit('.').next().expect("block.K.name");
+                    let name: &'static str = transformer::BLOCK_ACTIVATIONS
+                        .iter()
+                        .find(|n| **n == name)
+                        .expect("a block activation");
+                    Intermediate {
+                        layer: format!("block.{k}"),
+                        name,
+                        values,
+                        causal: (name == "attn_logits").then_some(causal).flatten(),
+                    }
+                })
+            })
+            .collect()
     }
 }

@@ -10,7 +10,8 @@
 //! causal), $\mathrm{Attn} = PV_s$, with $\tau = 1/\sqrt{d_{head}}$ (standard) or $1/d_{head}$ (μP).
 //!
 //! Layer names: `embed` ($W_E$, $n\times\text{vocab}$), `block.K.q`, `block.K.k`, `block.K.v`, `block.K.o`
-//! ($n\times n$), `block.K.up` ($4n\times n$), `block.K.down` ($n\times 4n$), `readout` ($W_R$, $\text{vocab}\times n$).
+//! ($n\times n$), `block.K.up` ($kn\times n$), `block.K.down` ($n\times kn$, k = `mlp_ratio`, default 4), `readout`
+//! ($W_R$, $\text{vocab}\times n$).
 //! Base weights are Gaussian with fan-in variance $1/\text{fan}_{in}$; the readout is $\mathcal N(0, 1/n)$
 //! (standard) or $\mathcal N(0, 1/n^2)$ (μP).
 //!
@@ -97,74 +98,88 @@ named_enum!(
     [LogitScale::Standard, LogitScale::Mup]
 );
 
+/// What [`Transformer::block_activations`] shows per block, in order.
+pub const BLOCK_ACTIVATIONS: [&str; 6] = [
+    "attn_logits",
+    "attn_ctx",
+    "attn_out",
+    "resid_mid",
+    "mlp_out",
+    "resid_out",
+];
+
 /// The six linear maps of a block, in parameter order.
 pub const BLOCK_MAPS: [&str; 6] = ["q", "k", "v", "o", "up", "down"];
 
-/// The transformer's shape, base initialisation and which maps carry adapters.
+/// The transformer's shape, base initialisation and which maps carry adapters (`[transformer]` in a study file; a
+/// study sets `vocab` and `seq_len` from its task and the width per run, see [`TransformerConfig::with_width`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TransformerConfig {
     /// Input and output dimension (default 16, independent of width).
-    #[serde(default = "d16")]
     pub vocab: usize,
     /// Sequence length T (default 8): a batch has B·T rows.
-    #[serde(default = "eight")]
     pub seq_len: usize,
     /// Number of blocks (default 2).
-    #[serde(default = "two")]
     pub blocks: usize,
-    /// Attention heads (required).
+    /// Attention heads (default 4).
     pub heads: usize,
-    /// Size of each head (required); the width is n = heads · head_dim.
+    /// Size of each head (default 8); the width is n = heads · head_dim.
     pub head_dim: usize,
+    /// Which factor of n = heads · head_dim grows with the width (default `heads`: more heads of fixed size).
+    pub width_mode: WidthMode,
+    /// The MLP's hidden size as a multiple of n (default 4: n → 4n → n).
+    pub mlp_ratio: usize,
     /// Whether position t attends only to positions ≤ t (default true).
-    #[serde(default = "yes")]
     pub causal: bool,
     /// Attention logit multiplier (default standard, 1/√head_dim).
-    #[serde(default = "standard_logits")]
     pub logit_scale: LogitScale,
     /// Readout scale (default μP, as the MLP).
-    #[serde(default)]
     pub readout: Readout,
     /// Maps carrying the adapter: any of `q`, `k`, `v`, `o`, `up`, `down` (in every block), `block.K.q` … (in block K
     /// only), `embed`, `readout` (default `["q", "v"]`).
-    #[serde(default = "q_and_v")]
     pub adapt: Vec<String>,
 }
 
-fn d16() -> usize {
-    16
-}
-fn eight() -> usize {
-    8
-}
-fn two() -> usize {
-    2
-}
-fn yes() -> bool {
-    true
-}
-fn standard_logits() -> LogitScale {
-    LogitScale::Standard
-}
-fn q_and_v() -> Vec<String> {
-    vec!["q".into(), "v".into()]
+impl Default for TransformerConfig {
+    /// Two causal blocks of 4 heads × 8 (n = 32), MLP ratio 4, standard logits, μP readout, vocabulary 16, T = 8,
+    /// adapters on q and v; the width grows by heads.
+    fn default() -> Self {
+        Self::new(4, 8)
+    }
 }
 
 impl TransformerConfig {
     /// The default transformer with `heads` heads of size `head_dim`.
     pub fn new(heads: usize, head_dim: usize) -> Self {
         Self {
-            vocab: d16(),
-            seq_len: eight(),
-            blocks: two(),
+            vocab: 16,
+            seq_len: 8,
+            blocks: 2,
             heads,
             head_dim,
+            width_mode: WidthMode::Heads,
+            mlp_ratio: 4,
             causal: true,
             logit_scale: LogitScale::Standard,
             readout: Readout::Mup,
-            adapt: q_and_v(),
+            adapt: vec!["q".into(), "v".into()],
         }
+    }
+
+    /// This transformer at width n: `heads` grows (n/head_dim heads of `head_dim`) or `head_dim` grows (`heads` heads
+    /// of n/heads), as [`TransformerConfig::width_mode`] says; everything else is kept. Errors name the fixed factor.
+    pub fn with_width(&self, width: usize) -> Result<Self> {
+        let fixed = match self.width_mode {
+            WidthMode::Heads => self.head_dim,
+            WidthMode::HeadDim => self.heads,
+        };
+        let shape = Self::at_width(width, self.width_mode, fixed)?;
+        Ok(Self {
+            heads: shape.heads,
+            head_dim: shape.head_dim,
+            ..self.clone()
+        })
     }
 
     /// The default transformer at width n, growing the factor `mode` names and keeping the other at `fixed`:
@@ -184,10 +199,12 @@ impl TransformerConfig {
                 &format!("a positive multiple of {fixed_name} = {fixed}"),
             ));
         }
-        Ok(match mode {
+        let mut cfg = match mode {
             WidthMode::Heads => Self::new(width / fixed, fixed),
             WidthMode::HeadDim => Self::new(fixed, width / fixed),
-        })
+        };
+        cfg.width_mode = mode;
+        Ok(cfg)
     }
 
     /// The width n = heads · head_dim.
@@ -224,6 +241,7 @@ impl TransformerConfig {
             ("blocks", self.blocks),
             ("heads", self.heads),
             ("head_dim", self.head_dim),
+            ("mlp_ratio", self.mlp_ratio),
         ];
         for (field, v) in sizes {
             if v == 0 {
@@ -259,8 +277,8 @@ impl TransformerConfig {
             "embed" => (n, self.vocab),
             "readout" => (self.vocab, n),
             _ => match name.rsplit('.').next() {
-                Some("up") => (4 * n, n),
-                Some("down") => (n, 4 * n),
+                Some("up") => (self.mlp_ratio * n, n),
+                Some("down") => (n, self.mlp_ratio * n),
                 _ => (n, n),
             },
         }
@@ -369,9 +387,9 @@ pub struct Block<T: Scalar> {
     pub v: Linear<T>,
     /// $W_O$ ($n\times n$).
     pub o: Linear<T>,
-    /// $W_{up}$ ($4n\times n$).
+    /// $W_{up}$ ($kn\times n$, k = `mlp_ratio`).
     pub up: Linear<T>,
-    /// $W_{down}$ ($n\times 4n$).
+    /// $W_{down}$ ($n\times kn$).
     pub down: Linear<T>,
     /// The attention's shape.
     pub attention: AttentionSpec,
@@ -586,17 +604,19 @@ impl<T: Scalar> BlockCache<T> {
     /// [`Transformer::block_activations`]).
     pub fn activations(&self, index: usize) -> Vec<(String, &Array2<T>)> {
         let a = &self.attention;
-        [
-            ("attn_logits", &a.attended.logits),
-            ("attn_ctx", &a.attended.ctx),
-            ("attn_out", &a.out),
-            ("resid_mid", &self.resid_mid),
-            ("mlp_out", &self.feed_forward.out),
-            ("resid_out", &self.resid_out),
-        ]
-        .into_iter()
-        .map(|(what, m)| (format!("block.{index}.{what}"), m))
-        .collect()
+        let arrays = [
+            &a.attended.logits,
+            &a.attended.ctx,
+            &a.out,
+            &self.resid_mid,
+            &self.feed_forward.out,
+            &self.resid_out,
+        ];
+        BLOCK_ACTIVATIONS
+            .iter()
+            .zip(arrays)
+            .map(|(what, m)| (format!("block.{index}.{what}"), m))
+            .collect()
     }
 }
 

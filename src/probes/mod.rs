@@ -173,6 +173,19 @@ impl<T: Scalar> Probe<T> {
     }
 }
 
+/// The rms of the entries (r, j) with j ≤ r mod `seq_len`: a causal attention's logits, the masked ones left out.
+pub fn causal_rms<T: Scalar>(logits: &Array2<T>, seq_len: usize) -> f64 {
+    let (mut sum, mut count) = (0.0, 0usize);
+    for (r, row) in logits.outer_iter().enumerate() {
+        let keep = r % seq_len.max(1) + 1;
+        for v in row.iter().take(keep) {
+            sum += v.f64() * v.f64();
+            count += 1;
+        }
+    }
+    (sum / count.max(1) as f64).sqrt()
+}
+
 impl<T: Scalar, M: Inspect<T>> Observer<T, M> for Probe<T> {
     fn wants(&self, t: u64) -> bool {
         self.selection.step(t)
@@ -182,6 +195,15 @@ impl<T: Scalar, M: Inspect<T>> Observer<T, M> for Probe<T> {
     /// the training batch, so gradient norms are those of the update taken at t + 1).
     fn observe(&mut self, s: &Step<'_, T, M>) {
         self.record_model(s);
+        for act in s.model.intermediates(s.cache) {
+            if let Some(q) = Quantity::of_activation(act.name) {
+                let v = match act.causal {
+                    Some(t) => causal_rms(act.values, t),
+                    None => rms(act.values),
+                };
+                self.push(&act.layer, q, s.t, v);
+            }
+        }
         for tap in s.model.taps(s.cache, s.out) {
             let z = tap.output.as_ref();
             self.push(tap.name, Quantity::ActRms, s.t, rms(z));

@@ -47,11 +47,23 @@ pub enum Quantity {
     DivergedAt,
     /// SGD's balanced growth-rate exponent (a theory prediction, not a probe).
     Kappa,
+    /// Transformer block: rms of the attention logits τ·QKᵀ over the entries the mask keeps.
+    AttnLogitsRms,
+    /// Transformer block: rms of the heads' outputs PV before W_O.
+    AttnCtxRms,
+    /// Transformer block: rms of the attention sublayer's output (after W_O).
+    AttnOutRms,
+    /// Transformer block: rms of the residual stream after attention.
+    ResidMidRms,
+    /// Transformer block: rms of the MLP sublayer's output.
+    MlpOutRms,
+    /// Transformer block: rms of the residual stream after the block.
+    ResidOutRms,
 }
 
 impl Quantity {
     /// The quantities without a tensor or term, in the order probes record them.
-    pub const PLAIN: [Quantity; 14] = [
+    pub const PLAIN: [Quantity; 20] = [
         Quantity::ActRms,
         Quantity::ActL1,
         Quantity::DzRms,
@@ -66,6 +78,12 @@ impl Quantity {
         Quantity::TestAcc,
         Quantity::DivergedAt,
         Quantity::Kappa,
+        Quantity::AttnLogitsRms,
+        Quantity::AttnCtxRms,
+        Quantity::AttnOutRms,
+        Quantity::ResidMidRms,
+        Quantity::MlpOutRms,
+        Quantity::ResidOutRms,
     ];
 
     /// Every quantity, tensors and terms included.
@@ -94,7 +112,26 @@ impl Quantity {
             Quantity::TestAcc => "test_acc",
             Quantity::DivergedAt => "diverged_at",
             Quantity::Kappa => "kappa",
+            Quantity::AttnLogitsRms => "attn_logits_rms",
+            Quantity::AttnCtxRms => "attn_ctx_rms",
+            Quantity::AttnOutRms => "attn_out_rms",
+            Quantity::ResidMidRms => "resid_mid_rms",
+            Quantity::MlpOutRms => "mlp_out_rms",
+            Quantity::ResidOutRms => "resid_out_rms",
             Quantity::TermRms(_) | Quantity::GradFro(_) | Quantity::ParamFro(_) => return None,
+        })
+    }
+
+    /// The rms quantity of a transformer block activation named `name` (`attn_logits`, `resid_out`, …).
+    pub fn of_activation(name: &str) -> Option<Quantity> {
+        Some(match name {
+            "attn_logits" => Quantity::AttnLogitsRms,
+            "attn_ctx" => Quantity::AttnCtxRms,
+            "attn_out" => Quantity::AttnOutRms,
+            "resid_mid" => Quantity::ResidMidRms,
+            "mlp_out" => Quantity::MlpOutRms,
+            "resid_out" => Quantity::ResidOutRms,
+            _ => return None,
         })
     }
 

@@ -19,6 +19,7 @@ use crate::optim::OptimizerConfig;
 use crate::probes::{Quantity, Selection};
 use crate::scalar::Precision;
 use crate::tasks::TaskSpec;
+use crate::theory::Shape;
 
 /// The default width study (`configs/default.toml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../configs/default.toml");
@@ -82,9 +83,14 @@ pub struct StudyConfig {
     pub divergence_factor: f64,
     /// The MLP (its width is set per run).
     pub mlp: MlpConfig,
-    /// The transformer (`model = "transformer"`).
+    /// The transformer (`model = "transformer"`): its shape family, the width notion, the adapted maps; `vocab` and
+    /// `seq_len` are set from the task.
     #[serde(default)]
     pub transformer: Option<TransformerConfig>,
+    /// Pre-train every base weight with Adam on a source task of the same family before freezing it (the
+    /// fine-tuning setting; absent: a random frozen base).
+    #[serde(default)]
+    pub pretrain: Option<super::spec::Pretrain>,
     /// The task.
     pub task: TaskSpec,
     /// The adapter (its method is set per arm).
@@ -201,12 +207,30 @@ impl StudyConfig {
                 &format!("for model {}: {}", self.model, names.join(" or ")),
             ));
         }
-        if self.model == ModelKind::Transformer && self.transformer.is_none() {
-            return Err(Error::invalid(
-                "transformer",
-                "(absent)",
-                "a [transformer] table for model = \"transformer\"",
-            ));
+        if self.model == ModelKind::Transformer {
+            let t = self.transformer.as_ref().ok_or_else(|| {
+                Error::invalid(
+                    "transformer",
+                    "(absent)",
+                    "a [transformer] table for model = \"transformer\"",
+                )
+            })?;
+            t.validate()?;
+            for &w in &self.widths {
+                t.with_width(w).map_err(|e| match e {
+                    Error::Invalid { expected, .. } => Error::invalid("widths", w, &expected),
+                    other => other,
+                })?;
+            }
+        }
+        if let Some(p) = &self.pretrain {
+            if p.steps == 0 || !(p.lr.is_finite() && p.lr > 0.0) {
+                return Err(Error::invalid(
+                    "pretrain",
+                    format!("{{ steps = {}, lr = {} }}", p.steps, p.lr),
+                    "steps ≥ 1 and a finite lr > 0 (leave [pretrain] out for a random base)",
+                ));
+            }
         }
         Ok(())
     }
@@ -351,19 +375,68 @@ impl StudyConfig {
         }
     }
 
-    /// The theory's view of a cell (adapter, rule, rate groups, readout; the MLP's hidden layer is square).
-    pub fn setting(&self, cell: &Cell) -> crate::theory::Setting {
+    /// The theory's view of a cell at a layer of `shape` (adapter, rule, rate groups, readout).
+    pub fn setting_at(&self, cell: &Cell, shape: Shape) -> crate::theory::Setting {
         let mut adapter = self.adapter.clone();
         adapter.method = cell.arm.method;
         let mut groups = self.optimizer.groups.clone();
         groups.loraplus_ratio = cell.loraplus_ratio;
         groups.lr_exponent = cell.lr_exponent.clone();
+        let readout = match self.model {
+            ModelKind::Transformer => self
+                .transformer
+                .as_ref()
+                .map_or(self.mlp.readout, |t| t.readout),
+            _ => self.mlp.readout,
+        };
         crate::theory::Setting {
             adapter,
             rule: self.optimizer.rule,
             groups,
-            readout: self.mlp.readout,
-            shape: crate::theory::Shape::Square,
+            readout,
+            shape,
+        }
+    }
+
+    /// The theory's view of a cell at the MLP's square hidden layer.
+    pub fn setting(&self, cell: &Cell) -> crate::theory::Setting {
+        self.setting_at(cell, Shape::Square)
+    }
+
+    /// The shape family of an adapted layer the theory predicts for: the MLP's hidden maps are square; a
+    /// transformer's q, k, v, o are square, up is tall (d_out = ratio·n), down is wide (d_in = ratio·n), embed has a
+    /// fixed input (the vocabulary) and readout a fixed output. `None` for frozen layers, the toy and `model`.
+    pub fn theory_shape(&self, layer: &str) -> Option<Shape> {
+        match self.model {
+            ModelKind::Mlp => {
+                let adapted = self
+                    .mlp
+                    .adapt
+                    .iter()
+                    .any(|a| a == layer || (a == "hidden" && layer.starts_with("hidden.")));
+                (adapted && layer.starts_with("hidden.")).then_some(Shape::Square)
+            }
+            ModelKind::Transformer => {
+                let t = self.transformer.as_ref()?;
+                let vocab = self.task.recall().vocab();
+                let map = layer.rsplit('.').next()?;
+                let adapted = t
+                    .adapt
+                    .iter()
+                    .any(|a| a == layer || (a == map && layer.starts_with("block.")));
+                if !adapted {
+                    return None;
+                }
+                match (layer, map) {
+                    ("embed", _) => Some(Shape::FixedIn(vocab)),
+                    ("readout", _) => Some(Shape::FixedOut(vocab)),
+                    (_, "q" | "k" | "v" | "o") => Some(Shape::Square),
+                    (_, "up") => Some(Shape::Tall(t.mlp_ratio)),
+                    (_, "down") => Some(Shape::Wide(t.mlp_ratio)),
+                    _ => None,
+                }
+            }
+            ModelKind::Toy => None,
         }
     }
 
@@ -372,17 +445,17 @@ impl StudyConfig {
         self.probe_steps.iter().copied().max().unwrap_or(self.steps)
     }
 
-    /// The square hidden layer the theory's predictions apply to (MLP studies adapting a `hidden.K` map).
-    pub fn theory_layer(&self) -> Option<&str> {
-        (self.model == ModelKind::Mlp)
-            .then(|| {
-                self.mlp.adapt.iter().find_map(|a| match a.as_str() {
-                    "hidden" => Some("hidden.1"),
-                    a if a.starts_with("hidden.") => Some(a),
-                    _ => None,
-                })
-            })
-            .flatten()
+    /// The first adapted layer the theory predicts for (what `singlora theory` describes without `--shape`).
+    pub fn theory_layer(&self) -> Option<String> {
+        let layers: Vec<String> = match self.model {
+            ModelKind::Mlp => self.mlp.layer_names(),
+            ModelKind::Transformer => {
+                let t = self.transformer.clone().unwrap_or_default();
+                t.layer_names()
+            }
+            ModelKind::Toy => Vec::new(),
+        };
+        layers.into_iter().find(|l| self.theory_shape(l).is_some())
     }
 
     /// The layer a study's summary table and figures show: the toy's one layer, or the first adapted map.

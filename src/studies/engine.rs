@@ -60,9 +60,17 @@ pub trait Study: Sync {
         None
     }
 
-    /// Runs jobs that share a frozen base; the default runs them one after the other.
-    fn run_group(&self, jobs: &[&Self::Job]) -> Result<Vec<Self::Run>> {
-        jobs.iter().map(|j| self.run(j)).collect()
+    /// Runs jobs that share a frozen base, handing each finished run to `done` (with its index in `jobs`) at once,
+    /// so an interrupted group keeps its finished runs; the default runs them one after the other.
+    fn run_group(
+        &self,
+        jobs: &[&Self::Job],
+        done: &mut dyn FnMut(usize, Self::Run) -> Result<()>,
+    ) -> Result<()> {
+        for (i, job) in jobs.iter().enumerate() {
+            done(i, self.run(job)?)?;
+        }
+        Ok(())
     }
 
     /// The step at which a run diverged (for the manifest).
@@ -483,13 +491,12 @@ impl<S: Study> Opened<'_, S> {
     }
 
     fn run_group(&self, group: &[&S::Job], bar: Option<&indicatif::ProgressBar>) -> Result<()> {
-        let start = Instant::now();
-        let runs = self.study.run_group(group)?;
-        let seconds = start.elapsed().as_secs_f64() / group.len() as f64;
-        for (job, run) in group.iter().zip(runs) {
+        let mut start = Instant::now();
+        self.study.run_group(group, &mut |i, run| {
+            let job = group[i];
             let file = RunFile {
-                job: (*job).clone(),
-                wall_seconds: seconds,
+                job: job.clone(),
+                wall_seconds: start.elapsed().as_secs_f64(),
                 run,
             };
             let json = serde_json::to_vec(&file).expect("serialisable run");
@@ -498,8 +505,9 @@ impl<S: Study> Opened<'_, S> {
                 b.set_message(self.study.key(job));
                 b.inc(1);
             }
-        }
-        Ok(())
+            start = Instant::now();
+            Ok(())
+        })
     }
 }
 

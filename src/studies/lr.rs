@@ -332,12 +332,39 @@ impl Study for LrStudy<'_> {
     }
 
     fn run(&self, job: &LrJob) -> Result<LrRun> {
-        let spec = RunSpec::resolve(self.0, &job.cell);
-        let rec = match spec.precision {
-            Precision::F64 => spec.run::<f64, _>(&mut ())?.record,
-            Precision::F32 => spec.run::<f32, _>(&mut ())?.record,
-        };
-        Ok(LrRun::of(&rec))
+        let mut out = None;
+        self.run_group(&[job], &mut |_, r| {
+            out = Some(r);
+            Ok(())
+        })?;
+        Ok(out.expect("one run"))
+    }
+
+    fn share_key(&self, job: &LrJob) -> Option<String> {
+        super::sweep::base_key(self.0, &job.cell)
+    }
+
+    fn run_group(
+        &self,
+        jobs: &[&LrJob],
+        done: &mut dyn FnMut(usize, LrRun) -> Result<()>,
+    ) -> Result<()> {
+        type Done<'a> = &'a mut dyn FnMut(usize, LrRun) -> Result<()>;
+        fn go<T: crate::Scalar>(cfg: &StudyConfig, jobs: &[&LrJob], done: Done<'_>) -> Result<()> {
+            let specs: Vec<RunSpec> = jobs
+                .iter()
+                .map(|j| RunSpec::resolve(cfg, &j.cell))
+                .collect();
+            let base = specs[0].base::<T>()?;
+            for (i, s) in specs.iter().enumerate() {
+                done(i, LrRun::of(&s.run_on(&base, &mut ())?.record))?;
+            }
+            Ok(())
+        }
+        match self.0.precision {
+            Precision::F64 => go::<f64>(self.0, jobs, done),
+            Precision::F32 => go::<f32>(self.0, jobs, done),
+        }
     }
 
     fn diverged_at(&self, run: &LrRun) -> Option<u64> {

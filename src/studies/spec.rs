@@ -13,9 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{Arm, StudyConfig};
 use crate::adapters::{AdapterConfig, Method};
 use crate::error::{Error, Result};
-use crate::models::{
-    Inspect, Mlp, MlpConfig, Model, SingleLayer, Transformer, TransformerConfig, WidthMode,
-};
+use crate::models::{Mlp, MlpConfig, Model, SingleLayer, Transformer, TransformerConfig};
 use crate::scalar::{Precision, Scalar};
 use crate::tasks::{
     associative_recall, teacher_classification, teacher_regression, toy_regression, ShiftKind,
@@ -53,13 +51,28 @@ pub enum ModelSpec {
     Transformer(TransformerConfig),
 }
 
-/// Pre-training of the frozen base (the fine-tuning setting): Adam on a source task of the same family.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Pre-training of the frozen base (the fine-tuning setting): Adam on a source task of the same family (`[pretrain]`
+/// in a study file).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pretrain {
     /// Adam steps.
     pub steps: u64,
-    /// Adam's rate.
+    /// Adam's base rate.
     pub lr: f64,
+    /// Its width exponent: the rate is lr·n^(−c) (default 0; 1 is μP's Adam rule for hidden weights, which keeps
+    /// pre-training stable as the width grows).
+    #[serde(default)]
+    pub lr_exponent: f64,
+}
+
+/// A run's frozen base weights (in the model's `base_weights` order) and, when pre-trained, pre-training's record.
+#[derive(Clone, Debug)]
+pub struct Base<T: Scalar> {
+    /// The weights.
+    pub weights: Vec<ndarray::Array2<T>>,
+    /// The pre-training run, if the base was pre-trained.
+    pub pretrain: Option<TrainRecord>,
 }
 
 /// What a run leaves: its training record, and pre-training's when the base was pre-trained.
@@ -112,13 +125,17 @@ impl RunSpec {
             }),
             crate::models::ModelKind::Toy => ModelSpec::Toy(cell.width),
             crate::models::ModelKind::Transformer => {
-                let t = cfg
-                    .transformer
-                    .clone()
-                    .unwrap_or_else(|| TransformerConfig::new(1, 1));
+                // vocab and T come from the task; a width the shape cannot take (refused by the study's validation)
+                // leaves zero heads, which building refuses.
+                let t = cfg.transformer.clone().unwrap_or_default();
+                let recall = cfg.task.recall();
+                let sized = t
+                    .with_width(cell.width)
+                    .unwrap_or(TransformerConfig { heads: 0, ..t });
                 ModelSpec::Transformer(TransformerConfig {
-                    heads: cell.width / t.head_dim.max(1),
-                    ..t
+                    vocab: recall.vocab(),
+                    seq_len: recall.seq_len(),
+                    ..sized
                 })
             }
         };
@@ -136,7 +153,7 @@ impl RunSpec {
             },
             adapter,
             precision: cfg.precision,
-            pretrain: None,
+            pretrain: cfg.pretrain,
             seed: cell.seed,
             data_seed: match cfg.model {
                 crate::models::ModelKind::Toy => cell.seed,
@@ -215,55 +232,81 @@ impl RunSpec {
     where
         O: Observer<T, Mlp<T>> + Observer<T, SingleLayer<T>> + Observer<T, Transformer<T>>,
     {
-        let data = self.data::<T>()?;
-        let (seed, full) = (self.seed, AdapterConfig::new(Method::Full));
-        match &self.model {
-            ModelSpec::Mlp(mlp) => {
-                let (base, pretrain) = self.base(mlp.base_weights::<T>(seed), |adapt| {
-                    let all = MlpConfig {
-                        adapt,
-                        ..mlp.clone()
-                    };
-                    all.build(mlp.base_weights::<T>(seed), &full, 0)
-                })?;
-                let mut net = mlp.build(base, &self.adapter, seed + 2)?;
-                let record = train_observed(&mut net, &self.train, &data, observer)?;
-                Ok(Outcome { record, pretrain })
-            }
-            ModelSpec::Toy(n) => {
-                let mut toy = SingleLayer::toy(*n, &self.adapter, seed)?;
-                let record = train_observed(&mut toy, &self.train, &data, observer)?;
-                Ok(Outcome {
-                    record,
-                    pretrain: None,
-                })
-            }
-            ModelSpec::Transformer(t) => {
-                let (base, pretrain) = self.base(t.base_weights::<T>(seed), |adapt| {
-                    let all = TransformerConfig { adapt, ..t.clone() };
-                    all.build(t.base_weights::<T>(seed), &full, 0)
-                })?;
-                let mut net = t.build(base, &self.adapter, seed + 2)?;
-                let record = train_observed(&mut net, &self.train, &data, observer)?;
-                Ok(Outcome { record, pretrain })
-            }
-        }
+        self.run_on(&self.base::<T>()?, observer)
     }
 
-    /// The frozen base: `random` itself, or (with [`RunSpec::pretrain`]) the merged weights of `full(every map)` after
-    /// pre-training on a source task of the same family (see [`RunSpec::source_task`]), with pre-training's record.
-    fn base<T: Scalar, M: Inspect<T>>(
-        &self,
-        random: Vec<ndarray::Array2<T>>,
-        full: impl FnOnce(Vec<String>) -> Result<M>,
-    ) -> Result<(Vec<ndarray::Array2<T>>, Option<TrainRecord>)> {
-        let Some(p) = self.pretrain else {
-            return Ok((random, None));
+    /// Trains the run on a given frozen `base` (from [`RunSpec::base`] of this run or of one sharing its model, width,
+    /// seed and pre-training: the base does not depend on the arm or the rate).
+    pub fn run_on<T: Scalar, O>(&self, base: &Base<T>, observer: &mut O) -> Result<Outcome>
+    where
+        O: Observer<T, Mlp<T>> + Observer<T, SingleLayer<T>> + Observer<T, Transformer<T>>,
+    {
+        let data = self.data::<T>()?;
+        let record = match &self.model {
+            ModelSpec::Mlp(mlp) => {
+                let mut net = mlp.build(base.weights.clone(), &self.adapter, self.seed + 2)?;
+                train_observed(&mut net, &self.train, &data, observer)?
+            }
+            ModelSpec::Toy(n) => {
+                let mut toy = SingleLayer::toy(*n, &self.adapter, self.seed)?;
+                train_observed(&mut toy, &self.train, &data, observer)?
+            }
+            ModelSpec::Transformer(t) => {
+                let mut net = t.build(base.weights.clone(), &self.adapter, self.seed + 2)?;
+                train_observed(&mut net, &self.train, &data, observer)?
+            }
         };
-        let source = self.source_task()?;
-        let mut net = full(self.map_names())?;
-        let (weights, rec) = pretrain(&mut net, &source.data::<T>()?, p.steps, p.lr, self.width())?;
-        Ok((weights, Some(rec)))
+        Ok(Outcome {
+            record,
+            pretrain: base.pretrain.clone(),
+        })
+    }
+
+    /// The frozen base of the run: the random draw of its seed, or (with [`RunSpec::pretrain`]) the merged weights of
+    /// every map after pre-training on the source task ([`RunSpec::source_task`]) at η = lr·n^(−c), with that record.
+    pub fn base<T: Scalar>(&self) -> Result<Base<T>> {
+        let (seed, full) = (self.seed, AdapterConfig::new(Method::Full));
+        let random = match &self.model {
+            ModelSpec::Mlp(m) => m.base_weights::<T>(seed),
+            ModelSpec::Transformer(t) => t.base_weights::<T>(seed),
+            ModelSpec::Toy(_) => Vec::new(),
+        };
+        let Some(p) = self.pretrain else {
+            return Ok(Base {
+                weights: random,
+                pretrain: None,
+            });
+        };
+        let source = self.source_task()?.data::<T>()?;
+        let lr = p.lr * (self.width() as f64).powf(-p.lr_exponent);
+        let adapt = self.map_names();
+        let (weights, rec) = match &self.model {
+            ModelSpec::Mlp(m) => {
+                let all = MlpConfig { adapt, ..m.clone() };
+                pretrain(
+                    &mut all.build(random, &full, 0)?,
+                    &source,
+                    p.steps,
+                    lr,
+                    self.width(),
+                )?
+            }
+            ModelSpec::Transformer(t) => {
+                let all = TransformerConfig { adapt, ..t.clone() };
+                pretrain(
+                    &mut all.build(random, &full, 0)?,
+                    &source,
+                    p.steps,
+                    lr,
+                    self.width(),
+                )?
+            }
+            ModelSpec::Toy(_) => (random, TrainRecord::default()),
+        };
+        Ok(Base {
+            weights,
+            pretrain: Some(rec),
+        })
     }
 
     /// Every linear map of the model (what pre-training trains).
@@ -281,6 +324,7 @@ impl RunSpec {
         let mut source = self.clone();
         source.pretrain = None;
         source.data_seed = self.seed + 1000;
+        source.task.permute_values = false;
         if let ModelSpec::Mlp(mlp) = &self.model {
             source.task.kind = TaskKind::Regression;
             source.task.shift = ShiftKind::Random;
@@ -349,24 +393,6 @@ impl RunSpec {
             TaskKind::Toy => "toy".into(),
         }
     }
-
-    /// A transformer run's width notion made explicit: n = heads × head_dim with `mode` growing.
-    pub fn transformer_at(
-        t: &TransformerConfig,
-        width: usize,
-        mode: WidthMode,
-    ) -> Result<TransformerConfig> {
-        let fixed = match mode {
-            WidthMode::Heads => t.head_dim,
-            WidthMode::HeadDim => t.heads,
-        };
-        let shape = TransformerConfig::at_width(width, mode, fixed)?;
-        Ok(TransformerConfig {
-            heads: shape.heads,
-            head_dim: shape.head_dim,
-            ..t.clone()
-        })
-    }
 }
 
 /// The tasks a model can learn, the default first.
@@ -411,9 +437,10 @@ impl RunSpec {
             ModelSpec::Transformer(t) => {
                 let (n, v) = (t.width() as u64, t.vocab as u64);
                 let mut maps = vec![(v, n, true)];
+                let k = t.mlp_ratio as u64;
                 for _ in 0..t.blocks {
                     maps.extend([(n, n, true); 4]);
-                    maps.extend([(n, 4 * n, true), (4 * n, n, true)]);
+                    maps.extend([(n, k * n, true), (k * n, n, true)]);
                 }
                 maps.push((n, v, true));
                 (maps, t.seq_len as u64)

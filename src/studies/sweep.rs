@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::StudyConfig;
 use super::engine::{run_study, Finished, RunOptions, Study};
-use super::spec::{Cell, RunSpec};
+use super::spec::{Base, Cell, RunSpec};
 use crate::error::{Error, Result};
 use crate::probes::{Probe, Record};
 use crate::scalar::Precision;
@@ -52,21 +52,41 @@ impl Sweep<'_> {
     }
 }
 
-/// Trains `spec` with a probe recording `cfg`'s selection, in the spec's precision.
-pub fn probe_run(cfg: &StudyConfig, spec: &RunSpec) -> Result<SweepRun> {
-    fn go<T: crate::Scalar>(cfg: &StudyConfig, spec: &RunSpec) -> Result<SweepRun> {
-        let mut probe = Probe::<T>::new(cfg.selection());
-        let rec = spec.run(&mut probe)?.record;
-        Ok(SweepRun {
-            diverged_at: rec.diverged_at,
-            divergence: rec.divergence,
-            records: probe.records,
-        })
+/// Trains `spec` on `base` with a probe recording `cfg`'s selection.
+fn probe_run<T: crate::Scalar>(
+    cfg: &StudyConfig,
+    spec: &RunSpec,
+    base: &Base<T>,
+) -> Result<SweepRun> {
+    let mut probe = Probe::<T>::new(cfg.selection());
+    let rec = spec.run_on(base, &mut probe)?.record;
+    Ok(SweepRun {
+        diverged_at: rec.diverged_at,
+        divergence: rec.divergence,
+        records: probe.records,
+    })
+}
+
+/// Runs `cells`, which share a frozen base (one width and seed), on that base computed once, handing each run to
+/// `done` as it finishes.
+fn run_cells<T: crate::Scalar>(
+    cfg: &StudyConfig,
+    cells: &[&Cell],
+    done: &mut dyn FnMut(usize, SweepRun) -> Result<()>,
+) -> Result<()> {
+    let specs: Vec<RunSpec> = cells.iter().map(|c| RunSpec::resolve(cfg, c)).collect();
+    let base = specs[0].base::<T>()?;
+    for (i, s) in specs.iter().enumerate() {
+        done(i, probe_run(cfg, s, &base)?)?;
     }
-    match spec.precision {
-        Precision::F64 => go::<f64>(cfg, spec),
-        Precision::F32 => go::<f32>(cfg, spec),
-    }
+    Ok(())
+}
+
+/// The share key of a cell: its width and seed when the base is pre-trained (so a group pre-trains once).
+pub fn base_key(cfg: &StudyConfig, cell: &Cell) -> Option<String> {
+    cfg.pretrain
+        .is_some()
+        .then(|| format!("n{}-s{}", cell.width, cell.seed))
 }
 
 impl Study for Sweep<'_> {
@@ -94,7 +114,27 @@ impl Study for Sweep<'_> {
     }
 
     fn run(&self, cell: &Cell) -> Result<SweepRun> {
-        probe_run(self.0, &RunSpec::resolve(self.0, cell))
+        let mut out = None;
+        self.run_group(&[cell], &mut |_, r| {
+            out = Some(r);
+            Ok(())
+        })?;
+        Ok(out.expect("one run"))
+    }
+
+    fn share_key(&self, cell: &Cell) -> Option<String> {
+        base_key(self.0, cell)
+    }
+
+    fn run_group(
+        &self,
+        cells: &[&Cell],
+        done: &mut dyn FnMut(usize, SweepRun) -> Result<()>,
+    ) -> Result<()> {
+        match self.0.precision {
+            Precision::F64 => run_cells::<f64>(self.0, cells, done),
+            Precision::F32 => run_cells::<f32>(self.0, cells, done),
+        }
     }
 
     fn diverged_at(&self, run: &SweepRun) -> Option<u64> {

@@ -78,6 +78,9 @@ pub struct TaskSpec {
     pub keys: usize,
     /// Recall: number of distinct values.
     pub values: usize,
+    /// Recall: answer a fixed random permutation of the retrieved value (a task to fine-tune a recall-trained base
+    /// on; pre-training always uses plain recall).
+    pub permute_values: bool,
 }
 
 impl Default for TaskSpec {
@@ -94,6 +97,7 @@ impl Default for TaskSpec {
             pairs: 2,
             keys: 8,
             values: 8,
+            permute_values: false,
         }
     }
 }
@@ -105,6 +109,7 @@ impl TaskSpec {
             keys: self.keys,
             values: self.values,
             pairs: self.pairs,
+            permute: self.permute_values,
         }
     }
 

@@ -2,7 +2,9 @@
 //! keys; the target at the last position is that key's value. Tokens are one-hot rows over a vocabulary of
 //! `keys + values` symbols; each sequence has $T = 2p + 1$ rows, and only the last row of each sequence is scored
 //! (all other target rows are zero, which [`crate::train::cross_entropy`] ignores). Keys within a sequence are
-//! distinct, so the answer is unique.
+//! distinct, so the answer is unique. With `permute`, the answer is the key's value relabelled by a fixed random
+//! permutation π of the values (drawn from the data seed): a fine-tuning task for a base pre-trained on plain recall,
+//! which retrieves the value but must learn π.
 
 use ndarray::Array2;
 
@@ -20,6 +22,8 @@ pub struct RecallConfig {
     pub values: usize,
     /// Key–value pairs per sequence (p ≤ keys).
     pub pairs: usize,
+    /// Answer π(value) instead of the value, for a fixed random permutation π of the values.
+    pub permute: bool,
 }
 
 impl RecallConfig {
@@ -33,7 +37,12 @@ impl RecallConfig {
         2 * self.pairs + 1
     }
 
-    fn sequences<T: Scalar>(&self, n: usize, rng: &mut SeedRng) -> (Array2<T>, Array2<T>) {
+    fn sequences<T: Scalar>(
+        &self,
+        n: usize,
+        rng: &mut SeedRng,
+        answer: &[usize],
+    ) -> (Array2<T>, Array2<T>) {
         let (t_len, v) = (self.seq_len(), self.vocab());
         let mut x = Array2::zeros((n * t_len, v));
         let mut y = Array2::zeros((n * t_len, v));
@@ -53,7 +62,7 @@ impl RecallConfig {
             }
             let q = rng.below(self.pairs);
             x[[row0 + t_len - 1, keys[q]]] = T::one();
-            y[[row0 + t_len - 1, vals[q]]] = T::one();
+            y[[row0 + t_len - 1, self.keys + answer[vals[q] - self.keys]]] = T::one();
         }
         (x, y)
     }
@@ -76,8 +85,16 @@ pub fn associative_recall<T: Scalar>(
     if cfg.values == 0 {
         return Err(Error::invalid("task.values", 0, "a positive integer"));
     }
-    let (x_train, y_train) = cfg.sequences(n_train, &mut SeedRng::new(seed, "recall.train"));
-    let (x_test, y_test) = cfg.sequences(n_test, &mut SeedRng::new(seed, "recall.test"));
+    let mut answer: Vec<usize> = (0..cfg.values).collect();
+    if cfg.permute {
+        let mut rng = SeedRng::new(seed, "recall.permutation");
+        for i in (1..answer.len()).rev() {
+            answer.swap(i, rng.below(i + 1));
+        }
+    }
+    let (x_train, y_train) =
+        cfg.sequences(n_train, &mut SeedRng::new(seed, "recall.train"), &answer);
+    let (x_test, y_test) = cfg.sequences(n_test, &mut SeedRng::new(seed, "recall.test"), &answer);
     Ok(Dataset {
         x_train,
         y_train,

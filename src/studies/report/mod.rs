@@ -98,18 +98,17 @@ pub fn group(cfg: &StudyConfig, runs: &[RunResult]) -> Grouped {
 /// step 0, the first-step one at step 1 and the balanced-regime one at the last recorded step.
 pub fn fit_all(cfg: &StudyConfig, grouped: &Grouped) -> Vec<FitRow> {
     let cells = cfg.cells();
-    let theory_layer = cfg.theory_layer();
     let last = cfg.last_recorded_step();
     grouped
         .iter()
         .filter_map(|(key, values)| {
             let fit = fit_slope(&cfg.widths, values)?;
-            let prediction = (theory_layer == Some(key.layer.as_str()))
-                .then(|| cells.iter().find(|c| c.series == key.series))
-                .flatten()
+            let prediction = cfg
+                .theory_shape(&key.layer)
+                .zip(cells.iter().find(|c| c.series == key.series))
                 .zip(Regime::compared_at(key.step, last))
-                .and_then(|(c, regime)| {
-                    cfg.setting(c)
+                .and_then(|((shape, c), regime)| {
+                    cfg.setting_at(c, shape)
                         .predictions()
                         .into_iter()
                         .find(|p| p.quantity == key.quantity && p.regime == regime)

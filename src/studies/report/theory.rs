@@ -27,7 +27,10 @@ fn layer_description(cfg: &StudyConfig, shape: Option<Shape>) -> String {
                 side(d_out, s.a_out())
             )
         }
-        (None, Some(l)) => format!("{l} (square)"),
+        (None, Some(l)) => {
+            let shape = cfg.theory_shape(&l).unwrap_or_default();
+            format!("{l} ({shape})")
+        }
         (None, None) => {
             "(none: the engine needs an MLP hidden layer, or --shape for one layer)".to_string()
         }
@@ -86,10 +89,8 @@ pub fn theory_table(cfg: &StudyConfig, shape: Option<Shape>) -> String {
         if !seen.insert(cell.series.clone()) {
             continue;
         }
-        let mut setting = cfg.setting(&cell);
-        if let Some(sh) = shape {
-            setting.shape = sh;
-        }
+        let layer_shape = cfg.theory_layer().and_then(|l| cfg.theory_shape(&l));
+        let setting = cfg.setting_at(&cell, shape.or(layer_shape).unwrap_or_default());
         let _ = writeln!(
             s,
             "{}  ({} {}, {}: a_in = {}, a_out = {}; ρ = {}, init std n^(−b) with b = {}, γ = {})",
