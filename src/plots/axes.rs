@@ -5,6 +5,7 @@
 //! …, or 96 and 192 when those are the widths), and a value axis has ticks at round values (1e-3, 1e-2, … over several
 //! decades; 1, 2, 5 × 10^k over a short range).
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
@@ -27,8 +28,16 @@ impl Ranged for Spec {
     type ValueType = f64;
     type FormatOption = DefaultFormatting;
 
+    /// A finite value maps linearly into `limit`. A non-finite one has no place: it is counted ([`take_non_finite`])
+    /// and sent before the axis's start, where plotters clamps it onto the edge of the plotting area, a false point;
+    /// every drawing routine leaves such values out first, and the count of a correct figure is 0.
     fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
-        self.inner.map(value, limit)
+        if value.is_finite() {
+            self.inner.map(value, limit)
+        } else {
+            NON_FINITE.with(|n| n.set(n.get() + 1));
+            i32::MIN / 2
+        }
     }
 
     fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
@@ -42,6 +51,17 @@ impl Ranged for Spec {
     fn range(&self) -> Range<f64> {
         self.inner.range()
     }
+}
+
+thread_local! {
+    /// Non-finite coordinates met by [`Spec::map`] on this thread since the last [`take_non_finite`].
+    static NON_FINITE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The number of non-finite coordinates an axis was asked to place on this thread since the last call (a figure is
+/// drawn on one thread: the count of its drawing).
+pub(crate) fn take_non_finite() -> usize {
+    NON_FINITE.with(|n| n.replace(0))
 }
 
 /// A chart on two [`Axis`]es, as every sweep and limit figure draws.
@@ -85,6 +105,36 @@ impl Axis {
             minor: Vec::new(),
             label: Label::Width,
         }
+    }
+
+    /// A log axis of the grid `values` (positive, increasing): a tick at each, labelled with the value, padded by half
+    /// the smallest spacing so that a cell centred on each value fits.
+    pub fn grid(values: &[f64]) -> Axis {
+        let ticks: Vec<f64> = values.iter().map(|v| v.log2()).collect();
+        let half = ticks
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .fold(f64::INFINITY, f64::min)
+            .min(2.0)
+            / 2.0;
+        let half = if half.is_finite() { half } else { 0.5 };
+        let (lo, hi) = match (ticks.first(), ticks.last()) {
+            (Some(&a), Some(&b)) => (a - half, b + half),
+            _ => (0.0, 1.0),
+        };
+        let exp = values.iter().any(|&v| !(1e-2..1e4).contains(&v));
+        Axis {
+            lo,
+            hi,
+            ticks,
+            minor: Vec::new(),
+            label: Label::Value { exp },
+        }
+    }
+
+    /// The labelled ticks: (position in plotted units, label).
+    pub fn ticks(&self) -> Vec<(f64, String)> {
+        self.ticks.iter().map(|t| (*t, self.label(t))).collect()
     }
 
     /// A log axis spanning the usable (finite, positive) `values` with a small margin; `None` if there are none.

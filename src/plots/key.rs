@@ -24,6 +24,8 @@ pub(crate) enum Glyph {
     Cross(RGBColor),
     /// A vertical interval bar with caps.
     Bar(RGBColor),
+    /// A heat-map cell of this fill, outlined white inside when `true`.
+    Cell(RGBColor, bool),
     /// None: the label is a heading.
     Heading,
 }
@@ -82,6 +84,18 @@ fn draw_glyph<DB: DrawingBackend>(
                     ))
                 })
         }
+        Glyph::Cell(fill, outlined) => area
+            .draw(&Rectangle::new(
+                [(x + 6, y - 9), (x + 24, y + 9)],
+                fill.filled(),
+            ))
+            .and_then(|_| match outlined {
+                true => area.draw(&Rectangle::new(
+                    [(x + 9, y - 6), (x + 21, y + 6)],
+                    WHITE.stroke_width(2),
+                )),
+                false => Ok(()),
+            }),
         Glyph::Heading => Ok(()),
     }
     .map_err(plot_err)
@@ -123,12 +137,11 @@ pub(crate) fn draw_keys<DB: DrawingBackend>(
 }
 
 /// Draws a vertical colour bar into `area`: the gradient `ramp(f)` for f from 0 (bottom) to 1 (top), a tick at each
-/// of `ticks` (f = tick / `last`; labels thinned to fit), and `title` above.
+/// `(f, label)` of `ticks` (labels thinned to fit, the last always shown), and `title` above.
 pub(crate) fn colour_bar<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
-    ticks: &[u64],
-    last: u64,
+    ticks: &[(f64, String)],
     ramp: fn(f64) -> RGBColor,
 ) -> Result<()> {
     let (_, h) = area.dim_in_pixel();
@@ -147,16 +160,15 @@ pub(crate) fn colour_bar<DB: DrawingBackend>(
         .map_err(plot_err)?;
     }
     let every = (ticks.len() as i32 * 14 / span + 1) as usize;
-    let last = last.max(1) as f64;
-    for (i, &t) in ticks.iter().enumerate() {
-        let y = bottom - ((t as f64 / last) * span as f64).round() as i32;
+    for (i, (f, label)) in ticks.iter().enumerate() {
+        let y = bottom - (f.clamp(0.0, 1.0) * span as f64).round() as i32;
         area.draw(&PathElement::new(
             vec![(x1, y), (x1 + 5, y)],
             BLACK.stroke_width(1),
         ))
         .map_err(plot_err)?;
         if i % every == 0 || i + 1 == ticks.len() {
-            area.draw_text(&t.to_string(), &centred, (x1 + 8, y))
+            area.draw_text(label, &centred, (x1 + 8, y))
                 .map_err(plot_err)?;
         }
     }

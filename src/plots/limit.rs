@@ -14,32 +14,33 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axes::{panel, Axis};
+use super::frame::{Figure, Frame, HEAD};
 use super::key::{draw_keys, Glyph, Key};
 use super::refs::{draw_slope_refs, reference_keys, slope_line_ends};
 use super::style::{draw_line, width_shade, Dash, LineStyle};
-use super::{colour, plot_err, png_and_svg, register_font, split_legend, titled};
+use super::{colour, plot_err, png_and_svg, register_font};
 use crate::error::{Error, Result};
 use crate::studies::fit::Slope;
 use crate::studies::limit::{LimitConfig, LimitResults, Trajectory, EXPECTED_SLOPE};
 use crate::studies::store::file_stem;
 
-/// Draws every figure of a limit study into `dir` and returns how many files were written.
-pub fn draw_limit(cfg: &LimitConfig, r: &LimitResults, dir: &Path) -> Result<usize> {
+/// Draws every figure of a limit study into `dir` and returns those written.
+pub fn draw_limit(cfg: &LimitConfig, r: &LimitResults, dir: &Path) -> Result<Vec<Figure>> {
     register_font();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut n = 0;
+    let mut written = Vec::new();
+    let frame = Frame::new((1700, 382 + HEAD), 150);
     for (i, arm) in cfg.arms.iter().enumerate() {
-        n += png_and_svg!(
-            dir,
-            format!("limit_{}", file_stem(&arm.name)),
-            (1700, 440),
-            |root| { trajectories(cfg, r, (&arm.name, colour(i)), root) }
-        )?;
+        let stem = format!("limit_{}", file_stem(&arm.name));
+        written.extend(png_and_svg!(dir, stem, frame, |root| {
+            trajectories(cfg, r, (&arm.name, colour(i)), &frame, root)
+        })?);
     }
-    n += png_and_svg!(dir, "limit_convergence", (1100, 600), |root| {
-        convergence(cfg, r, root)
-    })?;
-    Ok(n)
+    let frame = Frame::new((1100, 542 + HEAD), 330);
+    written.extend(png_and_svg!(dir, "limit_convergence", frame, |root| {
+        convergence(cfg, r, &frame, root)
+    })?);
+    Ok(written)
 }
 
 type Pick = fn(&Trajectory) -> &Vec<f64>;
@@ -59,6 +60,7 @@ fn trajectories<DB: DrawingBackend>(
     cfg: &LimitConfig,
     r: &LimitResults,
     (arm, base): (&str, RGBColor),
+    frame: &Frame,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
     let seed = cfg.seeds[0];
@@ -74,8 +76,7 @@ fn trajectories<DB: DrawingBackend>(
     let subtitle = format!(
         "seed {seed}; a line per width (light: narrow, dark: wide), dashed black: the limit"
     );
-    let body = titled(&root, &title, &subtitle)?;
-    let (body, legend) = split_legend(&body, 150);
+    let (body, legend) = frame.split(&root, &title, &subtitle)?;
     let x = Axis::steps(cfg.steps);
     let styles: Vec<LineStyle> = (0..finite.len())
         .map(|i| LineStyle::solid(width_shade(base, i, finite.len()), 2))
@@ -178,6 +179,7 @@ fn fit_label(arm: &str, fit: Option<&Slope>) -> String {
 fn convergence<DB: DrawingBackend>(
     cfg: &LimitConfig,
     r: &LimitResults,
+    frame: &Frame,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
     let x = Axis::widths(&cfg.widths);
@@ -198,12 +200,11 @@ fn convergence<DB: DrawingBackend>(
         return Ok(false);
     };
     let subtitle = "max over steps of the rms distance (outputs, readout and bottleneck overlaps); dots: seeds, line: geometric mean; grey: slope −½";
-    let body = titled(
+    let (body, legend) = frame.split(
         &root,
         "Distance of finite widths to the computed n → ∞ limit against width",
         subtitle,
     )?;
-    let (body, legend) = split_legend(&body, 330);
     let mut chart = panel(&body, "", (&x, "width n"), (&y, "distance to the limit"))?;
     let reference = [(EXPECTED_SLOPE, "slope −½")];
     if let Some(a) = anchor {

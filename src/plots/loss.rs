@@ -4,9 +4,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axes::{panel, Axis};
+use super::frame::{Frame, HEAD};
 use super::key::{draw_keys, Glyph, Key};
 use super::style::{arm_colour, draw_line, width_shade, Dash, LineStyle};
-use super::{geo_mean, plot_err, series_names, split_legend, titled};
+use super::{by_arm, geo_mean, plot_err, series_names};
 use crate::error::Result;
 use crate::probes::Quantity;
 use crate::studies::config::StudyConfig;
@@ -22,26 +23,18 @@ fn grid(cfg: &StudyConfig, grouped: &Grouped) -> Vec<Vec<String>> {
             .keys()
             .any(|k| k.series == s && k.layer == "model" && k.quantity == Quantity::Loss)
     };
-    let arm_of = |s: &str| match cfg.series().into_iter().find(|x| x.0 == s) {
-        Some((_, arm, _)) => arm.name.clone(),
-        None => s.split_once("@c=").map(|p| p.0).unwrap_or(s).to_string(),
-    };
-    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    for s in series_names(cfg, grouped)
-        .into_iter()
-        .filter(|s| has_loss(s))
-    {
-        let arm = arm_of(&s);
-        match rows.iter_mut().find(|r| r.0 == arm) {
-            Some(r) => r.1.push(s),
-            None => rows.push((arm, vec![s])),
-        }
-    }
-    rows.into_iter().map(|r| r.1).collect()
+    let names = series_names(cfg, grouped);
+    by_arm(cfg, names.into_iter().filter(|s| has_loss(s)).collect())
+}
+
+/// The layout: 430 × 300 pixels per panel, the legend in a 200-pixel strip.
+pub(super) fn frame(cfg: &StudyConfig, grouped: &Grouped) -> Frame {
+    let (cols, rows) = grid_size(cfg, grouped);
+    Frame::new((430 * cols + 200, 300 * rows + HEAD), 200)
 }
 
 /// (columns, rows) of the loss figure's panels, at least (1, 1).
-pub(super) fn grid_size(cfg: &StudyConfig, grouped: &Grouped) -> (u32, u32) {
+fn grid_size(cfg: &StudyConfig, grouped: &Grouped) -> (u32, u32) {
     let g = grid(cfg, grouped);
     let cols = g.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
     (cols as u32, g.len().max(1) as u32)
@@ -96,6 +89,7 @@ fn loss_axis(grouped: &Grouped) -> Option<(Axis, f64)> {
 pub(super) fn loss<DB: DrawingBackend>(
     cfg: &StudyConfig,
     grouped: &Grouped,
+    frame: &Frame,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
     let grid = grid(cfg, grouped);
@@ -107,8 +101,7 @@ pub(super) fn loss<DB: DrawingBackend>(
     }
     let x = Axis::steps(cfg.steps);
     let subtitle = "loss (solid) and test_loss (dashed), geometric mean over seeds; colour: width, light (narrow) to dark (wide); one shared axis; above 3× the initial loss: top edge";
-    let body = titled(&root, "Training and held-out loss against step", subtitle)?;
-    let (body, legend) = split_legend(&body, 200);
+    let (body, legend) = frame.split(&root, "Training and held-out loss against step", subtitle)?;
     let (cols, rows) = grid_size(cfg, grouped);
     let panels = body.split_evenly((rows as usize, cols as usize));
     for (r, row) in grid.iter().enumerate() {

@@ -1,43 +1,59 @@
-//! Figures of a sweep, drawn with plotters into PNG and SVG (an embedded DejaVu font: no system font needed).
+//! Figures of the studies, drawn with plotters into PNG and SVG (an embedded DejaVu font: no system font needed).
 //!
-//! Every figure follows the same conventions ([`axes`], [`style`], [`key`], [`refs`]): widths on log axes labelled
-//! with the widths, log value axes labelled with values, legends in a margin beside the data, colour = arm and dash =
-//! rate exponent c, and grey references for the exponents 0 and −½ with the flat band ±τ shaded.
+//! Every figure follows the same conventions ([`axes`], [`style`], [`key`], [`refs`], [`frame`]): a plain-words title
+//! over a grey line of names and details; widths on log axes labelled with the widths themselves, log value axes
+//! labelled with values; the legend (or colour bar) in a strip beside the panels, never over the data; colour = arm
+//! and dash = rate exponent c wherever lines are series; grey references for the exponents 0 and −½ with the flat band
+//! ±τ shaded on every coordinate check and every figure of fitted exponents.
 //!
-//! - `coord_<quantity>.{png,svg}` ([`sweep::coord`]): the μP coordinate check, a panel per recorded step (1, 2, 4, 8
-//!   and the last), the quantity at the adapted layer against width, a line per series (geometric mean over seeds)
-//!   with a band from the smallest to the largest seed, and reference slopes 0 and −½ through the first series.
-//! - `slopes_<quantity>.{png,svg}` ([`sweep::slopes`]): the fitted width exponent against step, a line per series,
-//!   its Student-t interval as a bar where the fit has one (a hollow marker where it has none), the theory's
-//!   prediction as a cross, and levels 0 and −½ over the shaded flat band.
-//! - `steps_by_series.{png,svg}` ([`steps::by_series`]): the nanoGPT-μP layout, a row per series and a column per
-//!   quantity against width, a line per recorded step coloured by a step colour bar.
-//! - `loss.{png,svg}` ([`loss::loss`]): training (solid) and held-out (dashed) loss against step, a panel per series
-//!   on one shared log axis, a line per width (light: narrow, dark: wide).
+//! A sweep draws what [`plan`] lists. An MLP study:
+//! - `coord_<quantity>` ([`coord`]): the μP coordinate check, a panel per step (1, 2, 4, 8 and the last), the quantity
+//!   at the summary layer against width, a line per series (geometric mean over seeds) with a band from the smallest
+//!   to the largest seed, and reference slopes 0 and −½ through the first series; for `dz_rms`, `update_out_rms`,
+//!   `bottleneck_rms` and `dw_op`.
+//! - `slopes_<quantity>` ([`slopes`]): the fitted width exponent against step, a line per series, its Student-t
+//!   interval as a bar where the fit has one (a hollow marker where it has none), the theory's prediction as a cross,
+//!   levels 0 and −½ over the shaded flat band; for the same four quantities.
+//! - `steps_by_series` ([`steps`]): the nanoGPT-μP layout, a row per series and a column per quantity against width, a
+//!   line per recorded step coloured by a step colour bar.
+//! - `loss` ([`loss`]): training (solid) and held-out (dashed) loss against step, a panel per series on one shared
+//!   log axis, a line per width (light: narrow, dark: wide).
+//!
+//! A transformer study (summary layer `block.K.<map>`):
+//! - `coord_maps`: `dz_rms` of every adapted map of block K against width, a row per series, a panel per step, a line
+//!   per map (q, k, v, o, up, down; colour = map);
+//! - `coord_blocks`: the block's activations (attention logits, heads' outputs, attention output, residual after
+//!   attention, MLP output, residual after the block) the same way, step 0 (the frozen base) included;
+//! - `slopes_maps`, `slopes_blocks`: their fitted exponents, a panel per map or activation, a line per series;
+//! - `loss`.
 //!
 //! Limit studies draw their own figures ([`limit`]), and so do learning-rate studies ([`lr`]).
 
 mod axes;
+mod coord;
+pub mod frame;
 mod key;
 pub mod limit;
 mod loss;
 pub mod lr;
+mod plan;
 mod refs;
+mod slopes;
 mod steps;
 mod style;
-mod sweep;
 
 use std::path::Path;
 use std::sync::Once;
 
-use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
 use crate::probes::Quantity;
 use crate::studies::config::StudyConfig;
 use crate::studies::report::{FitRow, Grouped};
+use axes::take_non_finite;
+pub use frame::{Figure, Frame, Rect};
+use plan::SweepFigure;
 
 static FONT: Once = Once::new();
 
@@ -70,26 +86,6 @@ fn colour(i: usize) -> RGBColor {
     C[i % C.len()]
 }
 
-/// Draws the legend box of `chart` at `position` (inside the data; the learning-rate figures' style).
-fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    position: SeriesLabelPosition,
-) -> Result<()> {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(plot_err)
-}
-
-/// The legend glyph of a line: a short stroke in `style`.
-fn line_key(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
-    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style)
-}
-
 /// The series of a study present in `grouped`, in the study's order (arm, then exponent); any others after them.
 fn series_names(cfg: &StudyConfig, grouped: &Grouped) -> Vec<String> {
     let present: std::collections::BTreeSet<String> =
@@ -113,35 +109,25 @@ fn series_names_in(cfg: &StudyConfig, present: &[String]) -> Vec<String> {
     names
 }
 
-/// Fills `root` white, writes `title` (plain words) and `subtitle` (smaller, grey: names and details) across its top,
-/// and returns the area below.
-fn titled<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    subtitle: &str,
-) -> Result<DrawingArea<DB, Shift>> {
-    root.fill(&WHITE).map_err(plot_err)?;
-    let (w, _) = root.dim_in_pixel();
-    let (head, body) = root.split_vertically(if subtitle.is_empty() { 38 } else { 58 });
-    let top = Pos::new(HPos::Center, VPos::Top);
-    let big = TextStyle::from(("sans-serif", 20).into_font()).pos(top);
-    head.draw_text(title, &big, (w as i32 / 2, 8))
-        .map_err(plot_err)?;
-    let small = TextStyle::from(("sans-serif", 13).into_font())
-        .color(&RGBColor(90, 90, 90))
-        .pos(top);
-    head.draw_text(subtitle, &small, (w as i32 / 2, 34))
-        .map_err(plot_err)?;
-    Ok(body)
-}
-
-/// Splits `area` into the panels and a strip of `width` pixels on the right for the legend.
-fn split_legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    width: u32,
-) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
-    let (w, _) = area.dim_in_pixel();
-    area.split_horizontally(w.saturating_sub(width))
+/// `series` laid out as panels, in the order given: a row per arm, its series (one per rate exponent) across; with
+/// one series per arm, all of them in one row.
+fn by_arm(cfg: &StudyConfig, series: Vec<String>) -> Vec<Vec<String>> {
+    let arm_of = |s: &str| match cfg.series().into_iter().find(|x| x.0 == s) {
+        Some((_, arm, _)) => arm.name.clone(),
+        None => s.split_once("@c=").map(|p| p.0).unwrap_or(s).to_string(),
+    };
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    for s in series {
+        let arm = arm_of(&s);
+        match rows.iter_mut().find(|r| r.0 == arm) {
+            Some(r) => r.1.push(s),
+            None => rows.push((arm, vec![s])),
+        }
+    }
+    if rows.iter().all(|r| r.1.len() == 1) {
+        return vec![rows.into_iter().flat_map(|r| r.1).collect()];
+    }
+    rows.into_iter().map(|r| r.1).collect()
 }
 
 /// The geometric mean of the usable (finite, positive) values of `row`; NaN if there are none.
@@ -172,77 +158,90 @@ fn describe(q: Quantity) -> String {
         Quantity::ActRms => "The adapted layer's output (rms)".into(),
         Quantity::Loss => "Training loss".into(),
         Quantity::TestLoss => "Held-out loss".into(),
+        Quantity::AttnLogitsRms => "Attention logits (rms)".into(),
+        Quantity::AttnCtxRms => "Heads' outputs before W_O (rms)".into(),
+        Quantity::AttnOutRms => "Attention sublayer's output (rms)".into(),
+        Quantity::ResidMidRms => "Residual stream after attention (rms)".into(),
+        Quantity::MlpOutRms => "MLP sublayer's output (rms)".into(),
+        Quantity::ResidOutRms => "Residual stream after the block (rms)".into(),
         q => q.to_string(),
     }
 }
 
-/// Draws `$draw` (an expression of `$root`, a drawing area, evaluating to `Result<bool>`: whether there was anything
-/// to draw) into `$dir/$stem.png` and `$dir/$stem.svg`. Each file is rendered under a temporary name and renamed into
-/// place, so an interrupted run never leaves a half-written figure. Evaluates to `Result<usize>`, the files written.
+/// Draws `$draw` (an expression of `$root`, a drawing area of `$frame`'s size, evaluating to `Result<bool>`: whether
+/// there was anything to draw) into `$dir/$stem.png` and `$dir/$stem.svg`. Each file is rendered under a temporary
+/// name and renamed into place, so an interrupted run never leaves a half-written figure. Evaluates to
+/// `Result<Option<Figure>>`: the figure written, if any, with the non-finite coordinates its drawing met.
 macro_rules! png_and_svg {
-    ($dir:expr, $stem:expr, $size:expr, |$root:ident| $draw:expr) => {
-        (|| -> Result<usize> {
-            let (dir, stem): (&Path, &str) = (&$dir, &$stem);
+    ($dir:expr, $stem:expr, $frame:expr, |$root:ident| $draw:expr) => {
+        (|| -> $crate::error::Result<Option<$crate::plots::Figure>> {
+            let (dir, stem, frame): (&std::path::Path, String, $crate::plots::Frame) =
+                (&$dir, $stem.to_string(), $frame);
             let tmp_png = dir.join(format!("{stem}.tmp.png"));
+            $crate::plots::take_non_finite();
             let drawn = {
-                let $root = BitMapBackend::new(&tmp_png, $size).into_drawing_area();
+                let $root = BitMapBackend::new(&tmp_png, frame.size()).into_drawing_area();
                 $draw?
             };
             if !drawn {
                 let _ = std::fs::remove_file(&tmp_png);
-                return Ok(0);
+                return Ok(None);
             }
             let tmp_svg = dir.join(format!("{stem}.tmp.svg"));
             {
-                let $root = SVGBackend::new(&tmp_svg, $size).into_drawing_area();
+                let $root = SVGBackend::new(&tmp_svg, frame.size()).into_drawing_area();
                 $draw?;
             }
             for (tmp, ext) in [(tmp_png, "png"), (tmp_svg, "svg")] {
                 let path = dir.join(format!("{stem}.{ext}"));
-                std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+                std::fs::rename(&tmp, &path).map_err(|e| $crate::error::Error::io(&path, e))?;
             }
-            Ok(2)
+            let non_finite = $crate::plots::take_non_finite();
+            Ok(Some($crate::plots::Figure {
+                stem,
+                frame,
+                non_finite,
+            }))
         })()
     };
 }
 pub(crate) use png_and_svg;
 
-/// Draws every figure of a sweep into `dir` (created if missing) and returns how many files were written.
+/// Draws every figure of a sweep ([`plan`]) into `dir` (created if missing) and returns those written (a figure
+/// with nothing to draw is left out).
 pub fn draw_sweep(
     cfg: &StudyConfig,
     grouped: &Grouped,
     fits: &[FitRow],
     layer: &str,
     dir: &Path,
-) -> Result<usize> {
+) -> Result<Vec<Figure>> {
     register_font();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut n = 0;
-    for quantity in [
-        Quantity::DzRms,
-        Quantity::UpdateOutRms,
-        Quantity::BottleneckRms,
-        Quantity::DwOp,
-    ] {
-        n += png_and_svg!(dir, format!("coord_{quantity}"), (1650, 470), |root| {
-            sweep::coord(cfg, grouped, layer, quantity, root)
+    let mut written = Vec::new();
+    for planned in plan::plan(cfg, grouped, layer) {
+        let frame = match &planned.figure {
+            SweepFigure::Coord(c) => c.frame(),
+            SweepFigure::Slopes(s) => s.frame(),
+            SweepFigure::Steps(_) => steps::frame(cfg, grouped),
+            SweepFigure::Loss => loss::frame(cfg, grouped),
+        };
+        let drawn = png_and_svg!(dir, planned.stem, frame, |root| match &planned.figure {
+            SweepFigure::Coord(c) => c.draw(cfg, grouped, &frame, root),
+            SweepFigure::Slopes(s) => s.draw(cfg, fits, &frame, root),
+            SweepFigure::Steps(q) => steps::by_series(cfg, grouped, layer, q, &frame, root),
+            SweepFigure::Loss => loss::loss(cfg, grouped, &frame, root),
         })?;
-        n += png_and_svg!(dir, format!("slopes_{quantity}"), (1100, 560), |root| {
-            sweep::slopes(cfg, fits, layer, quantity, root)
-        })?;
+        written.extend(drawn);
     }
-    let quantities = [
-        Quantity::DzRms,
-        Quantity::UpdateOutRms,
-        Quantity::BottleneckRms,
-    ];
-    let rows = series_names(cfg, grouped).len() as u32;
-    n += png_and_svg!(dir, "steps_by_series", (1320, 270 * rows + 60), |root| {
-        steps::by_series(cfg, grouped, layer, &quantities, root)
-    })?;
-    let (cols, rows) = loss::grid_size(cfg, grouped);
-    n += png_and_svg!(dir, "loss", (430 * cols + 200, 300 * rows + 60), |root| {
-        loss::loss(cfg, grouped, root)
-    })?;
-    Ok(n)
+    Ok(written)
+}
+
+/// The names of `figures`, comma-separated: what a command prints after writing them.
+pub fn stems(figures: &[Figure]) -> String {
+    figures
+        .iter()
+        .map(|f| f.stem.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

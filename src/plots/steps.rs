@@ -4,13 +4,20 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axes::{panel, Axis};
+use super::frame::{Frame, HEAD};
 use super::key::colour_bar;
 use super::style::{draw_line, step_colour, LineStyle};
-use super::{geo_mean, plot_err, series_names, split_legend, titled};
+use super::{geo_mean, plot_err, series_names};
 use crate::error::Result;
 use crate::probes::Quantity;
 use crate::studies::config::StudyConfig;
 use crate::studies::report::Grouped;
+
+/// The layout: 270 pixels per series row, the colour bar in a 90-pixel strip.
+pub(super) fn frame(cfg: &StudyConfig, grouped: &Grouped) -> Frame {
+    let rows = series_names(cfg, grouped).len().max(1) as u32;
+    Frame::new((1320, 270 * rows + HEAD), 90)
+}
 
 /// A row per series and a column per quantity at `layer`, each panel the quantity against width on log–log axes
 /// (geometric mean over seeds) with a line per recorded step coloured from blue (early) to red (late), and a colour
@@ -20,6 +27,7 @@ pub(super) fn by_series<DB: DrawingBackend>(
     grouped: &Grouped,
     layer: &str,
     quantities: &[Quantity],
+    frame: &Frame,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
     let names = series_names(cfg, grouped);
@@ -43,12 +51,11 @@ pub(super) fn by_series<DB: DrawingBackend>(
         "{} at {layer}; geometric mean over seeds; a row per series, a line per recorded step (colour bar: step t)",
         present.iter().map(|q| q.to_string()).collect::<Vec<_>>().join(", ")
     );
-    let body = titled(
+    let (body, bar) = frame.split(
         &root,
         "Each quantity against width, step by step",
         &subtitle,
     )?;
-    let (body, bar) = split_legend(&body, 90);
     let panels = body.split_evenly((names.len(), present.len()));
     for (r, series) in names.iter().enumerate() {
         for (c, &q) in present.iter().enumerate() {
@@ -61,7 +68,11 @@ pub(super) fn by_series<DB: DrawingBackend>(
             )?;
         }
     }
-    colour_bar(&bar, "step t", &steps, last, step_colour)?;
+    let ticks: Vec<(f64, String)> = steps
+        .iter()
+        .map(|&t| (t as f64 / last as f64, t.to_string()))
+        .collect();
+    colour_bar(&bar, "step t", &ticks, step_colour)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }

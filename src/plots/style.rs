@@ -106,6 +106,20 @@ pub(crate) fn arm_colour(cfg: &StudyConfig, series: &str) -> RGBColor {
     series_style(cfg, series).colour
 }
 
+/// The colour of part `i` of a block (a map or an activation): teal, burnt orange, slate purple, magenta, gold and
+/// near-black, apart from the arms' colours so that a map is never read as a method.
+pub(crate) fn part_colour(i: usize) -> RGBColor {
+    const C: [RGBColor; 6] = [
+        RGBColor(27, 158, 119),
+        RGBColor(217, 95, 2),
+        RGBColor(117, 112, 179),
+        RGBColor(231, 41, 138),
+        RGBColor(200, 160, 0),
+        RGBColor(40, 40, 40),
+    ];
+    C[i % C.len()]
+}
+
 /// The shade of width index `i` of `k` in `base`: a light tint for the narrowest, a dark shade for the widest.
 pub(crate) fn width_shade(base: RGBColor, i: usize, k: usize) -> RGBColor {
     let f = i as f64 / (k.max(2) - 1) as f64;
@@ -125,21 +139,27 @@ pub(crate) fn step_colour(f: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-/// Draws the line through `pts` (plotted units) in `style`.
+/// Draws the line through `pts` (plotted units) in `style`, broken where a point is not finite (a gap, never a
+/// point pinned to an edge).
 pub(crate) fn draw_line<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     pts: Vec<(f64, f64)>,
     style: LineStyle,
 ) -> Result<()> {
-    match style.dash.pattern() {
-        None => chart
-            .draw_series(LineSeries::new(pts, style.shape()))
-            .map(|_| ()),
-        Some((dash, gap)) => chart
-            .draw_series(DashedLineSeries::new(pts, dash, gap, style.shape()))
-            .map(|_| ()),
+    let finite = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    for run in pts.split(|p| !finite(p)).filter(|r| r.len() >= 2) {
+        let run = run.to_vec();
+        match style.dash.pattern() {
+            None => chart
+                .draw_series(LineSeries::new(run, style.shape()))
+                .map(|_| ()),
+            Some((dash, gap)) => chart
+                .draw_series(DashedLineSeries::new(run, dash, gap, style.shape()))
+                .map(|_| ()),
+        }
+        .map_err(plot_err)?;
     }
-    .map_err(plot_err)
+    Ok(())
 }
 
 /// Draws a line from `a` to `b` (pixels of `area`) in `style`: a legend's glyph.
