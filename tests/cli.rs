@@ -195,7 +195,7 @@ fn sweep_and_plot_from_the_command_line() {
         "figures/coord_dz_rms.png",
         "figures/coord_dz_rms.svg",
         "figures/slopes_dz_rms.png",
-        "figures/loss_loraplus_c0.5.png",
+        "figures/loss.png",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }

@@ -80,10 +80,10 @@ pub fn report(cfg: &StudyConfig, runs: &[RunResult], out: &Path) -> Result<()> {
         );
     }
     println!(
-        "wrote {}/results.csv, fits.csv, manifest.json and {} figures in {}/figures",
+        "wrote {0}/results.csv, fits.csv, manifest.json and {1} figures in {0}/figures (PNG and SVG: {2})",
         out.display(),
-        figures,
-        out.display()
+        figures.len(),
+        crate::plots::stems(&figures)
     );
     Ok(())
 }
