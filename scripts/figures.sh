@@ -1,7 +1,8 @@
 #!/bin/sh
 # Regenerates the figures committed in figures/ (the ones the README shows) from the default studies: the MLP width
-# sweep, the transformer width sweep, the learning-rate study and the limit study, about 6 minutes on 2 cores after
-# the build. The studies are written to DIR (default: results/); finished runs there are reused, not recomputed.
+# sweep, the transformer width sweep, the learning-rate study and the limit study (8 minutes measured after the build,
+# on 2 cores shared with other work). The studies are written to DIR (default: results/); finished runs there are
+# reused, not recomputed.
 #
 #   sh scripts/figures.sh [DIR]
 set -eu
