@@ -496,7 +496,7 @@ fn learning_rate_figures_keep_their_keys_beside_the_data() {
         let keys = match fig.stem.as_str() {
             "lr_loss" => vec!["n = 16", "n = 32", "best rate η* (median)"],
             "lr_best" => vec!["fitted η* ∝ n^slope", "one seed's η*"],
-            _ => vec!["final loss", "diverged"],
+            _ => vec!["final loss", "within 1% of the best"],
         };
         assert_keys_beside_panels(fig, &svg, &keys);
     }

@@ -319,11 +319,6 @@ fn plane<DB: DrawingBackend>(
     };
     let (xs, ys) = (rates(|c| c.eta_a), rates(|c| c.eta_b));
     let (x, y) = (Axis::grid(&xs), Axis::grid(&ys));
-    let near = cfg
-        .lr_grid
-        .as_ref()
-        .map(|g| g.near_best * 100.0)
-        .unwrap_or(f64::NAN);
     let title = format!("LoRA+ learning rates at n = {width}: final training loss");
     let subtitle = "median over seeds at each (η_A, η_B); dark: low loss";
     let (body, strip) = frame.split(&root, &title, subtitle)?;
@@ -355,6 +350,20 @@ fn plane<DB: DrawingBackend>(
                 .map_err(plot_err)?;
         }
     }
+    let diverged = cells.iter().any(|c| !usable(c));
+    plane_key(cfg, (&scale, diverged), frame, &strip)?;
+    root.present().map_err(plot_err)?;
+    Ok(true)
+}
+
+/// The plane's key strip: the colour bar of the loss `scale` over its top two thirds, below it what the outline means
+/// and, when some cell `diverged`, the grey.
+fn plane_key<DB: DrawingBackend>(
+    cfg: &StudyConfig,
+    (scale, diverged): (&Axis, bool),
+    frame: &Frame,
+    strip: &DrawingArea<DB, Shift>,
+) -> Result<()> {
     let (bar, keys) = strip.split_vertically(frame.height.saturating_sub(HEAD) * 2 / 3);
     let ticks: Vec<(f64, String)> = scale
         .ticks()
@@ -362,14 +371,17 @@ fn plane<DB: DrawingBackend>(
         .map(|(p, label)| ((p - scale.lo) / (scale.hi - scale.lo), label))
         .collect();
     colour_bar(&bar, "final loss", &ticks, loss_colour)?;
-    let legend = [
-        Key::new(
-            Glyph::Cell(loss_colour(0.0), true),
-            format!("within {near}% of the best"),
-        ),
-        Key::new(Glyph::Cell(DIVERGED, false), "diverged"),
-    ];
-    draw_keys(&keys, &legend)?;
-    root.present().map_err(plot_err)?;
-    Ok(true)
+    let near = cfg
+        .lr_grid
+        .as_ref()
+        .map(|g| g.near_best * 100.0)
+        .unwrap_or(f64::NAN);
+    let mut legend = vec![Key::new(
+        Glyph::Cell(loss_colour(0.0), true),
+        format!("within {near}% of the best"),
+    )];
+    if diverged {
+        legend.push(Key::new(Glyph::Cell(DIVERGED, false), "diverged"));
+    }
+    draw_keys(&keys, &legend)
 }

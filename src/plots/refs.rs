@@ -25,11 +25,21 @@ fn ref_style() -> LineStyle {
     LineStyle::solid(REF_GREY, 1)
 }
 
-/// The legend entries of the references: the lines, and the flat band when there is one.
+/// The legend entries of the references: one for the lines (each is labelled where it is drawn), and the flat band
+/// when there is one.
 pub(crate) fn reference_keys(slopes: &[(f64, &str)], band: Option<f64>) -> Vec<Key> {
-    let mut keys: Vec<Key> = slopes
+    let names: Vec<&str> = slopes
         .iter()
-        .map(|(_, label)| Key::new(Glyph::Line(ref_style()), format!("reference {label}")))
+        .map(|(_, label)| label.strip_prefix("slope ").unwrap_or(label))
+        .collect();
+    let lines = match names.len() {
+        0 => None,
+        1 => Some(format!("reference slope {}", names[0])),
+        _ => Some(format!("reference slopes {}", names.join(", "))),
+    };
+    let mut keys: Vec<Key> = lines
+        .map(|l| Key::new(Glyph::Line(ref_style()), l))
+        .into_iter()
         .collect();
     if let Some(tol) = band {
         keys.push(Key::new(
