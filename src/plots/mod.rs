@@ -12,6 +12,7 @@
 
 pub mod limit;
 pub mod lr;
+pub mod verify;
 
 use std::path::Path;
 use std::sync::Once;
