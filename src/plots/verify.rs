@@ -111,7 +111,7 @@ fn synthetic<DB: DrawingBackend>(
                 .map_err(plot_err)?;
             if j == 0 {
                 bar.label(format!("{method} r={rank}"))
-                    .legend(line_key(c.stroke_width(3).into()));
+                    .legend(line_key(c.stroke_width(3)));
             }
         }
     }
@@ -168,9 +168,9 @@ fn invariance<DB: DrawingBackend>(
             ))
             .map_err(plot_err)?
             .label(*name)
-            .legend(line_key(c.stroke_width(2).into()));
+            .legend(line_key(c.stroke_width(2)));
     }
-    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }

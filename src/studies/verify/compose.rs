@@ -5,8 +5,10 @@
 //! parent's); the mean over seeds with its Student-t interval. The paper's other composition, with LoRA+, has no
 //! definition for one matrix (THEORY C8, O10: there is no B/A pair) and is not measured by this version.
 
+use std::ops::Not;
+
 use super::plan::LrOutput;
-use super::{Check, Claim, ClaimResult, Estimate, Number, Outcome};
+use super::{per_width, Check, Claim, ClaimResult, Estimate, Number, Outcome};
 use crate::studies::lr::{by_seed, median};
 
 /// Within 5% of a parent's best loss counts as "as good" (log₂ units).
@@ -115,20 +117,7 @@ pub fn judge(m: &C8Measurements) -> ClaimResult {
         Number::estimate("log₂ SingLoRA+DoRA / worse parent", &m.vs_worse),
         Number::estimate("log₂ SingLoRA+DoRA / better parent", &m.vs_better),
     ];
-    let mut methods: Vec<&String> = m.best.iter().map(|b| &b.0).collect();
-    methods.dedup();
-    for name in methods {
-        let text: Vec<String> = m
-            .best
-            .iter()
-            .filter(|b| &b.0 == name)
-            .map(|(_, n, l)| format!("n={n}: {l:.4}"))
-            .collect();
-        numbers.push(Number::new(
-            format!("{name} best final loss"),
-            text.join(", "),
-        ));
-    }
+    numbers.extend(per_width(&m.best, "best final loss", 4));
     numbers.push(Number::new(
         "LoRA+-style rate split for SingLoRA",
         "not measured by this version",

@@ -197,15 +197,6 @@ impl Outcome {
         }
     }
 
-    /// Pass ↔ fail (unclear stays unclear): the outcome of the opposite rule.
-    pub fn not(self) -> Outcome {
-        match self {
-            Outcome::Pass => Outcome::Fail,
-            Outcome::Fail => Outcome::Pass,
-            Outcome::Unclear => Outcome::Unclear,
-        }
-    }
-
     /// Both rules: fail if either fails, else unclear if either is unclear, else pass.
     pub fn and(self, other: Outcome) -> Outcome {
         match (self, other) {
@@ -217,7 +208,7 @@ impl Outcome {
 
     /// Either rule: pass if either passes, else unclear if either is unclear, else fail.
     pub fn or(self, other: Outcome) -> Outcome {
-        self.not().and(other.not()).not()
+        !(!self).and(!other)
     }
 
     /// `Pass` if `ok`, else `Fail`.
@@ -238,6 +229,19 @@ impl Outcome {
             Outcome::Fail
         } else {
             Outcome::Unclear
+        }
+    }
+}
+
+impl std::ops::Not for Outcome {
+    type Output = Outcome;
+
+    /// Pass ↔ fail (unclear stays unclear): the outcome of the opposite rule.
+    fn not(self) -> Outcome {
+        match self {
+            Outcome::Pass => Outcome::Fail,
+            Outcome::Fail => Outcome::Pass,
+            Outcome::Unclear => Outcome::Unclear,
         }
     }
 }
@@ -458,6 +462,24 @@ impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.label, self.text)
     }
+}
+
+/// One number per name of `rows` (name, width, value): `n=64: v, n=128: v, …` with values at `digits` decimals,
+/// labelled `name what`.
+pub fn per_width(rows: &[(String, usize, f64)], what: &str, digits: usize) -> Vec<Number> {
+    let mut names: Vec<&String> = rows.iter().map(|r| &r.0).collect();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let text: Vec<String> = rows
+                .iter()
+                .filter(|r| &r.0 == name)
+                .map(|(_, n, v)| format!("n={n}: {v:.digits$}"))
+                .collect();
+            Number::new(format!("{name} {what}"), text.join(", "))
+        })
+        .collect()
 }
 
 /// What a claim's judge returns.

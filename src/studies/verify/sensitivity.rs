@@ -7,7 +7,7 @@
 //! has a Student-t interval. The best rate's drift with width is the study's fitted exponent of η*.
 
 use super::plan::LrOutput;
-use super::{Check, Claim, ClaimResult, Estimate, Number, Outcome};
+use super::{per_width, Check, Claim, ClaimResult, Estimate, Number, Outcome};
 use crate::studies::lr::{best_rate, by_seed, median, parabolic_window};
 
 /// SingLoRA counts as less sensitive only if its windows are wider by more than a factor √2 (log₂ units): the paper
@@ -29,6 +29,8 @@ pub struct C6Measurements {
     pub drifts: Vec<(String, Estimate, bool)>,
     /// SingLoRA's series.
     pub singlora: String,
+    /// Widths of the study's LoRA+ plane (η_A × η_B heatmaps), if it has one.
+    pub plane_widths: Vec<usize>,
 }
 
 fn series_of_arm(lr: &LrOutput, arm: &str) -> Option<String> {
@@ -112,6 +114,10 @@ pub fn measure(lr: &LrOutput) -> C6Measurements {
         windows,
         drifts,
         singlora: sing.unwrap_or_default(),
+        plane_widths: grid
+            .loraplus
+            .as_ref()
+            .map_or(Vec::new(), |p| p.widths.clone()),
     }
 }
 
@@ -148,24 +154,21 @@ pub fn judge(m: &C6Measurements) -> ClaimResult {
             format!("{}{note}", e.text(2)),
         ));
     }
-    let mut series: Vec<&String> = m.windows.iter().map(|w| &w.0).collect();
-    series.dedup();
-    for s in series {
-        let text: Vec<String> = m
-            .windows
-            .iter()
-            .filter(|w| &w.0 == s)
-            .map(|(_, n, w)| format!("n={n}: {w:.2}"))
-            .collect();
-        numbers.push(Number::new(
-            format!("{s} near-best window, octaves"),
-            text.join(", "),
-        ));
-    }
+    numbers.extend(per_width(&m.windows, "near-best window, octaves", 2));
     let setting = format!(
         "The learning-rate study (singlora lr): the MLP of the width studies with 128 examples, 20 full-batch Adam steps at one raw rate η at every width (lr_exponents = [0]), over a log-spaced grid of rates, every width and seed; a task that does not saturate (the best final loss stays well above zero), so the loss ranks the rates. Windows need a factor √2 over LoRA's to count as lower sensitivity; the drift of η* uses τ = {}.",
         m.tol
     );
-    ClaimResult::new(Claim::C6, checks, numbers, setting)
-        .with_figures(&["lr/figures/lr_loss.png", "lr/figures/lr_best.png"])
+    let mut figures = vec![
+        "lr/figures/lr_loss.png".to_string(),
+        "lr/figures/lr_best.png".into(),
+    ];
+    figures.extend(
+        m.plane_widths
+            .iter()
+            .map(|w| format!("lr/figures/lr_plane_n{w}.png")),
+    );
+    let mut r = ClaimResult::new(Claim::C6, checks, numbers, setting);
+    r.figures = figures;
+    r
 }

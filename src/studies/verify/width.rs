@@ -6,6 +6,8 @@
 //! tolerance τ (`flat_tol`, 0.12: the `agree` or `near` of `fits.csv`). All slopes are of `dz_rms`, the coordinate
 //! size of the adapted layer's per-step output change Δz_t, at the study's summary layer (`hidden.1`), unless said.
 
+use std::ops::Not;
+
 use super::invariance::{worst, InvarianceMeasurements, DIFFERENT, SAME};
 use super::plan::SweepOutput;
 use super::{Check, Claim, ClaimResult, Estimate, Number, Outcome};
