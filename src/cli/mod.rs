@@ -13,6 +13,7 @@ mod sweep;
 mod synthetic;
 mod theory;
 mod train;
+mod verify;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -66,6 +67,10 @@ enum Command {
     ///
     /// With no arguments it runs configs/limit.toml (embedded) into results/limit. Running it again resumes.
     Limit(limit::LimitArgs),
+    /// Judge the paper's claims C1–C9 (THEORY §0) from measurements: runs the studies behind them (resuming), prints
+    /// a verdict table (holds / holds under conditions / does not hold / inconclusive, with the numbers behind each)
+    /// and writes OUT/verdicts.csv, OUT/report.md and the figures.
+    Verify(verify::VerifyArgs),
 }
 
 /// The first line of a clap error, without clap's `error: ` prefix.
@@ -111,5 +116,6 @@ where
         Command::Slurm(a) => slurm::run(a),
         Command::Theory(a) => theory::run(a),
         Command::Limit(a) => limit::run(a),
+        Command::Verify(a) => verify::run(a),
     }
 }

@@ -41,6 +41,7 @@ mod refs;
 mod slopes;
 mod steps;
 mod style;
+pub mod verify;
 
 use std::path::Path;
 use std::sync::Once;

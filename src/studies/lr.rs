@@ -570,10 +570,8 @@ pub fn results(cfg: &StudyConfig, finished: Finished<LrStudy<'_>>) -> LrResults 
     analyse(cfg, runs)
 }
 
-/// The tables of [`LrResults`] from the runs (see the module doc).
-pub fn analyse(cfg: &StudyConfig, runs: Vec<(LrJob, LrRun)>) -> LrResults {
-    let grid = cfg.lr_grid.as_ref().expect("an lr study");
-    let rates = grid.rates.values();
+/// The rate line's runs per (series, width, seed), each in rate order (the LoRA+ plane left out).
+pub fn by_seed(runs: &[(LrJob, LrRun)]) -> BTreeMap<(String, usize, u64), Vec<&LrRun>> {
     let mut by: BTreeMap<(String, usize, u64), Vec<&LrRun>> = BTreeMap::new();
     for (job, run) in runs.iter().filter(|(j, _)| !j.plane) {
         let c = &job.cell;
@@ -581,6 +579,14 @@ pub fn analyse(cfg: &StudyConfig, runs: Vec<(LrJob, LrRun)>) -> LrResults {
             .or_default()
             .push(run);
     }
+    by
+}
+
+/// The tables of [`LrResults`] from the runs (see the module doc).
+pub fn analyse(cfg: &StudyConfig, runs: Vec<(LrJob, LrRun)>) -> LrResults {
+    let grid = cfg.lr_grid.as_ref().expect("an lr study");
+    let rates = grid.rates.values();
+    let by = by_seed(&runs);
     let mut lines = Vec::new();
     let mut drifts = Vec::new();
     for (series, _, _) in cfg.series() {

@@ -10,6 +10,7 @@
 //! - [`fit`]: width exponents with intervals, verdicts and agreements. [`report`]: every table a user reads.
 //! - [`merge`]: shards of one study (`--shard I/N`, e.g. a Slurm array) gathered into one folder.
 //! - [`synthetic`]: the single-layer synthetic experiment.
+//! - [`verify`]: `singlora verify`, measured verdicts on the paper's claims C1–C9 from studies of the kinds above.
 
 pub mod attention;
 pub mod config;
@@ -24,3 +25,4 @@ pub mod spec;
 pub mod store;
 pub mod sweep;
 pub mod synthetic;
+pub mod verify;

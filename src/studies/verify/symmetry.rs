@@ -1,0 +1,226 @@
+//! C1: the symmetric update and what it can reach (THEORY §1.1, §1.3, §6.1).
+//!
+//! Measured on SingLoRA layers with a random width-aware $A$ (several shapes and seeds): the $k\times k$ top-left
+//! block of $\Delta W$ ($k = \min(d_{in}, d_{out})$; the whole update on a square layer) — its asymmetry
+//! $\lVert B - B^\top\rVert_F/\lVert B\rVert_F$ and smallest eigenvalue relative to the largest in magnitude — the
+//! numerical rank of $\Delta W$, and the share of $\lVert\Delta W\rVert_F$ outside that block; the output at
+//! $t = 0$ with a ramp against the base output; and, from the synthetic study (§6.1), how much of the base layer's
+//! loss LoRA and SingLoRA remove on PSD, NSD and asymmetric targets.
+
+use ndarray::{s, Array2};
+
+use super::{Check, Claim, ClaimResult, Number, Outcome};
+use crate::adapters::{AdaptedLinear, AdapterConfig, Method, Ramp};
+use crate::error::Result;
+use crate::linalg::{frobenius, numerical_rank, symmetric_eigenvalues};
+use crate::rng::{normal_matrix, SeedRng};
+use crate::studies::lr::median;
+use crate::studies::synthetic::SyntheticResult;
+
+/// Round-off bound on the asymmetry and negative eigenvalues of a computed $AA^\top$: its entries are sums of r
+/// products, each accurate to about r·ε ≈ 1e-15 relative in f64; 1e-12 leaves a margin of 1000.
+pub const ROUND_OFF: f64 = 1e-12;
+
+/// Singular values above this fraction of the largest count towards the rank.
+pub const RANK_RTOL: f64 = 1e-10;
+
+/// SingLoRA "fits" a target if its final loss is at most this fraction of the base layer's loss.
+pub const FITS: f64 = 1e-3;
+
+/// SingLoRA "cannot reach" an NSD target if it leaves at least this fraction of the base loss: the PSD update
+/// nearest to $-CC^\top$ is 0, which leaves all of it (ratio 1 up to the sample covariance of the inputs).
+pub const UNREACHED: f64 = 0.5;
+
+/// One layer shape's measurements, worst case over seeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShapeSymmetry {
+    /// Input size.
+    pub d_in: usize,
+    /// Output size.
+    pub d_out: usize,
+    /// Largest asymmetry of the k×k block.
+    pub asymmetry: f64,
+    /// Smallest eigenvalue of the block's symmetric part over its largest |eigenvalue|.
+    pub min_eigenvalue: f64,
+    /// Largest numerical rank of ΔW.
+    pub rank: usize,
+    /// Largest share of ‖ΔW‖_F outside the block (0 for a square layer).
+    pub outside_block: f64,
+}
+
+/// C1's measurements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SymmetryMeasurements {
+    /// The adapter's rank.
+    pub rank: usize,
+    /// Per shape.
+    pub shapes: Vec<ShapeSymmetry>,
+    /// max |output − base output| at t = 0 with a ramp (T = 10 steps).
+    pub ramp_start: f64,
+    /// The same without a ramp (the tool's default T = 0), relative to the base output's largest entry.
+    pub no_ramp_start: f64,
+    /// The synthetic fits at the target's rank.
+    pub fits: Vec<SyntheticResult>,
+}
+
+fn shape_symmetry(d_in: usize, d_out: usize, rank: usize, seeds: &[u64]) -> Result<ShapeSymmetry> {
+    let k = d_in.min(d_out);
+    let mut m = ShapeSymmetry {
+        d_in,
+        d_out,
+        asymmetry: 0.0,
+        min_eigenvalue: f64::INFINITY,
+        rank: 0,
+        outside_block: 0.0,
+    };
+    for &seed in seeds {
+        let w0: Array2<f64> = normal_matrix(&mut SeedRng::new(seed, "verify.w0"), d_out, d_in, 1.0);
+        let cfg = AdapterConfig::new(Method::Singlora).rank_alpha(rank, rank as f64);
+        let dw = AdaptedLinear::new(w0, &cfg, seed)?.delta_w(1.0);
+        let block = dw.slice(s![..k, ..k]).to_owned();
+        let asym = frobenius(&(&block - &block.t())) / frobenius(&block);
+        let sym = (&block + &block.t()) * 0.5;
+        let eig = symmetric_eigenvalues(sym.view());
+        let top = eig.iter().fold(0.0f64, |a, &e| a.max(e.abs()));
+        let total = frobenius(&dw);
+        let outside = (total.powi(2) - frobenius(&block).powi(2)).max(0.0).sqrt() / total;
+        m.asymmetry = m.asymmetry.max(asym);
+        m.min_eigenvalue = m.min_eigenvalue.min(eig[0] / top);
+        m.rank = m.rank.max(numerical_rank(dw.view(), RANK_RTOL));
+        m.outside_block = m.outside_block.max(outside);
+    }
+    Ok(m)
+}
+
+/// The largest |output − base output| of a SingLoRA layer before any step, with the ramp `ramp`.
+fn start_difference(n: usize, rank: usize, ramp: Ramp) -> Result<f64> {
+    let w0: Array2<f64> = normal_matrix(&mut SeedRng::new(0, "verify.w0"), n, n, 1.0);
+    let x: Array2<f64> = normal_matrix(&mut SeedRng::new(0, "verify.x"), 8, n, 1.0);
+    let mut cfg = AdapterConfig::new(Method::Singlora).rank_alpha(rank, rank as f64);
+    cfg.ramp = ramp;
+    let layer = AdaptedLinear::new(w0, &cfg, 0)?;
+    let base = layer.base_forward(x.view());
+    let out = layer.forward(x.view(), ramp.u(0));
+    let scale = base.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let diff = (&out - &base).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    Ok(if ramp.steps > 0 { diff } else { diff / scale })
+}
+
+/// Measures C1 on square (n × n), tall (n → 2n) and wide (2n → n) SingLoRA layers at `rank`, over `seeds`; `fits` are
+/// the synthetic study's fits at the target's rank.
+pub fn measure(
+    n: usize,
+    rank: usize,
+    seeds: &[u64],
+    fits: Vec<SyntheticResult>,
+) -> Result<SymmetryMeasurements> {
+    let shapes = [(n, n), (n, 2 * n), (2 * n, n)]
+        .iter()
+        .map(|&(i, o)| shape_symmetry(i, o, rank, seeds))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SymmetryMeasurements {
+        rank,
+        shapes,
+        ramp_start: start_difference(
+            n,
+            rank,
+            Ramp {
+                steps: 10,
+                u_min: 0.0,
+            },
+        )?,
+        no_ramp_start: start_difference(n, rank, Ramp::default())?,
+        fits,
+    })
+}
+
+/// The median over seeds of final/base loss of `method` on `target`, if there are such fits.
+pub fn median_ratio(fits: &[SyntheticResult], target: &str, method: &str) -> Option<f64> {
+    let v: Vec<f64> = fits
+        .iter()
+        .filter(|f| f.target == target && f.method == method)
+        .map(SyntheticResult::ratio_to_base)
+        .collect();
+    (!v.is_empty()).then(|| median(&v))
+}
+
+/// C1's verdict. Core: square updates are symmetric and PSD to round-off; rank ≤ r; with a ramp the layer starts at
+/// the base exactly; training reaches the PSD target and not the NSD one. Condition: on non-square layers the whole
+/// update is the PSD block.
+pub fn judge(m: &SymmetryMeasurements) -> ClaimResult {
+    let (square, other): (Vec<&ShapeSymmetry>, Vec<&ShapeSymmetry>) =
+        m.shapes.iter().partition(|s| s.d_in == s.d_out);
+    let worst = |v: &[&ShapeSymmetry], f: fn(&ShapeSymmetry) -> f64| {
+        v.iter().map(|s| f(s)).fold(f64::NAN, f64::max)
+    };
+    let asym = worst(&square, |s| s.asymmetry);
+    let min_eig = square
+        .iter()
+        .map(|s| s.min_eigenvalue)
+        .fold(f64::NAN, f64::min);
+    let outside = worst(&other, |s| s.outside_block);
+    let max_rank = m.shapes.iter().map(|s| s.rank).max().unwrap_or(0);
+    let psd = median_ratio(&m.fits, "psd", "singlora");
+    let nsd = median_ratio(&m.fits, "nsd", "singlora");
+    let cone = match (psd, nsd) {
+        (Some(p), Some(q)) => Outcome::of(p <= FITS && q >= UNREACHED),
+        _ => Outcome::Unclear,
+    };
+    let checks = vec![
+        Check::core(
+            format!("square ΔW is symmetric and PSD to round-off: ‖ΔW − ΔWᵀ‖_F ≤ {ROUND_OFF:e}·‖ΔW‖_F (measured {asym:.1e}) and λ_min ≥ −{ROUND_OFF:e}·max|λ| (measured {min_eig:+.1e})"),
+            Outcome::of(!square.is_empty() && asym <= ROUND_OFF && min_eig >= -ROUND_OFF),
+        ),
+        Check::core(
+            format!("rank ΔW ≤ r = {} (singular values above {RANK_RTOL:e}·σ_max; measured {max_rank})", m.rank),
+            Outcome::of(!m.shapes.is_empty() && max_rank <= m.rank),
+        ),
+        Check::core(
+            format!("with a ramp (T = 10) the layer's output at t = 0 equals the base output exactly (max |difference| = {:e})", m.ramp_start),
+            Outcome::of(m.ramp_start == 0.0),
+        ),
+        Check::core(
+            format!("training reaches the PSD cone and nothing outside it: SingLoRA's final/base loss ≤ {FITS:e} on the PSD target (median {}) and ≥ {UNREACHED} on the NSD one (median {})", fmt_opt(psd), fmt_opt(nsd)),
+            cone,
+        ),
+        Check::condition(
+            format!("on non-square layers (n → 2n, 2n → n) the whole update is the PSD k×k block: share of ‖ΔW‖_F outside it ≤ {ROUND_OFF:e} (measured {outside:.2})"),
+            Outcome::of(!other.is_empty() && outside <= ROUND_OFF),
+        ),
+    ];
+    let mut numbers = vec![
+        Number::new("square asymmetry", format!("{asym:.1e}")),
+        Number::new("square λ_min/max|λ|", format!("{min_eig:+.1e}")),
+        Number::new(
+            "non-square share outside the PSD block",
+            format!("{outside:.2}"),
+        ),
+        Number::new(
+            "start with ramp, max |Δ output|",
+            format!("{:e}", m.ramp_start),
+        ),
+        Number::new(
+            "start without ramp (T = 0), max |Δ output| / max |base|",
+            format!("{:.2}", m.no_ramp_start),
+        ),
+    ];
+    for target in ["psd", "nsd", "asymmetric"] {
+        for method in ["lora", "singlora"] {
+            if let Some(r) = median_ratio(&m.fits, target, method) {
+                numbers.push(Number::new(
+                    format!("{method} final/base loss, {target} target"),
+                    format!("{r:.2e}"),
+                ));
+            }
+        }
+    }
+    let setting = format!(
+        "SingLoRA layers at rank {} with a random width-aware A: square, tall (n → 2n) and wide (2n → n), several seeds; the output before the first step with and without a ramp; and the synthetic experiment (THEORY §6.1): one square layer fitted by Adam to PSD (+CCᵀ), NSD (−CCᵀ) and asymmetric (CDᵀ) shifts of its base, loss reported relative to the base layer's (ΔW = 0).",
+        m.rank
+    );
+    ClaimResult::new(Claim::C1, checks, numbers, setting)
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or("none".into(), |x| format!("{x:.2e}"))
+}

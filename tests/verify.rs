@@ -1,0 +1,620 @@
+//! `singlora verify`: the quick preset's verdicts on the clear-cut claims come out as the mathematics requires, every
+//! rule changes its verdict when a measurement falls the other way, and bad flags fail in one line with nothing
+//! written.
+//!
+//! The clear-cut cases and why they are clear-cut:
+//! - C9: SGD commutes with A ↦ AU (THEORY §4.2 row 4), so the two trajectories differ by round-off, far below the
+//!   1e-10 bound; Adam's element-wise normalisation does not commute with a rotation (row 5), and the difference is
+//!   O(1), far above 1e-6.
+//! - C1: a computed AAᵀ is symmetric PSD up to r·ε ≈ 1e-15 (bound 1e-12); a tall or wide layer puts a share
+//!   √((m − k)/m)-ish of ΔW outside the PSD block (0.7 for 2:1), far above 1e-12.
+//! - C2: exact integer counts; 49 408 r / 78 080 r = 0.6328 for the LLaMA-7B block.
+//! - C4: at η ∝ n^(−1/2) the first step is Θ(1) (P1: 0) and at η ∝ n^(−1) it vanishes like n^(−1/2) (P2); with five
+//!   seeds the measured intervals (±0.2) separate the two; the Kaiming-r init's initial update grows like n^(1/2)
+//!   (P7), its interval above τ = 0.12.
+
+use std::process::Command;
+
+use singlora::studies::synthetic::SyntheticResult;
+use singlora::studies::verify::budget::{C7Measurements, TargetComparison};
+use singlora::studies::verify::compose::C8Measurements;
+use singlora::studies::verify::counts::{self, CountCase, Counts};
+use singlora::studies::verify::invariance::{
+    worst, InvarianceMeasurements, InvarianceSetup, DIFFERENT, MOVED, SAME,
+};
+use singlora::studies::verify::sensitivity::C6Measurements;
+use singlora::studies::verify::symmetry::{ShapeSymmetry, SymmetryMeasurements};
+use singlora::studies::verify::width::{
+    C3Measurements, C4Measurements, C5Measurements, SeriesStability,
+};
+use singlora::studies::verify::{
+    budget, compose, invariance, run, sensitivity, symmetry, verdict_of, width, Check, Claim,
+    Estimate, Outcome, Preset, Verdict, VerifyOptions,
+};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("singlora-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn e(value: f64, lo: f64, hi: f64) -> Estimate {
+    Estimate::new(value, lo, hi, 5)
+}
+
+#[test]
+fn quick_preset_gives_the_clear_cut_verdicts() {
+    let out = tmp("quick");
+    let opts = VerifyOptions {
+        preset: Preset::Quick,
+        claims: vec![Claim::C9, Claim::C1, Claim::C2, Claim::C4],
+        out: out.clone(),
+        threads: None,
+        progress: false,
+    };
+    let m = run(&opts).unwrap();
+    let verdict = |c: Claim| m.results.iter().find(|r| r.claim == c).unwrap().verdict;
+
+    let inv = m.invariance.as_ref().unwrap();
+    assert!(
+        worst(&inv.sgd_rotation) <= SAME,
+        "SGD: {:e}",
+        worst(&inv.sgd_rotation)
+    );
+    assert!(worst(&inv.adam_permutation) <= SAME);
+    assert!(
+        worst(&inv.adam_rotation) >= DIFFERENT,
+        "Adam rotation {:e}",
+        worst(&inv.adam_rotation)
+    );
+    assert!(inv.moved >= MOVED, "A moved by {}", inv.moved);
+    assert_eq!(verdict(Claim::C9), Verdict::HoldsUnderConditions);
+
+    let c1 = m.results.iter().find(|r| r.claim == Claim::C1).unwrap();
+    assert_eq!(
+        c1.checks[0].outcome,
+        Outcome::Pass,
+        "square ΔW symmetric PSD: {}",
+        c1.checks[0].rule
+    );
+    assert_eq!(
+        verdict(Claim::C1),
+        Verdict::HoldsUnderConditions,
+        "non-square: only the block is PSD"
+    );
+
+    let llama = counts::measure(8).unwrap();
+    let block = llama.cases.iter().find(|c| c.paper_block).unwrap();
+    assert_eq!((block.lora, block.singlora), (78_080 * 8, 49_408 * 8));
+    assert!((block.ratio() - 0.6328).abs() < 5e-5, "{}", block.ratio());
+    assert_eq!(verdict(Claim::C2), Verdict::Holds);
+
+    let c4 = m.results.iter().find(|r| r.claim == Claim::C4).unwrap();
+    assert_eq!(c4.checks[0].outcome, Outcome::Pass, "{}", c4.checks[0].rule);
+    assert_eq!(c4.checks[1].outcome, Outcome::Pass, "{}", c4.checks[1].rule);
+    assert_eq!(
+        c4.checks[3].outcome,
+        Outcome::Fail,
+        "Kaiming-r grows: {}",
+        c4.checks[3].rule
+    );
+    assert!(matches!(verdict(Claim::C4), Verdict::HoldsUnderConditions));
+    assert!(
+        out.join("adam-sweep/fits.csv").exists() && out.join("adam-sweep/config.toml").exists()
+    );
+}
+
+#[test]
+fn verdicts_combine_core_checks_and_conditions() {
+    let c = |o| Check::core("c", o);
+    let d = |o| Check::condition("d", o);
+    use Outcome::*;
+    assert_eq!(verdict_of(&[c(Pass), d(Pass)]), Verdict::Holds);
+    assert_eq!(
+        verdict_of(&[c(Pass), d(Fail)]),
+        Verdict::HoldsUnderConditions
+    );
+    assert_eq!(
+        verdict_of(&[c(Pass), d(Fail), d(Unclear)]),
+        Verdict::HoldsUnderConditions
+    );
+    assert_eq!(verdict_of(&[c(Pass), d(Unclear)]), Verdict::Inconclusive);
+    assert_eq!(verdict_of(&[c(Unclear), d(Pass)]), Verdict::Inconclusive);
+    assert_eq!(
+        verdict_of(&[c(Fail), c(Unclear), d(Pass)]),
+        Verdict::DoesNotHold
+    );
+    assert_eq!(
+        Verdict::HoldsUnderConditions.to_string(),
+        "holds under conditions"
+    );
+    assert_eq!(
+        "does not hold".parse::<Verdict>().unwrap(),
+        Verdict::DoesNotHold
+    );
+}
+
+#[test]
+fn student_t_mean_interval() {
+    // Values 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.3027, half-width 4.3027/√3 = 2.4841.
+    let m = Estimate::mean_of(&[1.0, 2.0, 3.0]).unwrap();
+    assert!((m.value - 2.0).abs() < 1e-12);
+    assert!((m.hi - 2.0 - 2.4841).abs() < 1e-3, "{m:?}");
+    assert!(!Estimate::mean_of(&[1.0]).unwrap().has_interval());
+    assert_eq!(
+        Estimate::mean_of(&[1.0]).unwrap().consistent_with(1.0, 0.1),
+        Outcome::Unclear
+    );
+    let x = e(0.0, -0.2, 0.2);
+    assert_eq!(x.consistent_with(0.3, 0.12), Outcome::Pass);
+    assert_eq!(x.consistent_with(0.4, 0.12), Outcome::Fail);
+    assert_eq!(x.exceeds(0.1), Outcome::Unclear);
+    assert_eq!(x.exceeds(0.2), Outcome::Fail);
+    assert_eq!(x.below(0.21), Outcome::Pass);
+    assert_eq!(x.within(0.12), Outcome::Unclear);
+}
+
+fn counts_base() -> Counts {
+    counts::measure(4).unwrap()
+}
+
+#[test]
+fn c2_rules_flip() {
+    let base = counts_base();
+    assert_eq!(counts::judge(&base).verdict, Verdict::Holds);
+    let mut not_half = base.clone();
+    let sq = not_half.cases.iter_mut().find(|c| c.square()).unwrap();
+    sq.singlora += 1;
+    assert_eq!(counts::judge(&not_half).verdict, Verdict::DoesNotHold);
+    let mut far = base.clone();
+    let b: &mut CountCase = far.cases.iter_mut().find(|c| c.paper_block).unwrap();
+    b.singlora = b.lora * 9 / 10;
+    assert_eq!(counts::judge(&far).verdict, Verdict::HoldsUnderConditions);
+}
+
+fn fit(target: &str, method: &str, ratio: f64, seed: u64, rank: usize) -> SyntheticResult {
+    SyntheticResult {
+        target: target.into(),
+        method: method.into(),
+        rank,
+        seed,
+        base_loss: 1.0,
+        initial_loss: 1.0,
+        final_loss: ratio,
+        diverged_at: None,
+    }
+}
+
+fn symmetry_base() -> SymmetryMeasurements {
+    let shape = |d_in, d_out, outside| ShapeSymmetry {
+        d_in,
+        d_out,
+        asymmetry: 0.0,
+        min_eigenvalue: -1e-16,
+        rank: 4,
+        outside_block: outside,
+    };
+    SymmetryMeasurements {
+        rank: 4,
+        shapes: vec![shape(8, 8, 0.0), shape(8, 16, 0.7), shape(16, 8, 0.7)],
+        ramp_start: 0.0,
+        no_ramp_start: 0.3,
+        fits: vec![
+            fit("psd", "singlora", 1e-12, 0, 4),
+            fit("nsd", "singlora", 0.999, 0, 4),
+            fit("psd", "lora", 1e-5, 0, 4),
+        ],
+    }
+}
+
+#[test]
+fn c1_rules_flip() {
+    let base = symmetry_base();
+    assert_eq!(
+        symmetry::judge(&base).verdict,
+        Verdict::HoldsUnderConditions
+    );
+    let mut all_block = base.clone();
+    all_block
+        .shapes
+        .iter_mut()
+        .for_each(|s| s.outside_block = 0.0);
+    assert_eq!(symmetry::judge(&all_block).verdict, Verdict::Holds);
+    let flips: [fn(&mut SymmetryMeasurements); 5] = [
+        |m| m.shapes[0].asymmetry = 1e-3,
+        |m| m.shapes[0].min_eigenvalue = -1e-3,
+        |m| m.shapes[1].rank = 5,
+        |m| m.ramp_start = 1e-9,
+        |m| m.fits[1].final_loss = 1e-4, // SingLoRA reached the NSD target: the cone is not what it says
+    ];
+    for f in flips {
+        let mut m = base.clone();
+        f(&mut m);
+        assert_eq!(symmetry::judge(&m).verdict, Verdict::DoesNotHold);
+    }
+}
+
+fn invariance_base() -> InvarianceMeasurements {
+    InvarianceMeasurements {
+        setup: InvarianceSetup {
+            width: 8,
+            rank: 2,
+            examples: 8,
+            steps: 2,
+            lr_sgd: 0.05,
+            lr_adam: 0.01,
+            seed: 0,
+        },
+        sgd_rotation: vec![1e-16, 4e-16],
+        adam_permutation: vec![0.0, 2e-16],
+        adam_rotation: vec![0.1, 0.5],
+        lora_sgd_gauge: vec![0.3, 0.6],
+        lora_adam_gauge: vec![0.2, 0.4],
+        moved: 0.3,
+    }
+}
+
+#[test]
+fn c9_rules_flip() {
+    let base = invariance_base();
+    assert_eq!(
+        invariance::judge(&base).verdict,
+        Verdict::HoldsUnderConditions
+    );
+    let mut m = base.clone();
+    m.adam_rotation = vec![1e-15, 1e-14];
+    assert_eq!(invariance::judge(&m).verdict, Verdict::Holds);
+    m.adam_rotation = vec![1e-8];
+    assert_eq!(invariance::judge(&m).verdict, Verdict::Inconclusive);
+    let mut m = base.clone();
+    m.sgd_rotation = vec![1e-16, 1e-2];
+    assert_eq!(invariance::judge(&m).verdict, Verdict::DoesNotHold);
+    let mut m = base.clone();
+    m.moved = 0.0;
+    assert_eq!(
+        invariance::judge(&m).verdict,
+        Verdict::DoesNotHold,
+        "A at rest proves nothing"
+    );
+    let mut m = base.clone();
+    m.adam_permutation = vec![f64::NAN];
+    assert_eq!(invariance::judge(&m).verdict, Verdict::Inconclusive);
+}
+
+fn c4_base() -> C4Measurements {
+    C4Measurements {
+        tol: 0.12,
+        last_step: 4,
+        first_half: e(-0.12, -0.31, 0.07),
+        last_half: e(-0.17, -0.37, 0.04),
+        first_one: e(-0.62, -0.81, -0.43),
+        kaiming_init: e(0.45, 0.39, 0.51),
+        lora_last_half: e(-0.11, -0.35, 0.14),
+        theory: vec![],
+    }
+}
+
+#[test]
+fn c4_rules_flip() {
+    let base = c4_base();
+    assert_eq!(
+        width::judge_c4(&base).verdict,
+        Verdict::HoldsUnderConditions
+    );
+    let mut m = base.clone();
+    m.kaiming_init = e(-0.02, -0.1, 0.06);
+    assert_eq!(width::judge_c4(&m).verdict, Verdict::Holds);
+    m.last_half = e(-0.6, -0.8, -0.4);
+    assert_eq!(width::judge_c4(&m).verdict, Verdict::HoldsUnderConditions);
+    let mut m = base.clone();
+    m.first_half = e(-0.5, -0.7, -0.3);
+    assert_eq!(width::judge_c4(&m).verdict, Verdict::DoesNotHold);
+    let mut m = base.clone();
+    m.first_one = e(-0.1, -0.3, 0.1);
+    assert_eq!(
+        width::judge_c4(&m).verdict,
+        Verdict::Inconclusive,
+        "rates not resolved"
+    );
+    let mut m = base.clone();
+    m.first_half = Estimate::missing();
+    assert_eq!(width::judge_c4(&m).verdict, Verdict::Inconclusive);
+}
+
+fn series(name: &str, diverged: usize, first: Estimate, last: Estimate) -> SeriesStability {
+    SeriesStability {
+        series: name.into(),
+        diverged,
+        runs: 25,
+        first,
+        last,
+        last_step: 8,
+        drop_steps: vec![(64, Some(3.0)), (1024, None)],
+    }
+}
+
+fn c5_base() -> C5Measurements {
+    C5Measurements {
+        tol: 0.12,
+        adam: vec![
+            series("singlora@c=0.5", 0, e(-0.1, -0.3, 0.1), e(-0.15, -0.3, 0.0)),
+            series("singlora@c=1", 0, e(-0.6, -0.8, -0.4), e(-0.6, -0.8, -0.4)),
+        ],
+        sgd: vec![
+            series(
+                "singlora@c=0",
+                0,
+                e(-0.86, -1.2, -0.5),
+                e(-0.9, -1.4, -0.35),
+            ),
+            series(
+                "singlora@c=-0.5",
+                15,
+                e(-0.35, -0.7, 0.0),
+                e(2.8, -0.7, 6.4),
+            ),
+        ],
+    }
+}
+
+#[test]
+fn c5_rules_flip() {
+    let base = c5_base();
+    assert_eq!(
+        width::judge_c5(&base).verdict,
+        Verdict::HoldsUnderConditions
+    );
+    let mut m = base.clone();
+    m.sgd[0] = series("singlora@c=0", 0, e(0.0, -0.2, 0.2), e(0.0, -0.1, 0.1));
+    assert_eq!(width::judge_c5(&m).verdict, Verdict::Holds);
+    let mut m = base.clone();
+    m.sgd[0].diverged = 3;
+    assert_eq!(
+        width::judge_c5(&m).verdict,
+        Verdict::DoesNotHold,
+        "every SGD exponent diverges"
+    );
+    let mut m = base.clone();
+    m.adam[0].first = e(-0.5, -0.7, -0.3);
+    assert_eq!(
+        width::judge_c5(&m).verdict,
+        Verdict::DoesNotHold,
+        "no efficient Adam exponent"
+    );
+}
+
+fn c3_base() -> C3Measurements {
+    C3Measurements {
+        tol: 0.12,
+        last_step: 4,
+        lora_sgd_gauge: 0.6,
+        lora_adam_gauge: 0.4,
+        singlora_sgd_rotation: 4e-16,
+        singlora_last: e(-0.17, -0.37, 0.04),
+        lora_last: e(-0.11, -0.35, 0.14),
+        distance_difference: e(0.01, -0.07, 0.08),
+    }
+}
+
+#[test]
+fn c3_rules_flip() {
+    let base = c3_base();
+    assert_eq!(
+        width::judge_c3(&base).verdict,
+        Verdict::HoldsUnderConditions
+    );
+    let mut m = base.clone();
+    m.distance_difference = e(-0.4, -0.5, -0.3);
+    assert_eq!(width::judge_c3(&m).verdict, Verdict::Holds);
+    m.distance_difference = e(0.4, 0.3, 0.5);
+    assert_eq!(width::judge_c3(&m).verdict, Verdict::DoesNotHold);
+    let mut m = base.clone();
+    m.lora_adam_gauge = 1e-15;
+    assert_eq!(
+        width::judge_c3(&m).verdict,
+        Verdict::DoesNotHold,
+        "no conflict to remove"
+    );
+    let mut m = base.clone();
+    m.singlora_sgd_rotation = 0.1;
+    assert_eq!(width::judge_c3(&m).verdict, Verdict::DoesNotHold);
+}
+
+fn c6_base() -> C6Measurements {
+    C6Measurements {
+        near_best: 0.01,
+        tol: 0.12,
+        log2_ratio: e(0.1, -0.2, 0.4),
+        windows: vec![
+            ("lora@c=0".into(), 64, 0.1),
+            ("singlora@c=0".into(), 64, 0.12),
+        ],
+        drifts: vec![("singlora@c=0".into(), e(-0.55, -0.66, -0.43), false)],
+        singlora: "singlora@c=0".into(),
+        plane_widths: vec![],
+    }
+}
+
+#[test]
+fn c6_rules_flip() {
+    let base = c6_base();
+    assert_eq!(sensitivity::judge(&base).verdict, Verdict::DoesNotHold);
+    let mut m = base.clone();
+    m.log2_ratio = e(1.5, 1.0, 2.0);
+    assert_eq!(
+        sensitivity::judge(&m).verdict,
+        Verdict::HoldsUnderConditions,
+        "wider, but η* drifts"
+    );
+    m.drifts[0].1 = e(0.0, -0.1, 0.1);
+    assert_eq!(sensitivity::judge(&m).verdict, Verdict::Holds);
+    m.drifts[0].2 = true;
+    assert_eq!(
+        sensitivity::judge(&m).verdict,
+        Verdict::Inconclusive,
+        "censored drift"
+    );
+    let mut m = base.clone();
+    m.log2_ratio = e(0.3, -0.5, 1.1);
+    assert_eq!(sensitivity::judge(&m).verdict, Verdict::Inconclusive);
+}
+
+fn target(name: &str, difference: Estimate) -> TargetComparison {
+    TargetComparison {
+        target: name.into(),
+        difference,
+        lora: 1e-5,
+        singlora: 1e-6,
+    }
+}
+
+fn c7_base() -> C7Measurements {
+    C7Measurements {
+        lora_rank: 4,
+        singlora_rank: 8,
+        lora_params: 512,
+        singlora_params: 512,
+        targets: vec![
+            target("psd", e(-1e-4, -2e-4, 0.0)),
+            target("nsd", e(0.99, 0.98, 1.0)),
+            target("asymmetric", e(0.8, 0.7, 0.9)),
+        ],
+    }
+}
+
+#[test]
+fn c7_rules_flip() {
+    let base = c7_base();
+    assert_eq!(budget::judge(&base).verdict, Verdict::HoldsUnderConditions);
+    let mut m = base.clone();
+    m.targets
+        .iter_mut()
+        .for_each(|t| t.difference = e(0.0, -0.005, 0.005));
+    assert_eq!(budget::judge(&m).verdict, Verdict::Holds);
+    let mut m = base.clone();
+    m.targets[0].difference = e(0.05, 0.02, 0.08);
+    assert_eq!(budget::judge(&m).verdict, Verdict::DoesNotHold);
+    let mut m = base.clone();
+    m.singlora_params = 1024;
+    assert_eq!(
+        budget::judge(&m).verdict,
+        Verdict::DoesNotHold,
+        "unequal budgets compare nothing"
+    );
+}
+
+fn c8_base() -> C8Measurements {
+    C8Measurements {
+        vs_worse: e(-0.1, -0.2, 0.0),
+        vs_better: e(0.3, 0.2, 0.4),
+        learns: (9, 9),
+        best: vec![],
+    }
+}
+
+#[test]
+fn c8_rules_flip() {
+    let base = c8_base();
+    assert_eq!(compose::judge(&base).verdict, Verdict::HoldsUnderConditions);
+    let mut m = base.clone();
+    m.vs_better = e(0.0, -0.05, 0.05);
+    assert_eq!(compose::judge(&m).verdict, Verdict::Holds);
+    let mut m = base.clone();
+    m.learns = (8, 9);
+    assert_eq!(compose::judge(&m).verdict, Verdict::DoesNotHold);
+    let mut m = base.clone();
+    m.vs_worse = e(0.5, 0.3, 0.7);
+    assert_eq!(compose::judge(&m).verdict, Verdict::DoesNotHold);
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_singlora"))
+        .args(args)
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn bad_flags_fail_in_one_line_and_write_nothing() {
+    let out = tmp("bad");
+    let o = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["verify", "--claims", "C10", "--out", o],
+            "invalid --claims = C10: expected one of C1, C2",
+        ),
+        (
+            &["verify", "--claims", "C2,x", "--out", o],
+            "invalid --claims = X",
+        ),
+        (
+            &["verify", "--claims", ",", "--out", o],
+            "invalid --claims = (none): expected at least one",
+        ),
+        (
+            &["verify", "--quick", "--full", "--out", o],
+            "cannot be used with",
+        ),
+        (
+            &["verify", "--threads", "0", "--claims", "C2", "--out", o],
+            "invalid --threads = 0: expected a positive integer",
+        ),
+        (
+            &["verify", "--threads", "two", "--out", o],
+            "invalid value 'two' for '--threads",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stdout, stderr) = cli(args);
+        assert_eq!(code, 2, "{args:?}: exit code");
+        assert!(stdout.is_empty(), "{args:?}: printed {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("singlora: error: "), "{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: {stderr:?} lacks {expected:?}"
+        );
+        assert!(!out.exists(), "{args:?}: wrote {o}");
+    }
+}
+
+#[test]
+fn verify_writes_the_table_csv_and_report_and_resumes() {
+    let out = tmp("ok");
+    let o = out.to_str().unwrap();
+    for _ in 0..2 {
+        let (code, stdout, stderr) = cli(&["verify", "--claims", "C2,C9", "--out", o]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("C2    holds "), "{stdout}");
+        assert!(stdout.contains("C9    holds under conditions"), "{stdout}");
+    }
+    let csv = std::fs::read_to_string(out.join("verdicts.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "claim,verdict,statement,numbers,checks,figures");
+    assert!(lines[1].starts_with("C2,holds,"), "{}", lines[1]);
+    assert!(
+        lines[2].starts_with("C9,holds under conditions,"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(lines.len(), 3);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for part in [
+        "## C2:",
+        "## C9:",
+        "git commit",
+        env!("CARGO_PKG_VERSION"),
+        "## Not measured by this version",
+        "not run in this invocation (`--claims`): C1, C3, C4, C5, C6, C7, C8",
+        "![C9](invariance/invariance.png)",
+    ] {
+        assert!(md.contains(part), "report.md lacks {part:?}");
+    }
+    assert!(out.join("invariance/invariance.png").exists());
+    assert!(out.join("invariance/invariance.csv").exists());
+}
