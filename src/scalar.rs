@@ -2,9 +2,9 @@
 //!
 //! Proofs run in `f64`; studies may run in `f32`. Every heavy product goes through [`Scalar::gemm`], which calls
 //! faer's matrix multiply on zero-copy views of ndarray storage. Products run sequentially (`Par::Seq`) unless the
-//! calling thread asked for more ([`with_product_threads`]: one wide run when a study has fewer runs than cores);
-//! then products of at least [`PAR_MIN_WORK`] multiply–adds split their output tiles over the threads of the current
-//! rayon pool. Each output entry is still one dot product over the same k-blocks in the same order, so the numbers do
+//! calling thread asked for more ([`with_product_threads`]; the study engine does for one wide run when a study has
+//! fewer runs than free cores); then products of at least [`PAR_MIN_WORK`] multiply–adds split their output tiles
+//! over the threads of the current rayon pool. Each output entry is still one dot product over the same k-blocks in the same order, so the numbers do
 //! not depend on the thread count (tests/threads.rs checks 1 against 2 threads bit for bit). Products with a single
 //! output row or column stay sequential whatever was asked: faer's parallel matrix–vector kernel splits the inner
 //! dimension and would round differently.

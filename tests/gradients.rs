@@ -273,7 +273,9 @@ fn saddles_at_zero_factors() {
 /// $\lVert W_{0,i} + c\widetilde{\Delta W}_i\rVert$, read through `merged_weight` $= \mathrm{diag}(\omega/\nu)V$.
 ///
 /// Bound: each side is a sum of at most $d_{in} + 2r + 4$ rounded products of entries whose absolute sum is at most
-/// $S_i = (\lVert W_{0,i}\rVert + |c|\,\lVert\widetilde{\Delta W}_i\rVert)^2$ (Cauchy–Schwarz on the cross term), so
+/// $S_i = (\lVert W_{0,i}\rVert + |c|\,\lVert\overline{\Delta W}_i\rVert)^2$ with $\overline{\Delta W} = |B||A|$
+/// (SingLoRA: $|A_{out}||A_{in}|^\top$; the factored sums run over the factors' entries, so their absolute sums are
+/// those of the absolute factors, and Cauchy–Schwarz bounds the cross term), so
 /// each squared norm is within $\gamma S_i$ of the exact one, $\gamma = (d_{in} + 2r + 4)\,\varepsilon$ (the standard
 /// dot-product bound; the factors' own Gram products are folded into the $2r$). The rows of the merged weight then
 /// differ by the factor $\nu_{dense}/\nu_{factored}$, i.e. relatively by at most $2\gamma S_i / (2\lVert V_i\rVert^2)$
@@ -295,6 +297,19 @@ fn dora_factored_norms_match_the_dense_norms() {
                 );
                 let c = layer.c(u);
                 let dw = layer.update.delta_w();
+                let mut bar = random_layer(
+                    method,
+                    d_in,
+                    d_out,
+                    r,
+                    Scaling::AlphaOverR,
+                    DoraNorm::Full,
+                    9,
+                );
+                for mut p in bar.params_mut() {
+                    p.mapv_inplace(f64::abs);
+                }
+                let dw_bar = bar.update.delta_w();
                 let v = &layer.w0 + &(&dw * c);
                 let nu = row_norms(v.view());
                 let omega = layer.magnitude.clone().unwrap();
@@ -302,8 +317,9 @@ fn dora_factored_norms_match_the_dense_norms() {
                 let merged = layer.merged_weight(u);
                 let gamma = (d_in + 2 * r + 4) as f64 * f64::EPSILON;
                 for i in 0..d_out {
-                    let s_i =
-                        (row_norms(layer.w0.view())[i] + c.abs() * row_norms(dw.view())[i]).powi(2);
+                    let s_i = (row_norms(layer.w0.view())[i]
+                        + c.abs() * row_norms(dw_bar.view())[i])
+                        .powi(2);
                     let bound = 4.0 * (gamma * s_i / (nu[i] * nu[i]) + f64::EPSILON);
                     let diff = (&merged.row(i) - &dense.row(i))
                         .mapv(|x| x * x)

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::models::{MlpConfig, ModelKind, TransformerConfig, WidthMode};
 use crate::optim::{OptimizerConfig, Rule};
 use crate::scalar::{with_product_threads, Precision};
+use crate::studies::engine::free_cores;
 use crate::studies::report::train::train_table;
 use crate::studies::spec::{allowed_tasks, ModelSpec, Pretrain, RunSpec};
 use crate::tasks::{TaskKind, TaskSpec};
@@ -269,9 +270,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let spec = a.spec()?;
     spec.check()?;
     println!("{}", spec.describe()?);
-    // One run: its large products use every core (the numbers do not depend on it, see `scalar`).
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let outcome = with_product_threads(cores, || match spec.precision {
+    // One run: its large products use the cores other processes leave free (the numbers do not depend on it).
+    let outcome = with_product_threads(free_cores(), || match spec.precision {
         Precision::F64 => spec.run::<f64, _>(&mut ()),
         Precision::F32 => spec.run::<f32, _>(&mut ()),
     })?;

@@ -224,6 +224,21 @@ pub fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The cores other processes leave free: the cores this process may use minus the 1-minute load average (rounded
+/// down; `/proc/loadavg`), at least 1; every core when the system does not say. A product split over a core another
+/// process is busy on waits for it (measured on a shared 2-core machine: 0.4–0.9× the sequential step), so a study
+/// splits products only over free cores unless `--threads` asks for them explicitly.
+pub fn free_cores() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok());
+    match load {
+        Some(l) if l.is_finite() && l >= 0.0 => cores.saturating_sub(l as usize).clamp(1, cores),
+        _ => cores,
+    }
+}
+
 /// `bytes` in GiB with two decimals.
 pub fn gib(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
@@ -471,9 +486,15 @@ impl<S: Study> Opened<'_, S> {
             .build()
             .map_err(|e| Error::invalid("--threads", e, "a usable thread count"))?;
         // Workers take the groups in order (largest first) from one queue, so the last to finish is a small one. With
-        // fewer groups than threads, each group's large products use the idle threads (numbers unchanged: see scalar).
+        // fewer groups than threads, each group's large products use the idle threads (numbers unchanged: see scalar),
+        // if other processes leave them free or `--threads` asked for them.
         let loopers = workers.min(groups.len()).max(1);
-        let product_threads = threads / loopers;
+        let spare = if opts.threads.is_some() {
+            threads
+        } else {
+            threads.min(free_cores())
+        };
+        let product_threads = (spare / loopers).max(1);
         let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
         pool.install(|| {
             (0..loopers).into_par_iter().try_for_each(|_| {
