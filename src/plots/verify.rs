@@ -145,17 +145,21 @@ fn invariance<DB: DrawingBackend>(
         .y_desc("log₁₀ ‖ΔW − ΔW′‖ / ‖ΔW‖")
         .draw()
         .map_err(plot_err)?;
-    for (y, what) in [(SAME, "round-off bound"), (DIFFERENT, "real difference")] {
+    for (y, what, shade) in [
+        (SAME, "round-off bound", 0.35),
+        (DIFFERENT, "real difference", 0.8),
+    ] {
+        let style: ShapeStyle = BLACK.mix(shade).into();
         chart
             .draw_series(DashedLineSeries::new(
                 vec![(0.5, y.log10()), (steps + 0.5, y.log10())],
                 6,
                 4,
-                BLACK.mix(0.4).into(),
+                style,
             ))
             .map_err(plot_err)?
             .label(format!("{what} {y:e}"))
-            .legend(line_key(BLACK.mix(0.4).into()));
+            .legend(line_key(style));
     }
     for (i, (name, v)) in pairs(m).iter().enumerate() {
         let c = colour(i);
