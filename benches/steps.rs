@@ -12,8 +12,9 @@
 //! `Model::forward` → `train::mse` → `Model::backward` → `Optimizer::step_views`. The batch and its targets are fixed;
 //! the model keeps training across iterations (η is small enough that it stays finite, which is checked after each
 //! benchmark). Methods: `full`, `lora`, `dora`, `singlora`, `singlora_dora`; dtypes f32 and f64; widths
-//! 64 … 8192. A step runs single-threaded (the crate's products are sequential by design), so the number does not
-//! depend on the machine's thread count.
+//! 64 … 8192. A step runs single-threaded (products split over threads only inside `scalar::with_product_threads`,
+//! which the bench does not call), so the number does not depend on the machine's thread count. The allocator keeps
+//! freed memory, as the `singlora` binary sets it (`alloc::keep_freed_memory`).
 //!
 //! `gemm_xwt/<dtype>/<n>`, `gemm_gw/<dtype>/<n>`, `gemm_gtx/<dtype>/<n>`: the three dense products a step is made of,
 //! through `singlora::linalg`, with b = 64: the forward $XW_0^\top$ (`mm_nt`, (b×n)·(n×n)ᵀ), the input gradient $GW_0$
@@ -26,8 +27,7 @@
 //! GFLOP/s. Only matrix products are counted (2·m·k·n each); element-wise work (ReLU, the loss, DoRA's row norms and
 //! scalings, Adam's update: O(b·n + n² + parameters)) is not. "Needed" means what an autograd engine must run:
 //! the frozen input map gets no weight gradient, and since its input is data, no one needs the gradient with respect
-//! to `hidden.1`'s input either (singlora currently computes that one anyway: it is work the step does not need, and
-//! it is not counted). With b = 64, d₀ = 16, r = 8 and the two adapted n × n maps `hidden.1` (bottom) and `hidden.2`
+//! to `hidden.1`'s input either (singlora skips it). With b = 64, d₀ = 16, r = 8 and the two adapted n × n maps `hidden.1` (bottom) and `hidden.2`
 //! (top):
 //!
 //! - frozen maps, every method: input forward 2·b·d₀·n; readout forward 2·b·n and its input gradient 2·b·n.
@@ -38,13 +38,16 @@
 //! - `singlora` per adapted map: the same count with $A_{in}$, $A_{out}$ in place of $A^\top$, $B$: forward
 //!   $XA_{in}$, $(XA_{in})A_{out}^\top$; backward $GA_{out}$, $G^\top(XA_{in})$, $X^\top(GA_{out})$; top input
 //!   gradient $(GA_{out})A_{in}^\top$.
-//! - `dora`, `singlora_dora`: their update's count, plus materialising $\widetilde{\Delta W}$ ($BA$ or
-//!   $A_{out}A_{in}^\top$, 2·n²·r) once per map for the row norms of $V = W_0 + c\widetilde{\Delta W}$. The magnitude's
-//!   gradient needs $XV^\top$, which is the forward's output before the scaling, so no extra product.
-//! - `full` per adapted map: forward $XD^\top$ 2·b·n², backward $\partial D = G^\top X$ 2·b·n²; the top map's input
-//!   gradient adds $GD$, 2·b·n².
+//! - `dora`, `singlora_dora`: their update's count, plus the row norms of $V = W_0 + c\widetilde{\Delta W}$ without
+//!   forming it: the cross term needs $W_0A^\top$ (or $W_0A_{in}$), 2·n²·r per map (the Gram $AA^\top$ and
+//!   $B\,AA^\top$ are O(n·r²)); the full-norm variant's projection term adds $(EB)^\top W_0$, another 2·n²·r, which
+//!   the bench's default (detached) does not run. The magnitude's gradient needs $XV^\top$, which is the forward's
+//!   output before the scaling, so no extra product.
+//! - `full` per adapted map: what an engine training $W = W_0 + D$ runs: forward $XW^\top$ (the base's 2·b·n²),
+//!   backward $\partial D = G^\top X$ 2·b·n²; the top map's input gradient $GW$ (the base's). singlora multiplies
+//!   by the merged $W_0 + cD$, so it runs exactly these.
 //!
-//! Totals, with $F_0 = 2bd_0n + 4bn$: full $F_0 + 14bn^2$; lora and singlora $F_0 + 6bn^2 + 22bnr$; dora and
+//! Totals, with $F_0 = 2bd_0n + 4bn$: full $F_0 + 10bn^2$; lora and singlora $F_0 + 6bn^2 + 22bnr$; dora and
 //! singlora_dora $F_0 + 6bn^2 + 22bnr + 4n^2r$. The low-rank products are a share 22r/(6n) of the base's: 46% at
 //! n = 64, 3% at n = 1024, so from n ≈ 512 on a LoRA step is three (b×n)·(n×n) GEMMs plus small change.
 //!
@@ -63,21 +66,14 @@ use criterion::{
     Throughput,
 };
 use ndarray::Array2;
-use singlora::adapters::{AdapterConfig, Method};
+use singlora::adapters::Method;
 use singlora::linalg::{mm, mm_nt, mm_tn};
-use singlora::models::{Mlp, MlpConfig, Model};
-use singlora::optim::{OptimizerConfig, Rule};
 use singlora::rng::{normal_matrix, SeedRng};
 use singlora::Scalar;
 
-/// Batch size b.
-const BATCH: usize = 64;
-/// Adapter rank r.
-const RANK: usize = 8;
-/// Input dimension d₀ of the MLP.
-const INPUT_DIM: usize = 16;
-/// Number of hidden layers (so `hidden.1` and `hidden.2` are the adapted n × n maps).
-const DEPTH: usize = 3;
+mod common;
+use common::{Step, BATCH, INPUT_DIM, RANK};
+
 /// Widths n of the step benchmarks.
 const WIDTHS: [usize; 8] = [64, 128, 256, 512, 1024, 2048, 4096, 8192];
 
@@ -89,62 +85,10 @@ fn step_flops(method: Method, n: usize) -> u64 {
     let low_rank = 22 * b * n * r;
     frozen
         + match method {
-            Method::Full => 14 * b * n * n,
+            Method::Full => 10 * b * n * n,
             Method::Lora | Method::Singlora => base + low_rank,
             Method::Dora | Method::SingloraDora => base + low_rank + 4 * n * n * r,
         }
-}
-
-/// One model, its optimiser and a fixed batch: everything a training step touches.
-struct Step<T: Scalar> {
-    model: Mlp<T>,
-    optimizer: singlora::optim::Optimizer,
-    factors: Vec<f64>,
-    x: Array2<T>,
-    y: Array2<T>,
-}
-
-impl<T: Scalar> Step<T> {
-    /// The MLP 16 → n → n → n → 1 with `method` on both hidden maps, its Adam optimiser, a Gaussian batch and a
-    /// random target.
-    fn new(method: Method, n: usize) -> Self {
-        let mlp = MlpConfig {
-            width: n,
-            depth: DEPTH,
-            adapt: vec!["hidden".into()],
-            ..MlpConfig::new(n)
-        };
-        let adapter = AdapterConfig::new(method).rank_alpha(RANK, 8.0);
-        let model = mlp
-            .build(mlp.base_weights::<T>(0), &adapter, 1)
-            .expect("the benchmark's MLP builds");
-        let opt_cfg = OptimizerConfig::new(Rule::adam(), 1e-3);
-        let factors = model
-            .params_info()
-            .iter()
-            .map(|p| opt_cfg.groups.factor(p.info.role, n))
-            .collect();
-        let x = normal_matrix(&mut SeedRng::new(2, "bench.x"), BATCH, INPUT_DIM, 1.0);
-        let y = normal_matrix(&mut SeedRng::new(2, "bench.y"), BATCH, 1, 1.0);
-        Self {
-            model,
-            optimizer: opt_cfg.init().expect("valid optimiser"),
-            factors,
-            x,
-            y,
-        }
-    }
-
-    /// One training step (forward, loss, backward, Adam); returns the loss before the step.
-    fn run(&mut self) -> f64 {
-        let u = T::one();
-        let (out, cache) = self.model.forward(&self.x, u);
-        let (loss, g) = singlora::train::mse(&out, &self.y);
-        let grads = self.model.backward(&cache, &g, u);
-        self.optimizer
-            .step_views(self.model.params_mut(), &grads, &self.factors);
-        loss
-    }
 }
 
 /// Criterion's settings for a benchmark whose one iteration takes about `seconds`: wide widths get the minimum of
@@ -231,6 +175,8 @@ fn bench_gemm_dtype<T: Scalar>(c: &mut Criterion) {
 }
 
 fn steps(c: &mut Criterion) {
+    // As the `singlora` binary does.
+    singlora::alloc::keep_freed_memory();
     bench_steps_dtype::<f64>(c);
     bench_steps_dtype::<f32>(c);
 }

@@ -180,3 +180,12 @@ pub fn solve_spd(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Option<Array
 pub fn cast<S: Scalar, T: Scalar>(a: ArrayView2<'_, S>) -> Array2<T> {
     a.mapv(|v| T::of(v.f64()))
 }
+
+/// The ordinary least-squares slope of y on x, $\sum (x - \bar x)(y - \bar y) / \sum (x - \bar x)^2$.
+pub fn ols_slope(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx) * (a - mx)).sum();
+    sxy / sxx
+}

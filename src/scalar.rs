@@ -1,12 +1,56 @@
 //! The floating-point types singlora computes in.
 //!
 //! Proofs run in `f64`; studies may run in `f32`. Every heavy product goes through [`Scalar::gemm`], which calls
-//! faer's matrix multiply on zero-copy views of ndarray storage. It always runs sequentially (`Par::Seq`), so a run's
-//! numbers never depend on the thread count: parallelism lives one level up, across independent runs.
+//! faer's matrix multiply on zero-copy views of ndarray storage. Products run sequentially (`Par::Seq`) unless the
+//! calling thread asked for more ([`with_product_threads`]: one wide run when a study has fewer runs than cores);
+//! then products of at least [`PAR_MIN_WORK`] multiply–adds split their output tiles over the threads of the current
+//! rayon pool. Each output entry is still one dot product over the same k-blocks in the same order, so the numbers do
+//! not depend on the thread count (tests/threads.rs checks 1 against 2 threads bit for bit). Products with a single
+//! output row or column stay sequential whatever was asked: faer's parallel matrix–vector kernel splits the inner
+//! dimension and would round differently.
 
+use std::cell::Cell;
 use std::fmt::{Debug, Display};
 
 use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// The smallest product $m\cdot k\cdot n$ (multiply–adds) split over threads: below it the hand-off costs more than
+/// it saves (a 64 × 256 by 256 × 256 product, about 0.3 ms on one core).
+pub const PAR_MIN_WORK: usize = 1 << 22;
+
+thread_local! {
+    /// Threads the products of this thread may use (1: sequential).
+    static PRODUCT_THREADS: Cell<usize> = const { Cell::new(1) };
+}
+
+/// Runs `f` with this thread's large products split over `threads` threads of the current rayon pool (see the
+/// module doc; `threads` ≤ 1 means sequential), restoring the previous setting afterwards, even on a panic.
+pub fn with_product_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PRODUCT_THREADS.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(PRODUCT_THREADS.with(|t| t.replace(threads.max(1))));
+    f()
+}
+
+/// The threads this thread's products may use ([`with_product_threads`]).
+pub fn product_threads() -> usize {
+    PRODUCT_THREADS.with(Cell::get)
+}
+
+/// faer's parallelism for an $(m\times k)(k\times n)$ product on this thread.
+fn product_par(m: usize, k: usize, n: usize) -> faer::Par {
+    let threads = product_threads();
+    let big = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_WORK;
+    if threads > 1 && big && m > 1 && n > 1 && k > 1 {
+        faer::Par::rayon(threads)
+    } else {
+        faer::Par::Seq
+    }
+}
 
 /// A real floating-point scalar: `f32` or `f64`.
 pub trait Scalar:
@@ -133,7 +177,8 @@ macro_rules! impl_scalar {
                 } else {
                     faer::Accum::Replace
                 };
-                faer::linalg::matmul::matmul(fc, accum, fa, fb, alpha, faer::Par::Seq);
+                let par = product_par(m, a.ncols(), n);
+                faer::linalg::matmul::matmul(fc, accum, fa, fb, alpha, par);
                 clear_upper_simd_state();
             }
 

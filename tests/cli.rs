@@ -39,6 +39,8 @@ fn bad_layer_arguments_fail_with_one_line() {
         (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--out", "/nonexistent-singlora-dir/x.safetensors"], "/nonexistent-singlora-dir/x.safetensors: No such file or directory"),
         (&["layer", "--method", "lora", "--d-in", "four", "--d-out", "4", "--out", o], "'four' for '--d-in <D_IN>'"),
         (&["synthetic", "--lr", "0"], "invalid lr = 0: expected a finite number > 0"),
+        (&["attention", "--rank", "20"], "invalid --rank = 20: expected at most width/2 = 16 (SingLoRA 2r is compared)"),
+        (&["attention", "--seq-len", "0"], "invalid --seq-len = 0: expected a positive integer"),
         (&["train", "--width", "0"], "invalid width = 0: expected a positive integer"),
         (&["train", "--width", "8", "--method", "lora", "--rank", "9"], "invalid rank = 9: expected an integer in 1..=8 (min(d_in, d_out) for this 8x8 layer) (layer hidden.1)"),
         (&["train", "--lr", "-0.1"], "invalid lr = -0.1: expected a finite number > 0"),
@@ -193,7 +195,7 @@ fn sweep_and_plot_from_the_command_line() {
         "figures/coord_dz_rms.png",
         "figures/coord_dz_rms.svg",
         "figures/slopes_dz_rms.png",
-        "figures/loss_loraplus_c0.5.png",
+        "figures/loss.png",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }

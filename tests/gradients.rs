@@ -267,3 +267,55 @@ fn saddles_at_zero_factors() {
     assert!(grads.params[0].iter().all(|&v| v == 0.0), "∂A ≠ 0 at B = 0");
     assert!(common::frob(&grads.params[1]) > 1e-3, "∂B = 0 at B = 0");
 }
+
+/// DoRA's row norms in factored form, $\lVert V_i\rVert^2 = \lVert W_{0,i}\rVert^2 + 2c\langle W_{0,i},
+/// \widetilde{\Delta W}_i\rangle + c^2\lVert\widetilde{\Delta W}_i\rVert^2$ (never a dense $V$), against the dense
+/// $\lVert W_{0,i} + c\widetilde{\Delta W}_i\rVert$, read through `merged_weight` $= \mathrm{diag}(\omega/\nu)V$.
+///
+/// Bound: each side is a sum of at most $d_{in} + 2r + 4$ rounded products of entries whose absolute sum is at most
+/// $S_i = (\lVert W_{0,i}\rVert + |c|\,\lVert\widetilde{\Delta W}_i\rVert)^2$ (Cauchy–Schwarz on the cross term), so
+/// each squared norm is within $\gamma S_i$ of the exact one, $\gamma = (d_{in} + 2r + 4)\,\varepsilon$ (the standard
+/// dot-product bound; the factors' own Gram products are folded into the $2r$). The rows of the merged weight then
+/// differ by the factor $\nu_{dense}/\nu_{factored}$, i.e. relatively by at most $2\gamma S_i / (2\lVert V_i\rVert^2)$
+/// plus one rounding of the ratio. Asserted with 4× head-room.
+#[test]
+fn dora_factored_norms_match_the_dense_norms() {
+    for method in [Method::Dora, Method::SingloraDora] {
+        for &(d_in, d_out) in &SHAPES {
+            for u in [0.4, 1.0] {
+                let r = 2;
+                let layer = random_layer(
+                    method,
+                    d_in,
+                    d_out,
+                    r,
+                    Scaling::AlphaOverR,
+                    DoraNorm::Full,
+                    9,
+                );
+                let c = layer.c(u);
+                let dw = layer.update.delta_w();
+                let v = &layer.w0 + &(&dw * c);
+                let nu = row_norms(v.view());
+                let omega = layer.magnitude.clone().unwrap();
+                let dense = &v * &(&omega / &nu).insert_axis(ndarray::Axis(1));
+                let merged = layer.merged_weight(u);
+                let gamma = (d_in + 2 * r + 4) as f64 * f64::EPSILON;
+                for i in 0..d_out {
+                    let s_i =
+                        (row_norms(layer.w0.view())[i] + c.abs() * row_norms(dw.view())[i]).powi(2);
+                    let bound = 4.0 * (gamma * s_i / (nu[i] * nu[i]) + f64::EPSILON);
+                    let diff = (&merged.row(i) - &dense.row(i))
+                        .mapv(|x| x * x)
+                        .sum()
+                        .sqrt();
+                    let rel = diff / dense.row(i).mapv(|x| x * x).sum().sqrt();
+                    assert!(
+                        rel <= bound,
+                        "{method} {d_out}x{d_in} u={u} row {i}: {rel:e} > {bound:e}"
+                    );
+                }
+            }
+        }
+    }
+}

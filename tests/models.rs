@@ -155,7 +155,8 @@ fn short_run(threads: usize) -> (Vec<f64>, Vec<f64>) {
     })
 }
 
-/// Same seed ⇒ identical losses with 1 and 2 threads (bitwise: products run sequentially inside a run).
+/// Same seed ⇒ identical losses with 1 and 2 threads (bitwise; products split over threads are checked in
+/// tests/threads.rs).
 #[test]
 fn identical_losses_with_one_and_two_threads() {
     assert_eq!(short_run(1), short_run(2));

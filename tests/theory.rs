@@ -585,7 +585,12 @@ fn slope_bias(f: impl Fn(f64) -> f64) -> f64 {
 #[test]
 fn one_layer_first_step_agrees_off_the_table() {
     let n_batch = BATCH as f64;
-    let coherence = slope_bias(|n| 0.5 * (1.0 + std::f64::consts::PI * n_batch / n).ln());
+    let coherence = singlora::theory::finite::coherence_bias(BATCH, &WIDTHS);
+    assert!(
+        (coherence - slope_bias(|n| 0.5 * (1.0 + std::f64::consts::PI * n_batch / n).ln())).abs()
+            < 1e-12,
+        "the library's bias is the formula derived here"
+    );
     let competing_in = slope_bias(|n| -0.5 * (1.0 + 32.0 / n).ln());
     let competing_out = slope_bias(|n| {
         let r = (32.0 / n).sqrt();

@@ -31,6 +31,9 @@ impl<T: Scalar> Update<T> for Dense<T> {
     fn delta_w(&self) -> Array2<T> {
         self.d.clone()
     }
+    fn dense(&self) -> Option<ArrayView2<'_, T>> {
+        Some(self.d.view())
+    }
     /// $X D^\top$.
     fn apply(&self, x: ArrayView2<'_, T>) -> Array2<T> {
         mm_nt(x, self.d.view())

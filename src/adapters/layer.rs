@@ -3,23 +3,32 @@
 //!
 //! Plain adapters (full, LoRA, SingLoRA):
 //! $$Y = XW_0^\top + c\,X\widetilde{\Delta W}^\top,\qquad c = s\,u,$$
-//! so the scale never touches the base (bug B13 is impossible by construction).
+//! so the scale never touches the base (bug B13 is impossible by construction). Full fine-tuning computes it as
+//! $Y = X(W_0 + cD)^\top$ and $\partial X = G(W_0 + cD)$, one product each instead of two (the merged weight lives
+//! for one forward–backward pair, in a buffer the layer reuses); at $D = 0$ the merged weight is $W_0$ exactly.
 //!
 //! DoRA (PEFT, `src/peft/tuners/lora/dora.py`), around any update: $V = W_0 + c\widetilde{\Delta W}$,
 //! $\nu_i = \max(\lVert V_{i,:}\rVert_2, \varepsilon)$, $k = \omega/\nu$,
 //! $$Y = (k - 1)\odot(XW_0^\top) + k\odot c\,X\widetilde{\Delta W}^\top + XW_0^\top = X\,(\mathrm{diag}(k)V)^\top.$$
 //! The first form is PEFT's and is what we compute: at initialisation $\omega = \nu$ so $k = 1$ exactly and the layer
-//! reproduces the base bit for bit.
+//! reproduces the base bit for bit. $V$ is never formed in a forward or backward pass: the row norms come from the
+//! precomputed $\lVert W_{0,i}\rVert^2$, the cross term and the low-rank Gram ([`RowTerms`]),
+//! $\lVert V_i\rVert^2 = \lVert W_{0,i}\rVert^2 + 2c\langle W_{0,i}, \widetilde{\Delta W}_i\rangle +
+//! c^2\lVert\widetilde{\Delta W}_i\rVert^2$, the magnitude's gradient from $P = XV^\top = XW_0^\top +
+//! c\,X\widetilde{\Delta W}^\top$ kept by the forward ([`Kept`]), and the full norm's projection term from
+//! [`Update::grad_rows`].
 
-use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD, Axis};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 
 use super::config::{AdapterConfig, DoraNorm, Init, Method};
 use super::full::Dense;
 use super::lora::LowRank;
 use super::singlora::Symmetric;
-use super::update::{ParamInfo, Role, Update};
+use super::update::{row_dots, row_norms_sq, ParamInfo, Role, RowTerms, Update};
 use crate::error::Result;
-use crate::linalg::{mm_nt, row_norms, scale_cols, scale_rows};
+use crate::linalg::{mm_nt, scale_rows};
 use crate::rng::{normal_matrix, uniform_matrix, SeedRng};
 use crate::scalar::Scalar;
 
@@ -43,6 +52,37 @@ pub struct AdaptedLinear<T: Scalar> {
     pub scale: f64,
     /// The configuration this layer was built from.
     pub config: AdapterConfig,
+    /// $\lVert W_{0,i}\rVert^2$ per row (DoRA's norms; computed on first use, $W_0$ being frozen).
+    w0_sq: OnceLock<Array1<T>>,
+    /// Full fine-tuning's merged weight $W_0 + cD$, reused from step to step (see [`AdaptedLinear::forward_kept`]).
+    merged: Mutex<Option<Arc<Array2<T>>>>,
+}
+
+/// DoRA's state at one ramp value: the [`RowTerms`], the floored row norms $\nu$ of $V = W_0 + c\widetilde{\Delta W}$,
+/// the ratio $k = \omega/\nu$, and which rows sit on the floor.
+pub struct DoraRatio<T: Scalar> {
+    /// The row terms of the update against $W_0$.
+    pub terms: RowTerms<T>,
+    /// $\nu_i = \max(\lVert V_i\rVert, \varepsilon)$.
+    pub nu: Array1<T>,
+    /// $k = \omega/\nu$.
+    pub k: Array1<T>,
+    /// Rows whose norm is below ε (or NaN).
+    pub floored: Vec<bool>,
+}
+
+/// What a layer's forward pass keeps for its backward, so that the backward recomputes no product of the forward.
+pub enum Kept<T: Scalar> {
+    /// DoRA: its [`DoraRatio`] and $P = XV^\top = XW_0^\top + c\,X\widetilde{\Delta W}^\top$, the output before the
+    /// magnitude scaling (what $\partial\omega$ needs).
+    Dora {
+        /// The row norms and ratio of the forward.
+        ratio: DoraRatio<T>,
+        /// $P = XW_0^\top + c\,X\widetilde{\Delta W}^\top$.
+        p: Array2<T>,
+    },
+    /// Full fine-tuning: the merged weight $W = W_0 + cD$ the forward multiplied by, which $\partial X = GW$ reuses.
+    Merged(Arc<Array2<T>>),
 }
 
 impl<T: Scalar> AdaptedLinear<T> {
@@ -121,6 +161,8 @@ impl<T: Scalar> AdaptedLinear<T> {
             magnitude: None,
             scale,
             config,
+            w0_sq: OnceLock::new(),
+            merged: Mutex::new(None),
         };
         if layer.config.method.has_magnitude() {
             layer.reset_magnitude(T::of(layer.config.ramp.u(0)));
@@ -133,7 +175,7 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// on layers without a magnitude.
     pub fn reset_magnitude(&mut self, u: T) {
         if self.magnitude.is_some() || self.config.method.has_magnitude() {
-            self.magnitude = Some(row_norms(self.direction(u).view()));
+            self.magnitude = Some(self.row_norms_sq(u).0.mapv(|v| v.sqrt()));
         }
     }
 
@@ -165,55 +207,157 @@ impl<T: Scalar> AdaptedLinear<T> {
         v
     }
 
-    /// DoRA's floored row norms $\nu$ and the ratio $k = \omega/\nu$, plus which rows sit on the floor.
-    fn dora_ratio(
-        &self,
-        magnitude: &Array1<T>,
-        u: T,
-    ) -> (Array1<T>, Array1<T>, Array2<T>, Vec<bool>) {
-        let v = self.direction(u);
+    /// $\lVert V_i\rVert^2$ for $V = W_0 + c\widetilde{\Delta W}$ at ramp value `u`, from $\lVert W_{0,i}\rVert^2$
+    /// and the update's factored [`RowTerms`] (which are returned too): never a dense $V$.
+    fn row_norms_sq(&self, u: T) -> (Array1<T>, RowTerms<T>) {
+        let w0_sq = self
+            .w0_sq
+            .get_or_init(|| row_dots(self.w0.view(), self.w0.view()));
+        let terms = self.update.row_terms(self.w0.view());
+        (row_norms_sq(w0_sq.view(), &terms, self.c(u)), terms)
+    }
+
+    /// DoRA's [`DoraRatio`] for magnitude `omega` at ramp value `u`.
+    fn dora_ratio(&self, omega: &Array1<T>, u: T) -> DoraRatio<T> {
+        let (sq, terms) = self.row_norms_sq(u);
         let eps = T::of(self.config.dora_eps);
-        let raw = row_norms(v.view());
+        let raw = sq.mapv(|v| v.sqrt());
         // Below the floor, or NaN (which the floor replaces too).
         let floored: Vec<bool> = raw
             .iter()
             .map(|x| matches!(x.partial_cmp(&eps), None | Some(std::cmp::Ordering::Less)))
             .collect();
         let nu = raw.mapv(|x| if x >= eps { x } else { eps });
-        let k = magnitude / &nu;
-        (nu, k, v, floored)
+        let k = omega / &nu;
+        DoraRatio {
+            terms,
+            nu,
+            k,
+            floored,
+        }
     }
 
     /// The forward pass on a batch $X \in \mathbb R^{b\times d_{in}}$ at ramp value `u`, in factored form.
     #[track_caller]
     pub fn forward(&self, x: ArrayView2<'_, T>, u: T) -> Array2<T> {
+        self.forward_kept(x, None, u).0
+    }
+
+    /// The forward pass given the base product `base` $= XW_0^\top$ (which a full-batch run computes once): bit for
+    /// bit [`AdaptedLinear::forward`].
+    #[track_caller]
+    pub fn forward_on_base(&self, x: ArrayView2<'_, T>, base: Array2<T>, u: T) -> Array2<T> {
+        self.forward_kept(x, Some(base), u).0
+    }
+
+    /// [`AdaptedLinear::forward`] (given the base product `base` $= XW_0^\top$ if it is known) and what the backward
+    /// reuses ([`Kept`]; DoRA and full fine-tuning). Full fine-tuning multiplies by the merged $W = W_0 + cD$, one
+    /// product instead of two, and so ignores `base` (except as the output's storage): the result does not depend on
+    /// whether `base` was given.
+    #[track_caller]
+    pub fn forward_kept(
+        &self,
+        x: ArrayView2<'_, T>,
+        base: Option<Array2<T>>,
+        u: T,
+    ) -> (Array2<T>, Option<Kept<T>>) {
+        self.check_input(x, "forward");
+        if let Some(b) = &base {
+            assert_eq!(
+                b.dim(),
+                (x.nrows(), self.d_out()),
+                "forward: the base product is {:?}, need {}x{}",
+                b.dim(),
+                x.nrows(),
+                self.d_out()
+            );
+        }
+        let c = self.c(u);
+        if self.update.dense().is_some() {
+            let w = self.merged_buffer(c);
+            let mut y = base.unwrap_or_else(|| Array2::zeros((x.nrows(), self.d_out())));
+            T::gemm(T::one(), x, w.t(), false, y.view_mut());
+            return (y, Some(Kept::Merged(w)));
+        }
+        let mut base = base.unwrap_or_else(|| self.base_forward(x));
+        let Some(omega) = &self.magnitude else {
+            self.update.apply_acc(x, c, base.view_mut());
+            return (base, None);
+        };
+        let (y, kept) = self.dora_forward(x, base, self.dora_ratio(omega, u), c);
+        (y, Some(kept))
+    }
+
+    /// DoRA's forward from the base product: PEFT's $(k - 1)\odot b + k\odot d + b$ with $d = c\,X\widetilde{\Delta
+    /// W}^\top$, and $P = b + d$ for the backward, in one pass over the output (no temporary of its size).
+    fn dora_forward(
+        &self,
+        x: ArrayView2<'_, T>,
+        base: Array2<T>,
+        ratio: DoraRatio<T>,
+        c: T,
+    ) -> (Array2<T>, Kept<T>) {
+        let mut y = standard(self.update.apply(x));
+        let mut base = standard(base);
+        let n = self.d_out();
+        let k = ratio.k.as_slice().expect("k is contiguous");
+        let (ys, bs) = (y.as_slice_mut(), base.as_slice_mut());
+        let (ys, bs) = (ys.expect("standard layout"), bs.expect("standard layout"));
+        for (yr, br) in ys.chunks_exact_mut(n).zip(bs.chunks_exact_mut(n)) {
+            for ((yv, bv), &k) in yr.iter_mut().zip(br.iter_mut()).zip(k) {
+                let (delta, b) = (*yv * c, *bv);
+                *yv = ((k - T::one()) * b + k * delta) + b;
+                *bv = b + delta;
+            }
+        }
+        (y, Kept::Dora { ratio, p: base })
+    }
+
+    /// The merged weight $W_0 + cD$ of full fine-tuning, written into the layer's buffer when no earlier forward pass
+    /// still holds it (so steady training allocates no $d_{out}\times d_{in}$ matrix per step).
+    fn merged_buffer(&self, c: T) -> Arc<Array2<T>> {
+        let d = self
+            .update
+            .dense()
+            .expect("full fine-tuning has a dense update");
+        let mut slot = self.merged.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = match slot.take() {
+            Some(w) if Arc::strong_count(&w) == 1 && Arc::weak_count(&w) == 0 => w,
+            _ => Arc::new(Array2::zeros(self.w0.raw_dim())),
+        };
+        let buf = Arc::get_mut(&mut w).expect("the buffer is not shared");
+        let merge = |m: &mut T, w0: T, dv: T| *m = w0 + c * dv;
+        match (buf.as_slice_mut(), self.w0.as_slice(), d.as_slice()) {
+            (Some(m), Some(w0), Some(dv)) => {
+                for ((m, &w0), &dv) in m.iter_mut().zip(w0).zip(dv) {
+                    merge(m, w0, dv);
+                }
+            }
+            _ => ndarray::Zip::from(buf)
+                .and(&self.w0)
+                .and(d)
+                .for_each(|m, &w0, &dv| merge(m, w0, dv)),
+        }
+        *slot = Some(Arc::clone(&w));
+        w
+    }
+
+    #[track_caller]
+    fn check_input(&self, x: ArrayView2<'_, T>, what: &str) {
         assert_eq!(
             x.ncols(),
             self.d_in(),
-            "forward: X has {} columns, layer has d_in = {}",
+            "{what}: X has {} columns, layer has d_in = {}",
             x.ncols(),
             self.d_in()
         );
-        let mut base = self.base_forward(x);
-        match &self.magnitude {
-            None => {
-                self.update.apply_acc(x, self.c(u), base.view_mut());
-                base
-            }
-            Some(omega) => {
-                let delta = self.update.apply(x) * self.c(u);
-                let (_, k, _, _) = self.dora_ratio(omega, u);
-                // PEFT: (k − 1)⊙base + k⊙(c·XΔW̃ᵀ) + base.
-                let km1 = k.mapv(|v| v - T::one());
-                scale_cols(base.view(), km1.view()) + scale_cols(delta.view(), k.view()) + base
-            }
-        }
     }
 
     /// The backward pass: gradients of $L$ with respect to every trainable tensor and to $X$, given
     /// $G = \partial L/\partial Y$.
     ///
-    /// Plain: $\partial\theta = c\cdot$ [`Update::grad`]$(X, G)$, $\partial X = GW_0 + c\,G\widetilde{\Delta W}$.
+    /// Plain: $\partial\theta = c\cdot$ [`Update::grad`]$(X, G)$, $\partial X = GW_0 + c\,G\widetilde{\Delta W}$
+    /// (full fine-tuning: $G(W_0 + cD)$ with the forward's merged weight).
     ///
     /// DoRA, with $P = XV^\top$, $q_i = \sum_b G_{bi}P_{bi} = \langle (G_W)_{i,:}, V_{i,:}\rangle$:
     /// $\partial\omega_i = q_i/\nu_i$; detached: $\partial V = \mathrm{diag}(k)G_W$, i.e. the plain backward with
@@ -221,13 +365,38 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// where $\nu$ is the constant ε). $\partial X = G'W_0 + c\,G'\widetilde{\Delta W}$ in both cases.
     #[track_caller]
     pub fn backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>, u: T) -> LayerGrads<T> {
-        assert_eq!(
-            x.ncols(),
-            self.d_in(),
-            "backward: X has {} columns, layer has d_in = {}",
-            x.ncols(),
-            self.d_in()
-        );
+        let (params, gx) = self.grads(x, g, u, true);
+        LayerGrads {
+            params,
+            x: gx.expect("the input gradient was asked for"),
+        }
+    }
+
+    /// [`AdaptedLinear::backward`]'s parameter gradients and, when `input` is true, its $\partial L/\partial X$
+    /// (the lowest trainable map of a network skips it: $GW_0$ is a full-size product nothing needs). The parameter
+    /// gradients are bit for bit the same either way.
+    #[track_caller]
+    pub fn grads(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        self.grads_kept(x, g, u, input, None)
+    }
+
+    /// [`AdaptedLinear::grads`] given what the forward pass on `x` kept (`kept`, DoRA only; recomputed when `None`).
+    #[track_caller]
+    pub fn grads_kept(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+        kept: Option<&Kept<T>>,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        self.check_input(x, "backward");
         assert_eq!(
             g.ncols(),
             self.d_out(),
@@ -241,50 +410,91 @@ impl<T: Scalar> AdaptedLinear<T> {
             "backward: X and G have different batch sizes"
         );
         let c = self.c(u);
-        match &self.magnitude {
-            None => {
-                let mut gx = crate::linalg::mm(g, self.w0.view());
-                let params = self
-                    .update
-                    .grad_and_adjoint_acc(x, g, c, gx.view_mut())
-                    .into_iter()
-                    .map(|p| (p * c).into_dyn())
-                    .collect();
-                LayerGrads { params, x: gx }
+        let needs_kept = self.magnitude.is_some() || (input && self.update.dense().is_some());
+        let recomputed;
+        let kept = match kept {
+            None if needs_kept => {
+                recomputed = self.forward_kept(x, None, u).1;
+                recomputed.as_ref()
             }
-            Some(omega) => {
-                let (nu, k, v, floored) = self.dora_ratio(omega, u);
-                let p = mm_nt(x, v.view());
-                let q = (&g * &p).sum_axis(Axis(0));
-                let d_omega = &q / &nu;
-                let g_prime = scale_cols(g, k.view());
-                let mut params: Vec<Array2<T>> = self
-                    .update
-                    .grad(x, g_prime.view())
-                    .into_iter()
-                    .map(|p| p * c)
-                    .collect();
-                if self.config.dora_norm == DoraNorm::Full {
-                    let e = Array1::from_iter((0..self.d_out()).map(|i| {
-                        if floored[i] {
-                            T::zero()
-                        } else {
-                            -(omega[i] * q[i]) / (nu[i] * nu[i] * nu[i])
-                        }
-                    }));
-                    let proj = scale_rows(e.view(), v.view());
-                    for (acc, extra) in params.iter_mut().zip(self.update.grad_dense(proj.view())) {
-                        acc.scaled_add(c, &extra);
-                    }
+            kept => kept,
+        };
+        match (kept, &self.magnitude) {
+            (Some(Kept::Dora { ratio, p }), Some(omega)) => {
+                self.dora_grads(omega, (ratio, p), (x, g), c, input)
+            }
+            (Some(Kept::Merged(w)), None) if input => {
+                let params = self.update.grad(x, g);
+                (scaled_dyn(params, c), Some(crate::linalg::mm(g, w.view())))
+            }
+            (Some(Kept::Dora { .. }), None) | (None, Some(_)) => {
+                panic!("backward: the kept forward state is not this layer's (DoRA and plain mixed up)")
+            }
+            _ => self.plain_grads((x, g), c, input),
+        }
+    }
+
+    /// The plain branch of [`AdaptedLinear::grads_kept`]: $\partial\theta = c\cdot$ [`Update::grad`],
+    /// $\partial X = GW_0 + c\,G\widetilde{\Delta W}$.
+    fn plain_grads(
+        &self,
+        (x, g): (ArrayView2<'_, T>, ArrayView2<'_, T>),
+        c: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        let (params, gx) = if input {
+            let mut gx = crate::linalg::mm(g, self.w0.view());
+            let p = self.update.grad_and_adjoint_acc(x, g, c, gx.view_mut());
+            (p, Some(gx))
+        } else {
+            (self.update.grad(x, g), None)
+        };
+        (scaled_dyn(params, c), gx)
+    }
+
+    /// DoRA's branch of [`AdaptedLinear::grads_kept`], with $q_i = \sum_b G_{bi}P_{bi}$ and $G' = G\,\mathrm{diag}(k)$.
+    fn dora_grads(
+        &self,
+        omega: &Array1<T>,
+        (ratio, p): (&DoraRatio<T>, &Array2<T>),
+        (x, g): (ArrayView2<'_, T>, ArrayView2<'_, T>),
+        c: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        let DoraRatio {
+            terms,
+            nu,
+            k,
+            floored,
+        } = ratio;
+        let (q, g_prime) = magnitude_terms(g, p, k);
+        let d_omega = &q / nu;
+        let mut params = self.update.grad(x, g_prime.view());
+        for p in &mut params {
+            scale_in_place(p, c);
+        }
+        if self.config.dora_norm == DoraNorm::Full {
+            let e = Array1::from_iter((0..self.d_out()).map(|i| {
+                if floored[i] {
+                    T::zero()
+                } else {
+                    -(omega[i] * q[i]) / (nu[i] * nu[i] * nu[i])
                 }
-                let mut params: Vec<ArrayD<T>> = params.into_iter().map(|p| p.into_dyn()).collect();
-                params.push(d_omega.into_dyn());
-                let mut gx = crate::linalg::mm(g_prime.view(), self.w0.view());
-                self.update
-                    .apply_adjoint_acc(g_prime.view(), c, gx.view_mut());
-                LayerGrads { params, x: gx }
+            }));
+            let extra = self.update.grad_rows(e.view(), self.w0.view(), c, terms);
+            for (acc, extra) in params.iter_mut().zip(extra) {
+                acc.scaled_add(c, &extra);
             }
         }
+        let mut params: Vec<ArrayD<T>> = params.into_iter().map(|p| p.into_dyn()).collect();
+        params.push(d_omega.into_dyn());
+        let gx = input.then(|| {
+            let mut gx = crate::linalg::mm(g_prime.view(), self.w0.view());
+            self.update
+                .apply_adjoint_acc(g_prime.view(), c, gx.view_mut());
+            gx
+        });
+        (params, gx)
     }
 
     /// The effective update $W - W_0$ at ramp value `u`, materialised: $c\,\widetilde{\Delta W}$, or for DoRA
@@ -303,8 +513,8 @@ impl<T: Scalar> AdaptedLinear<T> {
         match &self.magnitude {
             None => self.direction(u),
             Some(omega) => {
-                let (_, k, v, _) = self.dora_ratio(omega, u);
-                scale_rows(k.view(), v.view())
+                let k = self.dora_ratio(omega, u).k;
+                scale_rows(k.view(), self.direction(u).view())
             }
         }
     }
@@ -323,7 +533,7 @@ impl<T: Scalar> AdaptedLinear<T> {
             p.assign(&draw.into_shape_with_order(dim).expect("same size"));
         }
         if self.magnitude.is_some() {
-            let nu = row_norms(self.direction(u).view());
+            let nu = self.row_norms_sq(u).0.mapv(|v| v.sqrt());
             let mut rng = SeedRng::new(seed, "random.lora_magnitude_vector");
             self.magnitude = Some(nu.mapv(|x| x * T::of(1.0 + 0.5 * rng.uniform(1.0))));
         }
@@ -364,6 +574,60 @@ impl<T: Scalar> AdaptedLinear<T> {
     /// $d_{in}d_{out}$ for full fine-tuning, plus $d_{out}$ for DoRA's magnitude.
     pub fn num_trainable(&self) -> usize {
         self.update.num_trainable() + self.magnitude.as_ref().map_or(0, |m| m.len())
+    }
+}
+
+/// `a` in standard (row-major, contiguous) layout, copied only if it is not.
+fn standard<T: Scalar>(a: Array2<T>) -> Array2<T> {
+    if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    }
+}
+
+/// DoRA's $q_i = \sum_b G_{bi}P_{bi}$ and $G' = G\,\mathrm{diag}(k)$, row by row over contiguous slices (so the
+/// loops vectorise); $q$ sums the rows in order.
+fn magnitude_terms<T: Scalar>(
+    g: ArrayView2<'_, T>,
+    p: &Array2<T>,
+    k: &Array1<T>,
+) -> (Array1<T>, Array2<T>) {
+    let n = k.len();
+    let (g, p) = (g.as_standard_layout(), p.as_standard_layout());
+    let (gs, ps) = (
+        g.as_slice().expect("standard"),
+        p.as_slice().expect("standard"),
+    );
+    let k = k.as_slice().expect("k is contiguous");
+    let mut q = vec![T::zero(); n];
+    let mut g_prime = Vec::with_capacity(gs.len());
+    for (gr, pr) in gs.chunks_exact(n).zip(ps.chunks_exact(n)) {
+        for ((q, &gv), &pv) in q.iter_mut().zip(gr).zip(pr) {
+            *q += gv * pv;
+        }
+        g_prime.extend(gr.iter().zip(k).map(|(&gv, &kv)| gv * kv));
+    }
+    let g_prime = Array2::from_shape_vec(g.dim(), g_prime).expect("b × d_out");
+    (Array1::from_vec(q), g_prime)
+}
+
+/// Every gradient times `c` (in place), in the dynamic-dimension form optimisers consume.
+fn scaled_dyn<T: Scalar>(grads: Vec<Array2<T>>, c: T) -> Vec<ArrayD<T>> {
+    grads
+        .into_iter()
+        .map(|mut p| {
+            scale_in_place(&mut p, c);
+            p.into_dyn()
+        })
+        .collect()
+}
+
+/// $A \leftarrow cA$; no pass at all when $c = 1$, where $v\cdot 1 = v$ exactly (full fine-tuning's $s = 1$, and
+/// LoRA's α = r, at u = 1).
+fn scale_in_place<T: Scalar>(a: &mut Array2<T>, c: T) {
+    if c != T::one() {
+        a.mapv_inplace(|v| v * c);
     }
 }
 

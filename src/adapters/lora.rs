@@ -2,10 +2,10 @@
 //! (`lora_B.weight`, output side, zero-initialised), $A \in \mathbb R^{r\times d_{in}}$ (`lora_A.weight`).
 //! The layer multiplies by $s = \alpha/r$ (or $\alpha/\sqrt r$, rsLoRA) exactly as PEFT's `scaling`.
 
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
+use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
 
-use super::update::{as2, ParamInfo, Role, Term, Update};
-use crate::linalg::{mm, mm_acc, mm_nt, mm_tn};
+use super::update::{as2, row_dots, ParamInfo, Role, RowTerms, Term, Update};
+use crate::linalg::{mm, mm_acc, mm_nt, mm_tn, scale_rows};
 use crate::scalar::Scalar;
 
 /// LoRA's two factors.
@@ -87,6 +87,37 @@ impl<T: Scalar> Update<T> for LowRank<T> {
     }
     fn bottleneck(&self, x: ArrayView2<'_, T>) -> Option<Array2<T>> {
         Some(mm_nt(x, self.a.view()))
+    }
+    /// $\langle W_{0,i}, (BA)_i\rangle = \sum_k B_{ik}(W_0A^\top)_{ik}$, $\lVert(BA)_i\rVert^2 = \sum_k
+    /// (B\,AA^\top)_{ik}B_{ik}$.
+    fn row_terms(&self, w0: ArrayView2<'_, T>) -> RowTerms<T> {
+        let w0_at = mm_nt(w0, self.a.view());
+        let b_gram = mm(self.b.view(), mm_nt(self.a.view(), self.a.view()).view());
+        RowTerms {
+            cross: row_dots(self.b.view(), w0_at.view()),
+            sq: row_dots(b_gram.view(), self.b.view()),
+            w0_side: Some(w0_at),
+        }
+    }
+    /// With $E = \mathrm{diag}(e)$ and $V = W_0 + cBA$: $\partial A = B^\top EV = (EB)^\top W_0 + c\,((EB)^\top B)A$,
+    /// $\partial B = EVA^\top = E\,(W_0A^\top + c\,B\,AA^\top)$ ($W_0A^\top$ from the row terms).
+    fn grad_rows(
+        &self,
+        e: ArrayView1<'_, T>,
+        w0: ArrayView2<'_, T>,
+        c: T,
+        terms: &RowTerms<T>,
+    ) -> Vec<Array2<T>> {
+        let (a, b) = (self.a.view(), self.b.view());
+        let eb = scale_rows(e, b);
+        let mut ga = mm_tn(eb.view(), w0);
+        mm_acc(c, mm_tn(eb.view(), b).view(), a, ga.view_mut());
+        let mut vat = match &terms.w0_side {
+            Some(w0_at) => w0_at.clone(),
+            None => mm_nt(w0, a),
+        };
+        mm_acc(c, b, mm_nt(a, a).view(), vat.view_mut());
+        vec![ga, scale_rows(e, vat.view())]
     }
 
     /// With $\Delta A = A_t - A_{t-1}$, $\Delta B = B_t - B_{t-1}$ (row-batch form of LoRA+'s terms):

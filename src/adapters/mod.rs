@@ -15,5 +15,5 @@ pub mod singlora;
 pub mod update;
 
 pub use config::{AdapterConfig, DoraNorm, Init, Method, Ramp, Scaling};
-pub use layer::{AdaptedLinear, LayerGrads};
-pub use update::{ParamInfo, Role, Term, Update};
+pub use layer::{AdaptedLinear, DoraRatio, Kept, LayerGrads};
+pub use update::{ParamInfo, Role, RowTerms, Term, Update};

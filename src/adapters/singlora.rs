@@ -7,10 +7,12 @@
 //! One rule for every shape (square, tall, wide), so the transposed-update bug B1 cannot exist. The layer multiplies by
 //! $c = s\,u(t)$.
 
-use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
+use ndarray::{
+    s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD,
+};
 
-use super::update::{as2, ParamInfo, Role, Term, Update};
-use crate::linalg::{mm, mm_acc, mm_nt, mm_tn};
+use super::update::{as2, row_dots, ParamInfo, Role, RowTerms, Term, Update};
+use crate::linalg::{mm, mm_acc, mm_nt, mm_tn, scale_rows};
 use crate::scalar::Scalar;
 
 /// SingLoRA's single factor and the layer shape it serves.
@@ -138,6 +140,42 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
     }
     fn bottleneck(&self, x: ArrayView2<'_, T>) -> Option<Array2<T>> {
         Some(mm(x, self.a_in()))
+    }
+    /// $\langle W_{0,i}, (A_{out}A_{in}^\top)_i\rangle = \sum_k A_{out,ik}(W_0A_{in})_{ik}$,
+    /// $\lVert(A_{out}A_{in}^\top)_i\rVert^2 = \sum_k (A_{out}\,A_{in}^\top A_{in})_{ik}A_{out,ik}$.
+    fn row_terms(&self, w0: ArrayView2<'_, T>) -> RowTerms<T> {
+        let w0_a = mm(w0, self.a_in());
+        let out_gram = mm(self.a_out(), mm_tn(self.a_in(), self.a_in()).view());
+        RowTerms {
+            cross: row_dots(self.a_out(), w0_a.view()),
+            sq: row_dots(out_gram.view(), self.a_out()),
+            w0_side: Some(w0_a),
+        }
+    }
+    /// With $E = \mathrm{diag}(e)$ and $V = W_0 + cA_{out}A_{in}^\top$, [`Symmetric::grad_dense`] of $EV$:
+    /// $\partial A_{[:d_{out}]} \mathrel{+}= EVA_{in} = E\,(W_0A_{in} + c\,A_{out}A_{in}^\top A_{in})$,
+    /// $\partial A_{[:d_{in}]} \mathrel{+}= V^\top EA_{out} = W_0^\top(EA_{out}) + c\,A_{in}(A_{out}^\top EA_{out})$.
+    fn grad_rows(
+        &self,
+        e: ArrayView1<'_, T>,
+        w0: ArrayView2<'_, T>,
+        c: T,
+        terms: &RowTerms<T>,
+    ) -> Vec<Array2<T>> {
+        let (a_in, a_out) = (self.a_in(), self.a_out());
+        let mut va = match &terms.w0_side {
+            Some(w0_a) => w0_a.clone(),
+            None => mm(w0, a_in),
+        };
+        mm_acc(c, a_out, mm_tn(a_in, a_in).view(), va.view_mut());
+        let mut ga = Array2::zeros(self.a.dim());
+        ga.slice_mut(s![..self.d_out, ..])
+            .assign(&scale_rows(e, va.view()));
+        let e_out = scale_rows(e, a_out);
+        let mut top = ga.slice_mut(s![..self.d_in, ..]);
+        mm_acc(T::one(), w0.t(), e_out.view(), top.view_mut());
+        mm_acc(c, a_in, mm_tn(a_out, e_out.view()).view(), top);
+        vec![ga]
     }
 
     /// With $\Delta A = A_t - A_{t-1}$: $T_1 = (XA_{t-1,in})\Delta A_{out}^\top$,

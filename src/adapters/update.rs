@@ -8,8 +8,11 @@
 //! Conventions (row-major batch, THEORY §7): $X \in \mathbb R^{b\times d_{in}}$, $Y = X W^\top$,
 //! $G = \partial L/\partial Y \in \mathbb R^{b\times d_{out}}$, $G_W = G^\top X$.
 
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
+use ndarray::{
+    Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Axis,
+};
 
+use crate::linalg::scale_rows;
 use crate::scalar::Scalar;
 
 /// The optimiser role of a trainable tensor: what LoRA+ and per-group learning rates key on.
@@ -123,6 +126,42 @@ pub struct ParamInfo {
     pub shape: Vec<usize>,
 }
 
+/// DoRA's row terms of an update against the base $W_0$, from which the row norms of $V = W_0 + c\widetilde{\Delta W}$
+/// follow without forming $V$ (see [`row_norms_sq`]):
+/// $$\lVert V_i\rVert^2 = \lVert W_{0,i}\rVert^2 + 2c\,\langle W_{0,i}, \widetilde{\Delta W}_i\rangle + c^2\lVert\widetilde{\Delta W}_i\rVert^2.$$
+/// LoRA ($\widetilde{\Delta W} = BA$): $\langle W_{0,i}, (BA)_i\rangle = \sum_k B_{ik}(W_0A^\top)_{ik}$ and
+/// $\lVert(BA)_i\rVert^2 = \sum_k (B\,AA^\top)_{ik}B_{ik}$; SingLoRA ($A_{out}A_{in}^\top$): the same with
+/// $W_0A_{in}$, $A_{out}$ and the Gram $A_{in}^\top A_{in}$. One $d_{out}\times d_{in}$ by $d_{in}\times r$ product.
+pub struct RowTerms<T: Scalar> {
+    /// $\langle W_{0,i}, \widetilde{\Delta W}_i\rangle$ for every row i.
+    pub cross: Array1<T>,
+    /// $\lVert\widetilde{\Delta W}_i\rVert^2$ for every row i.
+    pub sq: Array1<T>,
+    /// The base times the update's input-side factor ($W_0A^\top$, $W_0A_{in}$; $d_{out}\times r$), reused by
+    /// [`Update::grad_rows`]; `None` for updates without one.
+    pub w0_side: Option<Array2<T>>,
+}
+
+/// $\sum_k X_{ik}Y_{ik}$ for every row i.
+#[track_caller]
+pub fn row_dots<T: Scalar>(x: ArrayView2<'_, T>, y: ArrayView2<'_, T>) -> Array1<T> {
+    assert_eq!(x.dim(), y.dim(), "row_dots: shapes differ");
+    (&x * &y).sum_axis(Axis(1))
+}
+
+/// $\lVert V_i\rVert^2 = \lVert W_{0,i}\rVert^2 + 2c\langle W_{0,i}, \widetilde{\Delta W}_i\rangle +
+/// c^2\lVert\widetilde{\Delta W}_i\rVert^2$ from the base's squared row norms `w0_sq` and the terms (clamped at 0,
+/// which round-off could cross only where $V_i \approx 0$, i.e. on DoRA's ε floor anyway).
+#[track_caller]
+pub fn row_norms_sq<T: Scalar>(w0_sq: ArrayView1<'_, T>, terms: &RowTerms<T>, c: T) -> Array1<T> {
+    assert_eq!(w0_sq.len(), terms.cross.len(), "row_norms_sq: rows differ");
+    let two_c = T::of(2.0) * c;
+    let mut v = w0_sq.to_owned();
+    v.zip_mut_with(&terms.cross, |v, &x| *v += two_c * x);
+    v.zip_mut_with(&terms.sq, |v, &s| *v = (*v + c * c * s).max(T::zero()));
+    v
+}
+
 /// A factored update $\widetilde{\Delta W}$ and the backward pass of its factors.
 pub trait Update<T: Scalar>: Send + Sync {
     /// Input dimension $d_{in}$.
@@ -132,6 +171,12 @@ pub trait Update<T: Scalar>: Send + Sync {
 
     /// $\widetilde{\Delta W}$ materialised ($d_{out}\times d_{in}$), for inspection, merging and dense tests only.
     fn delta_w(&self) -> Array2<T>;
+
+    /// The update itself when it is a dense matrix (full fine-tuning), which the layer then merges into its base
+    /// ($W_0 + c\widetilde{\Delta W}$, one product per pass instead of two); `None` for factored updates.
+    fn dense(&self) -> Option<ArrayView2<'_, T>> {
+        None
+    }
 
     /// $X \widetilde{\Delta W}^\top$ ($b\times d_{out}$) in factored form.
     fn apply(&self, x: ArrayView2<'_, T>) -> Array2<T>;
@@ -172,6 +217,32 @@ pub trait Update<T: Scalar>: Send + Sync {
 
     /// The same chain rule for a dense $G_W$ (needed by DoRA's projection term).
     fn grad_dense(&self, g_w: ArrayView2<'_, T>) -> Vec<Array2<T>>;
+
+    /// DoRA's [`RowTerms`] against the base `w0`. The default forms $\widetilde{\Delta W}$; low-rank updates override
+    /// it with their factored forms.
+    fn row_terms(&self, w0: ArrayView2<'_, T>) -> RowTerms<T> {
+        let d = self.delta_w();
+        RowTerms {
+            cross: row_dots(w0, d.view()),
+            sq: row_dots(d.view(), d.view()),
+            w0_side: None,
+        }
+    }
+
+    /// [`Update::grad_dense`] of $\mathrm{diag}(e)\,(W_0 + c\widetilde{\Delta W})$ (DoRA's projection term), given
+    /// the [`RowTerms`] of the same state. The default forms the dense matrix; low-rank updates override it with one
+    /// $r\times d_{out}$ by $d_{out}\times d_{in}$ product.
+    fn grad_rows(
+        &self,
+        e: ArrayView1<'_, T>,
+        w0: ArrayView2<'_, T>,
+        c: T,
+        _terms: &RowTerms<T>,
+    ) -> Vec<Array2<T>> {
+        let mut v = self.delta_w();
+        v.zip_mut_with(&w0, |d, &w| *d = w + c * *d);
+        self.grad_dense(scale_rows(e, v.view()).view())
+    }
 
     /// Names, roles and shapes of the factors.
     fn param_info(&self) -> Vec<ParamInfo>;

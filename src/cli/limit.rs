@@ -59,8 +59,10 @@ pub fn report(cfg: &LimitConfig, results: &LimitResults, out: &Path) -> Result<(
     print!("{}", limit_table(cfg, results));
     let figures = crate::plots::limit::draw_limit(cfg, results, &out.join("figures"))?;
     println!(
-        "wrote {0}/trajectories.csv, convergence.csv, convergence_fits.csv and {figures} figures in {0}/figures",
-        out.display()
+        "wrote {0}/trajectories.csv, convergence.csv, convergence_fits.csv and {1} figures in {0}/figures (PNG and SVG: {2})",
+        out.display(),
+        figures.len(),
+        crate::plots::stems(&figures)
     );
     Ok(())
 }

@@ -53,9 +53,11 @@ pub fn report(cfg: &StudyConfig, results: &LrResults, out: &Path) -> Result<()> 
     let figures = crate::plots::lr::draw_lr(cfg, results, &out.join("figures"))?;
     print!("{}", lr_summary(cfg, results));
     println!(
-        "wrote {0}/lr_runs.csv, lr_summary.csv, lr_best.csv, lr_drift.csv{1}, manifest.json and {figures} figures in {0}/figures",
+        "wrote {0}/lr_runs.csv, lr_summary.csv, lr_best.csv, lr_drift.csv{1}, manifest.json and {2} figures in {0}/figures (PNG and SVG: {3})",
         out.display(),
-        if results.plane.is_empty() { "" } else { ", lr_plane.csv" }
+        if results.plane.is_empty() { "" } else { ", lr_plane.csv" },
+        figures.len(),
+        crate::plots::stems(&figures)
     );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! one line from [`crate::Error`]. One file per command; the flags several commands share are [`args`].
 
 pub mod args;
+mod attention;
 mod layer;
 mod limit;
 mod lr;
@@ -35,6 +36,9 @@ enum Command {
     Layer(layer::LayerArgs),
     /// Fit one adapted layer to PSD, NSD and asymmetric targets with LoRA and SingLoRA (THEORY §6.1).
     Synthetic(synthetic::SyntheticArgs),
+    /// Fit a teacher whose attention-score change W_Qᵀ W_K is asymmetric (and a symmetric control) with full
+    /// fine-tuning, LoRA and SingLoRA on q and k: losses, the achieved change and its skew fraction.
+    Attention(attention::AttentionArgs),
     /// Fine-tune one model (MLP, transformer or the scalar toy) at width n with any adapter and print its losses.
     Train(train::TrainArgs),
     /// Run a width study: train every (arm, exponent, width, seed) cell with probes, fit width exponents, draw figures.
@@ -103,6 +107,7 @@ where
     match cli.command {
         Command::Layer(a) => layer::run(a),
         Command::Synthetic(a) => synthetic::run(a),
+        Command::Attention(a) => attention::run(a),
         Command::Train(a) => train::run(a),
         Command::Sweep(a) => sweep::run(a),
         Command::Lr(a) => lr::run(a),

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::probes::Quantity;
 use crate::studies::config::StudyConfig;
 use crate::studies::engine::{open, plan};
+use crate::studies::report::layers::layer_summary;
 use crate::studies::report::{fit_all, group, summary, write_tables};
 use crate::studies::sweep::{check_sweep, results, RunResult, Sweep};
 
@@ -64,6 +65,7 @@ pub fn report(cfg: &StudyConfig, runs: &[RunResult], out: &Path) -> Result<()> {
     let layer = cfg.summary_layer();
     let figures = crate::plots::draw_sweep(cfg, &grouped, &fits, &layer, &out.join("figures"))?;
     println!("{}", summary(cfg, &grouped, &fits, &layer, Quantity::DzRms));
+    print!("{}", layer_summary(cfg, &fits, Quantity::DzRms));
     let diverged: Vec<String> = runs
         .iter()
         .filter_map(|r| {
@@ -78,10 +80,10 @@ pub fn report(cfg: &StudyConfig, runs: &[RunResult], out: &Path) -> Result<()> {
         );
     }
     println!(
-        "wrote {}/results.csv, fits.csv, manifest.json and {} figures in {}/figures",
+        "wrote {0}/results.csv, fits.csv, manifest.json and {1} figures in {0}/figures (PNG and SVG: {2})",
         out.display(),
-        figures,
-        out.display()
+        figures.len(),
+        crate::plots::stems(&figures)
     );
     Ok(())
 }

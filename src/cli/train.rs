@@ -8,7 +8,7 @@ use crate::adapters::Method;
 use crate::error::{Error, Result};
 use crate::models::{MlpConfig, ModelKind, TransformerConfig, WidthMode};
 use crate::optim::{OptimizerConfig, Rule};
-use crate::scalar::Precision;
+use crate::scalar::{with_product_threads, Precision};
 use crate::studies::report::train::train_table;
 use crate::studies::spec::{allowed_tasks, ModelSpec, Pretrain, RunSpec};
 use crate::tasks::{TaskKind, TaskSpec};
@@ -269,10 +269,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let spec = a.spec()?;
     spec.check()?;
     println!("{}", spec.describe()?);
-    let outcome = match spec.precision {
-        Precision::F64 => spec.run::<f64, _>(&mut ())?,
-        Precision::F32 => spec.run::<f32, _>(&mut ())?,
-    };
+    // One run: its large products use every core (the numbers do not depend on it, see `scalar`).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let outcome = with_product_threads(cores, || match spec.precision {
+        Precision::F64 => spec.run::<f64, _>(&mut ()),
+        Precision::F32 => spec.run::<f32, _>(&mut ()),
+    })?;
     if let Some(p) = &outcome.pretrain {
         println!(
             "pre-trained the base for {} steps on a source task: loss {:.4e} → {:.4e}",

@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 
-use crate::adapters::{AdaptedLinear, AdapterConfig, ParamInfo};
+use crate::adapters::{AdaptedLinear, AdapterConfig, Kept, ParamInfo};
 use crate::error::{Error, Result};
 use crate::linalg::{mm, mm_nt};
 use crate::scalar::Scalar;
@@ -57,6 +57,26 @@ impl<T: Scalar> Linear<T> {
         }
     }
 
+    /// [`Linear::forward`] and what the backward reuses ([`Kept`]), given the base product `base` $= XW^\top$ if it is
+    /// known (computed once for a fixed input): bit for bit [`Linear::forward`].
+    pub fn forward_kept(
+        &self,
+        x: ArrayView2<'_, T>,
+        base: Option<Array2<T>>,
+        u: T,
+    ) -> (Array2<T>, Option<Kept<T>>) {
+        match (self, base) {
+            (Linear::Frozen(_), Some(base)) => (base, None),
+            (Linear::Frozen(w), None) => (mm_nt(x, w.view()), None),
+            (Linear::Adapted(a), base) => a.forward_kept(x, base, u),
+        }
+    }
+
+    /// Whether the map has trainable tensors.
+    pub fn is_trainable(&self) -> bool {
+        matches!(self, Linear::Adapted(_))
+    }
+
     /// Parameter gradients (empty when frozen) and $\partial L/\partial X$.
     pub fn backward(
         &self,
@@ -64,12 +84,35 @@ impl<T: Scalar> Linear<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
+        let (params, gx) = self.grads(x, g, u, true);
+        (params, gx.expect("the input gradient was asked for"))
+    }
+
+    /// Parameter gradients and, when `input` is true, $\partial L/\partial X$: the lowest trainable map of a network
+    /// skips its input gradient (nothing below it trains). The parameter gradients are bit for bit those of
+    /// [`Linear::backward`] either way.
+    pub fn grads(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        self.grads_kept(x, g, u, input, None)
+    }
+
+    /// [`Linear::grads`] given what the forward pass kept ([`Linear::forward_kept`]; recomputed when `None`).
+    pub fn grads_kept(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+        kept: Option<&Kept<T>>,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
         match self {
-            Linear::Frozen(w) => (Vec::new(), mm(g, w.view())),
-            Linear::Adapted(a) => {
-                let grads = a.backward(x, g, u);
-                (grads.params, grads.x)
-            }
+            Linear::Frozen(w) => (Vec::new(), input.then(|| mm(g, w.view()))),
+            Linear::Adapted(a) => a.grads_kept(x, g, u, input, kept),
         }
     }
 
@@ -78,6 +121,14 @@ impl<T: Scalar> Linear<T> {
         match self {
             Linear::Frozen(w) => w,
             Linear::Adapted(a) => &a.w0,
+        }
+    }
+
+    /// The frozen base weight, taken out of the map.
+    pub fn into_base(self) -> Array2<T> {
+        match self {
+            Linear::Frozen(w) => w,
+            Linear::Adapted(a) => a.w0,
         }
     }
 

@@ -8,12 +8,15 @@
 //! activation's gain) so hidden activations have Θ(1) coordinates; the readout is $\mathcal N(0, 1/n)$ (standard) or
 //! $\mathcal N(0, 1/n^2)$ (μP), which sets the gradient coordinate exponent ρ = 1/2 or 1.
 
+use std::sync::Arc;
+
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
 
-use super::{Activation, Linear, Model, ModelParam};
-use crate::adapters::AdapterConfig;
+use super::{Activation, Linear, Model, ModelParam, Prefix};
+use crate::adapters::{AdapterConfig, Kept};
 use crate::error::{Error, Result};
+use crate::linalg::mm_nt;
 use crate::names::named_enum;
 use crate::rng::{normal_matrix, SeedRng};
 use crate::scalar::Scalar;
@@ -211,46 +214,139 @@ pub struct Mlp<T: Scalar> {
     pub layers: Vec<Linear<T>>,
 }
 
-/// What [`Mlp::forward`] keeps: each layer's input and each hidden pre-activation.
+/// What [`Mlp::forward`] keeps: each layer's input and each hidden pre-activation (shared, so the constant ones of a
+/// [`Prefix`] are not copied).
 pub struct MlpCache<T: Scalar> {
     /// $h_0, \dots, h_L$ (inputs of layers 0..=L).
-    pub inputs: Vec<Array2<T>>,
+    pub inputs: Vec<Arc<Array2<T>>>,
     /// $z_1, \dots, z_L$.
-    pub preacts: Vec<Array2<T>>,
+    pub preacts: Vec<Arc<Array2<T>>>,
+    /// What each map's forward kept for its backward (DoRA and full fine-tuning; `None` elsewhere and below a prefix).
+    pub kept: Vec<Option<Kept<T>>>,
+}
+
+impl<T: Scalar> MlpCache<T> {
+    /// Keeps a hidden map's pre-activation $z$ and the next map's input $\phi(z)$.
+    fn push_hidden(&mut self, z: Array2<T>, act: Activation) {
+        self.inputs.push(Arc::new(z.mapv(|v| act.apply(v))));
+        self.preacts.push(Arc::new(z));
+    }
+}
+
+impl<T: Scalar> Mlp<T> {
+    /// The frozen base weights, taken out of the network (what [`MlpConfig::build`] was given).
+    pub fn into_base(self) -> Vec<Array2<T>> {
+        self.layers.into_iter().map(Linear::into_base).collect()
+    }
+
+    /// The index of the lowest map with trainable tensors (the readout's when none has any).
+    pub fn lowest_trainable(&self) -> usize {
+        self.layers
+            .iter()
+            .position(Linear::is_trainable)
+            .unwrap_or(self.config.depth)
+    }
+
+    /// The forward pass from map `cache.preacts.len()` on, given the inputs and pre-activations below it and, if
+    /// known, that map's base product.
+    fn forward_from(
+        &self,
+        mut cache: MlpCache<T>,
+        base: Option<Array2<T>>,
+        u: T,
+    ) -> (Array2<T>, MlpCache<T>) {
+        let (act, depth, start) = (
+            self.config.activation,
+            self.config.depth,
+            cache.preacts.len(),
+        );
+        let mut base = base;
+        cache.kept.resize_with(start, || None);
+        for (l, layer) in self.layers.iter().enumerate().skip(start) {
+            let h = cache.inputs.last().expect("input");
+            let (z, kept) = layer.forward_kept(h.view(), base.take(), u);
+            cache.kept.push(kept);
+            if l == depth {
+                return (z, cache);
+            }
+            cache.push_hidden(z, act);
+        }
+        unreachable!("the readout returns")
+    }
 }
 
 impl<T: Scalar> Model<T> for Mlp<T> {
     type Cache = MlpCache<T>;
 
     fn forward(&self, x: &Array2<T>, u: T) -> (Array2<T>, MlpCache<T>) {
-        let act = self.config.activation;
-        let mut inputs = vec![x.clone()];
-        let mut preacts = Vec::with_capacity(self.config.depth);
-        for layer in &self.layers[..self.config.depth] {
-            let z = layer.forward(inputs.last().expect("input").view(), u);
-            inputs.push(z.mapv(|v| act.apply(v)));
-            preacts.push(z);
-        }
-        let out = self.layers[self.config.depth].forward(inputs.last().expect("input").view(), u);
-        (out, MlpCache { inputs, preacts })
+        let cache = MlpCache {
+            inputs: vec![Arc::new(x.clone())],
+            preacts: Vec::with_capacity(self.config.depth),
+            kept: Vec::with_capacity(self.layers.len()),
+        };
+        self.forward_from(cache, None, u)
     }
 
     /// $\partial h_{l-1} = W_l^\top$-product of $\partial z_l$ (from the layer), $\partial z_{l} = \partial h_l \odot
-    /// \phi'(z_l)$.
+    /// \phi'(z_l)$, from the readout down to the lowest trainable map, whose input gradient is not computed.
     fn backward(&self, cache: &MlpCache<T>, g: &Array2<T>, u: T) -> Vec<ArrayD<T>> {
         let act = self.config.activation;
+        let lowest = self.lowest_trainable();
         let mut per_layer: Vec<Vec<ArrayD<T>>> = Vec::with_capacity(self.layers.len());
-        let mut g = g.clone();
-        for l in (0..self.layers.len()).rev() {
-            let (params, gx) = self.layers[l].backward(cache.inputs[l].view(), g.view(), u);
+        let mut g = std::borrow::Cow::Borrowed(g);
+        for l in (lowest..self.layers.len()).rev() {
+            let kept = cache.kept.get(l).and_then(Option::as_ref);
+            let (params, gx) =
+                self.layers[l].grads_kept(cache.inputs[l].view(), g.view(), u, l > lowest, kept);
             per_layer.push(params);
-            if l > 0 {
-                let z = &cache.preacts[l - 1];
-                g = gx;
-                g.zip_mut_with(z, |d, &zv| *d *= act.derivative(zv));
+            if let Some(mut gx) = gx {
+                gx.zip_mut_with(&cache.preacts[l - 1], |d, &zv| *d *= act.derivative(zv));
+                g = std::borrow::Cow::Owned(gx);
             }
         }
         per_layer.into_iter().rev().flatten().collect()
+    }
+
+    /// The frozen maps below the lowest trainable one and its base product, on `x`.
+    fn prefix(&self, x: &Array2<T>) -> Prefix<T> {
+        let k = self.lowest_trainable();
+        let (act, mut cache) = (
+            self.config.activation,
+            MlpCache {
+                inputs: vec![Arc::new(x.clone())],
+                preacts: Vec::with_capacity(k),
+                kept: Vec::new(),
+            },
+        );
+        for layer in &self.layers[..k] {
+            // Frozen maps ignore the ramp value.
+            let z = layer.forward(cache.inputs.last().expect("input").view(), T::one());
+            cache.push_hidden(z, act);
+        }
+        let base = mm_nt(cache.inputs[k].view(), self.layers[k].base().view());
+        Prefix {
+            layers: k,
+            inputs: cache.inputs,
+            preacts: cache.preacts,
+            base: Some(Arc::new(base)),
+        }
+    }
+
+    #[track_caller]
+    fn forward_prefixed(&self, prefix: &Prefix<T>, u: T) -> (Array2<T>, MlpCache<T>) {
+        let k = prefix.layers;
+        assert!(
+            k <= self.lowest_trainable() && prefix.inputs.len() == k + 1 && prefix.preacts.len() == k,
+            "forward_prefixed: a prefix of {k} constant maps for a network whose lowest trainable map is {}",
+            self.lowest_trainable()
+        );
+        let cache = MlpCache {
+            inputs: prefix.inputs.clone(),
+            preacts: prefix.preacts.clone(),
+            kept: Vec::with_capacity(self.layers.len()),
+        };
+        let base = prefix.base.as_ref().map(|b| b.as_ref().clone());
+        self.forward_from(cache, base, u)
     }
 
     fn params_info(&self) -> Vec<ModelParam> {

@@ -12,12 +12,13 @@ pub mod single;
 pub mod transformer;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 
 pub use activation::Activation;
 pub use linear::Linear;
-pub use mlp::{Mlp, MlpConfig, Readout};
+pub use mlp::{Mlp, MlpCache, MlpConfig, Readout};
 pub use single::SingleLayer;
 pub use transformer::{Block, LogitScale, Transformer, TransformerConfig, WidthMode};
 
@@ -70,6 +71,39 @@ impl ModelParam {
     }
 }
 
+/// The constant part of forward passes on one fixed input: the activations of the frozen maps below the lowest
+/// trainable map `k`, and that map's base product $h_k W_{0,k}^\top$. In full-batch training (and on a fixed held-out
+/// split) these never change, so the loop computes them once per run ([`Model::prefix`]) and every later forward
+/// starts at map `k` ([`Model::forward_prefixed`]), bit for bit the plain forward. Runs sharing a frozen base and data
+/// can share one prefix.
+pub struct Prefix<T: Scalar> {
+    /// The number k of constant maps below the first one the prefix does not cover (0: only the input is known).
+    pub layers: usize,
+    /// The inputs $h_0 = X, \dots, h_k$ of maps 0..=k.
+    pub inputs: Vec<Arc<Array2<T>>>,
+    /// The pre-activations $z_1, \dots, z_k$ of the constant maps (models without them leave this empty).
+    pub preacts: Vec<Arc<Array2<T>>>,
+    /// Map k's base product $h_k W_{0,k}^\top$, if computed.
+    pub base: Option<Arc<Array2<T>>>,
+}
+
+impl<T: Scalar> Prefix<T> {
+    /// The prefix that knows only the input (what models without constant maps use).
+    pub fn input(x: &Array2<T>) -> Self {
+        Self {
+            layers: 0,
+            inputs: vec![Arc::new(x.clone())],
+            preacts: Vec::new(),
+            base: None,
+        }
+    }
+
+    /// The input $X$.
+    pub fn x(&self) -> &Array2<T> {
+        &self.inputs[0]
+    }
+}
+
 /// A network with a forward pass, a backward pass and a list of trainable tensors.
 pub trait Model<T: Scalar>: Send + Sync {
     /// What the forward pass keeps for the backward pass.
@@ -80,6 +114,17 @@ pub trait Model<T: Scalar>: Send + Sync {
 
     /// Gradients of every trainable tensor (in [`Model::params_info`] order) given $G = \partial L/\partial\,\text{out}$.
     fn backward(&self, cache: &Self::Cache, g: &Array2<T>, u: T) -> Vec<ArrayD<T>>;
+
+    /// The constant part of forward passes on `x` (see [`Prefix`]); the default knows only the input.
+    fn prefix(&self, x: &Array2<T>) -> Prefix<T> {
+        Prefix::input(x)
+    }
+
+    /// [`Model::forward`] on the input of `prefix`, starting after its constant part: bit for bit
+    /// `forward(prefix.x(), u)`. The prefix must come from a model with the same frozen maps.
+    fn forward_prefixed(&self, prefix: &Prefix<T>, u: T) -> (Array2<T>, Self::Cache) {
+        self.forward(prefix.x(), u)
+    }
 
     /// The trainable tensors.
     fn params_info(&self) -> Vec<ModelParam>;
@@ -143,7 +188,11 @@ pub trait Inspect<T: Scalar>: Model<T> {
 impl<T: Scalar> Inspect<T> for Mlp<T> {
     /// Outputs are the pre-activations $z_1 \dots z_L$ and, for the readout, the model output.
     fn taps<'a>(&'a self, cache: &'a Self::Cache, out: &'a Array2<T>) -> Vec<Tap<'a, T>> {
-        let outputs = cache.preacts.iter().chain(std::iter::once(out));
+        let outputs = cache
+            .preacts
+            .iter()
+            .map(|z| &**z)
+            .chain(std::iter::once(out));
         self.names
             .iter()
             .zip(&self.layers)
@@ -152,7 +201,7 @@ impl<T: Scalar> Inspect<T> for Mlp<T> {
             .map(|(((name, linear), input), output)| Tap {
                 name,
                 linear,
-                input,
+                input: &**input,
                 output: Cow::Borrowed(output),
             })
             .collect()

@@ -15,6 +15,7 @@
 //!   $\hat v = v/(1-\beta_2^t)$.
 //! - sign-SGD: $p \mathrel{-}= \eta_t(\mathrm{sign}(g) + \mathrm{wd}\,p)$ — Adam's $\varepsilon \to 0$ limit at step 1.
 
+mod adam;
 pub mod schedule;
 
 use std::collections::BTreeMap;
@@ -484,29 +485,17 @@ impl Optimizer {
                     eps,
                     weight_decay,
                 } => {
-                    let decoupled = matches!(self.config.rule, Rule::AdamW { .. });
-                    let bc1 = 1.0 - beta1.powi(t as i32);
-                    let bc2 = 1.0 - beta2.powi(t as i32);
-                    for (((p, &g), m), v) in slot
-                        .value
-                        .iter_mut()
-                        .zip(slot.grad)
-                        .zip(st.first.iter_mut())
-                        .zip(st.second.iter_mut())
-                    {
-                        let mut pv = p.f64();
-                        let mut g = g.f64();
-                        if decoupled {
-                            pv -= lr * weight_decay * pv;
-                        } else {
-                            g += weight_decay * pv;
-                        }
-                        *m = beta1 * *m + (1.0 - beta1) * g;
-                        *v = beta2 * *v + (1.0 - beta2) * g * g;
-                        let m_hat = *m / bc1;
-                        let v_hat = *v / bc2;
-                        *p = T::of(pv - lr * m_hat / (v_hat.sqrt() + eps));
-                    }
+                    let h = adam::AdamStep {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                        bc1: 1.0 - beta1.powi(t as i32),
+                        bc2: 1.0 - beta2.powi(t as i32),
+                        decoupled: matches!(self.config.rule, Rule::AdamW { .. }),
+                    };
+                    adam::update(&h, slot.value, slot.grad, &mut st.first, &mut st.second);
                 }
                 Rule::SignSgd { weight_decay } => {
                     for (p, &g) in slot.value.iter_mut().zip(slot.grad) {

@@ -1,212 +1,236 @@
-//! Figures of a limit study (PNG and SVG).
+//! Figures of a limit study (PNG and SVG), in the conventions of the sweep figures: colour = arm (its place in the
+//! study), widths as shades of it from light (narrow) to dark (wide), log axes labelled with widths and values,
+//! legends beside the data.
 //!
 //! - `limit_<arm>.{png,svg}`: loss, output rms, readout-overlap rms and bottleneck rms against step for the first seed,
-//!   one line per finite width (light to dark as n grows) and the computed limit in thick dashed black.
-//! - `limit_convergence.{png,svg}`: the distance of each finite run to its limit against width on log₂ axes, a
+//!   one line per finite width and the computed limit in thick dashed black.
+//! - `limit_convergence.{png,svg}`: the distance of each finite run to its limit against width on log–log axes, a
 //!   point per seed, the geometric mean per width joined by a line, the fitted slope and its interval in the legend,
-//!   and a grey n^(−1/2) reference.
+//!   and a grey reference of slope −½.
 
 use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{colour, draw_legend, line_key, log_range, plot_err, png_and_svg, register_font};
+use super::axes::{panel, Axis};
+use super::frame::{Figure, Frame, HEAD};
+use super::key::{draw_keys, Glyph, Key};
+use super::refs::{draw_slope_refs, reference_keys, slope_line_ends};
+use super::style::{draw_line, width_shade, Dash, LineStyle};
+use super::{colour, plot_err, png_and_svg, register_font};
 use crate::error::{Error, Result};
+use crate::studies::fit::Slope;
 use crate::studies::limit::{LimitConfig, LimitResults, Trajectory, EXPECTED_SLOPE};
 use crate::studies::store::file_stem;
 
-/// Draws every figure of a limit study into `dir` and returns how many files were written.
-pub fn draw_limit(cfg: &LimitConfig, r: &LimitResults, dir: &Path) -> Result<usize> {
+/// Draws every figure of a limit study into `dir` and returns those written.
+pub fn draw_limit(cfg: &LimitConfig, r: &LimitResults, dir: &Path) -> Result<Vec<Figure>> {
     register_font();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut n = 0;
-    for arm in &cfg.arms {
-        n += png_and_svg!(
-            dir,
-            format!("limit_{}", file_stem(&arm.name)),
-            (1600, 420),
-            |root| { trajectories(cfg, r, &arm.name, root) }
-        )?;
+    let mut written = Vec::new();
+    let frame = Frame::new((1700, 382 + HEAD), 150);
+    for (i, arm) in cfg.arms.iter().enumerate() {
+        let stem = format!("limit_{}", file_stem(&arm.name));
+        written.extend(png_and_svg!(dir, stem, frame, |root| {
+            trajectories(cfg, r, (&arm.name, colour(i)), &frame, root)
+        })?);
     }
-    n += png_and_svg!(dir, "limit_convergence", (800, 560), |root| convergence(
-        cfg, r, root
-    ))?;
-    Ok(n)
+    let frame = Frame::new((1100, 542 + HEAD), 330);
+    written.extend(png_and_svg!(dir, "limit_convergence", frame, |root| {
+        convergence(cfg, r, &frame, root)
+    })?);
+    Ok(written)
 }
 
 type Pick = fn(&Trajectory) -> &Vec<f64>;
 
+/// The panels of a trajectory figure: (title, what it plots).
+const PANELS: [(&str, Pick); 4] = [
+    ("training loss", |t| &t.loss),
+    ("rms of the outputs f", |t| &t.f_rms),
+    ("rms of the readout overlap", |t| &t.readout_overlap_rms),
+    ("rms of the bottleneck overlap", |t| &t.bottleneck_rms),
+];
+
+/// One arm's first-seed trajectories: a panel per quantity against step, a line per finite width (shades of the
+/// arm's colour, light: narrow, dark: wide) and the computed n → ∞ limit in thick dashed black. Returns false when
+/// the arm has no limit trajectory.
 fn trajectories<DB: DrawingBackend>(
     cfg: &LimitConfig,
     r: &LimitResults,
-    arm: &str,
+    (arm, base): (&str, RGBColor),
+    frame: &Frame,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
-    root.fill(&WHITE).map_err(plot_err)?;
     let seed = cfg.seeds[0];
-    let root = root
-        .titled(
-            &format!("{arm}: finite widths (seed {seed}) and the n → ∞ limit"),
-            ("sans-serif", 20),
-        )
-        .map_err(plot_err)?;
-    let panels: [(&str, Pick); 4] = [
-        ("training loss", |t| &t.loss),
-        ("rms f (outputs)", |t| &t.f_rms),
-        ("rms readout overlap", |t| &t.readout_overlap_rms),
-        ("rms bottleneck overlap", |t| &t.bottleneck_rms),
-    ];
-    let limit = &r.limits[&(arm.to_string(), seed)];
+    let Some(limit) = r.limits.get(&(arm.to_string(), seed)) else {
+        return Ok(false);
+    };
     let finite: Vec<(usize, &Trajectory)> = cfg
         .widths
         .iter()
-        .map(|&w| (w, &r.finite[&(arm.to_string(), w, seed)]))
+        .filter_map(|&w| Some((w, r.finite.get(&(arm.to_string(), w, seed))?)))
         .collect();
-    for ((title, pick), area) in panels.iter().zip(root.split_evenly((1, 4))) {
-        let all = finite
-            .iter()
-            .flat_map(|(_, t)| pick(t).iter())
-            .chain(pick(limit).iter())
-            .copied()
-            .filter(|v| v.is_finite());
-        let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-        let (lo, hi) = if lo < hi {
-            let pad = 0.05 * (hi - lo);
-            (lo - pad, hi + pad)
-        } else {
-            (lo - 1.0, lo + 1.0)
+    let title = format!("{arm}: finite widths approach the computed n → ∞ limit");
+    let subtitle = format!(
+        "seed {seed}; a line per width (light: narrow, dark: wide), dashed black: the limit"
+    );
+    let (body, legend) = frame.split(&root, &title, &subtitle)?;
+    let x = Axis::steps(cfg.steps);
+    let styles: Vec<LineStyle> = (0..finite.len())
+        .map(|i| LineStyle::solid(width_shade(base, i, finite.len()), 2))
+        .collect();
+    let limit_style = LineStyle::solid(BLACK, 3).dashed(Dash::Dashed);
+    for ((title, pick), area) in PANELS.iter().zip(body.split_evenly((1, 4))) {
+        let y = linear_axis(
+            finite
+                .iter()
+                .flat_map(|(_, t)| pick(t))
+                .chain(pick(limit))
+                .copied(),
+        );
+        let mut chart = panel(&area, title, (&x, "step t"), (&y, ""))?;
+        let line = |t: &Trajectory| {
+            pick(t)
+                .iter()
+                .enumerate()
+                .map(|(s, &v)| (s as f64, v))
+                .filter(|p| p.1.is_finite())
+                .collect()
         };
-        let mut chart = ChartBuilder::on(&area)
-            .caption(*title, ("sans-serif", 15))
-            .margin(8)
-            .x_label_area_size(32)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0.0..cfg.steps as f64, lo..hi)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("step t")
-            .draw()
-            .map_err(plot_err)?;
-        let k = finite.len().max(2) - 1;
-        for (i, (w, t)) in finite.iter().enumerate() {
-            let frac = i as f64 / k as f64;
-            let c = RGBColor(
-                (250.0 - 200.0 * frac) as u8,
-                (180.0 - 120.0 * frac) as u8,
-                (120.0 + 100.0 * frac) as u8,
-            );
-            let pts = pick(t).iter().enumerate().map(|(s, &v)| (s as f64, v));
-            chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(format!("n = {w}"))
-                .legend(line_key(c.stroke_width(2).into()));
+        for ((_, t), style) in finite.iter().zip(&styles) {
+            draw_line(&mut chart, line(t), *style)?;
         }
-        let pts: Vec<(f64, f64)> = pick(limit)
-            .iter()
-            .enumerate()
-            .map(|(s, &v)| (s as f64, v))
-            .collect();
-        chart
-            .draw_series(DashedLineSeries::new(pts, 7, 4, BLACK.stroke_width(3)))
-            .map_err(plot_err)?
-            .label("limit n → ∞")
-            .legend(line_key(BLACK.stroke_width(3).into()));
-        if *title == "training loss" {
-            draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
-        }
+        draw_line(&mut chart, line(limit), limit_style)?;
     }
+    let mut keys: Vec<Key> = finite
+        .iter()
+        .zip(&styles)
+        .map(|((w, _), s)| Key::new(Glyph::Line(*s), format!("n = {w}")))
+        .collect();
+    keys.push(Key::new(Glyph::Line(limit_style), "limit n → ∞"));
+    draw_keys(&legend, &keys)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }
 
+/// A linear axis over the finite `values` with a 5% margin.
+fn linear_axis(values: impl Iterator<Item = f64>) -> Axis {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if lo < hi {
+        let pad = 0.05 * (hi - lo);
+        Axis::linear(lo - pad, hi + pad, 0.0)
+    } else if lo.is_finite() {
+        Axis::linear(lo - 1.0, lo + 1.0, 0.0)
+    } else {
+        Axis::linear(0.0, 1.0, 0.0)
+    }
+}
+
+/// Each arm's usable distances per width: (width, the seeds' distances).
+fn distances(cfg: &LimitConfig, r: &LimitResults, arm: &str) -> Vec<(usize, Vec<f64>)> {
+    cfg.widths
+        .iter()
+        .map(|&w| {
+            let d = cfg
+                .seeds
+                .iter()
+                .filter_map(|&s| r.finite.get(&(arm.to_string(), w, s)))
+                .map(Trajectory::max_distance)
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .collect();
+            (w, d)
+        })
+        .collect()
+}
+
+/// The geometric mean per width (plotted units), where any seed is usable.
+fn mean_line(d: &[(usize, Vec<f64>)]) -> Vec<(f64, f64)> {
+    d.iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(w, v)| {
+            (
+                (*w as f64).log2(),
+                v.iter().map(|x| x.log2()).sum::<f64>() / v.len() as f64,
+            )
+        })
+        .collect()
+}
+
+/// An arm's legend label: its fitted slope with the interval when there is one.
+fn fit_label(arm: &str, fit: Option<&Slope>) -> String {
+    match fit {
+        Some(f) if f.has_interval() => {
+            format!("{arm}: slope {:+.2} [{:+.2}, {:+.2}]", f.slope, f.lo, f.hi)
+        }
+        Some(f) => format!("{arm}: slope {:+.2} (one seed)", f.slope),
+        None => format!("{arm}: no fit"),
+    }
+}
+
+/// The distance of each finite run to its limit (its largest over steps) against width on log–log axes: a dot per
+/// seed, the geometric mean per width joined by a line per arm, each arm's fitted slope in the legend, and a grey
+/// reference of slope −½ through the first arm's mean at the smallest width. Diverged runs are left out.
 fn convergence<DB: DrawingBackend>(
     cfg: &LimitConfig,
     r: &LimitResults,
+    frame: &Frame,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
-    root.fill(&WHITE).map_err(plot_err)?;
-    let usable = |v: f64| v.is_finite() && v > 0.0;
-    let xs = log_range(cfg.widths.iter().map(|&w| w as f64)).unwrap_or((1.0, 2.0));
-    let ys = log_range(
-        r.finite
-            .values()
-            .map(|t| t.max_distance())
-            .filter(|&v| usable(v)),
-    )
-    .unwrap_or((-3.0, 0.0));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "distance of finite widths to the computed limit",
-            ("sans-serif", 18),
-        )
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("log2 width n")
-        .y_desc("log2 max_t distance")
-        .draw()
-        .map_err(plot_err)?;
-    let mut anchor = None;
-    for (i, (arm, conv)) in cfg.arms.iter().zip(&r.convergence).enumerate() {
-        let c = colour(i);
-        let mut means = Vec::new();
-        for &w in &cfg.widths {
-            let vals: Vec<f64> = cfg
-                .seeds
-                .iter()
-                .map(|&s| r.finite[&(arm.name.clone(), w, s)].max_distance())
-                .filter(|&v| usable(v))
-                .collect();
-            let x = (w as f64).log2();
-            chart
-                .draw_series(
-                    vals.iter()
-                        .map(|v| Circle::new((x, v.log2()), 3, c.filled())),
-                )
-                .map_err(plot_err)?;
-            if !vals.is_empty() {
-                means.push((
-                    x,
-                    vals.iter().map(|v| v.log2()).sum::<f64>() / vals.len() as f64,
-                ));
-            }
-        }
-        anchor = anchor.or(means.first().copied());
-        let label = match &conv.fit {
-            Some(f) => format!(
-                "{}: slope {:+.2} [{:+.2}, {:+.2}]",
-                arm.name, f.slope, f.lo, f.hi
-            ),
-            None => format!("{}: no fit", arm.name),
-        };
-        chart
-            .draw_series(LineSeries::new(means, c.stroke_width(2)))
-            .map_err(plot_err)?
-            .label(label)
-            .legend(line_key(c.stroke_width(2).into()));
+    let x = Axis::widths(&cfg.widths);
+    let arms: Vec<(usize, &str, Vec<(usize, Vec<f64>)>)> = cfg
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (i, a.name.as_str(), distances(cfg, r, &a.name)))
+        .collect();
+    let anchor = arms.iter().find_map(|a| mean_line(&a.2).first().copied());
+    let refs = anchor
+        .map(|a| slope_line_ends(&x, a, &[EXPECTED_SLOPE]))
+        .unwrap_or_default();
+    let all = arms
+        .iter()
+        .flat_map(|a| a.2.iter().flat_map(|p| p.1.iter().copied()));
+    let Some(y) = Axis::log_values(all.chain(refs).collect::<Vec<_>>()) else {
+        return Ok(false);
+    };
+    let subtitle = "max over steps of the rms distance (outputs, readout and bottleneck overlaps); dots: seeds, line: geometric mean; grey: slope −½";
+    let (body, legend) = frame.split(
+        &root,
+        "Distance of finite widths to the computed n → ∞ limit against width",
+        subtitle,
+    )?;
+    let mut chart = panel(&body, "", (&x, "width n"), (&y, "distance to the limit"))?;
+    let reference = [(EXPECTED_SLOPE, "slope −½")];
+    if let Some(a) = anchor {
+        draw_slope_refs(&mut chart, &x, a, &reference, None)?;
     }
-    if let Some((x0, y0)) = anchor {
-        let grey = RGBColor(120, 120, 120);
-        let line = vec![
-            (xs.0, y0 + EXPECTED_SLOPE * (xs.0 - x0)),
-            (xs.1, y0 + EXPECTED_SLOPE * (xs.1 - x0)),
-        ];
+    let mut keys = Vec::new();
+    for (i, name, d) in &arms {
+        let style = LineStyle::solid(colour(*i), 2);
+        let dots = d
+            .iter()
+            .flat_map(|(w, v)| v.iter().map(move |v| ((*w as f64).log2(), v.log2())));
+        let dot = style.colour.mix(0.7).filled();
         chart
-            .draw_series(DashedLineSeries::new(line, 6, 4, grey.stroke_width(1)))
-            .map_err(plot_err)?
-            .label("reference n^(−1/2)")
-            .legend(line_key(grey.stroke_width(1).into()));
+            .draw_series(dots.map(|p| Circle::new(p, 3, dot)))
+            .map_err(plot_err)?;
+        draw_line(&mut chart, mean_line(d), style)?;
+        let fit = r
+            .convergence
+            .iter()
+            .find(|c| c.arm == *name)
+            .and_then(|c| c.fit.as_ref());
+        keys.push(Key::new(Glyph::Line(style), fit_label(name, fit)));
     }
-    draw_legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
+    keys.push(Key::new(Glyph::Dot(RGBColor(90, 90, 90)), "one seed"));
+    keys.extend(reference_keys(&reference, None));
+    draw_keys(&legend, &keys)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }

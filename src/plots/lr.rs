@@ -1,321 +1,347 @@
-//! Figures of a learning-rate study:
-//! - `lr_loss.{png,svg}`: final loss against learning rate (the μTransfer plot), a panel per series, a line per width
-//!   (light: narrow, dark: wide; median over seeds), each width's best rate marked;
-//! - `lr_best.{png,svg}`: the best rate η* against width on log axes, a line per series with every seed's η*;
-//! - `lr_plane_n<width>.{png,svg}`: the LoRA+ plane, final loss over (η_A, η_B), near-best cells outlined.
+//! Figures of a learning-rate study, in the conventions of the sweep figures (colour = arm, dash = rate exponent,
+//! widths as shades of the arm's colour from light (narrow) to dark (wide), log axes labelled with values, keys
+//! beside the data):
+//! - `lr_loss.{png,svg}`: final training loss against the learning rate (the μTransfer plot), a panel per series (a row
+//!   per arm, a column per exponent) on one shared loss axis, a line per width (median over seeds), each width's best
+//!   rate marked;
+//! - `lr_best.{png,svg}`: the best rate η* against width on log axes, a line per series through the median-loss η*, a
+//!   dot per seed's η*, the fitted η* ∝ n^slope as a thin line, grey reference slopes 0 (one rate transfers) and −½
+//!   with the flat band;
+//! - `lr_plane_n<width>.{png,svg}`: the LoRA+ plane, final loss over (η_A, η_B) with its colour bar, near-best cells
+//!   outlined, diverged cells grey.
 
 use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{colour, draw_legend, line_key, plot_err, png_and_svg, register_font};
+use super::axes::{panel, Axis, Chart};
+use super::frame::{Figure, Frame, HEAD};
+use super::key::{colour_bar, draw_keys, Glyph, Key};
+use super::refs::{draw_slope_refs, reference_keys, slope_line_ends, REFERENCE_SLOPES};
+use super::style::{arm_colour, draw_line, series_style, width_shade, LineStyle};
+use super::{by_arm, plot_err, png_and_svg, register_font};
 use crate::error::{Error, Result};
 use crate::studies::config::StudyConfig;
-use crate::studies::lr::LrResults;
+use crate::studies::lr::{LineSummary, LrResults, PlaneCell};
 
-/// Draws every figure of a learning-rate study into `dir` and returns how many files were written.
-pub fn draw_lr(cfg: &StudyConfig, r: &LrResults, dir: &Path) -> Result<usize> {
+/// Draws every figure of a learning-rate study into `dir` and returns those written.
+pub fn draw_lr(cfg: &StudyConfig, r: &LrResults, dir: &Path) -> Result<Vec<Figure>> {
     register_font();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let series: Vec<String> = cfg.series().into_iter().map(|s| s.0).collect();
-    let mut n = png_and_svg!(
-        dir,
-        "lr_loss",
-        (460 * series.len().max(1) as u32, 460),
-        |root| { loss_panels(cfg, r, &series, root) }
-    )?;
-    n += png_and_svg!(dir, "lr_best", (760, 500), |root| best_vs_width(
-        cfg, r, &series, root
-    ))?;
+    let grid = by_arm(cfg, cfg.series().into_iter().map(|s| s.0).collect());
+    let cols = grid.iter().map(Vec::len).max().unwrap_or(1).max(1) as u32;
+    let frame = Frame::new(
+        (420 * cols + 190, 380 * grid.len().max(1) as u32 + HEAD),
+        190,
+    );
+    let mut written = Vec::new();
+    written.extend(png_and_svg!(dir, "lr_loss", frame, |root| {
+        loss_panels(cfg, r, &grid, &frame, root)
+    })?);
+    let frame = Frame::new((800 + 380, 500 + HEAD), 380);
+    written.extend(png_and_svg!(dir, "lr_best", frame, |root| {
+        best_vs_width(cfg, r, &frame, root)
+    })?);
     let mut widths: Vec<usize> = r.plane.iter().map(|c| c.width).collect();
     widths.dedup();
+    let frame = Frame::new((620 + 210, 560 + HEAD), 210);
     for w in widths {
-        n += png_and_svg!(dir, format!("lr_plane_n{w}"), (640, 560), |root| plane(
-            r, w, root
-        ))?;
+        written.extend(png_and_svg!(
+            dir,
+            format!("lr_plane_n{w}"),
+            frame,
+            |root| { plane(cfg, r, w, &frame, root) }
+        )?);
     }
-    Ok(n)
+    Ok(written)
 }
 
-/// The shade of width index `i` of `k`: light (narrow) to dark (wide) in `base`.
-fn shade(base: RGBColor, i: usize, k: usize) -> RGBColor {
-    let f = 0.25 + 0.75 * i as f64 / (k.max(2) - 1) as f64;
-    let mix = |c: u8| (255.0 - (255.0 - c as f64) * f) as u8;
-    RGBColor(mix(base.0), mix(base.1), mix(base.2))
+/// The loss axis of `lr_loss`: from the smallest final loss to 3× the largest initial loss (the basin is what
+/// matters; losses above, at diverging rates, are drawn on the top edge). `None` when nothing is usable.
+fn loss_axis(r: &LrResults) -> Option<(Axis, f64)> {
+    let top = 3.0
+        * r.lines
+            .iter()
+            .map(|l| l.initial)
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .fold(f64::NEG_INFINITY, f64::max);
+    let low = r
+        .lines
+        .iter()
+        .flat_map(|l| l.train.iter().copied())
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= top)
+        .fold(f64::INFINITY, f64::min);
+    (top.is_finite() && low <= top)
+        .then(|| (Axis::log_between(low.log2() - 0.3, top.log2() + 0.05), top))
 }
 
+/// Final training loss against rate: a panel per series of `grid`, a line per width (the series's dash, a shade of
+/// its arm's colour), each width's best rate as a dot. False when nothing is usable.
 fn loss_panels<DB: DrawingBackend>(
     cfg: &StudyConfig,
     r: &LrResults,
-    series: &[String],
+    grid: &[Vec<String>],
+    frame: &Frame,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
-    // The basin is what matters: the axis stops at 3× the largest initial loss; losses above it (diverging rates) are
-    // drawn on the top edge.
-    let top = r
-        .lines
-        .iter()
-        .map(|l| l.initial)
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .fold(f64::NEG_INFINITY, f64::max)
-        * 3.0;
-    let logs: Vec<f64> = r
-        .lines
-        .iter()
-        .flat_map(|l| l.train.iter())
-        .filter(|v| v.is_finite() && **v > 0.0 && **v <= top)
-        .map(|v| v.log10())
-        .collect();
-    if logs.is_empty() || r.rates.is_empty() || !top.is_finite() {
+    let (Some((y, top)), Some(&first), Some(&last)) =
+        (loss_axis(r), r.rates.first(), r.rates.last())
+    else {
         return Ok(false);
-    }
-    let ylo = logs.iter().copied().fold(f64::INFINITY, f64::min);
-    let yhi = top.log10();
-    let (xlo, xhi) = (
-        r.rates[0].log2() - 0.3,
-        r.rates[r.rates.len() - 1].log2() + 0.3,
-    );
-    root.fill(&WHITE).map_err(plot_err)?;
-    let (title, body) = root.split_vertically(40);
-    title
-        .titled(
-            "final training loss vs learning rate (median over seeds; ● best rate; above 3× the initial loss: top edge)",
-            ("sans-serif", 20),
-        )
-        .map_err(plot_err)?;
-    for (i, (panel, name)) in body
-        .split_evenly((1, series.len()))
-        .iter()
-        .zip(series)
-        .enumerate()
-    {
-        let mut chart = ChartBuilder::on(panel)
-            .caption(name, ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(35)
-            .y_label_area_size(50)
-            .build_cartesian_2d(xlo..xhi, (ylo - 0.1)..(yhi + 0.02))
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("learning rate η (log₂)")
-            .y_desc("final loss (log₁₀)")
-            .x_label_formatter(&|x| format!("{:.0e}", 2f64.powf(*x)))
-            .y_label_formatter(&|y| format!("{:.0e}", 10f64.powf(*y)))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(plot_err)?;
-        let lines: Vec<_> = r.lines.iter().filter(|l| &l.series == name).collect();
-        for (wi, l) in lines.iter().enumerate() {
-            let c = shade(colour(i), wi, lines.len());
-            let pts: Vec<(f64, f64)> = r
-                .rates
-                .iter()
-                .zip(&l.train)
-                .filter(|(_, v)| v.is_finite() && **v > 0.0)
-                .map(|(x, v)| (x.log2(), v.log10().min(yhi)))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(format!("n = {}", l.width))
-                .legend(line_key(c.stroke_width(2).into()));
-            if let Some((eta, _)) = l.best {
-                if l.best_loss.is_finite() && l.best_loss > 0.0 {
-                    let p = (eta.log2(), l.best_loss.log10());
-                    chart
-                        .draw_series(std::iter::once(Circle::new(p, 5, c.filled())))
-                        .map_err(plot_err)?;
-                }
+    };
+    let x = Axis::log_between(first.log2() - 0.3, last.log2() + 0.3);
+    let subtitle = "median over seeds; a line per width (light: narrow, dark: wide), ● its best rate η*; one shared loss axis, losses above 3× the initial loss on the top edge";
+    let (body, legend) = frame.split(
+        &root,
+        "Final training loss against the learning rate",
+        subtitle,
+    )?;
+    let cols = grid.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let cells = body.split_evenly((grid.len().max(1), cols));
+    for (ri, row) in grid.iter().enumerate() {
+        for (ci, series) in row.iter().enumerate() {
+            let mut chart = panel(
+                &cells[ri * cols + ci],
+                series,
+                (&x, "learning rate η"),
+                (&y, "final loss"),
+            )?;
+            let lines: Vec<&LineSummary> = r.lines.iter().filter(|l| &l.series == series).collect();
+            for (wi, l) in lines.iter().enumerate() {
+                let shade = width_shade(arm_colour(cfg, series), wi, lines.len());
+                let style = LineStyle {
+                    colour: shade,
+                    ..series_style(cfg, series)
+                };
+                draw_rate_line(&mut chart, r, l, style, top)?;
             }
         }
-        if cfg.widths.len() > 1 {
-            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-        }
     }
+    draw_keys(&legend, &width_keys(cfg))?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }
 
+/// One width's line of final losses against rate (capped at `top`) and its best rate.
+fn draw_rate_line<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    r: &LrResults,
+    l: &LineSummary,
+    style: LineStyle,
+    top: f64,
+) -> Result<()> {
+    let pts: Vec<(f64, f64)> = r
+        .rates
+        .iter()
+        .zip(&l.train)
+        .filter(|(_, v)| v.is_finite() && **v > 0.0)
+        .map(|(x, v)| (x.log2(), v.min(top).log2()))
+        .collect();
+    draw_line(chart, pts, style)?;
+    if let Some((eta, _)) = l
+        .best
+        .filter(|_| l.best_loss.is_finite() && l.best_loss > 0.0)
+    {
+        let p = (eta.log2(), l.best_loss.min(top).log2());
+        chart
+            .draw_series(std::iter::once(Circle::new(p, 5, style.colour.filled())))
+            .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+/// The legend of `lr_loss`: the shade of each width, and the best-rate dot.
+fn width_keys(cfg: &StudyConfig) -> Vec<Key> {
+    let grey = RGBColor(90, 90, 90);
+    let mut keys = vec![Key::new(Glyph::Heading, "width (in the arm's colour)")];
+    let k = cfg.widths.len();
+    for (wi, w) in cfg.widths.iter().enumerate() {
+        let shade = width_shade(grey, wi, k);
+        keys.push(Key::new(
+            Glyph::Line(LineStyle::solid(shade, 2)),
+            format!("n = {w}"),
+        ));
+    }
+    keys.push(Key::new(Glyph::Heading, ""));
+    keys.push(Key::new(Glyph::Dot(grey), "best rate η* (median)"));
+    keys
+}
+
+/// Each series' (log₂ width, log₂ η*) of the median-loss best rate, and of every seed's.
+fn best_points(r: &LrResults, series: &str) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let lines: Vec<&LineSummary> = r.lines.iter().filter(|l| l.series == series).collect();
+    let usable = |v: &f64| v.is_finite() && *v > 0.0;
+    let median = lines
+        .iter()
+        .filter_map(|l| l.best.map(|b| ((l.width as f64).log2(), b.0)))
+        .filter(|p| usable(&p.1))
+        .map(|(x, v)| (x, v.log2()))
+        .collect();
+    let seeds = lines
+        .iter()
+        .flat_map(|l| {
+            let x = (l.width as f64).log2();
+            l.seed_best
+                .iter()
+                .filter(|v| usable(v))
+                .map(move |v| (x, v.log2()))
+        })
+        .collect();
+    (median, seeds)
+}
+
+/// The fitted η* ∝ n^slope: slope p through the centroid of the per-seed η* (the OLS line's), across `x`.
+fn fitted_line(x: &Axis, seeds: &[(f64, f64)], slope: f64) -> Vec<(f64, f64)> {
+    if seeds.is_empty() || !slope.is_finite() {
+        return Vec::new();
+    }
+    let k = seeds.len() as f64;
+    let (mx, my) = seeds
+        .iter()
+        .fold((0.0, 0.0), |(a, b), p| (a + p.0 / k, b + p.1 / k));
+    [x.lo + 0.2, x.hi - 0.2]
+        .map(|xe| (xe, my + slope * (xe - mx)))
+        .to_vec()
+}
+
+/// A series' legend label: its drift with the interval when there is one.
+fn drift_label(r: &LrResults, series: &str) -> String {
+    match r
+        .drifts
+        .iter()
+        .find(|d| d.series == series)
+        .and_then(|d| d.fit.as_ref())
+    {
+        Some(f) if f.has_interval() => {
+            format!(
+                "{series}: η* ∝ n^{:+.2} [{:+.2}, {:+.2}]",
+                f.slope, f.lo, f.hi
+            )
+        }
+        Some(f) => format!("{series}: η* ∝ n^{:+.2} (one seed)", f.slope),
+        None => format!("{series}: no fit"),
+    }
+}
+
+/// The best rate against width: a line per series (colour = arm, dash = c), a dot per seed, the fitted law thin, and
+/// grey reference slopes 0 and −½ (flat band ±τ) through the first series' η* at the smallest width.
 fn best_vs_width<DB: DrawingBackend>(
     cfg: &StudyConfig,
     r: &LrResults,
-    series: &[String],
+    frame: &Frame,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
-    let etas: Vec<f64> = r
-        .lines
+    let x = Axis::widths(&cfg.widths);
+    let series: Vec<String> = cfg.series().into_iter().map(|s| s.0).collect();
+    let points: Vec<_> = series.iter().map(|s| best_points(r, s)).collect();
+    let anchor = points.iter().find_map(|p| p.0.first().copied());
+    let tol = cfg.flat_tol;
+    let refs = anchor
+        .map(|a| slope_line_ends(&x, a, &[0.0, -0.5, tol, -tol]))
+        .unwrap_or_default();
+    let values = points
         .iter()
-        .flat_map(|l| l.seed_best.iter().copied().chain(l.best.map(|b| b.0)))
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .collect();
-    if etas.is_empty() {
+        .flat_map(|(m, s)| m.iter().chain(s).map(|p| 2f64.powf(p.1)));
+    let Some(y) = Axis::log_values(values.chain(refs).collect::<Vec<_>>()) else {
         return Ok(false);
+    };
+    let subtitle = "line: η* of the median loss over seeds; dots: each seed's η*; thin: the fitted η* ∝ n^slope; grey: slopes 0 (one rate transfers) and −½";
+    let (body, legend) = frame.split(&root, "Best learning rate against width", subtitle)?;
+    let mut chart = panel(&body, "", (&x, "width n"), (&y, "best rate η*"))?;
+    if let Some(a) = anchor {
+        draw_slope_refs(&mut chart, &x, a, &REFERENCE_SLOPES, Some(tol))?;
     }
-    let (ylo, yhi) = etas
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v.log2()), b.max(v.log2()))
-        });
-    let (xlo, xhi) = (
-        (cfg.widths[0] as f64).log2() - 0.3,
-        (cfg.widths[cfg.widths.len() - 1] as f64).log2() + 0.3,
-    );
-    root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "best learning rate η* vs width (solid: median-loss η*, dots: each seed's η*, dashed: fitted n^slope)",
-            ("sans-serif", 18),
-        )
-        .margin(10)
-        .x_label_area_size(35)
-        .y_label_area_size(60)
-        .build_cartesian_2d(xlo..xhi, (ylo - 0.5)..(yhi + 0.5))
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("width n")
-        .y_desc("η*")
-        .x_labels(((xhi - xlo).ceil() as usize + 1) * 2)
-        .x_label_formatter(&super::power_of_two_label)
-        .y_label_formatter(&|y| format!("{:.1e}", 2f64.powf(*y)))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()
-        .map_err(plot_err)?;
-    for (i, name) in series.iter().enumerate() {
-        let c = colour(i);
-        let lines: Vec<_> = r.lines.iter().filter(|l| &l.series == name).collect();
-        let pts: Vec<(f64, f64)> = lines
+    let mut keys = Vec::new();
+    for (name, (median, seeds)) in series.iter().zip(&points) {
+        let style = series_style(cfg, name);
+        let slope = r
+            .drifts
             .iter()
-            .filter_map(|l| l.best.map(|b| ((l.width as f64).log2(), b.0.log2())))
-            .collect();
-        let drift = r.drifts.iter().find(|d| &d.series == name);
-        let label = match drift.and_then(|d| d.fit.as_ref()) {
-            Some(f) => format!(
-                "{name}: η* ∝ n^{:+.2} [{:+.2}, {:+.2}]",
-                f.slope, f.lo, f.hi
-            ),
-            None => name.clone(),
-        };
+            .find(|d| &d.series == name)
+            .and_then(|d| d.fit.as_ref())
+            .map(|f| f.slope);
+        let thin = LineStyle { width: 1, ..style };
+        draw_line(
+            &mut chart,
+            fitted_line(&x, seeds, slope.unwrap_or(f64::NAN)),
+            thin,
+        )?;
+        draw_line(&mut chart, median.clone(), style)?;
+        let dot = style.colour.mix(0.6).filled();
         chart
-            .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-            .map_err(plot_err)?
-            .label(label)
-            .legend(line_key(c.stroke_width(2).into()));
-        // The fitted line: slope p through the geometric mean of the per-seed η* (the OLS line's centroid).
-        if let Some(f) = drift.and_then(|d| d.fit.as_ref()) {
-            let logs: Vec<(f64, f64)> = lines
-                .iter()
-                .flat_map(|l| {
-                    let x = (l.width as f64).log2();
-                    l.seed_best
-                        .iter()
-                        .filter(|v| v.is_finite() && **v > 0.0)
-                        .map(move |v| (x, v.log2()))
-                })
-                .collect();
-            if !logs.is_empty() {
-                let k = logs.len() as f64;
-                let (mx, my) = logs
-                    .iter()
-                    .fold((0.0, 0.0), |(a, b), p| (a + p.0 / k, b + p.1 / k));
-                let ends = [xlo + 0.2, xhi - 0.2].map(|x| (x, my + f.slope * (x - mx)));
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        ends,
-                        6,
-                        4,
-                        c.mix(0.8).stroke_width(1),
-                    ))
-                    .map_err(plot_err)?;
-            }
-        }
-        let dots = lines.iter().flat_map(|l| {
-            l.seed_best
-                .iter()
-                .filter(|v| v.is_finite() && **v > 0.0)
-                .map(move |v| {
-                    Circle::new(((l.width as f64).log2(), v.log2()), 3, c.mix(0.6).filled())
-                })
-        });
-        chart.draw_series(dots).map_err(plot_err)?;
+            .draw_series(seeds.iter().map(|&p| Circle::new(p, 3, dot)))
+            .map_err(plot_err)?;
+        keys.push(Key::new(Glyph::Line(style), drift_label(r, name)));
     }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    let grey = RGBColor(90, 90, 90);
+    keys.push(Key::new(
+        Glyph::Line(LineStyle::solid(grey, 1)),
+        "fitted η* ∝ n^slope",
+    ));
+    keys.push(Key::new(Glyph::Dot(grey), "one seed's η*"));
+    keys.extend(reference_keys(&REFERENCE_SLOPES, Some(tol)));
+    draw_keys(&legend, &keys)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }
 
+/// The colour of a plane cell at fraction `f` ∈ [0, 1] of the log-loss range: dark blue (low) to pale sand (high).
+fn loss_colour(f: f64) -> RGBColor {
+    let f = f.clamp(0.0, 1.0);
+    let mix = |a: f64, b: f64| (a + (b - a) * f).round() as u8;
+    RGBColor(mix(30.0, 255.0), mix(60.0, 220.0), mix(120.0, 180.0))
+}
+
+/// The grey of a diverged cell.
+const DIVERGED: RGBColor = RGBColor(200, 200, 200);
+
+/// The LoRA+ plane at `width`: a cell per (η_A, η_B) coloured by the log of its median final loss, near-best cells
+/// outlined white, diverged cells grey; a colour bar of the loss and the legend in the key strip.
 fn plane<DB: DrawingBackend>(
+    cfg: &StudyConfig,
     r: &LrResults,
     width: usize,
+    frame: &Frame,
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
-    let cells: Vec<_> = r.plane.iter().filter(|c| c.width == width).collect();
-    let finite: Vec<f64> = cells
-        .iter()
-        .filter(|c| c.loss.is_finite() && c.loss > 0.0)
-        .map(|c| c.loss.log10())
-        .collect();
-    if finite.is_empty() {
+    let cells: Vec<&PlaneCell> = r.plane.iter().filter(|c| c.width == width).collect();
+    let usable = |c: &PlaneCell| c.loss.is_finite() && c.loss > 0.0;
+    let losses: Vec<f64> = cells.iter().filter(|c| usable(c)).map(|c| c.loss).collect();
+    let Some(scale) = Axis::log_values(losses) else {
         return Ok(false);
-    }
-    let (lo, hi) = finite
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    let axis = |f: &dyn Fn(&&crate::studies::lr::PlaneCell) -> f64| {
-        let v: Vec<f64> = cells.iter().map(f).map(f64::log2).collect();
-        let (a, b) = v
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-                (a.min(x), b.max(x))
-            });
-        (a - 0.5, b + 0.5)
     };
-    let ((xlo, xhi), (ylo, yhi)) = (axis(&|c| c.eta_a), axis(&|c| c.eta_b));
-    root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "LoRA+ plane at n = {width}: final loss (dark: low; □ near-best, grey: diverged)"
-            ),
-            ("sans-serif", 16),
-        )
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(xlo..xhi, ylo..yhi)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("η_A")
-        .y_desc("η_B")
-        .x_label_formatter(&|x| format!("{:.0e}", 2f64.powf(*x)))
-        .y_label_formatter(&|y| format!("{:.0e}", 2f64.powf(*y)))
-        .disable_mesh()
-        .draw()
-        .map_err(plot_err)?;
-    let span = (hi - lo).max(1e-12);
+    let rates = |f: fn(&PlaneCell) -> f64| {
+        let mut v: Vec<f64> = cells.iter().map(|c| f(c)).collect();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v
+    };
+    let (xs, ys) = (rates(|c| c.eta_a), rates(|c| c.eta_b));
+    let (x, y) = (Axis::grid(&xs), Axis::grid(&ys));
+    let title = format!("LoRA+ learning rates at n = {width}: final training loss");
+    let subtitle = "median over seeds at each (η_A, η_B); dark: low loss";
+    let (body, strip) = frame.split(&root, &title, subtitle)?;
+    let mut chart = panel(&body, "", (&x, "rate of A, η_A"), (&y, "rate of B, η_B"))?;
+    let f = |loss: f64| (loss.log2() - scale.lo) / (scale.hi - scale.lo);
+    let half = |a: &Axis, v: &[f64]| (a.hi - a.lo) / (2.0 * v.len().max(1) as f64);
+    let (hx, hy) = (half(&x, &xs), half(&y, &ys));
     for c in &cells {
-        let (x, y) = (c.eta_a.log2(), c.eta_b.log2());
-        let fill = if c.loss.is_finite() && c.loss > 0.0 {
-            let f = (c.loss.log10() - lo) / span;
-            RGBColor(
-                (30.0 + 225.0 * f) as u8,
-                (60.0 + 160.0 * f) as u8,
-                (120.0 + 60.0 * f) as u8,
-            )
+        let (cx, cy) = (c.eta_a.log2(), c.eta_b.log2());
+        let fill = if usable(c) {
+            loss_colour(f(c.loss))
         } else {
-            RGBColor(200, 200, 200)
+            DIVERGED
         };
-        let rect = [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)];
+        let rect = [(cx - hx, cy - hy), (cx + hx, cy + hy)];
         chart
             .draw_series(std::iter::once(Rectangle::new(rect, fill.filled())))
             .map_err(plot_err)?;
         if c.near_best {
-            let inner = [(x - 0.4, y - 0.4), (x + 0.4, y + 0.4)];
+            let inner = [
+                (cx - 0.8 * hx, cy - 0.8 * hy),
+                (cx + 0.8 * hx, cy + 0.8 * hy),
+            ];
             chart
                 .draw_series(std::iter::once(Rectangle::new(
                     inner,
@@ -324,6 +350,38 @@ fn plane<DB: DrawingBackend>(
                 .map_err(plot_err)?;
         }
     }
+    let diverged = cells.iter().any(|c| !usable(c));
+    plane_key(cfg, (&scale, diverged), frame, &strip)?;
     root.present().map_err(plot_err)?;
     Ok(true)
+}
+
+/// The plane's key strip: the colour bar of the loss `scale` over its top two thirds, below it what the outline means
+/// and, when some cell `diverged`, the grey.
+fn plane_key<DB: DrawingBackend>(
+    cfg: &StudyConfig,
+    (scale, diverged): (&Axis, bool),
+    frame: &Frame,
+    strip: &DrawingArea<DB, Shift>,
+) -> Result<()> {
+    let (bar, keys) = strip.split_vertically(frame.height.saturating_sub(HEAD) * 2 / 3);
+    let ticks: Vec<(f64, String)> = scale
+        .ticks()
+        .into_iter()
+        .map(|(p, label)| ((p - scale.lo) / (scale.hi - scale.lo), label))
+        .collect();
+    colour_bar(&bar, "final loss", &ticks, loss_colour)?;
+    let near = cfg
+        .lr_grid
+        .as_ref()
+        .map(|g| g.near_best * 100.0)
+        .unwrap_or(f64::NAN);
+    let mut legend = vec![Key::new(
+        Glyph::Cell(loss_colour(0.0), true),
+        format!("within {near}% of the best"),
+    )];
+    if diverged {
+        legend.push(Key::new(Glyph::Cell(DIVERGED, false), "diverged"));
+    }
+    draw_keys(&keys, &legend)
 }

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{colour, draw_legend, line_key, plot_err, png_and_svg, register_font};
+use super::key::{draw_keys, Glyph, Key};
+use super::{colour, plot_err, png_and_svg, register_font, Frame};
 use crate::error::{Error, Result};
 use crate::studies::lr::median;
 use crate::studies::synthetic::SyntheticResult;
@@ -23,26 +24,43 @@ pub fn draw_verify(m: &Measured, out: &Path) -> Result<usize> {
     for s in &m.sweeps {
         let layer = s.cfg.summary_layer();
         let dir = out.join(s.plan.folder).join("figures");
-        n += super::draw_sweep(&s.cfg, &s.grouped, &s.fits, &layer, &dir)?;
+        n += super::draw_sweep(&s.cfg, &s.grouped, &s.fits, &layer, &dir)?.len();
     }
     if let Some(lr) = &m.lr {
         n += super::lr::draw_lr(
             &lr.cfg,
             &lr.results,
             &out.join(lr.plan.folder).join("figures"),
-        )?;
+        )?
+        .len();
     }
     if let Some(fits) = &m.synthetic {
         let dir = out.join(SYNTHETIC);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        n += png_and_svg!(dir, "synthetic", (820, 480), |root| synthetic(fits, root))?;
+        let frame = Frame::new((1000, 480), KEY);
+        n += png_and_svg!(dir, "synthetic", frame, |root| synthetic(fits, root))?.map_or(0, |_| 1);
     }
     if let Some(inv) = &m.invariance {
         let dir = out.join(INVARIANCE);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        n += png_and_svg!(dir, "invariance", (820, 480), |root| invariance(inv, root))?;
+        let frame = Frame::new((1000, 480), KEY);
+        n += png_and_svg!(dir, "invariance", frame, |root| invariance(inv, root))?.map_or(0, |_| 1);
     }
     Ok(n)
+}
+
+/// Width of the key strip beside the chart.
+const KEY: u32 = 200;
+
+/// The chart's area and the key strip right of it (keys never over the data).
+fn split<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+) -> (
+    DrawingArea<DB, plotters::coord::Shift>,
+    DrawingArea<DB, plotters::coord::Shift>,
+) {
+    let (w, _) = root.dim_in_pixel();
+    root.split_horizontally(w.saturating_sub(KEY))
 }
 
 /// log₁₀ of a loss ratio, floored at 10⁻¹⁶ so round-off zeros stay on the axis.
@@ -63,8 +81,10 @@ fn synthetic<DB: DrawingBackend>(
         return Ok(false);
     }
     root.fill(&WHITE).map_err(plot_err)?;
+    let (area, strip) = split(&root);
+    let mut keys = Vec::new();
     let k = targets.len() as f64;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(&area)
         .caption(
             "synthetic fits: final loss / base layer's loss (dots: seeds, bars: median)",
             ("sans-serif", 16),
@@ -103,19 +123,18 @@ fn synthetic<DB: DrawingBackend>(
                 .draw_series(v.iter().map(|&y| Circle::new((x, y), 4, c.filled())))
                 .map_err(plot_err)?;
             let med = median(&v);
-            let bar = chart
+            chart
                 .draw_series(std::iter::once(PathElement::new(
                     vec![(x - 0.09, med), (x + 0.09, med)],
                     c.stroke_width(3),
                 )))
                 .map_err(plot_err)?;
             if j == 0 {
-                bar.label(format!("{method} r={rank}"))
-                    .legend(line_key(c.stroke_width(3)));
+                keys.push(Key::new(Glyph::Dot(c), format!("{method} r={rank}")));
             }
         }
     }
-    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    draw_keys(&strip, &keys)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }
@@ -129,7 +148,9 @@ fn invariance<DB: DrawingBackend>(
         return Ok(false);
     }
     root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
+    let (area, strip) = split(&root);
+    let mut keys = Vec::new();
+    let mut chart = ChartBuilder::on(&area)
         .caption(
             "two trajectories of the same ΔW: relative difference per step",
             ("sans-serif", 16),
@@ -146,20 +167,21 @@ fn invariance<DB: DrawingBackend>(
         .draw()
         .map_err(plot_err)?;
     for (y, what, shade) in [
-        (SAME, "round-off bound", 0.35),
+        (SAME, "round-off bound", 0.3),
         (DIFFERENT, "real difference", 0.8),
     ] {
-        let style: ShapeStyle = BLACK.mix(shade).into();
         chart
             .draw_series(DashedLineSeries::new(
                 vec![(0.5, y.log10()), (steps + 0.5, y.log10())],
                 6,
                 4,
-                style,
+                BLACK.mix(shade).into(),
             ))
-            .map_err(plot_err)?
-            .label(format!("{what} {y:e}"))
-            .legend(line_key(style));
+            .map_err(plot_err)?;
+        keys.push(Key::new(
+            Glyph::Band(BLACK.mix(shade)),
+            format!("{what} {y:e}"),
+        ));
     }
     for (i, (name, v)) in pairs(m).iter().enumerate() {
         let c = colour(i);
@@ -170,11 +192,10 @@ fn invariance<DB: DrawingBackend>(
                     .map(|(t, &d)| ((t + 1) as f64, log10_floor(d))),
                 c.stroke_width(2),
             ))
-            .map_err(plot_err)?
-            .label(*name)
-            .legend(line_key(c.stroke_width(2)));
+            .map_err(plot_err)?;
+        keys.push(Key::new(Glyph::Dot(c), *name));
     }
-    draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
+    draw_keys(&strip, &keys)?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }

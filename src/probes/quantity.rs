@@ -86,6 +86,16 @@ impl Quantity {
         Quantity::ResidOutRms,
     ];
 
+    /// A transformer block's activations (recorded at layer `block.K`), in forward order.
+    pub const BLOCK: [Quantity; 6] = [
+        Quantity::AttnLogitsRms,
+        Quantity::AttnCtxRms,
+        Quantity::AttnOutRms,
+        Quantity::ResidMidRms,
+        Quantity::MlpOutRms,
+        Quantity::ResidOutRms,
+    ];
+
     /// Every quantity, tensors and terms included.
     pub fn all() -> Vec<Quantity> {
         let mut v = Quantity::PLAIN.to_vec();

@@ -7,8 +7,9 @@
 //! - the output folder is locked for the duration (`.singlora.lock`, an exclusive OS file lock released when the
 //!   process exits, however it exits); a second process gets a one-line refusal naming the holder;
 //! - a folder holding a different study (another `config.toml`) is refused;
-//! - finished runs (`runs/KEY.json`) are loaded, never recomputed; the others run in parallel, each single-threaded
-//!   (so numbers never depend on the thread count), each written atomically under a unique temporary name as soon as
+//! - finished runs (`runs/KEY.json`) are loaded, never recomputed; the others run in parallel, one group per worker
+//!   (with fewer groups than workers, a group's large products use the idle threads; numbers never depend on the
+//!   thread count either way), each written atomically under a unique temporary name as soon as
 //!   it finishes, so an interrupted study loses no finished run;
 //! - every run is read back, checked to be the run of its job, and returned in grid order.
 //!
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::store;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+use crate::scalar::with_product_threads;
 
 /// A study kind: a grid of jobs and how to run one.
 pub trait Study: Sync {
@@ -51,7 +54,7 @@ pub trait Study: Sync {
     /// An upper estimate of the bytes one job needs at its peak.
     fn job_bytes(&self, job: &Self::Job) -> u64;
 
-    /// Runs one job (single-threaded).
+    /// Runs one job (on the calling thread; its large products may use the pool, see [`crate::scalar`]).
     fn run(&self, job: &Self::Job) -> Result<Self::Run>;
 
     /// Jobs with the same key share a frozen base (width, base weights and data) and are handed to
@@ -458,22 +461,33 @@ impl<S: Study> Opened<'_, S> {
                 ),
             ));
         }
-        let mut groups: BTreeMap<String, Vec<&S::Job>> = BTreeMap::new();
-        for (i, job) in pending.iter().enumerate() {
-            let key = study.share_key(job).unwrap_or_else(|| format!("#{i:09}"));
-            groups.entry(key).or_default().push(job);
-        }
-        let groups: Vec<Vec<&S::Job>> = groups.into_values().collect();
+        let threads = workers(opts.threads, usize::MAX)?;
+        let workers = threads.min(pending.len().max(1));
+        let groups = deal(study, &pending, workers);
         let bar = (opts.progress && !pending.is_empty())
             .then(|| progress_bar(pending.len(), self.jobs.len()));
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers(opts.threads, groups.len())?)
+            .num_threads(threads)
             .build()
             .map_err(|e| Error::invalid("--threads", e, "a usable thread count"))?;
+        // Workers take the groups in order (largest first) from one queue, so the last to finish is a small one. With
+        // fewer groups than threads, each group's large products use the idle threads (numbers unchanged: see scalar).
+        let loopers = workers.min(groups.len()).max(1);
+        let product_threads = threads / loopers;
+        let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
         pool.install(|| {
-            groups
-                .par_iter()
-                .try_for_each(|group| self.run_group(group, bar.as_ref()))
+            (0..loopers).into_par_iter().try_for_each(|_| {
+                with_product_threads(product_threads, || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= groups.len() || failed.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    if let Err(e) = self.run_group(&groups[i], bar.as_ref()) {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                })
+            })
         })?;
         if let Some(b) = bar {
             b.finish_and_clear();
@@ -509,6 +523,33 @@ impl<S: Study> Opened<'_, S> {
             Ok(())
         })
     }
+}
+
+/// The pending jobs dealt into groups for the workers: jobs of one [`Study::share_key`] together, a group split in
+/// halves while there are fewer groups than `workers` (so no worker idles), the groups ordered by estimated cost,
+/// largest first. The grouping changes no number: a group's runs are bit for bit the runs alone.
+fn deal<'j, S: Study>(study: &S, pending: &[&'j S::Job], workers: usize) -> Vec<Vec<&'j S::Job>> {
+    let mut keyed: BTreeMap<String, Vec<&S::Job>> = BTreeMap::new();
+    for (i, job) in pending.iter().enumerate() {
+        let key = study.share_key(job).unwrap_or_else(|| format!("#{i:09}"));
+        keyed.entry(key).or_default().push(job);
+    }
+    let mut groups: Vec<Vec<&S::Job>> = keyed.into_values().collect();
+    let cost = |g: &Vec<&S::Job>| g.iter().map(|j| study.job_cost(j)).sum::<f64>();
+    while groups.len() < workers {
+        let Some(i) = (0..groups.len()).max_by_key(|&i| groups[i].len()) else {
+            break;
+        };
+        if groups[i].len() < 2 {
+            break;
+        }
+        let half = groups[i].len() / 2;
+        let tail = groups[i].split_off(half);
+        groups.push(tail);
+    }
+    let mut costed: Vec<(f64, Vec<&S::Job>)> = groups.into_iter().map(|g| (cost(&g), g)).collect();
+    costed.sort_by(|a, b| b.0.total_cmp(&a.0));
+    costed.into_iter().map(|(_, g)| g).collect()
 }
 
 /// Runs every unfinished job of `study` into `out` and returns all runs in grid order (see the module doc).

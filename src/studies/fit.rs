@@ -140,14 +140,7 @@ impl Slope {
     }
 }
 
-/// Ordinary least squares slope of y on x.
-pub fn ols_slope(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let sxx: f64 = x.iter().map(|a| (a - mx) * (a - mx)).sum();
-    sxy / sxx
-}
+pub use crate::linalg::ols_slope;
 
 /// The 97.5% quantile of Student's t with `df` degrees of freedom (12.71 at df = 1, 4.30 at 2, → 1.96).
 pub fn t_quantile(df: usize) -> f64 {

@@ -340,8 +340,10 @@ impl Study for LrStudy<'_> {
         Ok(out.expect("one run"))
     }
 
+    /// Every series, rate and plane cell of one (width, seed) share the frozen base, the data and the forward passes'
+    /// constant part.
     fn share_key(&self, job: &LrJob) -> Option<String> {
-        super::sweep::base_key(self.0, &job.cell)
+        Some(RunSpec::resolve(self.0, &job.cell).share_key())
     }
 
     fn run_group(
@@ -350,20 +352,21 @@ impl Study for LrStudy<'_> {
         done: &mut dyn FnMut(usize, LrRun) -> Result<()>,
     ) -> Result<()> {
         type Done<'a> = &'a mut dyn FnMut(usize, LrRun) -> Result<()>;
-        fn go<T: crate::Scalar>(cfg: &StudyConfig, jobs: &[&LrJob], done: Done<'_>) -> Result<()> {
-            let specs: Vec<RunSpec> = jobs
-                .iter()
-                .map(|j| RunSpec::resolve(cfg, &j.cell))
-                .collect();
-            let base = specs[0].base::<T>()?;
+        fn go<T: crate::Scalar>(specs: &[RunSpec], done: Done<'_>) -> Result<()> {
+            let shared = specs[0].shared::<T>()?;
             for (i, s) in specs.iter().enumerate() {
-                done(i, LrRun::of(&s.run_on(&base, &mut ())?.record))?;
+                done(i, LrRun::of(&s.run_shared(&shared, &mut ())?.record))?;
             }
             Ok(())
         }
-        match self.0.precision {
-            Precision::F64 => go::<f64>(self.0, jobs, done),
-            Precision::F32 => go::<f32>(self.0, jobs, done),
+        let specs: Vec<RunSpec> = jobs
+            .iter()
+            .map(|j| RunSpec::resolve(self.0, &j.cell))
+            .collect();
+        match specs.first().map(|s| s.precision) {
+            None => Ok(()),
+            Some(Precision::F64) => go::<f64>(&specs, done),
+            Some(Precision::F32) => go::<f32>(&specs, done),
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`synthetic`]: the single-layer synthetic experiment.
 //! - [`verify`]: `singlora verify`, measured verdicts on the paper's claims C1–C9 from studies of the kinds above.
 
+pub mod attention;
 pub mod config;
 pub mod coupled;
 pub mod engine;

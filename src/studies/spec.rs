@@ -5,8 +5,11 @@
 //! Seeds of a run with seed s: base weights from s, data from s + 1, adapters from s + 2, the pre-training source task
 //! from s + 1000 (so the same seed gives the same base and data for every arm and rate).
 
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use ndarray::Array2;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,10 +19,12 @@ use crate::error::{Error, Result};
 use crate::models::{Mlp, MlpConfig, Model, SingleLayer, Transformer, TransformerConfig};
 use crate::scalar::{Precision, Scalar};
 use crate::tasks::{
-    associative_recall, teacher_classification, teacher_regression, toy_regression, ShiftKind,
-    TaskKind, TaskSpec, Teacher,
+    associative_recall, classification_from, regression_from, toy_regression, ShiftKind, TaskKind,
+    TaskSpec, Teacher, TeacherOutputs,
 };
-use crate::train::{pretrain, train_observed, Dataset, Observer, TrainConfig, TrainRecord};
+use crate::train::{
+    pretrain, train_observed, train_prefixed, Dataset, Observer, Prefixes, TrainConfig, TrainRecord,
+};
 
 /// One cell of a study's grid: a series (an arm with its rate exponents), a base rate, a width and a seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,7 +75,7 @@ pub struct Pretrain {
 #[derive(Clone, Debug)]
 pub struct Base<T: Scalar> {
     /// The weights.
-    pub weights: Vec<ndarray::Array2<T>>,
+    pub weights: Vec<Array2<T>>,
     /// The pre-training run, if the base was pre-trained.
     pub pretrain: Option<TrainRecord>,
 }
@@ -82,6 +87,49 @@ pub struct Outcome {
     pub record: TrainRecord,
     /// The pre-training of its base.
     pub pretrain: Option<TrainRecord>,
+}
+
+/// What the runs of one [`RunSpec::share_key`] share: the data, the frozen base (with pre-training's record) and the
+/// constant part of the MLP's forward passes on both splits, computed once by the first run.
+pub struct Shared<T: Scalar> {
+    data: Dataset<T>,
+    /// The frozen base weights, lent to one run at a time (an MLP run gives them back unchanged: frozen).
+    base: RefCell<Option<Vec<Array2<T>>>>,
+    /// Pre-training's record, if the base was pre-trained.
+    pretrain: Option<TrainRecord>,
+    prefixes: OnceCell<Prefixes<T>>,
+}
+
+impl<T: Scalar> Shared<T> {
+    /// The base weights, lent to a run (no copy).
+    fn take_base(&self) -> Vec<Array2<T>> {
+        self.base.borrow_mut().take().expect(
+            "the shared base is lent to one run at a time (and a run that failed to build kept it)",
+        )
+    }
+
+    /// The lent base weights, given back by the run.
+    fn put_base(&self, base: Vec<Array2<T>>) {
+        *self.base.borrow_mut() = Some(base);
+    }
+
+    /// The data.
+    pub fn data(&self) -> &Dataset<T> {
+        &self.data
+    }
+
+    /// Trains `net` from the shared prefixes (computed from `net` by the first run).
+    fn train<O: Observer<T, Mlp<T>>>(
+        &self,
+        net: &mut Mlp<T>,
+        cfg: &TrainConfig,
+        observer: &mut O,
+    ) -> Result<TrainRecord> {
+        let prefixes = self
+            .prefixes
+            .get_or_init(|| Prefixes::new(&*net, &self.data));
+        train_prefixed(net, cfg, &self.data, prefixes, observer)
+    }
 }
 
 /// Everything one training run needs.
@@ -193,6 +241,11 @@ impl RunSpec {
 
     /// The run's data, drawn from [`RunSpec::data_seed`] (teacher tasks around the base of [`RunSpec::seed`]).
     pub fn data<T: Scalar>(&self) -> Result<Dataset<T>> {
+        self.data_on(None)
+    }
+
+    /// [`RunSpec::data`], given the random base weights of [`RunSpec::seed`] if they are drawn already.
+    fn data_on<T: Scalar>(&self, random: Option<&[Array2<T>]>) -> Result<Dataset<T>> {
         let t = &self.task;
         let data_seed = self.data_seed;
         match (&self.model, t.kind) {
@@ -207,10 +260,14 @@ impl RunSpec {
                     test: t.test_examples,
                     data_seed,
                 };
+                let outputs = match random {
+                    Some(base) => TeacherOutputs::on_base(&teacher, base),
+                    None => TeacherOutputs::new(&teacher),
+                };
                 if t.kind == TaskKind::Classification {
-                    teacher_classification(&teacher)
+                    classification_from(outputs?)
                 } else {
-                    teacher_regression(&teacher)
+                    regression_from(outputs?)
                 }
             }
             (ModelSpec::Toy(n), TaskKind::Toy) => {
@@ -232,45 +289,88 @@ impl RunSpec {
     where
         O: Observer<T, Mlp<T>> + Observer<T, SingleLayer<T>> + Observer<T, Transformer<T>>,
     {
-        self.run_on(&self.base::<T>()?, observer)
+        self.run_shared(&self.shared::<T>()?, observer)
     }
 
-    /// Trains the run on a given frozen `base` (from [`RunSpec::base`] of this run or of one sharing its model, width,
-    /// seed and pre-training: the base does not depend on the arm or the rate).
-    pub fn run_on<T: Scalar, O>(&self, base: &Base<T>, observer: &mut O) -> Result<Outcome>
+    /// The key of the runs that share this run's frozen base, data and hence the constant part of its forward passes
+    /// ([`Shared`]): equal keys mean equal model, task, seeds and precision (and, with pre-training, rank, which sets
+    /// the MLP source task's shift).
+    pub fn share_key(&self) -> String {
+        let rank = self.pretrain.map(|_| self.adapter.rank);
+        format!(
+            "{:?}|{:?}|{}|{}|{:?}|{:?}|{rank:?}",
+            self.model, self.task, self.seed, self.data_seed, self.precision, self.pretrain
+        )
+    }
+
+    /// What every run with this run's [`RunSpec::share_key`] shares: its data and frozen base ([`RunSpec::base`]; the
+    /// constant part of the forward passes is added by the first run on it).
+    pub fn shared<T: Scalar>(&self) -> Result<Shared<T>> {
+        let random = self.random_base::<T>();
+        let data = match &self.model {
+            ModelSpec::Mlp(_) => self.data_on(Some(&random))?,
+            _ => self.data::<T>()?,
+        };
+        let base = self.pretrained(random)?;
+        Ok(Shared {
+            data,
+            base: RefCell::new(Some(base.weights)),
+            pretrain: base.pretrain,
+            prefixes: OnceCell::new(),
+        })
+    }
+
+    /// [`RunSpec::run`] on what runs of its [`RunSpec::share_key`] share (`shared`, from [`RunSpec::shared`] of any of
+    /// them): bit for bit the same outcome.
+    pub fn run_shared<T: Scalar, O>(&self, shared: &Shared<T>, observer: &mut O) -> Result<Outcome>
     where
         O: Observer<T, Mlp<T>> + Observer<T, SingleLayer<T>> + Observer<T, Transformer<T>>,
     {
-        let data = self.data::<T>()?;
+        let (seed, data) = (self.seed, &shared.data);
         let record = match &self.model {
             ModelSpec::Mlp(mlp) => {
-                let mut net = mlp.build(base.weights.clone(), &self.adapter, self.seed + 2)?;
-                train_observed(&mut net, &self.train, &data, observer)?
+                let mut net = mlp.build(shared.take_base(), &self.adapter, seed + 2)?;
+                let record = shared.train(&mut net, &self.train, observer);
+                shared.put_base(net.into_base());
+                record?
             }
             ModelSpec::Toy(n) => {
-                let mut toy = SingleLayer::toy(*n, &self.adapter, self.seed)?;
-                train_observed(&mut toy, &self.train, &data, observer)?
+                let mut toy = SingleLayer::toy(*n, &self.adapter, seed)?;
+                train_observed(&mut toy, &self.train, data, observer)?
             }
             ModelSpec::Transformer(t) => {
-                let mut net = t.build(base.weights.clone(), &self.adapter, self.seed + 2)?;
-                train_observed(&mut net, &self.train, &data, observer)?
+                let base = shared
+                    .base
+                    .borrow()
+                    .clone()
+                    .expect("a transformer has a base");
+                let mut net = t.build(base, &self.adapter, seed + 2)?;
+                train_observed(&mut net, &self.train, data, observer)?
             }
         };
-        Ok(Outcome {
-            record,
-            pretrain: base.pretrain.clone(),
-        })
+        let pretrain = shared.pretrain.clone();
+        Ok(Outcome { record, pretrain })
     }
 
     /// The frozen base of the run: the random draw of its seed, or (with [`RunSpec::pretrain`]) the merged weights of
     /// every map after pre-training on the source task ([`RunSpec::source_task`]) at η = lr·n^(−c), with that record.
     pub fn base<T: Scalar>(&self) -> Result<Base<T>> {
-        let (seed, full) = (self.seed, AdapterConfig::new(Method::Full));
-        let random = match &self.model {
-            ModelSpec::Mlp(m) => m.base_weights::<T>(seed),
-            ModelSpec::Transformer(t) => t.base_weights::<T>(seed),
+        self.pretrained(self.random_base::<T>())
+    }
+
+    /// The random base weights of the run's seed (none for the toy).
+    fn random_base<T: Scalar>(&self) -> Vec<Array2<T>> {
+        match &self.model {
+            ModelSpec::Mlp(m) => m.base_weights::<T>(self.seed),
+            ModelSpec::Transformer(t) => t.base_weights::<T>(self.seed),
             ModelSpec::Toy(_) => Vec::new(),
-        };
+        }
+    }
+
+    /// `random` itself, or with [`RunSpec::pretrain`] the merged weights after pre-training from it (see
+    /// [`RunSpec::base`]).
+    fn pretrained<T: Scalar>(&self, random: Vec<Array2<T>>) -> Result<Base<T>> {
+        let full = AdapterConfig::new(Method::Full);
         let Some(p) = self.pretrain else {
             return Ok(Base {
                 weights: random,
@@ -450,8 +550,9 @@ impl RunSpec {
 
     /// An upper estimate of the run's peak memory in bytes (what the study engine checks against the machine):
     /// drawing the teacher holds two copies of the base weights and an f64 shift, then the student holds the base,
-    /// dense adapters (full fine-tuning: ΔW and two f64 Adam moments; DoRA: a transient W0 + ΔW), activations of the
-    /// train and held-out sets with the probe's two reference copies, and pre-training's dense copies.
+    /// dense adapters (full fine-tuning: ΔW, its gradient, the merged W0 + cΔW and two f64 Adam moments; DoRA: a
+    /// transient W0 + ΔW when a probe merges the weight), activations of the train and held-out sets with the probe's
+    /// two reference copies, and pre-training's dense copies.
     pub fn peak_bytes(&self) -> u64 {
         let s = self.precision.bytes();
         let (maps, rows) = self.maps();
@@ -461,7 +562,7 @@ impl RunSpec {
             .iter()
             .filter(|(_, _, a)| *a)
             .map(|(i, o, _)| match self.adapter.method {
-                Method::Full => i * o * (s + 16),
+                Method::Full => i * o * (3 * s + 16),
                 Method::Dora | Method::SingloraDora => i * o * s,
                 _ => 0,
             })

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::StudyConfig;
 use super::engine::{run_study, Finished, RunOptions, Study};
-use super::spec::{Base, Cell, RunSpec};
+use super::spec::{Cell, RunSpec};
 use crate::error::{Error, Result};
 use crate::probes::{Probe, Record};
 use crate::scalar::Precision;
@@ -52,41 +52,39 @@ impl Sweep<'_> {
     }
 }
 
-/// Trains `spec` on `base` with a probe recording `cfg`'s selection.
-fn probe_run<T: crate::Scalar>(
+/// Trains `specs` (runs of one [`RunSpec::share_key`]) one after the other on what they share, each with a probe
+/// recording `cfg`'s selection, in their precision, handing each run to `done` (with its index) as it finishes.
+pub fn probe_runs(
     cfg: &StudyConfig,
-    spec: &RunSpec,
-    base: &Base<T>,
-) -> Result<SweepRun> {
-    let mut probe = Probe::<T>::new(cfg.selection());
-    let rec = spec.run_on(base, &mut probe)?.record;
-    Ok(SweepRun {
-        diverged_at: rec.diverged_at,
-        divergence: rec.divergence,
-        records: probe.records,
-    })
-}
-
-/// Runs `cells`, which share a frozen base (one width and seed), on that base computed once, handing each run to
-/// `done` as it finishes.
-fn run_cells<T: crate::Scalar>(
-    cfg: &StudyConfig,
-    cells: &[&Cell],
+    specs: &[RunSpec],
     done: &mut dyn FnMut(usize, SweepRun) -> Result<()>,
 ) -> Result<()> {
-    let specs: Vec<RunSpec> = cells.iter().map(|c| RunSpec::resolve(cfg, c)).collect();
-    let base = specs[0].base::<T>()?;
-    for (i, s) in specs.iter().enumerate() {
-        done(i, probe_run(cfg, s, &base)?)?;
+    type Done<'a> = &'a mut dyn FnMut(usize, SweepRun) -> Result<()>;
+    fn go<T: crate::Scalar>(cfg: &StudyConfig, specs: &[RunSpec], done: Done<'_>) -> Result<()> {
+        let shared = specs[0].shared::<T>()?;
+        for (i, spec) in specs.iter().enumerate() {
+            let mut probe = Probe::<T>::new(cfg.selection());
+            let rec = spec.run_shared(&shared, &mut probe)?.record;
+            let run = SweepRun {
+                diverged_at: rec.diverged_at,
+                divergence: rec.divergence,
+                records: probe.records,
+            };
+            done(i, run)?;
+        }
+        Ok(())
     }
-    Ok(())
-}
-
-/// The share key of a cell: its width and seed when the base is pre-trained (so a group pre-trains once).
-pub fn base_key(cfg: &StudyConfig, cell: &Cell) -> Option<String> {
-    cfg.pretrain
-        .is_some()
-        .then(|| format!("n{}-s{}", cell.width, cell.seed))
+    assert!(
+        specs
+            .windows(2)
+            .all(|w| w[0].share_key() == w[1].share_key()),
+        "probe_runs: runs on different frozen bases"
+    );
+    match specs.first().map(|s| s.precision) {
+        None => Ok(()),
+        Some(Precision::F64) => go::<f64>(cfg, specs, done),
+        Some(Precision::F32) => go::<f32>(cfg, specs, done),
+    }
 }
 
 impl Study for Sweep<'_> {
@@ -122,8 +120,9 @@ impl Study for Sweep<'_> {
         Ok(out.expect("one run"))
     }
 
+    /// Every arm and rate of one (width, seed) share the frozen base, the data and the forward passes' constant part.
     fn share_key(&self, cell: &Cell) -> Option<String> {
-        base_key(self.0, cell)
+        Some(RunSpec::resolve(self.0, cell).share_key())
     }
 
     fn run_group(
@@ -131,10 +130,8 @@ impl Study for Sweep<'_> {
         cells: &[&Cell],
         done: &mut dyn FnMut(usize, SweepRun) -> Result<()>,
     ) -> Result<()> {
-        match self.0.precision {
-            Precision::F64 => run_cells::<f64>(self.0, cells, done),
-            Precision::F32 => run_cells::<f32>(self.0, cells, done),
-        }
+        let specs: Vec<RunSpec> = cells.iter().map(|c| RunSpec::resolve(self.0, c)).collect();
+        probe_runs(self.0, &specs, done)
     }
 
     fn diverged_at(&self, run: &SweepRun) -> Option<u64> {

@@ -33,14 +33,24 @@ pub fn one_hot_argmax<T: Scalar>(logits: &Array2<T>) -> Array2<T> {
 /// The classification task (see the module doc): labels are the arg-max of the teacher's logits, with the shift
 /// rescaled, like the regression task, so that it moves the logits by rms 1 on the training split.
 pub fn teacher_classification<T: Scalar>(spec: &Teacher<'_>) -> Result<Dataset<T>> {
-    if spec.mlp.output_dim < 2 {
+    check_classes(spec.mlp.output_dim)?;
+    classification_from(TeacherOutputs::<T>::new(spec)?)
+}
+
+fn check_classes(output_dim: usize) -> Result<()> {
+    if output_dim < 2 {
         return Err(Error::invalid(
             "output_dim",
-            spec.mlp.output_dim,
+            output_dim,
             "at least 2 classes for classification",
         ));
     }
-    let t = TeacherOutputs::<T>::new(spec)?;
+    Ok(())
+}
+
+/// [`teacher_classification`] from the teacher's outputs.
+pub fn classification_from<T: Scalar>(t: TeacherOutputs<T>) -> Result<Dataset<T>> {
+    check_classes(t.train.0.ncols())?;
     let k = t.shift_normaliser()?;
     let label = |(b, te): &(Array2<T>, Array2<T>)| one_hot_argmax(&(b + &((te - b) * k)));
     Ok(Dataset {

@@ -13,8 +13,10 @@ pub mod sequence;
 
 use serde::{Deserialize, Serialize};
 
-pub use classification::teacher_classification;
-pub use regression::{teacher_regression, toy_regression, ShiftKind, Teacher, TeacherOutputs};
+pub use classification::{classification_from, teacher_classification};
+pub use regression::{
+    regression_from, teacher_regression, toy_regression, ShiftKind, Teacher, TeacherOutputs,
+};
 pub use sequence::{associative_recall, RecallConfig};
 
 use crate::error::{Error, Result};

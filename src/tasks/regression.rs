@@ -112,6 +112,11 @@ impl<T: Scalar> TeacherOutputs<T> {
     /// Draws the data. The base weights come from `base_seed` exactly as [`MlpConfig::base_weights`] draws them, so a
     /// student built from the same seed starts at the base network.
     pub fn new(spec: &Teacher<'_>) -> Result<Self> {
+        Self::on_base(spec, &spec.mlp.base_weights::<T>(spec.base_seed))
+    }
+
+    /// [`TeacherOutputs::new`] given the base weights `base` that it would draw (drawn once by runs that share them).
+    pub fn on_base(spec: &Teacher<'_>, base: &[Array2<T>]) -> Result<Self> {
         let cfg = spec.mlp;
         let names = cfg.layer_names();
         let l = names.iter().position(|n| n == spec.layer).ok_or_else(|| {
@@ -121,7 +126,6 @@ impl<T: Scalar> TeacherOutputs<T> {
                 &format!("one of {}", names.join(", ")),
             )
         })?;
-        let base = cfg.base_weights::<T>(spec.base_seed);
         let (d_out, d_in) = base[l].dim();
         if spec.rank == 0 || spec.rank > d_in.max(d_out) {
             return Err(Error::invalid(
@@ -130,7 +134,7 @@ impl<T: Scalar> TeacherOutputs<T> {
                 &format!("an integer in 1..={}", d_in.max(d_out)),
             ));
         }
-        let mut teacher_weights = base.clone();
+        let mut teacher_weights = base.to_vec();
         let shift = spec
             .kind
             .draw(d_in, d_out, spec.rank, spec.base_seed ^ 0x5417);
@@ -138,7 +142,7 @@ impl<T: Scalar> TeacherOutputs<T> {
         let mut frozen = cfg.clone();
         frozen.adapt.clear();
         let full = AdapterConfig::new(Method::Full);
-        let base_net = frozen.build(base, &full, 0)?;
+        let base_net = frozen.build(base.to_vec(), &full, 0)?;
         let teacher = frozen.build(teacher_weights, &full, 0)?;
         let inputs = |stream: &str, n: usize| -> Array2<T> {
             normal_matrix(
@@ -185,7 +189,11 @@ impl<T: Scalar> TeacherOutputs<T> {
 /// Teacher–student regression for an MLP: targets $y^* = f_{base}(x) + \delta/\mathrm{rms}(\delta)$ (the rms taken on
 /// the training split), MSE loss.
 pub fn teacher_regression<T: Scalar>(spec: &Teacher<'_>) -> Result<Dataset<T>> {
-    let t = TeacherOutputs::<T>::new(spec)?;
+    regression_from(TeacherOutputs::<T>::new(spec)?)
+}
+
+/// [`teacher_regression`] from the teacher's outputs.
+pub fn regression_from<T: Scalar>(t: TeacherOutputs<T>) -> Result<Dataset<T>> {
     let k = t.shift_normaliser()?;
     let y_train = &t.train.0 + &((&t.train.1 - &t.train.0) * k);
     let y_test = &t.test.0 + &((&t.test.1 - &t.test.0) * k);

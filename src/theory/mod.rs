@@ -71,6 +71,7 @@
 //! $e_\kappa$, $c^* = (a_{in}+a_{out})/2-\rho-\gamma$, i.e. $\eta^* \propto (d_{out}d_{in})^{-1/2}/n^{-\rho}$. There is
 //! none when the initial output already explodes.
 
+pub mod finite;
 pub mod limit;
 mod shape;
 
@@ -278,7 +279,7 @@ fn lora(k: &Knobs) -> Lora {
 const INIT: &str =
     "t = 0: random A₀, input coords Θ(1), upstream gradient coords n^(−ρ); no ramp (u = 1)";
 const FIRST_ADAM: &str = "sign-Adam exact at step 1 with bias correction; ε ≪ gradient coords; ΔA_inᵀh is \
-     coherent only for d_in ≫ π·N (batch N): slope bias ≈ −0.05 at N = 8, −0.15 at N = 32 over n = 64…1024";
+     coherent only for d_in ≫ π·N (batch N): a slope bias finite::coherence_bias(N, widths), printed for the study";
 const FIRST_ADAM_LORA: &str =
     "sign-Adam exact at step 1 with bias correction; ε ≪ gradient coords; B₀ = 0, so only B moves";
 const FIRST_SGD: &str =
@@ -287,8 +288,8 @@ const FIXED_T_SGD: &str =
     "SGD at fixed t = O(1) with κ ≲ Θ(1) (see kappa): factors change by a relative O(κt), \
      so they keep their initial exponents and per-step changes their step-1 ones";
 const BALANCED_ADAM: &str = "Adam-like, t ≫ 1 but O(1), after alignment: per-step updates n^(−c) along h (input \
-     side) and g (output side), residual Θ(1), ε ≪ gradient coords; coherent sums need d_in ≫ π·N (batch N; measured \
-     slope bias ≈ −0.15 at N = 32, ≈ 0 at N = 8); the aligned parts carry η₀·t and overtake the initial ones only once \
+     side) and g (output side), residual Θ(1), ε ≪ gradient coords; coherent sums need d_in ≫ π·N (batch N; \
+     slope bias finite::coherence_bias(N, widths), printed for the study); the aligned parts carry η₀·t and overtake the initial ones only once \
      η₀·t·n^(gap) ≫ 1 (slow approach, P4)";
 
 /// Collects predictions.

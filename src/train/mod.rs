@@ -21,7 +21,7 @@ pub use pretrain::{pretrain, pretrain_mlp};
 
 use crate::adapters::Ramp;
 use crate::error::Result;
-use crate::models::Inspect;
+use crate::models::{Inspect, Model, Prefix};
 use crate::optim::{OptimizerConfig, Rule};
 use crate::scalar::Scalar;
 
@@ -166,9 +166,33 @@ fn loss_divergence(loss: f64, initial: f64, factor: f64) -> Option<Divergence> {
     }
 }
 
-/// Held-out loss (and accuracy) of `model` at ramp value `u`.
-fn evaluate<T: Scalar, M: Inspect<T>>(model: &M, data: &Dataset<T>, u: T) -> Eval {
-    let (out, _) = model.forward(&data.x_test, u);
+/// The constant parts of the forward passes on a dataset's two splits ([`Prefix`]): computed once per run, or once for
+/// every run sharing a frozen base and data.
+pub struct Prefixes<T: Scalar> {
+    /// On the training inputs.
+    pub train: Prefix<T>,
+    /// On the held-out inputs.
+    pub test: Prefix<T>,
+}
+
+impl<T: Scalar> Prefixes<T> {
+    /// The prefixes of `model` on `data`'s splits.
+    pub fn new<M: Model<T>>(model: &M, data: &Dataset<T>) -> Self {
+        Self {
+            train: model.prefix(&data.x_train),
+            test: model.prefix(&data.x_test),
+        }
+    }
+}
+
+/// Held-out loss (and accuracy) of `model` at ramp value `u`, from the held-out prefix.
+fn evaluate<T: Scalar, M: Inspect<T>>(
+    model: &M,
+    data: &Dataset<T>,
+    test: &Prefix<T>,
+    u: T,
+) -> Eval {
+    let (out, _) = model.forward_prefixed(test, u);
     let (loss, _) = data.loss.eval(&out, &data.y_test);
     let accuracy = (data.loss == Loss::CrossEntropy).then(|| accuracy(&out, &data.y_test));
     Eval { loss, accuracy }
@@ -203,6 +227,20 @@ pub fn train_observed<T: Scalar, M: Inspect<T>, O: Observer<T, M>>(
     data: &Dataset<T>,
     observer: &mut O,
 ) -> Result<TrainRecord> {
+    let prefixes = Prefixes::new(&*model, data);
+    train_prefixed(model, cfg, data, &prefixes, observer)
+}
+
+/// [`train_observed`] with the constant parts of the forward passes given (`prefixes`, computed on `data` by a model
+/// with the same frozen maps, e.g. another run on the same base): every forward on the training set and the held-out
+/// split starts after them. Bit for bit [`train_observed`].
+pub fn train_prefixed<T: Scalar, M: Inspect<T>, O: Observer<T, M>>(
+    model: &mut M,
+    cfg: &TrainConfig,
+    data: &Dataset<T>,
+    prefixes: &Prefixes<T>,
+    observer: &mut O,
+) -> Result<TrainRecord> {
     let mut opt = cfg.optimizer.init()?;
     let factors: Vec<f64> = model
         .params_info()
@@ -217,13 +255,14 @@ pub fn train_observed<T: Scalar, M: Inspect<T>, O: Observer<T, M>>(
     for t in 0..=cfg.steps {
         let u = T::of(cfg.ramp.u(opt.steps_taken()));
         // Full batch: the loss forward is also the step's forward (no second pass, no copy of the data).
-        let (out, cache) = model.forward(&data.x_train, u);
+        let (out, cache) = model.forward_prefixed(&prefixes.train, u);
         let (loss, g) = data.loss.eval(&out, &data.y_train);
         rec.train_loss.push(loss);
         let diverged = loss_divergence(loss, rec.train_loss[0], cfg.divergence_factor);
         let (wanted, last) = (observer.wants(t), t == cfg.steps || diverged.is_some());
         let every = cfg.eval_every > 0 && t.is_multiple_of(cfg.eval_every);
-        let test = (t == 0 || last || every || wanted).then(|| evaluate(&*model, data, u));
+        let test =
+            (t == 0 || last || every || wanted).then(|| evaluate(&*model, data, &prefixes.test, u));
         if let Some(e) = test {
             rec.test_steps.push(t);
             rec.test_loss.push(e.loss);

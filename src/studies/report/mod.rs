@@ -1,6 +1,7 @@
 //! Tables a user reads: those of a finished sweep (the long-format results, the fitted exponents with verdicts, the
 //! terminal summary) here, and the printouts of the other commands in [`theory`], [`limit`], [`lr`] and [`train`].
 
+pub mod layers;
 pub mod limit;
 pub mod lr;
 pub mod theory;

@@ -134,5 +134,18 @@ pub fn theory_table(cfg: &StudyConfig, shape: Option<Shape>) -> String {
             let _ = writeln!(s, "  at these rates: {v}");
         }
     }
+    let batch = cfg.batch.unwrap_or(cfg.task.examples);
+    let _ = writeln!(
+        s,
+        "finite batch: a coherent sign-update sum over N = {batch} rows biases slopes over n = {:?} by {:+.3} \
+         (finite::coherence_bias; derived and measured in tests/theory.rs){}",
+        cfg.widths,
+        crate::theory::finite::coherence_bias(batch, &cfg.widths),
+        if cfg.model == crate::models::ModelKind::Transformer {
+            " (a recall batch scores one row per sequence)"
+        } else {
+            ""
+        }
+    );
     s
 }

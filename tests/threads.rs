@@ -1,0 +1,178 @@
+//! Numbers do not depend on the thread count: a product split over threads ([`with_product_threads`], one wide run
+//! when a study has fewer runs than cores) is bit for bit the sequential product, and so are whole training runs and
+//! a study run with one thread or two.
+//!
+//! Why exact equality is the right assertion: faer's parallel product (private-gemm) deals the output's tiles to the
+//! threads, and each entry is accumulated by the same micro-kernel over the same depth blocks (k in blocks of at most
+//! 512, fixed by the shape, not the thread count) in the same order; packing copies operands without arithmetic.
+//! Matrix–vector shapes, whose parallel kernel splits the inner dimension, stay sequential (`scalar`). So any
+//! difference is a bug, not round-off.
+
+use ndarray::Array2;
+use singlora::adapters::{AdapterConfig, Method};
+use singlora::linalg::{mm, mm_nt, mm_tn};
+use singlora::models::{MlpConfig, Model};
+use singlora::optim::{OptimizerConfig, Rule};
+use singlora::rng::{normal_matrix, SeedRng};
+use singlora::scalar::{with_product_threads, PAR_MIN_WORK};
+use singlora::studies::config::StudyConfig;
+use singlora::studies::engine::{run_study, RunOptions};
+use singlora::studies::sweep::Sweep;
+use singlora::Scalar;
+
+fn two_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| with_product_threads(2, f))
+}
+
+fn matrix<T: Scalar>(rows: usize, cols: usize, stream: &str) -> Array2<T> {
+    normal_matrix(&mut SeedRng::new(7, stream), rows, cols, 1.0)
+}
+
+fn check_products<T: Scalar>() {
+    // (m, k, n): the step's shapes (b × n by n × n and back, Gᵀ X), odd edges, and one below the threshold.
+    let shapes = [
+        (64, 256, 256),
+        (64, 1024, 1024),
+        (1024, 64, 1024),
+        (300, 517, 259),
+        (13, 4096, 97),
+        (2048, 64, 33),
+        (8, 64, 64),
+    ];
+    let mut parallel = 0;
+    for (m, k, n) in shapes {
+        let (a, b) = (matrix::<T>(m, k, "a"), matrix::<T>(k, n, "b"));
+        let (at, bt) = (a.t().to_owned(), b.t().to_owned());
+        let seq = [
+            mm(a.view(), b.view()),
+            mm_nt(a.view(), bt.view()),
+            mm_tn(at.view(), b.view()),
+        ];
+        let par = two_threads(|| {
+            [
+                mm(a.view(), b.view()),
+                mm_nt(a.view(), bt.view()),
+                mm_tn(at.view(), b.view()),
+            ]
+        });
+        for (form, (s, p)) in ["A·B", "A·Bᵀ", "Aᵀ·B"].iter().zip(seq.iter().zip(&par)) {
+            assert!(
+                s == p,
+                "{} {m}x{k}x{n} {form}: two threads differ from one",
+                T::DTYPE
+            );
+        }
+        parallel += usize::from(m * k * n >= PAR_MIN_WORK);
+    }
+    assert!(parallel >= 6, "most shapes must take the parallel path");
+}
+
+#[test]
+fn products_are_the_same_on_one_and_two_threads() {
+    check_products::<f64>();
+    check_products::<f32>();
+}
+
+/// Ten Adam steps of a 16 → 384 → 384 → 384 → 1 MLP (adapters on both hidden maps, batch 64: every big product is
+/// above the threshold), returning the losses and the final trainable tensors.
+fn train<T: Scalar>(method: Method) -> (Vec<f64>, Vec<Vec<T>>) {
+    let n = 384;
+    let mlp = MlpConfig {
+        width: n,
+        depth: 3,
+        adapt: vec!["hidden".into()],
+        ..MlpConfig::new(n)
+    };
+    let mut model = mlp
+        .build(
+            mlp.base_weights::<T>(0),
+            &AdapterConfig::new(method).rank_alpha(8, 8.0),
+            1,
+        )
+        .unwrap();
+    let opt = OptimizerConfig::new(Rule::adam(), 1e-3);
+    let factors: Vec<f64> = model
+        .params_info()
+        .iter()
+        .map(|p| opt.groups.factor(p.info.role, n))
+        .collect();
+    let mut optimizer = opt.init().unwrap();
+    let x: Array2<T> = matrix(64, 16, "x");
+    let y: Array2<T> = matrix(64, 1, "y");
+    let mut losses = Vec::new();
+    for _ in 0..10 {
+        let (out, cache) = model.forward(&x, T::one());
+        let (loss, g) = singlora::train::mse(&out, &y);
+        let grads = model.backward(&cache, &g, T::one());
+        optimizer.step_views(model.params_mut(), &grads, &factors);
+        losses.push(loss);
+    }
+    let params = model
+        .params_mut()
+        .iter()
+        .map(|p| p.iter().copied().collect())
+        .collect();
+    (losses, params)
+}
+
+#[test]
+fn training_is_the_same_on_one_and_two_threads() {
+    for method in Method::ALL {
+        let one = train::<f64>(method);
+        let two = two_threads(|| train::<f64>(method));
+        assert!(
+            one.0.iter().all(|l| l.is_finite()),
+            "{method}: the loss is not finite"
+        );
+        assert_eq!(one, two, "{method} f64: two threads differ from one");
+        assert_eq!(
+            train::<f32>(method),
+            two_threads(|| train::<f32>(method)),
+            "{method} f32"
+        );
+    }
+}
+
+/// One shard of a sweep holding a single run at width 1024 (so the engine, with one run and two threads, gives the
+/// run both threads' products) equals itself run on one thread, record for record.
+#[test]
+fn a_one_run_study_is_the_same_on_one_and_two_threads() {
+    let cfg = StudyConfig::load(
+        None,
+        &[
+            "widths=[256,1024]".into(),
+            "seeds=[0]".into(),
+            "steps=3".into(),
+            "lr_exponents=[0.5]".into(),
+            "arms=[{name=\"lora\",method=\"lora\"}]".into(),
+        ],
+    )
+    .unwrap();
+    let run = |threads: usize| {
+        let out =
+            std::env::temp_dir().join(format!("singlora-threads-{}-{threads}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let opts = RunOptions {
+            threads: Some(threads),
+            shard: Some("0/2".parse().unwrap()),
+            ..RunOptions::default()
+        };
+        let finished = run_study(&Sweep(&cfg), &out, &opts).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        assert_eq!(finished.runs.len(), 1, "the shard holds one run");
+        assert_eq!(
+            finished.runs[0].job.width, 1024,
+            "the shard holds the wide run"
+        );
+        serde_json::to_string(&finished.runs[0].run).unwrap()
+    };
+    assert_eq!(
+        run(1),
+        run(2),
+        "the study's record depends on the thread count"
+    );
+}
