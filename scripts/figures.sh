@@ -1,7 +1,7 @@
 #!/bin/sh
 # Regenerates the figures committed in figures/ (the ones the README shows) from the default studies: the MLP width
 # sweep, the transformer width sweep, the learning-rate study and the limit study (8 minutes measured after the build,
-# on 2 cores shared with other work), and `singlora verify --full` (VERIFY_TIME). The studies are written to DIR (default: results/); finished runs there are
+# on 2 cores shared with other work), and `singlora verify --full` (about 2 minutes). The studies are written to DIR (default: results/); finished runs there are
 # reused, not recomputed.
 #
 #   sh scripts/figures.sh [DIR]
