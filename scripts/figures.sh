@@ -1,7 +1,7 @@
 #!/bin/sh
 # Regenerates the figures committed in figures/ (the ones the README shows) from the default studies: the MLP width
 # sweep, the transformer width sweep, the learning-rate study and the limit study (8 minutes measured after the build,
-# on 2 cores shared with other work). The studies are written to DIR (default: results/); finished runs there are
+# on 2 cores shared with other work), and `singlora verify --full` (about 2 minutes). The studies are written to DIR (default: results/); finished runs there are
 # reused, not recomputed.
 #
 #   sh scripts/figures.sh [DIR]
@@ -14,6 +14,7 @@ $bin sweep --out "$out/default"
 $bin sweep --config configs/transformer.toml --out "$out/transformer"
 $bin lr --out "$out/lr"
 $bin limit --out "$out/limit"
+$bin verify --full --out "$out/verify-full"
 mkdir -p figures
 for f in coord_dz_rms slopes_dz_rms steps_by_series loss; do
     cp "$out/default/figures/$f.png" figures/
@@ -26,5 +27,8 @@ for f in lr_loss lr_best lr_plane_n256; do
 done
 for f in limit_singlora-sign limit_singlora-sgd limit_convergence; do
     cp "$out/limit/figures/$f.png" figures/
+done
+for f in synthetic invariance; do
+    cp "$out/verify-full/$f/$f.png" "figures/verify_$f.png"
 done
 echo "figures/ regenerated from $out"

@@ -166,17 +166,20 @@ fn invariance<DB: DrawingBackend>(
         .y_desc("log₁₀ ‖ΔW − ΔW′‖ / ‖ΔW‖")
         .draw()
         .map_err(plot_err)?;
-    for (y, what) in [(SAME, "round-off bound"), (DIFFERENT, "real difference")] {
+    for (y, what, shade) in [
+        (SAME, "round-off bound", 0.3),
+        (DIFFERENT, "real difference", 0.8),
+    ] {
         chart
             .draw_series(DashedLineSeries::new(
                 vec![(0.5, y.log10()), (steps + 0.5, y.log10())],
                 6,
                 4,
-                BLACK.mix(0.4).into(),
+                BLACK.mix(shade).into(),
             ))
             .map_err(plot_err)?;
         keys.push(Key::new(
-            Glyph::Band(BLACK.mix(0.4)),
+            Glyph::Band(BLACK.mix(shade)),
             format!("{what} {y:e}"),
         ));
     }

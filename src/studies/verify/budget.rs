@@ -125,7 +125,7 @@ pub fn judge(m: &C7Measurements) -> ClaimResult {
             format!(
                 "{} target: SingLoRA at least as good (difference {} not above {TOL})",
                 t.target,
-                t.difference.text(3)
+                t.difference.sci(1)
             ),
             as_good(t),
         ));
@@ -141,7 +141,7 @@ pub fn judge(m: &C7Measurements) -> ClaimResult {
         ));
         numbers.push(Number::new(
             format!("{}: SingLoRA − LoRA final/base", t.target),
-            t.difference.text(3),
+            t.difference.sci(1),
         ));
     }
     let setting = format!(

@@ -417,6 +417,20 @@ impl Estimate {
         }
     }
 
+    /// `value [lo, hi]` in scientific notation with `digits` decimals (for values spanning many decades).
+    pub fn sci(&self, digits: usize) -> String {
+        if self.value.is_nan() {
+            "not measured".into()
+        } else if self.has_interval() && self.n != usize::MAX {
+            format!(
+                "{:+.*e} [{:+.*e}, {:+.*e}]",
+                digits, self.value, digits, self.lo, digits, self.hi
+            )
+        } else {
+            format!("{:+.*e}", digits, self.value)
+        }
+    }
+
     /// `value [lo, hi]` with signed values at `digits` decimals, `value (no interval)`, or `not measured`.
     pub fn text(&self, digits: usize) -> String {
         if self.value.is_nan() {

@@ -154,11 +154,11 @@ pub fn sgd_sweep(p: Preset) -> StudyPlan {
         grid(p),
         vec![
             "widths=[128,256,512,1024,2048,4096]".into(),
-            "seeds=[0,1,2,3,4,5]".into(),
+            "seeds=[0,1,2,3,4,5,6,7,8,9,10,11]".into(),
         ],
     );
     sets.extend([
-        by_preset(p, "steps=8", "steps=20").to_string(),
+        by_preset(p, "steps=8", "steps=40").to_string(),
         r#"probes=["dz_rms","update_out_rms","loss"]"#.into(),
         r#"optimizer.rule={kind="sgd"}"#.into(),
         "lr=0.5".into(),
@@ -173,7 +173,7 @@ pub fn sgd_sweep(p: Preset) -> StudyPlan {
 }
 
 /// C6, C8: the default learning-rate study (one raw rate at every width, Adam, 20 steps, its LoRA+ plane) with DoRA
-/// and SingLoRA+DoRA beside LoRA, LoRA+ and SingLoRA, over four seeds; the quick preset on a coarser grid, three
+/// and SingLoRA+DoRA beside LoRA, LoRA+ and SingLoRA, over eight seeds; the quick preset on a coarser grid, three
 /// widths and five seeds, without LoRA+ and its plane.
 pub fn lr_plan(p: Preset) -> StudyPlan {
     let quick = r#"arms=[{name="lora",method="lora"},{name="singlora",method="singlora"},{name="dora",method="dora"},{name="singlora_dora",method="singlora_dora"}]"#;
@@ -185,7 +185,7 @@ pub fn lr_plan(p: Preset) -> StudyPlan {
             "seeds=[0,1,2,3,4]".into(),
             "lr_grid={rates={from=0.004,to=0.36,per_octave=2},near_best=0.01}".into(),
         ],
-        Preset::Full => vec!["seeds=[0,1,2,3]".to_string()],
+        Preset::Full => vec!["seeds=[0,1,2,3,4,5,6,7]".to_string()],
     });
     StudyPlan {
         folder: "lr",

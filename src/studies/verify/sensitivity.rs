@@ -143,7 +143,10 @@ pub fn judge(m: &C6Measurements) -> ClaimResult {
         "log₂ window ratio SingLoRA/LoRA",
         &m.log2_ratio,
     )];
-    for (s, e, edge) in &m.drifts {
+    // SingLoRA's drift first: the table shows the first numbers.
+    let mut drifts: Vec<&(String, Estimate, bool)> = m.drifts.iter().collect();
+    drifts.sort_by_key(|d| d.0 != m.singlora);
+    for (s, e, edge) in drifts {
         let note = if *edge {
             " (censored by the grid's edge)"
         } else {
