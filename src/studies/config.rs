@@ -224,13 +224,7 @@ impl StudyConfig {
             }
         }
         if let Some(p) = &self.pretrain {
-            if p.steps == 0 || !(p.lr.is_finite() && p.lr > 0.0) {
-                return Err(Error::invalid(
-                    "pretrain",
-                    format!("{{ steps = {}, lr = {} }}", p.steps, p.lr),
-                    "steps ≥ 1 and a finite lr > 0 (leave [pretrain] out for a random base)",
-                ));
-            }
+            p.validate()?;
         }
         Ok(())
     }

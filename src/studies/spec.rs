@@ -71,6 +71,34 @@ pub struct Pretrain {
     pub lr_exponent: f64,
 }
 
+impl Pretrain {
+    /// Checks the fields; errors name `pretrain.<field>` (leave `[pretrain]` out for a random base).
+    pub fn validate(&self) -> Result<()> {
+        if self.steps == 0 {
+            return Err(Error::invalid(
+                "pretrain.steps",
+                0,
+                "a positive integer (leave [pretrain] out for a random base)",
+            ));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid(
+                "pretrain.lr",
+                self.lr,
+                "a finite number > 0",
+            ));
+        }
+        if !self.lr_exponent.is_finite() {
+            return Err(Error::invalid(
+                "pretrain.lr_exponent",
+                self.lr_exponent,
+                "a finite number",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A run's frozen base weights (in the model's `base_weights` order) and, when pre-trained, pre-training's record.
 #[derive(Clone, Debug)]
 pub struct Base<T: Scalar> {

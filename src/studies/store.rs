@@ -151,14 +151,26 @@ fn type_error(e: &toml::de::Error, sets: &[(String, &str)], origin: &str) -> Err
 /// `invalid --set KEY = VALUE: expected WHAT` from a deserialiser's `problem` ("invalid type: …, expected u64").
 fn set_error(key: &str, set: &str, problem: &str) -> Error {
     let value = set.split_once('=').map_or(set, |(_, v)| v.trim());
-    let expected = match problem.rsplit_once(", expected ") {
-        Some((_, what)) => plain_type(what),
-        None => problem.to_string(),
-    };
     let field = if key.is_empty() {
         "--set".to_string()
     } else {
         format!("--set {key}")
+    };
+    // A named value's own error ("invalid task.kind = x: expected one of …") already says what is accepted; when it is
+    // of a field inside the set value (`arms=[{method="lorax"}]`), that field and value are named too.
+    let own = problem
+        .strip_prefix("invalid ")
+        .and_then(|rest| rest.split_once(": expected "))
+        .and_then(|(fv, what)| fv.split_once(" = ").map(|(f, v)| (f, v, what)));
+    if let Some((inner, inner_value, what)) = own {
+        if key == inner || key.ends_with(&format!(".{inner}")) {
+            return Error::invalid(&field, value, what);
+        }
+        return Error::invalid(&format!("{field}: {inner}"), inner_value, what);
+    }
+    let expected = match problem.rsplit_once(", expected ") {
+        Some((_, what)) => plain_type(what),
+        None => problem.to_string(),
     };
     Error::invalid(&field, value, &expected)
 }
