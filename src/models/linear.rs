@@ -124,6 +124,15 @@ impl<T: Scalar> Linear<T> {
         }
     }
 
+    /// The weight the map applies at ramp value `u`: $W_0 + \Delta W(u)$ of an adapted map (its
+    /// [`crate::adapters::AdaptedLayer::merged_weight`]), the base of a frozen one.
+    pub fn merged_weight(&self, u: T) -> Array2<T> {
+        match self {
+            Linear::Frozen(w) => w.clone(),
+            Linear::Adapted(a) => a.merged_weight(u),
+        }
+    }
+
     /// The frozen base weight, taken out of the map.
     pub fn into_base(self) -> Array2<T> {
         match self {

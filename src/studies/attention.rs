@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::{AdapterConfig, Method, Ramp};
 use crate::error::{Error, Result};
-use crate::linalg::{mm, mm_nt};
-use crate::models::{Inspect, Linear, Model, Transformer, TransformerConfig};
+use crate::linalg::{frobenius, mm, mm_nt};
+use crate::models::{Inspect, Model, Transformer, TransformerConfig};
 use crate::optim::{OptimizerConfig, Rule};
 use crate::rng::{normal_matrix, SeedRng};
 use crate::train::{train, Dataset, Loss, TrainConfig};
@@ -204,14 +204,6 @@ impl AttentionConfig {
     }
 }
 
-/// The weight a map applies at u = 1: the merged W₀ + ΔW of an adapted map, the base of a frozen one.
-fn effective_weight(l: &Linear<f64>) -> Array2<f64> {
-    match l {
-        Linear::Adapted(a) => a.merged_weight(1.0),
-        Linear::Frozen(w) => w.clone(),
-    }
-}
-
 /// Index of `block.0.<map>` in the transformer's weights.
 fn map_index(cfg: &TransformerConfig, map: &str) -> usize {
     let name = format!("block.0.{map}");
@@ -232,11 +224,7 @@ fn centred(m: &Array2<f64>) -> Array2<f64> {
 /// $\|\mathrm{skew}(M)\|_F / \|M\|_F$, $\mathrm{skew}(M) = (M - M^\top)/2$.
 fn skew_fraction(m: &Array2<f64>) -> f64 {
     let skew = (m - &m.t()) * 0.5;
-    fro(&skew) / fro(m)
-}
-
-fn fro(m: &Array2<f64>) -> f64 {
-    m.iter().map(|v| v * v).sum::<f64>().sqrt()
+    frobenius(&skew) / frobenius(m)
 }
 
 /// The score matrix $W_Q^\top W_K$ of weights `w` (in layer order).
@@ -244,15 +232,20 @@ fn scores(cfg: &TransformerConfig, w: &[Array2<f64>]) -> Array2<f64> {
     mm(w[map_index(cfg, "q")].t(), w[map_index(cfg, "k")].view())
 }
 
-/// The teacher's weights: the base with `target`'s change of W_Q and W_K.
-fn teacher_weights(cfg: &AttentionConfig, target: ScoreTarget, seed: u64) -> Vec<Array2<f64>> {
-    let t = cfg.transformer(&[]);
-    let mut w = t.base_weights::<f64>(seed);
+/// The teacher's factors U, V (n × r, N(0, 1/n) entries, streams `attention.u`, `attention.v`).
+pub fn shift_factors(cfg: &AttentionConfig, seed: u64) -> (Array2<f64>, Array2<f64>) {
     let sd = 1.0 / (cfg.width as f64).sqrt();
     let draw = |stream: &str| {
         normal_matrix::<f64>(&mut SeedRng::new(seed, stream), cfg.width, cfg.rank, sd)
     };
-    let (u, v) = (draw("attention.u"), draw("attention.v"));
+    (draw("attention.u"), draw("attention.v"))
+}
+
+/// The teacher's weights: the base with `target`'s change of W_Q and W_K.
+fn teacher_weights(cfg: &AttentionConfig, target: ScoreTarget, seed: u64) -> Vec<Array2<f64>> {
+    let t = cfg.transformer(&[]);
+    let mut w = t.base_weights::<f64>(seed);
+    let (u, v) = shift_factors(cfg, seed);
     let (q, k) = (map_index(&t, "q"), map_index(&t, "k"));
     match target {
         ScoreTarget::LowRankQ => w[q] = &w[q] + &mm_nt(u.view(), v.view()),
@@ -262,6 +255,64 @@ fn teacher_weights(cfg: &AttentionConfig, target: ScoreTarget, seed: u64) -> Vec
         }
     }
     w
+}
+
+/// The teacher network of `target` at `seed` and its data.
+pub fn teacher(
+    cfg: &AttentionConfig,
+    target: ScoreTarget,
+    seed: u64,
+) -> Result<(Transformer<f64>, Dataset<f64>)> {
+    let plain = cfg.transformer(&[]);
+    let net = plain.build(
+        teacher_weights(cfg, target, seed),
+        &AdapterConfig::default(),
+        0,
+    )?;
+    let data = teacher_data(cfg, &net, seed);
+    Ok((net, data))
+}
+
+/// An untrained `student` on the frozen base of `seed` (q and k adapted; α = r, so α/r = 1; SingLoRA ramps over the
+/// first tenth of the steps) and its adapter settings.
+pub fn student(
+    cfg: &AttentionConfig,
+    student: Student,
+    seed: u64,
+) -> Result<(Transformer<f64>, AdapterConfig)> {
+    let rank = cfg.rank * student.rank_factor;
+    let mut adapter = AdapterConfig::new(student.method).rank_alpha(rank, rank as f64);
+    if student.method.is_singlora() {
+        adapter.ramp = Ramp {
+            steps: (cfg.steps / 10).max(1),
+            u_min: 0.0,
+        };
+    }
+    let base = cfg.transformer(&[]).base_weights::<f64>(seed);
+    let net = cfg
+        .transformer(&["q", "k"])
+        .build(base, &adapter, seed + 2)?;
+    Ok((net, adapter))
+}
+
+/// The achieved score change of `net` (at u = 1) against `target`'s, on the centred subspace: the relative error, the
+/// achieved skew fraction and the target's.
+pub fn score_change(
+    cfg: &AttentionConfig,
+    target: ScoreTarget,
+    net: &Transformer<f64>,
+    seed: u64,
+) -> (f64, f64, f64) {
+    let plain = cfg.transformer(&[]);
+    let base = scores(&plain, &plain.base_weights::<f64>(seed));
+    let merged: Vec<Array2<f64>> = net.linears().iter().map(|l| l.merged_weight(1.0)).collect();
+    let target_change = centred(&(scores(&plain, &teacher_weights(cfg, target, seed)) - &base));
+    let change = centred(&(scores(&plain, &merged) - &base));
+    (
+        frobenius(&(&change - &target_change)) / frobenius(&target_change),
+        skew_fraction(&change),
+        skew_fraction(&target_change),
+    )
 }
 
 /// Gaussian input sequences and the teacher's outputs on them (train from `attention.x`, held out from
@@ -289,26 +340,11 @@ fn teacher_data(cfg: &AttentionConfig, teacher: &Transformer<f64>, seed: u64) ->
 pub fn fit(
     cfg: &AttentionConfig,
     target: ScoreTarget,
-    student: Student,
+    student_kind: Student,
     seed: u64,
 ) -> Result<ScoreFit> {
-    let (plain, adapted) = (cfg.transformer(&[]), cfg.transformer(&["q", "k"]));
-    let base = plain.base_weights::<f64>(seed);
-    let teacher = plain.build(
-        teacher_weights(cfg, target, seed),
-        &AdapterConfig::default(),
-        0,
-    )?;
-    let data = teacher_data(cfg, &teacher, seed);
-    let rank = cfg.rank * student.rank_factor;
-    let mut adapter = AdapterConfig::new(student.method).rank_alpha(rank, rank as f64);
-    if student.method.is_singlora() {
-        adapter.ramp = Ramp {
-            steps: (cfg.steps / 10).max(1),
-            u_min: 0.0,
-        };
-    }
-    let mut net = adapted.build(base.clone(), &adapter, seed + 2)?;
+    let (_, data) = teacher(cfg, target, seed)?;
+    let (mut net, adapter) = student(cfg, student_kind, seed)?;
     let tc = TrainConfig {
         optimizer: OptimizerConfig::new(Rule::adam(), cfg.lr),
         steps: cfg.steps,
@@ -317,21 +353,18 @@ pub fn fit(
         ..TrainConfig::default()
     };
     let rec = train(&mut net, &tc, &data)?;
-    let merged: Vec<Array2<f64>> = net.linears().iter().map(|l| effective_weight(l)).collect();
-    let target_change =
-        centred(&(scores(&plain, &teacher_weights(cfg, target, seed)) - scores(&plain, &base)));
-    let change = centred(&(scores(&plain, &merged) - scores(&plain, &base)));
+    let (score_error, skew, target_skew) = score_change(cfg, target, &net, seed);
     Ok(ScoreFit {
         target,
-        student: student.to_string(),
+        student: student_kind.to_string(),
         seed,
         params: net.num_trainable(),
         initial_loss: rec.train_loss[0],
         final_loss: *rec.train_loss.last().expect("the initial loss at least"),
         test_loss: rec.test_loss.last().copied().unwrap_or(f64::NAN),
-        score_error: fro(&(&change - &target_change)) / fro(&target_change),
-        skew: skew_fraction(&change),
-        target_skew: skew_fraction(&target_change),
+        score_error,
+        skew,
+        target_skew,
         diverged_at: rec.diverged_at,
     })
 }

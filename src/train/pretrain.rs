@@ -6,7 +6,7 @@ use ndarray::Array2;
 use super::{train, Dataset, TrainConfig, TrainRecord};
 use crate::adapters::{AdapterConfig, Method};
 use crate::error::Result;
-use crate::models::{Inspect, Linear, MlpConfig};
+use crate::models::{Inspect, MlpConfig};
 use crate::optim::{OptimizerConfig, Rule};
 use crate::scalar::Scalar;
 
@@ -30,10 +30,7 @@ pub fn pretrain<T: Scalar, M: Inspect<T>>(
     let weights = model
         .linears()
         .into_iter()
-        .map(|l| match l {
-            Linear::Adapted(a) => a.merged_weight(T::one()),
-            Linear::Frozen(w) => w.clone(),
-        })
+        .map(|l| l.merged_weight(T::one()))
         .collect();
     Ok((weights, rec))
 }
