@@ -259,10 +259,16 @@ fn bad_configs_give_documented_errors() {
     );
     assert!(err(&["adapter.rank=100", "widths=[64,128]"])
         .starts_with("invalid --set adapter.rank = 100: expected an integer in 1..=64"));
-    assert!(err(&["arms=[{name=\"x\",method=\"vera\"}]"]).contains("invalid method = vera"));
+    assert_eq!(
+        err(&["arms=[{name=\"x\",method=\"vera\"}]"]),
+        "invalid --set arms: method = vera: expected one of full, lora, dora, singlora, singlora_dora"
+    );
     assert!(err(&["stpes=3"])
         .starts_with("invalid --set stpes = 3: expected a known field (stpes is not one"));
-    assert!(err(&["precision=\"f16\""]).contains("invalid precision = f16"));
+    assert_eq!(
+        err(&["precision=\"f16\""]),
+        "invalid --set precision = \"f16\": expected one of f32, f64"
+    );
     assert!(err(&["probes=[\"dz_rsm\"]"])
         .starts_with("invalid --set probes = dz_rsm: expected names or prefixes of"));
     assert_eq!(

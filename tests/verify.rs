@@ -220,8 +220,10 @@ fn c1_rules_flip() {
         .iter_mut()
         .for_each(|s| s.outside_block = 0.0);
     assert_eq!(symmetry::judge(&all_block).verdict, Verdict::Holds);
-    let flips: [fn(&mut SymmetryMeasurements); 5] = [
+    let flips: [fn(&mut SymmetryMeasurements); 7] = [
         |m| m.shapes[0].asymmetry = 1e-3,
+        |m| m.shapes[1].asymmetry = 1e-3, // a non-square layer's paired block not symmetric
+        |m| m.shapes[2].min_eigenvalue = -1e-3, // … or not PSD
         |m| m.shapes[0].min_eigenvalue = -1e-3,
         |m| m.shapes[1].rank = 5,
         |m| m.ramp_start = 1e-9,
