@@ -1,13 +1,15 @@
 //! `cargo bench --bench transformer`: one full training step of the transformer that
 //! `singlora train --model transformer --width N --heads 4 --task recall` trains (2 blocks, 4 heads, vocabulary 16,
 //! T = 5, 256 sequences = 1280 token rows, SingLoRA r = 4, α = 4 on q, k, v, o, up, down, Adam η = 0.01), at widths
-//! 128 and 512 in f32 and f64, single-threaded (every product runs with `Par::Seq`; a study runs each run on one
-//! thread). A step is forward, cross-entropy loss, backward and the optimiser step: what
-//! `scripts/peers/torch_transformer.py` times in PyTorch, and `scripts/peers/compare_transformer.sh` prints the
-//! ratio of the two.
+//! 128 and 512 in f32 and f64, on 1 and 2 threads. On k threads the step runs as `singlora train --threads k` runs
+//! it: inside a k-thread rayon pool with [`singlora::scalar::with_product_threads`]`(k)`, so products large enough
+//! split their output tiles over the threads (the numbers are the same on any thread count). A step is forward,
+//! cross-entropy loss, backward and the optimiser step: what `scripts/peers/torch_transformer.py` times in PyTorch,
+//! and `scripts/peers/compare_transformer.py` prints the ratio of the two per thread count.
 //!
-//! Criterion ids are `transformer_step/{f32,f64}/{128,512}`; `target/criterion/transformer_step/*/*/new/estimates.json`
-//! holds the median the comparison script reads. `SINGLORA_BENCH_WIDTHS=128` restricts the widths.
+//! Criterion ids are `transformer_step/{f32,f64}-{k}t/{128,512}`;
+//! `target/criterion/transformer_step/*/*/new/{estimates,sample}.json` hold what the comparison script reads.
+//! `SINGLORA_BENCH_WIDTHS=128` restricts the widths, `SINGLORA_BENCH_THREADS=1` the thread counts.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use singlora::adapters::{AdapterConfig, Method};
 use singlora::models::{Model, Transformer, TransformerConfig, WidthMode};
 use singlora::optim::{Optimizer, OptimizerConfig, Rule};
+use singlora::scalar::with_product_threads;
 use singlora::tasks::{associative_recall, RecallConfig};
 use singlora::train::Dataset;
 use singlora::Scalar;
@@ -67,11 +70,12 @@ fn step<T: Scalar>(s: &mut Setup<T>) -> f64 {
     loss
 }
 
-fn widths() -> Vec<usize> {
-    std::env::var("SINGLORA_BENCH_WIDTHS")
+/// A comma-separated list of sizes from the environment variable `var`, or `default`.
+fn sizes(var: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(var)
         .ok()
         .map(|v| v.split(',').filter_map(|w| w.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![128, 512])
+        .unwrap_or_else(|| default.to_vec())
 }
 
 fn bench_dtype<T: Scalar>(c: &mut Criterion) {
@@ -80,11 +84,20 @@ fn bench_dtype<T: Scalar>(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(8));
-    for width in widths() {
-        let mut s = setup::<T>(width);
-        group.bench_function(BenchmarkId::new(T::DTYPE, width), |b| {
-            b.iter(|| black_box(step(&mut s)))
-        });
+    for threads in sizes("SINGLORA_BENCH_THREADS", &[1, 2]) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a rayon pool");
+        for width in sizes("SINGLORA_BENCH_WIDTHS", &[128, 512]) {
+            let mut s = setup::<T>(width);
+            let id = BenchmarkId::new(format!("{}-{threads}t", T::DTYPE), width);
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    pool.install(|| with_product_threads(threads, || black_box(step(&mut s))))
+                })
+            });
+        }
     }
     group.finish();
 }

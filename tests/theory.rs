@@ -629,7 +629,7 @@ fn one_layer_first_step_agrees_off_the_table() {
         case(Shape::FixedIn(32), Rule::sgd(), 0.0, mup, 0.0, 1.0),
     ];
     let mut failures = Vec::new();
-    for (k, case) in cases.iter().enumerate() {
+    for case in &cases {
         let s = case.setting();
         let pred = |q: &str| predict_in(&s, q, Regime::FirstStep);
         let terms = [pred("T1_rms"), pred("T2_rms"), pred("T3_rms")];

@@ -6,14 +6,14 @@ Usage
     python3 scripts/peers/compare_transformer.py [--torch-python PY] [--widths 128 512] [--threads 1 2]
         [--reps 20] [--skip-bench] [--attention sdpa|math] [--stat median|min] [--rounds 1]
 
-Runs ``cargo bench --bench transformer`` (criterion; singlora's step, single-threaded) and
-``scripts/peers/torch_transformer.py`` (PyTorch eager, ``torch.set_num_threads(k)`` for each ``--threads`` k) in one
-invocation, then prints one row per (width, dtype, threads) with both medians and
+Runs ``cargo bench --bench transformer`` (criterion; singlora's step on k threads as ``singlora train --threads k``
+runs it) and ``scripts/peers/torch_transformer.py`` (PyTorch eager, ``torch.set_num_threads(k)``) for each
+``--threads`` k in one invocation, then prints one row per (width, dtype, threads) with both times and
 
     ratio = torch seconds / singlora seconds        (>= 1: singlora is at least as fast)
 
-singlora runs every product sequentially (``Par::Seq``: its numbers never depend on the thread count), so its time
-is the same single-threaded figure in every threads row; a threads = 2 row compares it with PyTorch on both cores.
+Both peers use the same k threads in a row. singlora's numbers do not depend on k (its products split output tiles,
+never a dot product).
 The 1-minute load average before and after each peer is printed: other work on the machine slows both.
 
 ``--stat min`` compares the fastest step of each peer instead of the medians (criterion's fastest sample mean; the
@@ -39,8 +39,9 @@ def load():
     return os.getloadavg()[0]
 
 
-def run_singlora(widths, skip, stat):
-    env = dict(os.environ, SINGLORA_BENCH_WIDTHS=",".join(map(str, widths)))
+def run_singlora(widths, threads, skip, stat):
+    env = dict(os.environ, SINGLORA_BENCH_WIDTHS=",".join(map(str, widths)),
+               SINGLORA_BENCH_THREADS=",".join(map(str, threads)))
     before = load()
     if not skip:
         subprocess.run(["cargo", "bench", "--bench", "transformer"], cwd=ROOT, env=env, check=True,
@@ -48,15 +49,20 @@ def run_singlora(widths, skip, stat):
     times = {}
     for width in widths:
         for dtype in ["f32", "f64"]:
-            run = ROOT / "target/criterion/transformer_step" / dtype / str(width) / "new"
-            if stat == "median":
-                with open(run / "estimates.json") as f:
-                    times[(width, dtype)] = json.load(f)["median"]["point_estimate"] / 1e9
-            else:
-                with open(run / "sample.json") as f:
-                    sample = json.load(f)
-                times[(width, dtype)] = min(t / n for t, n in zip(sample["times"], sample["iters"])) / 1e9
+            for k in threads:
+                run = ROOT / "target/criterion/transformer_step" / f"{dtype}-{k}t" / str(width) / "new"
+                times[(width, dtype, k)] = criterion_seconds(run, stat)
     return times, (before, load())
+
+
+def criterion_seconds(run, stat):
+    """Criterion's median estimate, or its fastest sample mean, in seconds."""
+    if stat == "median":
+        with open(run / "estimates.json") as f:
+            return json.load(f)["median"]["point_estimate"] / 1e9
+    with open(run / "sample.json") as f:
+        sample = json.load(f)
+    return min(t / n for t, n in zip(sample["times"], sample["iters"])) / 1e9
 
 
 def run_torch(python, widths, threads, reps, attention, stat):
@@ -87,7 +93,7 @@ def main():
     a = ap.parse_args()
     ours = theirs = None
     for r in range(a.rounds):
-        o, ours_load = run_singlora(a.widths, a.skip_bench and r == 0, a.stat)
+        o, ours_load = run_singlora(a.widths, a.threads, a.skip_bench and r == 0, a.stat)
         t, their_load = run_torch(a.torch_python, a.widths, a.threads, a.reps, a.attention, a.stat)
         ours, theirs = best(ours, o), best(theirs, t)
         print(f"round {r + 1}: load average singlora bench {ours_load[0]:.2f} -> {ours_load[1]:.2f}, "
@@ -97,9 +103,8 @@ def main():
     for width in a.widths:
         for dtype in ["f32", "f64"]:
             for k in a.threads:
-                s, t = ours[(width, dtype)], theirs[(width, dtype, k)]
-                note = "" if k == 1 else "  (singlora on 1 thread)"
-                print(f"{width:>6} {dtype:>6} {k:>8} {s:>12.4f} {t:>12.4f} {t / s:>7.2f}{note}")
+                s, t = ours[(width, dtype, k)], theirs[(width, dtype, k)]
+                print(f"{width:>6} {dtype:>6} {k:>8} {s:>12.4f} {t:>12.4f} {t / s:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -307,7 +307,7 @@ impl StudyLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
+        match try_lock_briefly(&file) {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
@@ -339,6 +339,25 @@ impl StudyLock {
         Ok(StudyLock { _file: file })
     }
 }
+
+/// `file.try_lock()`, retried for up to [`LOCK_GRACE`]. A lock released a moment ago can still be held by a copy of
+/// its descriptor in a child this process is spawning (fork copies descriptors; they close at exec), so one refusal
+/// on the first try would blame a holder that is about to vanish. A lock another process really holds still refuses,
+/// after the grace.
+fn try_lock_briefly(file: &File) -> std::result::Result<(), std::fs::TryLockError> {
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_GRACE => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long [`StudyLock::acquire`] waits for a held lock before refusing.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The first line of a study folder's `config.toml`: `# singlora KIND study`.
 fn stamp_header(kind: &str) -> String {
