@@ -41,6 +41,36 @@ pub fn product_threads() -> usize {
     PRODUCT_THREADS.with(Cell::get)
 }
 
+/// The smallest element-wise or row-wise job (in scalar operations, a multiply–add or an `exp` counted as one)
+/// [`part_len`] splits over threads: about 65 µs of work, against a hand-off of a few µs.
+pub const PAR_MIN_OPS: usize = 1 << 16;
+
+/// Items per part when `items` independent items of about `ops_per_item` scalar operations each (rows of a
+/// LayerNorm, sequences of an attention, lanes of an element-wise map) are split over this thread's product threads
+/// ([`with_product_threads`]): all of them (one part, run on this thread) unless more than one thread was asked for
+/// and the job has at least [`PAR_MIN_OPS`] operations. Every item is computed by the same code whatever part it
+/// falls in, so the numbers do not depend on the split.
+pub fn part_len(items: usize, ops_per_item: usize) -> usize {
+    let threads = product_threads();
+    if threads > 1 && items > 1 && items.saturating_mul(ops_per_item) >= PAR_MIN_OPS {
+        items.div_ceil(threads)
+    } else {
+        items.max(1)
+    }
+}
+
+/// Runs `f` on every part (chunks of the outputs zipped together, built by the caller with [`part_len`]): on this
+/// thread when there is one part, otherwise in parallel over the current rayon pool.
+pub fn for_each_part<P: Send>(parts: impl Iterator<Item = P>, f: impl Fn(P) + Sync + Send) {
+    let parts: Vec<P> = parts.collect();
+    if parts.len() <= 1 {
+        parts.into_iter().for_each(f);
+    } else {
+        use rayon::prelude::*;
+        parts.into_par_iter().for_each(f);
+    }
+}
+
 /// faer's parallelism for an $(m\times k)(k\times n)$ product on this thread.
 fn product_par(m: usize, k: usize, n: usize) -> faer::Par {
     let threads = product_threads();

@@ -11,13 +11,14 @@
 use ndarray::Array2;
 use singlora::adapters::{AdapterConfig, Method};
 use singlora::linalg::{mm, mm_nt, mm_tn};
-use singlora::models::{MlpConfig, Model};
+use singlora::models::{MlpConfig, Model, TransformerConfig, WidthMode};
 use singlora::optim::{OptimizerConfig, Rule};
 use singlora::rng::{normal_matrix, SeedRng};
-use singlora::scalar::{with_product_threads, PAR_MIN_WORK};
+use singlora::scalar::{part_len, with_product_threads, PAR_MIN_WORK};
 use singlora::studies::config::StudyConfig;
 use singlora::studies::engine::{run_study, RunOptions};
 use singlora::studies::sweep::Sweep;
+use singlora::tasks::{associative_recall, RecallConfig};
 use singlora::Scalar;
 
 fn two_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
@@ -133,6 +134,74 @@ fn training_is_the_same_on_one_and_two_threads() {
             train::<f32>(method),
             two_threads(|| train::<f32>(method)),
             "{method} f32"
+        );
+    }
+}
+
+/// Five Adam steps of a 2-block transformer at width 128 (4 heads, 64 recall sequences of T = 5: 320 token rows;
+/// SingLoRA on every map), returning the losses and the final trainable tensors. At this size every row-wise and
+/// element-wise op (attention per sequence, LayerNorm per row, GELU per element) is split into parts on two threads
+/// (asserted below), besides the products.
+fn train_transformer<T: Scalar>(causal: bool) -> (Vec<f64>, Vec<Vec<T>>) {
+    let recall = RecallConfig {
+        keys: 8,
+        values: 8,
+        pairs: 2,
+        permute: false,
+    };
+    let mut cfg = TransformerConfig::at_width(128, WidthMode::Heads, 32).unwrap();
+    (cfg.vocab, cfg.seq_len, cfg.causal) = (recall.vocab(), recall.seq_len(), causal);
+    cfg.adapt = ["q", "k", "v", "o", "up", "down"]
+        .map(String::from)
+        .to_vec();
+    let adapter = AdapterConfig::new(Method::Singlora).rank_alpha(4, 4.0);
+    let mut net = cfg.build(cfg.base_weights::<T>(0), &adapter, 2).unwrap();
+    let data = associative_recall::<T>(&recall, 64, 1, 1).unwrap();
+    let opt = OptimizerConfig::new(Rule::adam(), 1e-2);
+    let factors: Vec<f64> = net
+        .params_info()
+        .iter()
+        .map(|p| opt.groups.factor(p.info.role, 128))
+        .collect();
+    let mut optimizer = opt.init().unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..5 {
+        let (out, cache) = net.forward(&data.x_train, T::one());
+        let (loss, g) = data.loss.eval(&out, &data.y_train);
+        let grads = net.backward(&cache, &g, T::one());
+        optimizer.step_views(net.params_mut(), &grads, &factors);
+        losses.push(loss);
+    }
+    let params = net
+        .params_mut()
+        .iter()
+        .map(|p| p.iter().copied().collect())
+        .collect();
+    (losses, params)
+}
+
+#[test]
+fn transformer_training_is_the_same_on_one_and_two_threads() {
+    // The ops take the parallel path at this size: 64 sequences × 4 heads × 25 scores × 2·32 operations (attention),
+    // 320 rows × 4·128 (LayerNorm), 320 · 512 elements (GELU) are all ≥ PAR_MIN_OPS = 65536.
+    let parts = two_threads(|| [part_len(64, 2 * 4 * 25 * 32), part_len(320, 4 * 128)]);
+    assert_eq!(parts, [32, 160], "two parts on two threads");
+    for causal in [false, true] {
+        let one = train_transformer::<f64>(causal);
+        assert!(
+            one.0.iter().all(|l| l.is_finite()),
+            "the loss is not finite"
+        );
+        assert!(one.0[4] < one.0[0], "training lowers the loss: {:?}", one.0);
+        let two = two_threads(|| train_transformer::<f64>(causal));
+        assert_eq!(
+            one, two,
+            "f64, causal = {causal}: two threads differ from one"
+        );
+        assert_eq!(
+            train_transformer::<f32>(causal),
+            two_threads(|| train_transformer::<f32>(causal)),
+            "f32, causal = {causal}"
         );
     }
 }

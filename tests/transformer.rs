@@ -799,29 +799,6 @@ fn the_cache_holds_every_map_output_and_the_residual_stream() {
     assert_eq!(cache.final_ln.y, layer_norm(h.view()).y);
 }
 
-/// Nothing inside a step is parallel (every product is `Par::Seq`), so one training step gives the same bits in a
-/// one-thread and a two-thread pool.
-#[test]
-fn a_step_is_bitwise_identical_on_one_and_two_threads() {
-    let cfg = small_cfg(true, &ALL_MAPS);
-    let x = gaussian(8, 5, 12, "threads.x");
-    let g = gaussian(8, 5, 12, "threads.g");
-    let step = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let net = random_net(&cfg, Method::Dora, 0.6);
-            let (y, cache) = net.forward(&x, 0.6);
-            (y, net.backward(&cache, &g, 0.6))
-        })
-    };
-    let (one, two) = (step(1), step(2));
-    assert_eq!(one.0, two.0);
-    assert_eq!(one.1, two.1);
-}
-
 /// The f32 GELU (branch-free Φ in f64 arithmetic) against the f64 formula rounded to f32: equal except at rounding
 /// midpoints (the fast Φ has relative error ≤ 2e-13, so at most one value in ~10⁵ may round the other way, by one
 /// ulp), and in the far negative tail, where $\tfrac12(1 + \mathrm{erf})$ cancels in f64 and the reference is

@@ -113,7 +113,7 @@ pub fn pdf(x: f64) -> f64 {
 /// Lanes processed together: every step below is a loop over `LANES` independent values, which the compiler turns
 /// into several independent vector operations, so the long dependency chains (Clenshaw, Horner) overlap instead of
 /// waiting on each other's latency.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// [`exp`] on every lane (the same operations in the same order, so the same bits).
 #[inline(always)]

@@ -8,7 +8,11 @@
 //! $(B\cdot T)\times n$ matrices $Q, K, V$ (no reshaping copies, no per-sequence products), LayerNorm and softmax
 //! work in place on each row, and no op allocates per row. The big products around them (the linear maps) are one
 //! GEMM each over all $B\cdot T$ rows; only the $T\times T$ score products per (sequence, head), $O(BHT^2d)$ in all,
-//! are direct loops here.
+//! are direct loops here. When the calling thread may use more than one thread for its products
+//! ([`crate::scalar::with_product_threads`]), the ops split their independent items (attention's sequences,
+//! LayerNorm's rows, GELU's elements in whole vector lanes) into contiguous parts computed in parallel
+//! ([`crate::scalar::part_len`]); each item runs the same code whatever part it falls in, so the split changes no
+//! number (`tests/threads.rs`).
 //!
 //! Summation order. Reductions over a row or a head (length $n$ or $d$) use [`dot`] or [`sum`]: eight interleaved
 //! partial sums combined in a fixed order, then the tail; the short ones over the $\le T$ keys of a query run in
@@ -19,7 +23,7 @@
 
 use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayViewMut2};
 
-use crate::scalar::Scalar;
+use crate::scalar::{for_each_part, part_len, Scalar};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Reductions in a fixed order
@@ -112,18 +116,23 @@ pub fn layer_norm<T: Scalar>(x: ArrayView2<'_, T>) -> Normalized<T> {
     let mut y = x.as_standard_layout().into_owned();
     let (n, eps) = (T::of(x.ncols() as f64), T::of(LAYER_NORM_EPS));
     let mut rstd = Array1::zeros(x.nrows());
-    if x.ncols() > 0 {
-        let rows = y
+    let cols = x.ncols();
+    if cols > 0 {
+        let per = part_len(x.nrows(), 4 * cols);
+        let parts = (y
             .as_slice_mut()
             .expect("fresh array")
-            .chunks_exact_mut(x.ncols());
-        for (row, r) in rows.zip(rstd.iter_mut()) {
-            let mean = sum(row) / n;
-            row.iter_mut().for_each(|v| *v -= mean);
-            *r = T::one() / (dot(row, row) / n + eps).sqrt();
-            let rv = *r;
-            row.iter_mut().for_each(|v| *v *= rv);
-        }
+            .chunks_mut(per * cols))
+        .zip(rstd.as_slice_mut().expect("fresh array").chunks_mut(per));
+        for_each_part(parts, |(y, rstd)| {
+            for (row, r) in y.chunks_exact_mut(cols).zip(rstd) {
+                let mean = sum(row) / n;
+                row.iter_mut().for_each(|v| *v -= mean);
+                *r = T::one() / (dot(row, row) / n + eps).sqrt();
+                let rv = *r;
+                row.iter_mut().for_each(|v| *v *= rv);
+            }
+        });
     }
     Normalized { y, rstd }
 }
@@ -164,14 +173,21 @@ pub fn layer_norm_backward_in_place<T: Scalar>(ln: &Normalized<T>, g: &mut Array
     let g = g
         .as_slice_mut()
         .expect("layer_norm_backward: G in standard layout");
-    let rows = g.chunks_exact_mut(cols).zip(y.chunks_exact(cols));
-    for ((row, yrow), &r) in rows.zip(&ln.rstd) {
-        let mean_g = sum(row) / n;
-        let mean_gy = dot(row, yrow) / n;
-        for (d, &yv) in row.iter_mut().zip(yrow) {
-            *d = r * (*d - mean_g - yv * mean_gy);
+    let rstd = ln.rstd.as_slice().expect("fresh array");
+    let per = part_len(rstd.len(), 5 * cols);
+    let parts = (g.chunks_mut(per * cols))
+        .zip(y.chunks(per * cols))
+        .zip(rstd.chunks(per));
+    for_each_part(parts, |((g, y), rstd)| {
+        let rows = g.chunks_exact_mut(cols).zip(y.chunks_exact(cols));
+        for ((row, yrow), &r) in rows.zip(rstd) {
+            let mean_g = sum(row) / n;
+            let mean_gy = dot(row, yrow) / n;
+            for (d, &yv) in row.iter_mut().zip(yrow) {
+                *d = r * (*d - mean_g - yv * mean_gy);
+            }
         }
-    }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -353,27 +369,47 @@ pub fn attention<T: Scalar>(
     let mut ctx = Array2::zeros((rows, spec.width()));
     let mut probs = Array4::zeros((seqs, spec.heads, tt, tt));
     let mut logits = Array2::zeros((seqs * spec.heads * tt, tt));
-    let c = ctx.as_slice_mut().expect("fresh array");
-    let p = probs.as_slice_mut().expect("fresh array");
-    let l = logits.as_slice_mut().expect("fresh array");
-    for b in 0..seqs {
-        for t in 0..tt {
-            let allowed = spec.allowed(t);
-            for j in 0..spec.heads {
-                let at = spec.score_row(b, j, t);
-                let (lrow, prow) = (&mut l[at..at + allowed], &mut p[at..at + allowed]);
-                for (t2, lv) in lrow.iter_mut().enumerate() {
-                    *lv = dot(qh.at(b, t, j), kh.at(b, t2, j)) * tau;
-                }
-                prow.copy_from_slice(lrow);
-                softmax_in_place(prow);
-                let crow = head_mut(c, spec, b, t, j);
-                for (t2, &pv) in prow.iter().enumerate() {
-                    axpy(pv, vh.at(b, t2, j), crow);
+    // Sequences are independent: split them into parts (contiguous blocks of every output).
+    let (seq_out, seq_scores) = (tt * spec.width(), spec.heads * tt * tt);
+    let per = part_len(seqs, 2 * seq_scores * spec.head_dim);
+    let parts = ctx
+        .as_slice_mut()
+        .expect("fresh array")
+        .chunks_mut(per * seq_out)
+        .zip(
+            probs
+                .as_slice_mut()
+                .expect("fresh array")
+                .chunks_mut(per * seq_scores),
+        )
+        .zip(
+            logits
+                .as_slice_mut()
+                .expect("fresh array")
+                .chunks_mut(per * seq_scores),
+        )
+        .enumerate();
+    for_each_part(parts, |(i, ((c, p), l))| {
+        for b in 0..c.len() / seq_out {
+            let (at_seq, local) = (i * per + b, b * seq_scores);
+            for t in 0..tt {
+                let allowed = spec.allowed(t);
+                for j in 0..spec.heads {
+                    let at = local + spec.score_row(0, j, t);
+                    let (lrow, prow) = (&mut l[at..at + allowed], &mut p[at..at + allowed]);
+                    for (t2, lv) in lrow.iter_mut().enumerate() {
+                        *lv = dot(qh.at(at_seq, t, j), kh.at(at_seq, t2, j)) * tau;
+                    }
+                    prow.copy_from_slice(lrow);
+                    softmax_in_place(prow);
+                    let crow = head_mut(c, spec, b, t, j);
+                    for (t2, &pv) in prow.iter().enumerate() {
+                        axpy(pv, vh.at(at_seq, t2, j), crow);
+                    }
                 }
             }
         }
-    }
+    });
     Attended { ctx, probs, logits }
 }
 
@@ -428,38 +464,50 @@ pub fn attention_backward<T: Scalar>(
     let (qh, kh, vh, gh) = (heads(&qd), heads(&kd), heads(&vd), heads(&gd));
     let pd = probs.as_standard_layout();
     let p = pd.as_slice().expect("standard layout");
-    let mut grads = AttentionGrads {
-        q: Array2::zeros(q.dim()),
-        k: Array2::zeros(k.dim()),
-        v: Array2::zeros(v.dim()),
-    };
-    let dq = grads.q.as_slice_mut().expect("fresh array");
-    let dk = grads.k.as_slice_mut().expect("fresh array");
-    let dv = grads.v.as_slice_mut().expect("fresh array");
-    let mut ds = vec![T::zero(); tt];
-    for b in 0..seqs {
-        for t in 0..tt {
-            let allowed = spec.allowed(t);
-            for j in 0..spec.heads {
-                let at = spec.score_row(b, j, t);
-                let (prow, ds) = (&p[at..at + allowed], &mut ds[..allowed]);
-                let gt = gh.at(b, t, j);
-                for (t2, d) in ds.iter_mut().enumerate() {
-                    *d = dot(gt, vh.at(b, t2, j));
-                }
-                let inner = prow.iter().zip(ds.iter()).map(|(&a, &b)| a * b).sum::<T>();
-                for (d, &pv) in ds.iter_mut().zip(prow) {
-                    *d = pv * (*d - inner) * tau;
-                }
-                for (t2, (&d, &pv)) in ds.iter().zip(prow).enumerate() {
-                    axpy(d, kh.at(b, t2, j), head_mut(dq, spec, b, t, j));
-                    axpy(d, qh.at(b, t, j), head_mut(dk, spec, b, t2, j));
-                    axpy(pv, gt, head_mut(dv, spec, b, t2, j));
+    let (mut dq, mut dk, mut dv) = (
+        Array2::zeros(q.dim()),
+        Array2::zeros(k.dim()),
+        Array2::zeros(v.dim()),
+    );
+    // Sequences are independent: each part owns a contiguous block of ∂Q, ∂K, ∂V.
+    let (seq_out, seq_scores) = (tt * spec.width(), spec.heads * tt * tt);
+    let per = part_len(seqs, 5 * seq_scores * spec.head_dim);
+    let len = per * seq_out;
+    let parts = (dq.as_slice_mut().expect("fresh array").chunks_mut(len))
+        .zip(dk.as_slice_mut().expect("fresh array").chunks_mut(len))
+        .zip(dv.as_slice_mut().expect("fresh array").chunks_mut(len))
+        .enumerate();
+    for_each_part(parts, |(i, ((dq, dk), dv))| {
+        let mut ds = vec![T::zero(); tt];
+        for b in 0..dq.len() / seq_out {
+            let at_seq = i * per + b;
+            for t in 0..tt {
+                let allowed = spec.allowed(t);
+                for j in 0..spec.heads {
+                    let at = spec.score_row(at_seq, j, t);
+                    let (prow, ds) = (&p[at..at + allowed], &mut ds[..allowed]);
+                    let gt = gh.at(at_seq, t, j);
+                    for (t2, d) in ds.iter_mut().enumerate() {
+                        *d = dot(gt, vh.at(at_seq, t2, j));
+                    }
+                    let inner = prow.iter().zip(ds.iter()).map(|(&a, &b)| a * b).sum::<T>();
+                    for (d, &pv) in ds.iter_mut().zip(prow) {
+                        *d = pv * (*d - inner) * tau;
+                    }
+                    for (t2, (&d, &pv)) in ds.iter().zip(prow).enumerate() {
+                        axpy(d, kh.at(at_seq, t2, j), head_mut(dq, spec, b, t, j));
+                        axpy(d, qh.at(at_seq, t, j), head_mut(dk, spec, b, t2, j));
+                        axpy(pv, gt, head_mut(dv, spec, b, t2, j));
+                    }
                 }
             }
         }
+    });
+    AttentionGrads {
+        q: dq,
+        k: dk,
+        v: dv,
     }
-    grads
 }
 
 /// Checks Q, K, V against `spec`; returns (rows, sequences).
@@ -510,20 +558,38 @@ pub struct Gelu<T: Scalar> {
 /// tail, where $1 + \mathrm{erf}$ cancels in f64 and this one is the more accurate (`tests/transformer.rs`).
 pub fn gelu<T: Scalar>(z: ArrayView2<'_, T>) -> Gelu<T> {
     let z = z.as_standard_layout();
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-        let mut act = Array2::zeros(z.raw_dim());
-        let mut cdf = Array2::zeros(z.raw_dim());
-        let (a, c) = (act.as_slice_mut().unwrap(), cdf.as_slice_mut().unwrap());
-        let zs = as_f32(z.as_slice().expect("standard layout")).expect("T is f32");
-        super::normal_cdf::gelu_f32(zs, as_f32_mut(a).unwrap(), as_f32_mut(c).unwrap());
-        return Gelu { act, cdf };
+    let mut act = Array2::zeros(z.raw_dim());
+    let mut cdf = Array2::zeros(z.raw_dim());
+    let zs = z.as_slice().expect("standard layout");
+    let per = lanes_part_len(zs.len(), GELU_OPS);
+    let parts = (zs.chunks(per))
+        .zip(act.as_slice_mut().unwrap().chunks_mut(per))
+        .zip(cdf.as_slice_mut().unwrap().chunks_mut(per));
+    for_each_part(parts, |((z, a), c)| gelu_part(z, a, c));
+    Gelu { act, cdf }
+}
+
+/// Scalar operations per element of [`gelu`] and [`gelu_backward`] (an `erf` or `exp` counts as about 20).
+const GELU_OPS: usize = 20;
+
+/// [`gelu`] on one part of the elements.
+fn gelu_part<T: Scalar>(z: &[T], act: &mut [T], cdf: &mut [T]) {
+    if let (Some(z32), Some(a32), Some(c32)) = (as_f32(z), as_f32_mut(act), as_f32_mut(cdf)) {
+        return super::normal_cdf::gelu_f32(z32, a32, c32);
     }
     // z·(½(1 + erf)) = ½z(1 + erf) exactly: halving is exact (outside subnormals).
-    let cdf = z.mapv(|zv| T::of(0.5 * (1.0 + libm::erf(zv.f64() / std::f64::consts::SQRT_2))));
-    let act = ndarray::Zip::from(&z)
-        .and(&cdf)
-        .map_collect(|&zv, &c| T::of(zv.f64() * c.f64()));
-    Gelu { act, cdf }
+    for ((&zv, a), c) in z.iter().zip(act).zip(cdf) {
+        *c = T::of(0.5 * (1.0 + libm::erf(zv.f64() / std::f64::consts::SQRT_2)));
+        *a = T::of(zv.f64() * c.f64());
+    }
+}
+
+/// Elements per part of an element-wise map over `len` elements of `ops` scalar operations each: [`part_len`]
+/// over groups of [`super::normal_cdf::LANES`] elements, so that every part but the last is a whole number of vector
+/// lanes and each element is computed exactly as on one thread.
+fn lanes_part_len(len: usize, ops: usize) -> usize {
+    let lanes = super::normal_cdf::LANES;
+    part_len(len.div_ceil(lanes), lanes * ops) * lanes
 }
 
 /// GELU's backward pass, overwriting $G$ with $\partial z = g \odot (\Phi(z) + z\,\varphi(z))$,
@@ -533,36 +599,40 @@ pub fn gelu<T: Scalar>(z: ArrayView2<'_, T>) -> Gelu<T> {
 /// # Panics
 /// If `z`, the cache and `g` differ in shape.
 #[track_caller]
-pub fn gelu_backward<T: Scalar>(
-    z: ArrayView2<'_, T>,
-    gelu: &Gelu<T>,
-    mut g: Array2<T>,
-) -> Array2<T> {
+pub fn gelu_backward<T: Scalar>(z: ArrayView2<'_, T>, gelu: &Gelu<T>, g: Array2<T>) -> Array2<T> {
     assert!(
         z.dim() == g.dim() && gelu.cdf.dim() == g.dim(),
         "gelu_backward: Z, Φ(Z) and G differ in shape"
     );
     let z = z.as_standard_layout();
+    let mut g = if g.is_standard_layout() {
+        g
+    } else {
+        g.as_standard_layout().into_owned()
+    };
     let (zs, cs) = (
         z.as_slice().expect("standard layout"),
-        gelu.cdf.as_slice().unwrap(),
+        gelu.cdf.as_slice().expect("fresh array"),
     );
-    let g_std = g.is_standard_layout();
-    if let (Some(z32), Some(c32), true) = (as_f32(zs), as_f32(cs), g_std) {
-        let g32 = as_f32_mut(g.as_slice_mut().unwrap()).expect("T is f32");
-        super::normal_cdf::gelu_backward_f32(z32, c32, g32);
-        return g;
+    let per = lanes_part_len(zs.len(), GELU_OPS);
+    let parts = (zs.chunks(per))
+        .zip(cs.chunks(per))
+        .zip(g.as_slice_mut().expect("standard layout").chunks_mut(per));
+    for_each_part(parts, |((z, c), g)| gelu_backward_part(z, c, g));
+    g
+}
+
+/// [`gelu_backward`] on one part of the elements.
+fn gelu_backward_part<T: Scalar>(z: &[T], cdf: &[T], g: &mut [T]) {
+    if let (Some(z32), Some(c32), Some(g32)) = (as_f32(z), as_f32(cdf), as_f32_mut(g)) {
+        return super::normal_cdf::gelu_backward_f32(z32, c32, g32);
     }
     let (sqrt_2pi, floor) = ((2.0 * std::f64::consts::PI).sqrt(), exp_zero_below::<f64>());
-    ndarray::Zip::from(&mut g)
-        .and(&z)
-        .and(&gelu.cdf)
-        .for_each(|d, &zv, &c| {
-            let x = zv.f64();
-            let pdf = exp_or_zero(-0.5 * x * x, floor) / sqrt_2pi;
-            *d *= T::of(c.f64() + x * pdf);
-        });
-    g
+    for ((d, &zv), &c) in g.iter_mut().zip(z).zip(cdf) {
+        let x = zv.f64();
+        let pdf = exp_or_zero(-0.5 * x * x, floor) / sqrt_2pi;
+        *d *= T::of(c.f64() + x * pdf);
+    }
 }
 
 /// `s` as an f32 slice when `T` is f32.
