@@ -95,22 +95,37 @@ fn train<T: Scalar>(method: Method) -> (Vec<f64>, Vec<Vec<T>>) {
             1,
         )
         .unwrap();
-    let opt = OptimizerConfig::new(Rule::adam(), 1e-3);
+    let x: Array2<T> = matrix(64, 16, "x");
+    let y: Array2<T> = matrix(64, 1, "y");
+    adam_steps(&mut model, n, 1e-3, 10, &x, |out| {
+        singlora::train::mse(out, &y)
+    })
+}
+
+/// `steps` Adam steps of `model` at width `n` on inputs `x` with the given loss; the losses and the final trainable
+/// tensors.
+fn adam_steps<T: Scalar, M: Model<T>>(
+    model: &mut M,
+    n: usize,
+    lr: f64,
+    steps: usize,
+    x: &Array2<T>,
+    loss: impl Fn(&Array2<T>) -> (f64, Array2<T>),
+) -> (Vec<f64>, Vec<Vec<T>>) {
+    let opt = OptimizerConfig::new(Rule::adam(), lr);
     let factors: Vec<f64> = model
         .params_info()
         .iter()
         .map(|p| opt.groups.factor(p.info.role, n))
         .collect();
     let mut optimizer = opt.init().unwrap();
-    let x: Array2<T> = matrix(64, 16, "x");
-    let y: Array2<T> = matrix(64, 1, "y");
     let mut losses = Vec::new();
-    for _ in 0..10 {
-        let (out, cache) = model.forward(&x, T::one());
-        let (loss, g) = singlora::train::mse(&out, &y);
+    for _ in 0..steps {
+        let (out, cache) = model.forward(x, T::one());
+        let (l, g) = loss(&out);
         let grads = model.backward(&cache, &g, T::one());
         optimizer.step_views(model.params_mut(), &grads, &factors);
-        losses.push(loss);
+        losses.push(l);
     }
     let params = model
         .params_mut()
@@ -157,27 +172,9 @@ fn train_transformer<T: Scalar>(causal: bool) -> (Vec<f64>, Vec<Vec<T>>) {
     let adapter = AdapterConfig::new(Method::Singlora).rank_alpha(4, 4.0);
     let mut net = cfg.build(cfg.base_weights::<T>(0), &adapter, 2).unwrap();
     let data = associative_recall::<T>(&recall, 64, 1, 1).unwrap();
-    let opt = OptimizerConfig::new(Rule::adam(), 1e-2);
-    let factors: Vec<f64> = net
-        .params_info()
-        .iter()
-        .map(|p| opt.groups.factor(p.info.role, 128))
-        .collect();
-    let mut optimizer = opt.init().unwrap();
-    let mut losses = Vec::new();
-    for _ in 0..5 {
-        let (out, cache) = net.forward(&data.x_train, T::one());
-        let (loss, g) = data.loss.eval(&out, &data.y_train);
-        let grads = net.backward(&cache, &g, T::one());
-        optimizer.step_views(net.params_mut(), &grads, &factors);
-        losses.push(loss);
-    }
-    let params = net
-        .params_mut()
-        .iter()
-        .map(|p| p.iter().copied().collect())
-        .collect();
-    (losses, params)
+    adam_steps(&mut net, 128, 1e-2, 5, &data.x_train, |out| {
+        data.loss.eval(out, &data.y_train)
+    })
 }
 
 #[test]
