@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::adapters::{AdapterConfig, DoraNorm, Init, Method, Scaling};
 use crate::error::Result;
-use crate::studies::engine::{RunOptions, Shard};
+use crate::studies::engine::{Finished, Opened, RunOptions, Shard, Study};
 
 /// The flags of every study command.
 #[derive(Args, Debug, Clone)]
@@ -123,6 +123,26 @@ pub fn split_list(list: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// Prints `start` (the study's one-line description), runs the opened study and returns its runs; or, when `shard`
+/// is set, prints what the shard did and how to merge the study in `merge_dir`, and returns `None`.
+pub fn run_opened<S: Study>(
+    opened: Opened<'_, S>,
+    start: &str,
+    shard: Option<Shard>,
+    merge_dir: &Path,
+) -> Result<Option<Finished<S>>> {
+    println!("{start}");
+    let finished = opened.run()?;
+    match shard {
+        Some(shard) => {
+            let (computed, total) = (finished.computed, finished.runs.len());
+            println!("{}", shard_done(shard, computed, total, merge_dir));
+            Ok(None)
+        }
+        None => Ok(Some(finished)),
+    }
 }
 
 /// What a shard prints when its runs are done.

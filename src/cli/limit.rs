@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::args::{shard_done, StudyArgs};
+use super::args::{run_opened, StudyArgs};
 use crate::error::Result;
 use crate::studies::engine::open;
 use crate::studies::limit::{LimitConfig, LimitResults, LimitStudy};
@@ -32,7 +32,7 @@ pub fn run(a: LimitArgs) -> Result<()> {
     }
     let limit = LimitStudy::new(&cfg, &study)?;
     let opened = open(&limit, &out, &opts)?;
-    println!(
+    let start = format!(
         "limit study {}: {} arms × {} widths × {} seeds, {} steps -> {}",
         cfg.name,
         cfg.arms.len(),
@@ -41,15 +41,10 @@ pub fn run(a: LimitArgs) -> Result<()> {
         cfg.steps,
         out.display()
     );
-    let finished = opened.run()?;
-    if let Some(shard) = opts.shard {
-        let dir = a.study.out_dir(&cfg.name);
-        println!(
-            "{}",
-            shard_done(shard, finished.computed, finished.runs.len(), &dir)
-        );
+    let merge_dir = a.study.out_dir(&cfg.name);
+    let Some(finished) = run_opened(opened, &start, opts.shard, &merge_dir)? else {
         return Ok(());
-    }
+    };
     let results = limit.finish(finished, &out)?;
     report(&cfg, &results, &out)
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::args::{shard_done, StudyArgs};
+use super::args::{run_opened, StudyArgs};
 use crate::error::Result;
 use crate::studies::config::StudyConfig;
 use crate::studies::engine::{open, plan};
@@ -28,22 +28,17 @@ pub fn run(a: LrArgs) -> Result<()> {
     }
     let study = LrStudy(&cfg);
     let opened = open(&study, &out, &opts)?;
-    println!(
+    let start = format!(
         "learning-rate study {}: {} ({} steps each) -> {}",
         cfg.name,
         plan,
         cfg.steps,
         out.display()
     );
-    let finished = opened.run()?;
-    if let Some(shard) = opts.shard {
-        let dir = a.study.out_dir(&cfg.name);
-        println!(
-            "{}",
-            shard_done(shard, finished.computed, finished.runs.len(), &dir)
-        );
+    let merge_dir = a.study.out_dir(&cfg.name);
+    let Some(finished) = run_opened(opened, &start, opts.shard, &merge_dir)? else {
         return Ok(());
-    }
+    };
     report(&cfg, &results(&cfg, finished), &out)
 }
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::args::{shard_done, StudyArgs};
+use super::args::{run_opened, StudyArgs};
 use crate::error::Result;
 use crate::probes::Quantity;
 use crate::studies::config::StudyConfig;
@@ -35,7 +35,7 @@ pub fn run(a: SweepArgs) -> Result<()> {
     check_sweep(&cfg)?;
     let study = Sweep(&cfg);
     let opened = open(&study, &out, &opts)?;
-    println!(
+    let start = format!(
         "study {}: {} runs ({} series × {} widths × {} seeds), {} steps each -> {}",
         cfg.name,
         cells.len(),
@@ -45,15 +45,10 @@ pub fn run(a: SweepArgs) -> Result<()> {
         cfg.steps,
         out.display()
     );
-    let finished = opened.run()?;
-    if let Some(shard) = opts.shard {
-        let dir = a.study.out_dir(&cfg.name);
-        println!(
-            "{}",
-            shard_done(shard, finished.computed, finished.runs.len(), &dir)
-        );
+    let merge_dir = a.study.out_dir(&cfg.name);
+    let Some(finished) = run_opened(opened, &start, opts.shard, &merge_dir)? else {
         return Ok(());
-    }
+    };
     report(&cfg, &results(finished), &out)
 }
 
