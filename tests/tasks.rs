@@ -214,3 +214,32 @@ fn permuted_recall_relabels_every_answer_by_one_bijection() {
     assert_eq!(images.len(), pi.len(), "π is injective");
     assert!(pi.iter().any(|(k, v)| k != v), "π is not the identity");
 }
+
+/// A shift added a block of rows at a time (what the teacher does, so a wide layer never holds a dense f64 shift) is
+/// bit for bit the dense shift added, for every kind, across a block boundary and a ragged last block, in f32 and f64:
+/// each entry is the same length-r product in both, rounded to `T` once and added once.
+#[test]
+fn a_shift_added_by_blocks_is_the_dense_shift() {
+    use singlora::tasks::regression::SHIFT_BLOCK;
+    let (d_out, d_in, r) = (2 * SHIFT_BLOCK + 37, 300, 5);
+    for kind in [
+        ShiftKind::Psd,
+        ShiftKind::Nsd,
+        ShiftKind::Asymmetric,
+        ShiftKind::Random,
+    ] {
+        let dense = kind.draw(d_in, d_out, r, 11);
+        assert_eq!(dense.dim(), (d_out, d_in));
+        let w0: Array2<f64> =
+            Array2::from_shape_fn((d_out, d_in), |(i, j)| (i as f64 - j as f64) * 1e-3);
+        let mut by_blocks = w0.clone();
+        kind.factors(d_in, d_out, r, 11).add_to(&mut by_blocks);
+        assert_eq!(by_blocks, &w0 + &dense, "{kind} f64");
+        let w32 = w0.mapv(|v| v as f32);
+        let mut by_blocks32 = w32.clone();
+        kind.factors(d_in, d_out, r, 11).add_to(&mut by_blocks32);
+        let mut dense32 = w32;
+        dense32.zip_mut_with(&dense, |w, &d| *w += d as f32);
+        assert_eq!(by_blocks32, dense32, "{kind} f32");
+    }
+}

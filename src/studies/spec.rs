@@ -18,6 +18,7 @@ use crate::adapters::{AdapterConfig, Method};
 use crate::error::{Error, Result};
 use crate::models::{Mlp, MlpConfig, Model, SingleLayer, Transformer, TransformerConfig};
 use crate::scalar::{Precision, Scalar};
+use crate::tasks::regression::SHIFT_BLOCK;
 use crate::tasks::{
     associative_recall, classification_from, regression_from, toy_regression, ShiftKind, TaskKind,
     TaskSpec, Teacher, TeacherOutputs,
@@ -577,7 +578,8 @@ impl RunSpec {
     }
 
     /// An upper estimate of the run's peak memory in bytes (what the study engine checks against the machine):
-    /// drawing the teacher holds two copies of the base weights and an f64 shift, then the student holds the base,
+    /// drawing the teacher holds two copies of the base weights and an f64 block of the shift's rows
+    /// ([`crate::tasks::regression::SHIFT_BLOCK`]), then the student holds the base,
     /// dense adapters (full fine-tuning: ΔW, its gradient, the merged W0 + cΔW and two f64 Adam moments; DoRA: a
     /// transient W0 + ΔW when a probe merges the weight), activations of the train and held-out sets with the probe's
     /// two reference copies, and pre-training's dense copies.
@@ -585,7 +587,7 @@ impl RunSpec {
         let s = self.precision.bytes();
         let (maps, rows) = self.maps();
         let weights: u64 = maps.iter().map(|(i, o, _)| i * o * s).sum();
-        let widest = maps.iter().map(|(i, o, _)| i * o).max().unwrap_or(0);
+        let widest_in = maps.iter().map(|(i, _, _)| *i).max().unwrap_or(0);
         let dense: u64 = maps
             .iter()
             .filter(|(_, _, a)| *a)
@@ -598,7 +600,7 @@ impl RunSpec {
         let width_sum: u64 = maps.iter().map(|(_, o, _)| *o).sum();
         let examples = (self.task.examples + self.task.test_examples) as u64 * rows;
         let activations = examples * width_sum * s * 4;
-        let teacher = 2 * weights + 8 * widest;
+        let teacher = 2 * weights + 8 * SHIFT_BLOCK as u64 * widest_in;
         let pretrain = self.pretrain.map_or(0, |_| {
             weights * 2 + maps.iter().map(|(i, o, _)| i * o * 16).sum::<u64>()
         });

@@ -42,8 +42,14 @@ impl ShiftKind {
     }
 
     /// $\Delta W^* \in \mathbb R^{d_{out}\times d_{in}}$ of rank ≤ r, with $C, D \sim \mathcal N(0, 1/m)$ entries
-    /// ($m = \max(d_{in}, d_{out})$), so $\lVert\Delta W^*\rVert_{op} = \Theta(1)$.
+    /// ($m = \max(d_{in}, d_{out})$), so $\lVert\Delta W^*\rVert_{op} = \Theta(1)$: [`ShiftKind::factors`] multiplied out.
     pub fn draw(self, d_in: usize, d_out: usize, r: usize, seed: u64) -> Array2<f64> {
+        self.factors(d_in, d_out, r, seed).rows(0..d_out)
+    }
+
+    /// The factors of [`ShiftKind::draw`]: $\Delta W^* = \pm\,L R^\top$ with $L = C_{[:d_{out}]}$ and
+    /// $R = C_{[:d_{in}]}$ (PSD; NSD with the minus sign) or $R = D_{[:d_{in}]}$ (asymmetric, random).
+    pub fn factors(self, d_in: usize, d_out: usize, r: usize, seed: u64) -> ShiftFactors {
         let m = d_in.max(d_out);
         let std = 1.0 / (m as f64).sqrt();
         let c: Array2<f64> = normal_matrix(&mut SeedRng::new(seed, "shift.C"), m, r, std);
@@ -53,14 +59,63 @@ impl ShiftKind {
             r,
             std,
         );
-        let (co, ci) = (c.slice(s![..d_out, ..]), c.slice(s![..d_in, ..]));
-        match self {
-            ShiftKind::Psd => mm_nt(co, ci),
-            ShiftKind::Nsd => -mm_nt(co, ci),
-            ShiftKind::Asymmetric | ShiftKind::Random => mm_nt(co, d.slice(s![..d_in, ..])),
+        let right = match self {
+            ShiftKind::Psd | ShiftKind::Nsd => c.slice(s![..d_in, ..]).to_owned(),
+            ShiftKind::Asymmetric | ShiftKind::Random => d.slice(s![..d_in, ..]).to_owned(),
+        };
+        ShiftFactors {
+            left: c.slice(s![..d_out, ..]).to_owned(),
+            right,
+            negate: self == ShiftKind::Nsd,
         }
     }
 }
+
+/// A low-rank shift $\Delta W^* = \pm\,L R^\top$ ($L$: $d_{out}\times r$, $R$: $d_{in}\times r$), kept factored so that
+/// a wide layer's shift can be added a block of rows at a time (a dense f64 copy at width 16384 would be 2 GiB).
+pub struct ShiftFactors {
+    /// $L$.
+    pub left: Array2<f64>,
+    /// $R$.
+    pub right: Array2<f64>,
+    /// Whether $\Delta W^* = -LR^\top$.
+    pub negate: bool,
+}
+
+impl ShiftFactors {
+    /// Rows `range` of $\Delta W^*$: $\pm L_{[range]}R^\top$. Each entry is the same length-r dot product whatever the
+    /// block (one depth block of the product kernel), so blocks assemble the whole product bit for bit.
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Array2<f64> {
+        let block = mm_nt(self.left.slice(s![range, ..]), self.right.view());
+        if self.negate {
+            -block
+        } else {
+            block
+        }
+    }
+
+    /// $W \mathrel{+}= \Delta W^*$ (each entry rounded to `T` before the addition), [`SHIFT_BLOCK`] rows at a time.
+    ///
+    /// # Panics
+    /// If `w` is not $d_{out}\times d_{in}$.
+    #[track_caller]
+    pub fn add_to<T: Scalar>(&self, w: &mut Array2<T>) {
+        assert_eq!(
+            w.dim(),
+            (self.left.nrows(), self.right.nrows()),
+            "ShiftFactors::add_to: W has the wrong shape"
+        );
+        for start in (0..w.nrows()).step_by(SHIFT_BLOCK) {
+            let range = start..(start + SHIFT_BLOCK).min(w.nrows());
+            let shift = self.rows(range.clone());
+            w.slice_mut(s![range, ..])
+                .zip_mut_with(&shift, |w, &d| *w += T::of(d));
+        }
+    }
+}
+
+/// Rows of a shift multiplied out at a time by [`ShiftFactors::add_to`] (at width 16384, 64 MiB of f64).
+pub const SHIFT_BLOCK: usize = 512;
 
 named_enum!(
     ShiftKind,
@@ -134,16 +189,9 @@ impl<T: Scalar> TeacherOutputs<T> {
                 &format!("an integer in 1..={}", d_in.max(d_out)),
             ));
         }
-        let mut teacher_weights = base.to_vec();
-        let shift = spec
-            .kind
-            .draw(d_in, d_out, spec.rank, spec.base_seed ^ 0x5417);
-        teacher_weights[l].zip_mut_with(&shift, |w, &d| *w += T::of(d));
         let mut frozen = cfg.clone();
         frozen.adapt.clear();
         let full = AdapterConfig::new(Method::Full);
-        let base_net = frozen.build(base.to_vec(), &full, 0)?;
-        let teacher = frozen.build(teacher_weights, &full, 0)?;
         let inputs = |stream: &str, n: usize| -> Array2<T> {
             normal_matrix(
                 &mut SeedRng::new(spec.data_seed, stream),
@@ -156,18 +204,23 @@ impl<T: Scalar> TeacherOutputs<T> {
             inputs("data.train", spec.train),
             inputs("data.test", spec.test),
         );
-        let run = |x: &Array2<T>| {
-            (
-                base_net.forward(x, T::one()).0,
-                teacher.forward(x, T::one()).0,
-            )
+        // One network at a time (each holds a copy of the weights): the base's outputs, then the teacher's.
+        let outputs = |weights: Vec<Array2<T>>| -> Result<(Array2<T>, Array2<T>)> {
+            let net = frozen.build(weights, &full, 0)?;
+            let run = |x: &Array2<T>| net.forward(x, T::one()).0;
+            Ok((run(&x_train), run(&x_test)))
         };
-        let (train, test) = (run(&x_train), run(&x_test));
+        let (base_train, base_test) = outputs(base.to_vec())?;
+        let mut teacher_weights = base.to_vec();
+        spec.kind
+            .factors(d_in, d_out, spec.rank, spec.base_seed ^ 0x5417)
+            .add_to(&mut teacher_weights[l]);
+        let (teacher_train, teacher_test) = outputs(teacher_weights)?;
         Ok(Self {
             x_train,
             x_test,
-            train,
-            test,
+            train: (base_train, teacher_train),
+            test: (base_test, teacher_test),
         })
     }
 
