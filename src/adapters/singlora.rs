@@ -61,12 +61,12 @@ impl<T: Scalar> Symmetric<T> {
     ///
     /// With $\Delta W = c\,A_{out}A_{in}^\top$ and $G_W = \partial L/\partial \widetilde{\Delta W}$, the chain rule through
     /// the two copies of A gives
-    /// $$\partial L/\partial A = \mathrm{pad}(G_WA_{in}) + \mathrm{pad}(G_W^\top A_{out}),$$
+    /// $$\partial L/\partial A = c\,\big(\mathrm{pad}(G_WA_{in}) + \mathrm{pad}(G_W^\top A_{out})\big),$$
     /// `pad` writing a block into the first rows of an $m\times r$ zero matrix: the first term ($d_{out}$ rows) is A's
     /// *output role* (A acting as LoRA's B, $\partial L/\partial A_{out}$ with $A_{in}$ held fixed), the second ($d_{in}$
     /// rows) its *input role* (A acting as LoRA's A). The split with ratio λ returns
     /// $$g_\lambda = \lambda\,\mathrm{pad}(G_WA_{in}) + \mathrm{pad}(G_W^\top A_{out}),$$
-    /// the gradient at λ = 1 (the layer multiplies by c). For λ ≠ 1 it is a direction, not the gradient of L.
+    /// which the layer multiplies by c: the gradient at λ = 1; for λ ≠ 1 a direction, not the gradient of L (THEORY §7).
     /// `out_role(k, dst)` adds k times the output role into the first $d_{out}$ rows, `in_role(k, dst)` the input role
     /// into the first $d_{in}$ rows, in that order (so λ = 1 rounds exactly as the plain gradient).
     fn split(
