@@ -24,6 +24,7 @@ fn custom() -> AdapterConfig {
         },
         width: Some(16),
         multiplier_exponent: 0.5,
+        role_ratio: 4.0,
     }
 }
 

@@ -511,6 +511,9 @@ fn c8_base() -> C8Measurements {
         vs_better: e(0.3, 0.2, 0.4),
         learns: (9, 9),
         best: vec![],
+        split_vs_single: e(-0.3, -0.4, -0.2),
+        split_learns: (9, 9),
+        ratio: 16.0,
     }
 }
 
@@ -527,6 +530,34 @@ fn c8_rules_flip() {
     let mut m = base.clone();
     m.vs_worse = e(0.5, 0.3, 0.7);
     assert_eq!(compose::judge(&m).verdict, Verdict::DoesNotHold);
+}
+
+/// The role split's rules (THEORY O10): a gain of more than 5% on SingLoRA passes the condition; no gain fails it
+/// (holds under conditions); a loss of more than 5%, or a cell that does not learn, fails a core check; an interval
+/// across the 5% line on the core side, or no split arm at all, is inconclusive.
+#[test]
+fn c8_split_rules_flip() {
+    let mut base = c8_base();
+    base.vs_better = e(0.0, -0.05, 0.05);
+    assert_eq!(compose::judge(&base).verdict, Verdict::Holds);
+    let mut m = base.clone();
+    m.split_vs_single = e(0.0, -0.03, 0.03);
+    assert_eq!(compose::judge(&m).verdict, Verdict::HoldsUnderConditions);
+    let mut m = base.clone();
+    m.split_vs_single = e(0.4, 0.2, 0.6);
+    assert_eq!(compose::judge(&m).verdict, Verdict::DoesNotHold);
+    let mut m = base.clone();
+    m.split_learns = (14, 15);
+    assert_eq!(compose::judge(&m).verdict, Verdict::DoesNotHold);
+    let mut m = base.clone();
+    m.split_vs_single = e(0.05, -0.1, 0.2);
+    assert_eq!(compose::judge(&m).verdict, Verdict::Inconclusive);
+    let mut m = base.clone();
+    m.split_vs_single = Estimate::missing();
+    m.split_learns = (0, 0);
+    assert_eq!(compose::judge(&m).verdict, Verdict::Inconclusive);
+    let text = format!("{:?}", compose::judge(&base).checks);
+    assert!(text.contains("λ = 16") && text.contains("-0.300"), "{text}");
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {

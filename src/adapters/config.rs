@@ -271,6 +271,16 @@ pub struct AdapterConfig {
     pub width: Option<usize>,
     /// γ: the multiplier is $s\,n^{-\gamma}$ (default 0, the paper's choice).
     pub multiplier_exponent: f64,
+    /// λ, SingLoRA's LoRA+-style role split (THEORY O10): A steps along $\lambda\,\mathrm{pad}(G_WA_{in}) +
+    /// \mathrm{pad}(G_W^\top A_{out})$, the output role weighted λ against the input role (LoRA+'s $\eta_B/\eta_A$).
+    /// Default 1, the gradient; SingLoRA methods only. A study sets it per arm with `loraplus_ratio`.
+    #[serde(skip_serializing_if = "is_one")]
+    pub role_ratio: f64,
+}
+
+/// Whether a ratio is 1 (left out of serialised configs, so configs written before the field existed still match).
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 impl Default for AdapterConfig {
@@ -295,6 +305,7 @@ impl AdapterConfig {
             ramp: Ramp::default(),
             width: None,
             multiplier_exponent: 0.0,
+            role_ratio: 1.0,
         }
     }
 
@@ -340,6 +351,25 @@ impl AdapterConfig {
         }
         let n = self.knob_width(d_in, d_out) as f64;
         self.scaling.scale(self.alpha, self.rank) * n.powf(-self.multiplier_exponent)
+    }
+
+    /// `role_ratio` is a finite number > 0, and 1 unless the method is SingLoRA's.
+    fn validate_role_ratio(&self) -> Result<()> {
+        let r = self.role_ratio;
+        if !(r.is_finite() && r > 0.0) {
+            return Err(Error::invalid("role_ratio", r, "a finite number > 0"));
+        }
+        if r != 1.0 && !self.method.is_singlora() {
+            return Err(Error::invalid(
+                "role_ratio",
+                r,
+                &format!(
+                    "1 for method {} (the role split is SingLoRA's; LoRA's ratio is optimizer.groups.loraplus_ratio)",
+                    self.method
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks the config against a layer shape; every error names the field, its value and what is accepted.
@@ -396,6 +426,7 @@ impl AdapterConfig {
         if self.width == Some(0) {
             return Err(Error::invalid("width", 0, "a positive integer"));
         }
+        self.validate_role_ratio()?;
         let init = self.effective_init();
         let ok = match self.method {
             Method::Full => init == Init::Zeros,

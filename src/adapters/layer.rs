@@ -139,7 +139,7 @@ impl<T: Scalar> AdaptedLinear<T> {
                         n,
                     },
                 );
-                Box::new(Symmetric::new(a, d_in, d_out))
+                Box::new(Symmetric::new(a, d_in, d_out).with_ratio(T::of(config.role_ratio)))
             }
         };
         Ok(Self::from_parts(w0, update, config.clone()))

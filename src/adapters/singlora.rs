@@ -6,6 +6,9 @@
 //!
 //! One rule for every shape (square, tall, wide), so the transposed-update bug B1 cannot exist. The layer multiplies by
 //! $c = s\,u(t)$.
+//!
+//! The backward returns the step direction of A under the role split λ ([`Symmetric::split`], THEORY O10): λ = 1
+//! (the default) is the gradient, any other λ is SingLoRA's analogue of LoRA+'s ratio $\eta_B/\eta_A$.
 
 use ndarray::{
     s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD,
@@ -21,6 +24,8 @@ pub struct Symmetric<T: Scalar> {
     pub a: Array2<T>,
     d_in: usize,
     d_out: usize,
+    /// λ, the weight of the output role in the step direction ([`Symmetric::split`]; 1: the gradient).
+    ratio: T,
 }
 
 impl<T: Scalar> Symmetric<T> {
@@ -33,7 +38,46 @@ impl<T: Scalar> Symmetric<T> {
             "SingLoRA: A has {} rows, need m = max(d_in={d_in}, d_out={d_out})",
             a.nrows()
         );
-        Self { a, d_in, d_out }
+        Self {
+            a,
+            d_in,
+            d_out,
+            ratio: T::one(),
+        }
+    }
+
+    /// Sets the role split λ (`adapter.role_ratio`, see [`Symmetric::split`]).
+    pub fn with_ratio(mut self, ratio: T) -> Self {
+        self.ratio = ratio;
+        self
+    }
+
+    /// The role split λ.
+    pub fn ratio(&self) -> T {
+        self.ratio
+    }
+
+    /// The one place where the two gradient roles of A are combined into its step direction.
+    ///
+    /// With $\Delta W = c\,A_{out}A_{in}^\top$ and $G_W = \partial L/\partial \widetilde{\Delta W}$, the chain rule through
+    /// the two copies of A gives
+    /// $$\partial L/\partial A = c\,\big(\mathrm{pad}(G_WA_{in}) + \mathrm{pad}(G_W^\top A_{out})\big),$$
+    /// `pad` writing a block into the first rows of an $m\times r$ zero matrix: the first term ($d_{out}$ rows) is A's
+    /// *output role* (A acting as LoRA's B, $\partial L/\partial A_{out}$ with $A_{in}$ held fixed), the second ($d_{in}$
+    /// rows) its *input role* (A acting as LoRA's A). The split with ratio λ returns
+    /// $$g_\lambda = \lambda\,\mathrm{pad}(G_WA_{in}) + \mathrm{pad}(G_W^\top A_{out}),$$
+    /// which the layer multiplies by c: the gradient at λ = 1; for λ ≠ 1 a direction, not the gradient of L (THEORY §7).
+    /// `out_role(k, dst)` adds k times the output role into the first $d_{out}$ rows, `in_role(k, dst)` the input role
+    /// into the first $d_{in}$ rows, in that order (so λ = 1 rounds exactly as the plain gradient).
+    fn split(
+        &self,
+        out_role: impl FnOnce(T, ArrayViewMut2<'_, T>),
+        in_role: impl FnOnce(T, ArrayViewMut2<'_, T>),
+    ) -> Vec<Array2<T>> {
+        let mut ga = Array2::zeros(self.a.dim());
+        out_role(self.ratio, ga.slice_mut(s![..self.d_out, ..]));
+        in_role(T::one(), ga.slice_mut(s![..self.d_in, ..]));
+        vec![ga]
     }
 
     /// $A_{in} = A_{[:d_{in}]}$.
@@ -78,23 +122,13 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
     fn apply_adjoint_acc(&self, g: ArrayView2<'_, T>, c: T, gx: ArrayViewMut2<'_, T>) {
         mm_acc(c, mm(g, self.a_out()).view(), self.a_in().t(), gx);
     }
-    /// Output role $\partial A_{[:d_{out}]} \mathrel{+}= G^\top(XA_{in})$, input role
-    /// $\partial A_{[:d_{in}]} \mathrel{+}= X^\top(GA_{out})$ (THEORY §7, unified form).
+    /// Output role $\partial A_{[:d_{out}]} \mathrel{+}= \lambda\,G^\top(XA_{in})$, input role
+    /// $\partial A_{[:d_{in}]} \mathrel{+}= X^\top(GA_{out})$ (THEORY §7, unified form; λ: [`Symmetric::split`]).
     fn grad(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Vec<Array2<T>> {
-        let mut ga = Array2::zeros(self.a.dim());
-        mm_acc(
-            T::one(),
-            g.t(),
-            mm(x, self.a_in()).view(),
-            ga.slice_mut(s![..self.d_out, ..]),
-        );
-        mm_acc(
-            T::one(),
-            x.t(),
-            mm(g, self.a_out()).view(),
-            ga.slice_mut(s![..self.d_in, ..]),
-        );
-        vec![ga]
+        self.split(
+            |k, dst| mm_acc(k, g.t(), mm(x, self.a_in()).view(), dst),
+            |k, dst| mm_acc(k, x.t(), mm(g, self.a_out()).view(), dst),
+        )
     }
     /// [`Symmetric::grad`] and the adjoint with $GA_{out}$ computed once.
     fn grad_and_adjoint_acc(
@@ -106,37 +140,17 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
     ) -> Vec<Array2<T>> {
         let g_out = mm(g, self.a_out());
         mm_acc(c, g_out.view(), self.a_in().t(), gx);
-        let mut ga = Array2::zeros(self.a.dim());
-        mm_acc(
-            T::one(),
-            g.t(),
-            mm(x, self.a_in()).view(),
-            ga.slice_mut(s![..self.d_out, ..]),
-        );
-        mm_acc(
-            T::one(),
-            x.t(),
-            g_out.view(),
-            ga.slice_mut(s![..self.d_in, ..]),
-        );
-        vec![ga]
+        self.split(
+            |k, dst| mm_acc(k, g.t(), mm(x, self.a_in()).view(), dst),
+            |k, dst| mm_acc(k, x.t(), g_out.view(), dst),
+        )
     }
-    /// $\partial A_{[:d_{out}]} \mathrel{+}= G_W A_{in}$, $\partial A_{[:d_{in}]} \mathrel{+}= G_W^\top A_{out}$.
+    /// $\partial A_{[:d_{out}]} \mathrel{+}= \lambda\,G_W A_{in}$, $\partial A_{[:d_{in}]} \mathrel{+}= G_W^\top A_{out}$.
     fn grad_dense(&self, g_w: ArrayView2<'_, T>) -> Vec<Array2<T>> {
-        let mut ga = Array2::zeros(self.a.dim());
-        mm_acc(
-            T::one(),
-            g_w,
-            self.a_in(),
-            ga.slice_mut(s![..self.d_out, ..]),
-        );
-        mm_acc(
-            T::one(),
-            g_w.t(),
-            self.a_out(),
-            ga.slice_mut(s![..self.d_in, ..]),
-        );
-        vec![ga]
+        self.split(
+            |k, dst| mm_acc(k, g_w, self.a_in(), dst),
+            |k, dst| mm_acc(k, g_w.t(), self.a_out(), dst),
+        )
     }
     fn bottleneck(&self, x: ArrayView2<'_, T>) -> Option<Array2<T>> {
         Some(mm(x, self.a_in()))
@@ -153,7 +167,7 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
         }
     }
     /// With $E = \mathrm{diag}(e)$ and $V = W_0 + cA_{out}A_{in}^\top$, [`Symmetric::grad_dense`] of $EV$:
-    /// $\partial A_{[:d_{out}]} \mathrel{+}= EVA_{in} = E\,(W_0A_{in} + c\,A_{out}A_{in}^\top A_{in})$,
+    /// $\partial A_{[:d_{out}]} \mathrel{+}= \lambda\,EVA_{in} = \lambda\,E\,(W_0A_{in} + c\,A_{out}A_{in}^\top A_{in})$,
     /// $\partial A_{[:d_{in}]} \mathrel{+}= V^\top EA_{out} = W_0^\top(EA_{out}) + c\,A_{in}(A_{out}^\top EA_{out})$.
     fn grad_rows(
         &self,
@@ -168,14 +182,17 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
             None => mm(w0, a_in),
         };
         mm_acc(c, a_out, mm_tn(a_in, a_in).view(), va.view_mut());
-        let mut ga = Array2::zeros(self.a.dim());
-        ga.slice_mut(s![..self.d_out, ..])
-            .assign(&scale_rows(e, va.view()));
         let e_out = scale_rows(e, a_out);
-        let mut top = ga.slice_mut(s![..self.d_in, ..]);
-        mm_acc(T::one(), w0.t(), e_out.view(), top.view_mut());
-        mm_acc(c, a_in, mm_tn(a_out, e_out.view()).view(), top);
-        vec![ga]
+        self.split(
+            |k, mut dst| {
+                dst.assign(&scale_rows(e, va.view()));
+                dst.mapv_inplace(|v| k * v);
+            },
+            |k, mut dst| {
+                mm_acc(k, w0.t(), e_out.view(), dst.view_mut());
+                mm_acc(k * c, a_in, mm_tn(a_out, e_out.view()).view(), dst);
+            },
+        )
     }
 
     /// With $\Delta A = A_t - A_{t-1}$: $T_1 = (XA_{t-1,in})\Delta A_{out}^\top$,

@@ -51,7 +51,8 @@ pub struct TrainArgs {
     /// Base learning rate η.
     #[arg(long, default_value_t = 0.01)]
     lr: f64,
-    /// LoRA+ ratio η_B/η_A.
+    /// LoRA+ ratio: η_B/η_A for lora and dora; for singlora and singlora_dora the role split λ (A steps along
+    /// λ·(output-role gradient) + (input-role gradient), THEORY O10).
     #[arg(long, default_value_t = 1.0)]
     loraplus_ratio: f64,
     /// Width exponent c of every rate: η·n^(−c).
@@ -203,7 +204,14 @@ impl TrainArgs {
             adapter.rank = 1;
         }
         let mut optimizer = OptimizerConfig::new(Rule::from_name(&self.optimizer)?, self.lr);
-        optimizer.groups.loraplus_ratio = self.loraplus_ratio;
+        if adapter.method == Method::Full && self.loraplus_ratio != 1.0 {
+            return Err(Error::invalid(
+                "--loraplus-ratio",
+                self.loraplus_ratio,
+                "1 for --method full (a ratio splits LoRA's B from A, or SingLoRA's two gradient roles)",
+            ));
+        }
+        crate::studies::spec::place_ratio(self.loraplus_ratio, &mut adapter, &mut optimizer.groups);
         optimizer
             .groups
             .lr_exponent

@@ -36,13 +36,35 @@ pub struct Arm {
     pub name: String,
     /// The adapter.
     pub method: Method,
-    /// LoRA+ ratio η_B/η_A (default 1).
+    /// LoRA+ ratio (default 1): η_B/η_A for LoRA and DoRA; SingLoRA's role split λ for SingLoRA and SingLoRA+DoRA
+    /// (`adapter.role_ratio`, see [`super::spec::place_ratio`]); 1 for full fine-tuning.
     #[serde(default = "one")]
     pub loraplus_ratio: f64,
     /// Fixed per-role learning-rate exponents (e.g. `{ lora_a = 1.0, lora_b = 0.0 }`); when given, the arm is not
     /// crossed with the study's `lr_exponents`.
     #[serde(default)]
     pub lr_exponent: Option<BTreeMap<String, f64>>,
+}
+
+impl Arm {
+    /// `loraplus_ratio` is a finite number > 0, and 1 for full fine-tuning (which has no roles to split).
+    fn validate_ratio(&self) -> Result<()> {
+        let (field, r) = (
+            format!("arms.{}.loraplus_ratio", self.name),
+            self.loraplus_ratio,
+        );
+        if !(r.is_finite() && r > 0.0) {
+            return Err(Error::invalid(&field, r, "a finite number > 0"));
+        }
+        if r != 1.0 && self.method == Method::Full {
+            return Err(Error::invalid(
+                &field,
+                r,
+                "1 for method full (a ratio splits LoRA's B from A, or SingLoRA's two gradient roles)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn one() -> f64 {
@@ -233,6 +255,13 @@ impl StudyConfig {
         if self.arms.is_empty() {
             return Err(Error::invalid("arms", "[]", "at least one arm"));
         }
+        if self.adapter.role_ratio != 1.0 {
+            return Err(Error::invalid(
+                "adapter.role_ratio",
+                self.adapter.role_ratio,
+                "1 in a study (set λ per SingLoRA arm with arms.NAME.loraplus_ratio)",
+            ));
+        }
         let mut names = BTreeSet::new();
         for arm in &self.arms {
             let ok = !arm.name.is_empty()
@@ -254,13 +283,7 @@ impl StudyConfig {
                     "a name used by one arm only",
                 ));
             }
-            if !(arm.loraplus_ratio.is_finite() && arm.loraplus_ratio > 0.0) {
-                return Err(Error::invalid(
-                    &format!("arms.{}.loraplus_ratio", arm.name),
-                    arm.loraplus_ratio,
-                    "a finite number > 0",
-                ));
-            }
+            arm.validate_ratio()?;
             if arm.lr_exponent.is_none() && self.lr_exponents.is_empty() {
                 return Err(Error::invalid(
                     "lr_exponents",
@@ -374,7 +397,7 @@ impl StudyConfig {
         let mut adapter = self.adapter.clone();
         adapter.method = cell.arm.method;
         let mut groups = self.optimizer.groups.clone();
-        groups.loraplus_ratio = cell.loraplus_ratio;
+        super::spec::place_ratio(cell.loraplus_ratio, &mut adapter, &mut groups);
         groups.lr_exponent = cell.lr_exponent.clone();
         let readout = match self.model {
             ModelKind::Transformer => self

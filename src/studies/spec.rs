@@ -46,6 +46,19 @@ pub struct Cell {
     pub seed: u64,
 }
 
+/// Where a run's `loraplus_ratio` goes, by the adapter's method: LoRA and DoRA train B at η·ratio
+/// (`optimizer.groups.loraplus_ratio`, LoRA+); SingLoRA and SingLoRA+DoRA step A along the role split with λ = ratio
+/// (`adapter.role_ratio`, THEORY O10), every other tensor at η. Full fine-tuning has no roles: its arms are refused
+/// a ratio ≠ 1 by the study's validation.
+pub fn place_ratio(ratio: f64, adapter: &mut AdapterConfig, groups: &mut crate::optim::Groups) {
+    if adapter.method.is_singlora() {
+        adapter.role_ratio = ratio;
+        groups.loraplus_ratio = 1.0;
+    } else {
+        groups.loraplus_ratio = ratio;
+    }
+}
+
 /// Which network a run builds, at its width.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelSpec {
@@ -193,7 +206,7 @@ impl RunSpec {
         }
         let mut optimizer = cfg.optimizer.clone();
         optimizer.lr = cell.lr;
-        optimizer.groups.loraplus_ratio = cell.loraplus_ratio;
+        place_ratio(cell.loraplus_ratio, &mut adapter, &mut optimizer.groups);
         optimizer.groups.lr_exponent = cell.lr_exponent.clone();
         let model = match cfg.model {
             crate::models::ModelKind::Mlp => ModelSpec::Mlp(MlpConfig {

@@ -7,7 +7,8 @@
 //! - [`width`]: C3, C4 and C5 from width sweeps' fitted exponents (§5.2, §5.5, P1–P10);
 //! - [`sensitivity`]: C6 from the learning-rate study (§6.2);
 //! - [`budget`]: C7, SingLoRA at rank 2r against LoRA at rank r on every target symmetry (§6.1);
-//! - [`compose`]: C8, SingLoRA+DoRA against DoRA and SingLoRA, each at its own best rate.
+//! - [`compose`]: C8, SingLoRA+DoRA against DoRA and SingLoRA, and SingLoRA's LoRA+-style role split (THEORY O10)
+//!   against SingLoRA, each at its own best rate.
 //!
 //! The studies behind them ([`plan`]) are ordinary `sweep`, `lr` and synthetic studies run by the study engine into
 //! `OUT/<study>/`, so a second run resumes and claims that share a study share its runs. [`report`] writes the table,

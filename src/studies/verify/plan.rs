@@ -172,12 +172,13 @@ pub fn sgd_sweep(p: Preset) -> StudyPlan {
     }
 }
 
-/// C6, C8: the default learning-rate study (one raw rate at every width, Adam, 20 steps, its LoRA+ plane) with DoRA
-/// and SingLoRA+DoRA beside LoRA, LoRA+ and SingLoRA, over eight seeds; the quick preset on a coarser grid, three
-/// widths and five seeds, without LoRA+ and its plane.
+/// C6, C8: the default learning-rate study (one raw rate at every width, Adam, 20 steps, its LoRA+ plane) with DoRA,
+/// SingLoRA+DoRA and SingLoRA+ (SingLoRA's role split at λ = 16, LoRA+'s ratio here; THEORY O10) beside LoRA, LoRA+
+/// and SingLoRA, over eight seeds; the quick preset on a coarser grid, three widths and five seeds, without LoRA+ and
+/// its plane.
 pub fn lr_plan(p: Preset) -> StudyPlan {
-    let quick = r#"arms=[{name="lora",method="lora"},{name="singlora",method="singlora"},{name="dora",method="dora"},{name="singlora_dora",method="singlora_dora"}]"#;
-    let full = r#"arms=[{name="lora",method="lora"},{name="lora+",method="lora",loraplus_ratio=16.0},{name="singlora",method="singlora"},{name="dora",method="dora"},{name="singlora_dora",method="singlora_dora"}]"#;
+    let quick = r#"arms=[{name="lora",method="lora"},{name="singlora",method="singlora"},{name="singlora+",method="singlora",loraplus_ratio=16.0},{name="dora",method="dora"},{name="singlora_dora",method="singlora_dora"}]"#;
+    let full = r#"arms=[{name="lora",method="lora"},{name="lora+",method="lora",loraplus_ratio=16.0},{name="singlora",method="singlora"},{name="singlora+",method="singlora",loraplus_ratio=16.0},{name="dora",method="dora"},{name="singlora_dora",method="singlora_dora"}]"#;
     let mut sets = vec![by_preset(p, quick, full).to_string()];
     sets.extend(match p {
         Preset::Quick => vec![
