@@ -103,7 +103,8 @@ impl Reach {
             .fold(f64::INFINITY, f64::min)
     }
 
-    /// The condition in words, e.g. `Dᵀh leads A₀ᵀh only once η₀·t·n^0.50 ≫ 1`.
+    /// The condition in words, e.g. `Dᵀh leads A₀ᵀh once η₀·t·n^0.50 ≫ 1` (η₀·t: the rate prefactor times the summed
+    /// schedule; "≫ 1" is checked against [`REACHED`] at the smallest fitted width).
     pub fn condition(&self) -> String {
         let lead = self.leading.join(" + ");
         let parts: Vec<String> = self
@@ -119,13 +120,9 @@ impl Reach {
                         k => format!("(η₀·t)^{k}·n^{:.2}", b.gap),
                     })
                     .collect();
-                format!("over {} once {} ≫ 1", b.term, powers.join(" + "))
+                format!("{} once {} ≫ 1", b.term, powers.join(" + "))
             })
             .collect();
-        format!(
-            "{lead} leads {} (η₀·t: the rate prefactor times the summed schedule; checked at the smallest fitted \
-             width against {REACHED})",
-            parts.join(", ")
-        )
+        format!("{lead} leads {}", parts.join(", "))
     }
 }
