@@ -10,6 +10,7 @@ use crate::probes::Quantity;
 use crate::studies::config::StudyConfig;
 use crate::studies::engine::{open, plan};
 use crate::studies::report::layers::layer_summary;
+use crate::studies::report::loss::loss_summary;
 use crate::studies::report::{fit_all, group, summary, write_tables};
 use crate::studies::sweep::{check_sweep, results, RunResult, Sweep};
 
@@ -60,6 +61,10 @@ pub fn report(cfg: &StudyConfig, runs: &[RunResult], out: &Path) -> Result<()> {
     let layer = cfg.summary_layer();
     let figures = crate::plots::draw_sweep(cfg, &grouped, &fits, &layer, &out.join("figures"))?;
     println!("{}", summary(cfg, &grouped, &fits, &layer, Quantity::DzRms));
+    let loss = loss_summary(cfg, &grouped, &fits);
+    if !loss.is_empty() {
+        println!("{loss}");
+    }
     print!("{}", layer_summary(cfg, &fits, Quantity::DzRms));
     let diverged: Vec<String> = runs
         .iter()

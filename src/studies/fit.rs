@@ -66,7 +66,8 @@ pub enum Agreement {
     /// Neither.
     Disagree,
     /// The comparison cannot be made here: no interval (fewer than two seeds), or the prediction's regime is not
-    /// reached over the fitted widths.
+    /// reached over the fitted widths (its reach ratio, `theory::reach`, is below `theory::REACHED` at the smallest
+    /// fitted width).
     NotTestable,
 }
 
@@ -77,12 +78,12 @@ impl Agreement {
             Agreement::Agree => "agree",
             Agreement::Near => "near",
             Agreement::Disagree => "disagree",
-            Agreement::NotTestable => "not_testable",
+            Agreement::NotTestable => "not testable here",
         }
     }
 
     /// `agree` if `predicted` is in the fit's interval, `near` if within `tol` of it, `disagree` otherwise, and
-    /// `not_testable` when the fit has no interval.
+    /// `not testable here` when the fit has no interval (an unreached regime is graded by `report::fit_all`).
     pub fn of(predicted: f64, fit: &Slope, tol: f64) -> Agreement {
         if !fit.has_interval() {
             return Agreement::NotTestable;

@@ -73,8 +73,10 @@
 
 pub mod finite;
 pub mod limit;
+pub mod reach;
 mod shape;
 
+pub use reach::{Reach, REACHED};
 pub use shape::Shape;
 
 use serde::Serialize;
@@ -165,6 +167,9 @@ pub struct Prediction {
     pub derivation: String,
     /// What it needs, e.g. `sign-Adam exact at step 1 with bias correction; ε ≪ gradient coords`.
     pub conditions: String,
+    /// Whether its leading terms lead only once η₀·t·n^gap ≫ 1 ([`reach`]): the terms behind them and their gaps;
+    /// `None` when no term needs the rate to overtake or stay behind.
+    pub reach: Option<Reach>,
 }
 
 /// A named term of a decomposition and its exponent of n.
@@ -290,21 +295,51 @@ const FIXED_T_SGD: &str =
 const BALANCED_ADAM: &str = "Adam-like, t ≫ 1 but O(1), after alignment: per-step updates n^(−c) along h (input \
      side) and g (output side), residual Θ(1), ε ≪ gradient coords; coherent sums need d_in ≫ π·N (batch N; \
      slope bias finite::coherence_bias(N, widths), printed for the study); the aligned parts carry η₀·t and overtake the initial ones only once \
-     η₀·t·n^(gap) ≫ 1 (slow approach, P4)";
+     η₀·t·n^(gap) ≫ 1 (slow approach, P4; each prediction's reach, graded only where it holds at the smallest fitted width)";
 
 /// Collects predictions.
-struct Sink(Vec<Prediction>);
+struct Sink {
+    out: Vec<Prediction>,
+    /// The role whose rate the terms' orders count, under sign updates; `None` under SGD (no reach: [`reach`]).
+    rate: Option<Role>,
+}
 
 impl Sink {
     fn add(&mut self, regime: Regime, quantity: Quantity, terms: &[Term], conditions: &str) {
+        self.push(regime, quantity, terms, conditions, None);
+    }
+
+    /// A prediction whose terms have orders in η₀·t ([`reach`]; one per term: how many accumulated changes D, or
+    /// at t = 1 extra steps ΔA, each carries beyond the lowest-order term).
+    fn add_staged(
+        &mut self,
+        regime: Regime,
+        quantity: Quantity,
+        terms: &[Term],
+        orders: &[u32],
+        conditions: &str,
+    ) {
+        let reach = self.rate.and_then(|role| Reach::of(terms, orders, role));
+        self.push(regime, quantity, terms, conditions, reach);
+    }
+
+    fn push(
+        &mut self,
+        regime: Regime,
+        quantity: Quantity,
+        terms: &[Term],
+        conditions: &str,
+        reach: Option<Reach>,
+    ) {
         let (exponent, derivation) = dominant(terms);
-        self.0.push(Prediction {
+        self.out.push(Prediction {
             quantity,
             regime,
             step: regime.step(),
             exponent,
             derivation,
             conditions: conditions.to_string(),
+            reach,
         });
     }
 }
@@ -438,13 +473,20 @@ impl Setting {
         let Some(k) = self.knobs() else {
             return Vec::new();
         };
-        let mut out = Sink(Vec::new());
+        let rate = match self.adapter.method {
+            Method::Singlora => Role::SingleA,
+            _ => Role::LoraA,
+        };
+        let mut out = Sink {
+            out: Vec::new(),
+            rate: k.adam.then_some(rate),
+        };
         let init = self.init_output(&k);
         match self.adapter.method {
             Method::Singlora => self.singlora_predictions(&k, &init, &mut out),
             _ => self.lora_predictions(&k, &mut out),
         }
-        out.0
+        out.out
     }
 
     fn singlora_predictions(&self, k: &Knobs, init: &[Term], out: &mut Sink) {
@@ -481,7 +523,7 @@ impl Setting {
         let steps = [s.t1, s.t2, s.t3];
         let with_init: Vec<Term> = init.iter().copied().chain(steps).collect();
         for q in [Q::DzRms, Q::DzCumRms] {
-            out.add(FirstStep, q, &steps, &first);
+            out.add_staged(FirstStep, q, &steps, &[0, 0, 1], &first);
         }
         out.add(FirstStep, Q::TermRms(Split::T1), &[s.t1], base);
         out.add(FirstStep, Q::TermRms(Split::T2), &[s.t2], base);
@@ -520,27 +562,37 @@ impl Setting {
         }
         let u = s.u_out;
         for q in [Q::DzRms, Q::DzCumRms] {
-            out.add(Balanced, q, &steps, BALANCED_ADAM);
+            out.add_staged(Balanced, q, &steps, &[0, 0, 1], BALANCED_ADAM);
         }
         let t1 = [("ΔA_out·(A₀ᵀh)", s.t1.1), ("ΔA_out·(Dᵀh)", -g + u + s.v_in)];
         let t2 = [
             ("A₀_out·(ΔA_inᵀh)", s.t2.1),
             ("D_out·(ΔA_inᵀh)", -g + u + s.v_in),
         ];
-        out.add(Balanced, Q::TermRms(Split::T1), &t1, BALANCED_ADAM);
-        out.add(Balanced, Q::TermRms(Split::T2), &t2, BALANCED_ADAM);
+        out.add_staged(Balanced, Q::TermRms(Split::T1), &t1, &[0, 1], BALANCED_ADAM);
+        out.add_staged(Balanced, Q::TermRms(Split::T2), &t2, &[0, 1], BALANCED_ADAM);
         out.add(Balanced, Q::TermRms(Split::T3), &[s.t3], BALANCED_ADAM);
-        out.add(Balanced, Q::UpdateOutRms, &with_init, BALANCED_ADAM);
-        out.add(
+        // The initial output carries no rate, T1 and T2 one accumulated change, T3 two.
+        let orders: Vec<u32> = init.iter().map(|_| 0).chain([1, 1, 2]).collect();
+        out.add_staged(
+            Balanced,
+            Q::UpdateOutRms,
+            &with_init,
+            &orders,
+            BALANCED_ADAM,
+        );
+        out.add_staged(
             Balanced,
             Q::BottleneckRms,
             &[("A₀ᵀh", s.p0), ("Dᵀh", s.v_in)],
+            &[0, 1],
             BALANCED_ADAM,
         );
-        out.add(
+        out.add_staged(
             Balanced,
             Q::ParamFro(Role::SingleA),
             &[init_norm[0], ("D", k.mu / 2.0 + u)],
+            &[0, 1],
             BALANCED_ADAM,
         );
         let grad = [
@@ -549,10 +601,18 @@ impl Setting {
             init_grad[1],
             ("h·(Dᵀg)ᵀ", k.a_in / 2.0 - g + s.w_out),
         ];
-        out.add(Balanced, Q::GradFro(Role::SingleA), &grad, BALANCED_ADAM);
+        let grad_orders = [0, 1, 0, 1];
+        out.add_staged(
+            Balanced,
+            Q::GradFro(Role::SingleA),
+            &grad,
+            &grad_orders,
+            BALANCED_ADAM,
+        );
         let dw_terms = [init_dw[0], ("A₀Dᵀ", dw - b + u), ("DDᵀ", dw + 2.0 * u)];
-        out.add(Balanced, Q::DwOp, &dw_terms, BALANCED_ADAM);
-        out.add(Balanced, Q::DwFro, &dw_terms, BALANCED_ADAM);
+        for q in [Q::DwOp, Q::DwFro] {
+            out.add_staged(Balanced, q, &dw_terms, &[0, 1, 2], BALANCED_ADAM);
+        }
     }
 
     fn lora_predictions(&self, k: &Knobs, out: &mut Sink) {
@@ -601,9 +661,10 @@ impl Setting {
             }
             return;
         }
+        // Every term carries B; the aligned ones also the accumulated change D of A, hence order 1 in η_A·t.
         let dz = [l.d2, l.aligned];
         for q in [Q::DzRms, Q::DzCumRms, Q::UpdateOutRms] {
-            out.add(Balanced, q, &dz, BALANCED_ADAM);
+            out.add_staged(Balanced, q, &dz, &[0, 1], BALANCED_ADAM);
         }
         let z = [("A₀h", l.z0), ("ΔA·h", l.u_a + k.a_in)];
         out.add(
@@ -612,35 +673,49 @@ impl Setting {
             &[("B·(ΔA·h)", l.aligned.1)],
             BALANCED_ADAM,
         );
-        out.add(Balanced, Q::TermRms(Split::Delta2), &dz, BALANCED_ADAM);
+        out.add_staged(
+            Balanced,
+            Q::TermRms(Split::Delta2),
+            &dz,
+            &[0, 1],
+            BALANCED_ADAM,
+        );
         out.add(
             Balanced,
             Q::TermRms(Split::Delta3),
             &[("ΔB·(ΔA·h)", l.aligned.1)],
             BALANCED_ADAM,
         );
-        out.add(Balanced, Q::BottleneckRms, &z, BALANCED_ADAM);
+        out.add_staged(Balanced, Q::BottleneckRms, &z, &[0, 1], BALANCED_ADAM);
         out.add(
             Balanced,
             Q::ParamFro(Role::LoraB),
             &[("B", norm_b.1)],
             BALANCED_ADAM,
         );
-        out.add(
+        out.add_staged(
             Balanced,
             Q::ParamFro(Role::LoraA),
             &[norm_a, ("D", k.a_in / 2.0 + l.u_a)],
+            &[0, 1],
             BALANCED_ADAM,
         );
         out.add(Balanced, Q::GradFro(Role::LoraA), &[grad_a], BALANCED_ADAM);
         let grad_b_t = [grad_b, ("s·g(ΔA·h)ᵀ", k.a_out / 2.0 - g - k.rho + z[1].1)];
-        out.add(Balanced, Q::GradFro(Role::LoraB), &grad_b_t, BALANCED_ADAM);
+        out.add_staged(
+            Balanced,
+            Q::GradFro(Role::LoraB),
+            &grad_b_t,
+            &[0, 1],
+            BALANCED_ADAM,
+        );
         let dw_t = [
             dw,
             ("B·D", -g + k.a_out / 2.0 + l.u_b + k.a_in / 2.0 + l.u_a),
         ];
-        out.add(Balanced, Q::DwOp, &dw_t, BALANCED_ADAM);
-        out.add(Balanced, Q::DwFro, &dw_t, BALANCED_ADAM);
+        for q in [Q::DwOp, Q::DwFro] {
+            out.add_staged(Balanced, q, &dw_t, &[0, 1], BALANCED_ADAM);
+        }
     }
 
     /// The stable learning-rate exponent c* of one shared rate, with how it was found: the largest c at which the

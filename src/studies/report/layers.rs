@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{find_fit, FitRow};
+use super::{find_fit, series_names, FitRow};
 use crate::models::transformer::{BLOCK_ACTIVATIONS, BLOCK_MAPS};
 use crate::probes::Quantity;
 use crate::studies::config::StudyConfig;
@@ -41,17 +41,10 @@ fn order(layer: &str) -> (usize, usize, String) {
     }
 }
 
-/// The distinct series of `fits`, in table order.
-fn series(fits: &[FitRow]) -> Vec<String> {
-    let mut v: Vec<String> = fits.iter().map(|r| r.key.series.clone()).collect();
-    v.dedup();
-    v
-}
-
 /// One table: a row per (layer, quantity) of `rows`, a column per series, cells `slope₁ m / slope_last m`.
 fn table(cfg: &StudyConfig, fits: &[FitRow], rows: &[(String, Quantity)], title: &str) -> String {
     let (first, last) = (1, cfg.last_recorded_step());
-    let names = series(fits);
+    let names = series_names(fits);
     let mut s = String::new();
     let _ = writeln!(s, "{title} at t = {first} / t = {last} (mark against the theory: = agree, ~ near, x disagree, ? not testable, · no prediction)");
     let _ = write!(s, "{:<26}", "layer quantity");

@@ -3,6 +3,7 @@
 
 pub mod layers;
 pub mod limit;
+pub mod loss;
 pub mod lr;
 pub mod theory;
 pub mod train;
@@ -17,7 +18,7 @@ use super::sweep::RunResult;
 use crate::error::Result;
 use crate::io::write_atomic;
 use crate::probes::Quantity;
-use crate::theory::Regime;
+use crate::theory::{Prediction, Regime, Setting, REACHED};
 
 /// What a fit is of: a quantity of one series at one layer and step.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,8 +47,19 @@ pub struct FitRow {
     pub regime: Option<Regime>,
     /// The theory's predicted exponent, where the engine derives one.
     pub predicted: Option<f64>,
-    /// The prediction against the interval, when there is a prediction.
+    /// The prediction against the interval, when there is a prediction: `not testable here` also when the
+    /// prediction's reach ratio is below [`REACHED`].
     pub agreement: Option<Agreement>,
+    /// The prediction's reach ratio in this study (`theory::reach`: the leading terms over the terms behind them,
+    /// η₀·t·n^gap for one order, at the study's rate, step and smallest fitted width), when it has a reach condition.
+    pub reach: Option<f64>,
+}
+
+impl FitRow {
+    /// Whether the prediction's regime is reached here: no reach condition, or a ratio of at least [`REACHED`].
+    pub fn regime_reached(&self) -> bool {
+        self.reach.is_none_or(|r| r >= REACHED)
+    }
 }
 
 /// Values grouped by what they are of, into `[width][seed]` arrays.
@@ -95,8 +107,31 @@ pub fn group(cfg: &StudyConfig, runs: &[RunResult]) -> Grouped {
     out
 }
 
+/// The reach ratio of `p` (`theory::reach`) for a fit at `step` of `values[w][s]`: at $\eta_0\Lambda_t$, the rate
+/// prefactor of the prediction's role (η₀ times LoRA+'s ratio if the role trains in B's group) times the summed
+/// schedule $\Lambda_t = \sum_{s=1}^{t}\lambda(s)$, and the smallest width with a usable point.
+fn reach_ratio(
+    cfg: &StudyConfig,
+    setting: &Setting,
+    p: &Prediction,
+    step: u64,
+    values: &[Vec<f64>],
+) -> Option<f64> {
+    let reach = p.reach.as_ref()?;
+    let summed: f64 = (1..=step).map(|s| cfg.optimizer.schedule.factor(s)).sum();
+    let rate_steps = cfg.lr * setting.groups.factor(reach.rate, 1) * summed;
+    let n_min = cfg
+        .widths
+        .iter()
+        .zip(values)
+        .find(|(_, row)| row.iter().any(|v| v.is_finite() && *v > 0.0))
+        .map(|(&n, _)| n)?;
+    Some(reach.ratio(rate_steps, n_min))
+}
+
 /// Fits every group, and puts the theory's prediction beside each fit it has one for: the initial-state prediction at
-/// step 0, the first-step one at step 1 and the balanced-regime one at the last recorded step.
+/// step 0, the first-step one at step 1 and the balanced-regime one at the last recorded step. A prediction whose
+/// reach ratio is below [`REACHED`] is `not testable here` (its leading terms do not yet lead at these widths).
 pub fn fit_all(cfg: &StudyConfig, grouped: &Grouped) -> Vec<FitRow> {
     let cells = cfg.cells();
     let last = cfg.last_recorded_step();
@@ -104,29 +139,44 @@ pub fn fit_all(cfg: &StudyConfig, grouped: &Grouped) -> Vec<FitRow> {
         .iter()
         .filter_map(|(key, values)| {
             let fit = fit_slope(&cfg.widths, values)?;
-            let prediction = cfg
+            let setting = cfg
                 .theory_shape(&key.layer)
                 .zip(cells.iter().find(|c| c.series == key.series))
+                .map(|(shape, c)| cfg.setting_at(c, shape));
+            let prediction = setting
+                .as_ref()
                 .zip(Regime::compared_at(key.step, last))
-                .and_then(|((shape, c), regime)| {
-                    cfg.setting_at(c, shape)
-                        .predictions()
+                .and_then(|(s, regime)| {
+                    s.predictions()
                         .into_iter()
                         .find(|p| p.quantity == key.quantity && p.regime == regime)
                 });
-            let regime = prediction.as_ref().map(|p| p.regime);
-            let predicted = prediction.map(|p| p.exponent);
-            let agreement = predicted.map(|p| Agreement::of(p, &fit, cfg.flat_tol));
+            let reach = setting
+                .as_ref()
+                .zip(prediction.as_ref())
+                .and_then(|(s, p)| reach_ratio(cfg, s, p, key.step, values));
+            let agreement = prediction.as_ref().map(|p| match reach {
+                Some(r) if r < REACHED => Agreement::NotTestable,
+                _ => Agreement::of(p.exponent, &fit, cfg.flat_tol),
+            });
             Some(FitRow {
                 key: key.clone(),
                 verdict: verdict(&fit, cfg.flat_tol),
                 fit,
-                regime,
-                predicted,
+                regime: prediction.as_ref().map(|p| p.regime),
+                predicted: prediction.map(|p| p.exponent),
                 agreement,
+                reach,
             })
         })
         .collect()
+}
+
+/// The distinct series of `fits`, in table order (fits are sorted by series).
+pub fn series_names(fits: &[FitRow]) -> Vec<String> {
+    let mut v: Vec<String> = fits.iter().map(|r| r.key.series.clone()).collect();
+    v.dedup();
+    v
 }
 
 /// The fit of `quantity` at `layer` and `step` for `series`, if there is one.
@@ -221,6 +271,15 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
     write_atomic(&out.join("fits.csv"), f.as_bytes())
 }
 
+/// A fit's agreement in words, with the reach ratio when that is what made it `not testable here`.
+pub fn grade(r: &FitRow) -> String {
+    let a = r.agreement.map(Agreement::name).unwrap_or("");
+    match r.reach {
+        Some(x) if !r.regime_reached() => format!("{a}: reach {x:.2} < {REACHED}"),
+        _ => a.to_string(),
+    }
+}
+
 /// The terminal summary: for each series, the slope of `quantity` at `layer` for a few steps, with its interval and
 /// verdict, the final loss at the smallest and largest width, and the theory's first-step (t = 1) and balanced (last
 /// recorded step) predictions with their agreement.
@@ -254,12 +313,7 @@ pub fn summary(
         "final loss n_min→n_max",
         cfg.last_recorded_step()
     );
-    let series: Vec<String> = {
-        let mut v: Vec<String> = fits.iter().map(|r| r.key.series.clone()).collect();
-        v.dedup();
-        v
-    };
-    for name in series {
+    for name in series_names(fits) {
         let _ = write!(s, "{name:<18}");
         for t in &steps {
             let cell = find_fit(fits, &name, layer, quantity, *t)
@@ -290,12 +344,7 @@ pub fn summary(
                         && r.key.quantity == quantity
                         && r.regime == Some(regime)
                 })
-                .and_then(|r| {
-                    r.predicted.map(|p| {
-                        let a = r.agreement.map(Agreement::name).unwrap_or("");
-                        format!("{p:+.2} ({a})")
-                    })
-                })
+                .and_then(|r| r.predicted.map(|p| format!("{p:+.2} ({})", grade(r))))
                 .unwrap_or_else(|| "—".into())
         };
         let _ = writeln!(

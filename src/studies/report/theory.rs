@@ -62,6 +62,9 @@ fn regime_block(s: &mut String, preds: &[crate::theory::Prediction], regime: Reg
             p.exponent,
             p.derivation
         );
+        if let Some(r) = &p.reach {
+            let _ = writeln!(s, "      reached when {}", r.condition());
+        }
     }
     let mut conditions: Vec<&str> = Vec::new();
     for p in &rows {
@@ -71,6 +74,9 @@ fn regime_block(s: &mut String, preds: &[crate::theory::Prediction], regime: Reg
     }
     for c in conditions {
         let _ = writeln!(s, "    holds if: {c}");
+    }
+    if rows.iter().any(|p| p.reach.is_some()) {
+        let _ = writeln!(s, "    reached when: η₀·t is the rate prefactor times the summed schedule, and ≫ 1 means ≥ {} at the smallest fitted width (a sweep grades the others `not testable here`)", crate::theory::REACHED);
     }
 }
 

@@ -18,7 +18,8 @@
 //! tolerance, whose outcome is `pass`, `fail` or `unclear` (the interval straddles the rule's threshold, or there is
 //! no interval). Checks are *core* (what the claim says) or *conditions* (how far it extends). The verdict is
 //! ([`verdict_of`]): `does not hold` if a core check fails; `inconclusive` if a core check is unclear; otherwise
-//! `holds under conditions` if a condition fails; `inconclusive` if a condition is unclear; else `holds`. Nothing is
+//! `holds under conditions` if a condition fails; `inconclusive` if a condition is unclear; else `holds`. A check on
+//! a fit whose predicted regime the study does not reach is `not testable here` and counts neither way. Nothing is
 //! typed in: a measurement that falls the other way changes the verdict (`tests/verify.rs`).
 
 pub mod budget;
@@ -186,6 +187,9 @@ pub enum Outcome {
     Fail,
     /// The measurement cannot decide (an interval straddles the threshold, or there is none).
     Unclear,
+    /// The rule rests on a fit whose predicted regime the study does not reach (its reach ratio is below
+    /// `theory::REACHED` at the smallest fitted width): the check counts neither for nor against the claim.
+    NotTestable,
 }
 
 impl Outcome {
@@ -195,14 +199,17 @@ impl Outcome {
             Outcome::Pass => "pass",
             Outcome::Fail => "fail",
             Outcome::Unclear => "unclear",
+            Outcome::NotTestable => "not testable here",
         }
     }
 
-    /// Both rules: fail if either fails, else unclear if either is unclear, else pass.
+    /// Both rules: fail if either fails, else unclear if either is unclear, else pass; a rule that is not testable
+    /// here drops out (the other decides; not testable if both are).
     pub fn and(self, other: Outcome) -> Outcome {
         match (self, other) {
             (Outcome::Fail, _) | (_, Outcome::Fail) => Outcome::Fail,
             (Outcome::Unclear, _) | (_, Outcome::Unclear) => Outcome::Unclear,
+            (Outcome::NotTestable, Outcome::NotTestable) => Outcome::NotTestable,
             _ => Outcome::Pass,
         }
     }
@@ -237,12 +244,12 @@ impl Outcome {
 impl std::ops::Not for Outcome {
     type Output = Outcome;
 
-    /// Pass ↔ fail (unclear stays unclear): the outcome of the opposite rule.
+    /// Pass ↔ fail (unclear and not testable stay as they are): the outcome of the opposite rule.
     fn not(self) -> Outcome {
         match self {
             Outcome::Pass => Outcome::Fail,
             Outcome::Fail => Outcome::Pass,
-            Outcome::Unclear => Outcome::Unclear,
+            o => o,
         }
     }
 }
@@ -295,7 +302,7 @@ impl Check {
 
 /// The verdict of a set of checks (see the module doc): a failing core check → `does not hold`; an unclear core
 /// check → `inconclusive`; otherwise a failing condition → `holds under conditions`; an unclear condition →
-/// `inconclusive`; else `holds`.
+/// `inconclusive`; else `holds`. A check that is `not testable here` is ignored.
 pub fn verdict_of(checks: &[Check]) -> Verdict {
     let any = |role: Role, o: Outcome| checks.iter().any(|c| c.role == role && c.outcome == o);
     if any(Role::Core, Outcome::Fail) {
@@ -322,12 +329,27 @@ pub struct Estimate {
     pub hi: f64,
     /// How many independent values it rests on.
     pub n: usize,
+    /// Whether a rule may judge it: false for a fit whose predicted regime the study does not reach (every rule on
+    /// it is then `not testable here`).
+    pub testable: bool,
 }
 
 impl Estimate {
     /// An estimate with a given interval.
     pub fn new(value: f64, lo: f64, hi: f64, n: usize) -> Estimate {
-        Estimate { value, lo, hi, n }
+        Estimate {
+            value,
+            lo,
+            hi,
+            n,
+            testable: true,
+        }
+    }
+
+    /// The same estimate, marked not testable here when `testable` is false (never un-marks).
+    pub fn testable_if(mut self, testable: bool) -> Estimate {
+        self.testable &= testable;
+        self
     }
 
     /// An exact value (no sampling error: a count, a round-off difference): its interval is the value itself.
@@ -363,8 +385,12 @@ impl Estimate {
     }
 
     /// Whether `x` is consistent with the estimate: pass if `x` lies in the interval widened by `tol` on each side
-    /// (the `agree` or `near` of `fits.csv`), fail otherwise, unclear without an interval.
+    /// (the `agree` or `near` of `fits.csv`), fail otherwise, unclear without an interval (every rule here is `not
+    /// testable here` on an estimate that is not testable).
     pub fn consistent_with(&self, x: f64, tol: f64) -> Outcome {
+        if !self.testable {
+            return Outcome::NotTestable;
+        }
         if !self.has_interval() {
             return Outcome::Unclear;
         }
@@ -374,7 +400,9 @@ impl Estimate {
     /// Whether the value exceeds `t`: pass if the whole interval lies above `t`, fail if it lies at or below `t`,
     /// unclear if it straddles `t` or there is no interval.
     pub fn exceeds(&self, t: f64) -> Outcome {
-        if !self.has_interval() {
+        if !self.testable {
+            Outcome::NotTestable
+        } else if !self.has_interval() {
             Outcome::Unclear
         } else if self.lo > t {
             Outcome::Pass
@@ -388,7 +416,9 @@ impl Estimate {
     /// Whether the value lies below `t`: pass if the whole interval does, fail if it lies at or above `t`, unclear
     /// if it straddles `t` or there is no interval.
     pub fn below(&self, t: f64) -> Outcome {
-        if !self.has_interval() {
+        if !self.testable {
+            Outcome::NotTestable
+        } else if !self.has_interval() {
             Outcome::Unclear
         } else if self.hi < t {
             Outcome::Pass
@@ -407,7 +437,9 @@ impl Estimate {
     /// Whether the value lies within ±`tol` (flat): pass if the whole interval does, fail if it lies entirely
     /// outside, unclear otherwise.
     pub fn within(&self, tol: f64) -> Outcome {
-        if !self.has_interval() {
+        if !self.testable {
+            Outcome::NotTestable
+        } else if !self.has_interval() {
             Outcome::Unclear
         } else if self.lo >= -tol && self.hi <= tol {
             Outcome::Pass
@@ -432,8 +464,18 @@ impl Estimate {
         }
     }
 
-    /// `value [lo, hi]` with signed values at `digits` decimals, `value (no interval)`, or `not measured`.
+    /// `value [lo, hi]` with signed values at `digits` decimals, `value (no interval)`, or `not measured`; followed by
+    /// `(regime not reached: not testable here)` when it is not testable.
     pub fn text(&self, digits: usize) -> String {
+        let text = self.plain_text(digits);
+        if self.testable {
+            text
+        } else {
+            format!("{text} (regime not reached: not testable here)")
+        }
+    }
+
+    fn plain_text(&self, digits: usize) -> String {
         if self.value.is_nan() {
             "not measured".into()
         } else if self.n == usize::MAX {

@@ -10,6 +10,7 @@ use super::{Check, Claim, ClaimResult, Role};
 use crate::error::Result;
 use crate::io::write_atomic;
 use crate::studies::engine::git_commit;
+use crate::studies::report::loss::loss_summary;
 
 /// How many of a claim's numbers the terminal table shows.
 const SHOWN: usize = 3;
@@ -21,7 +22,7 @@ pub const NOT_MEASURED: [&str; 2] = [
 ];
 
 /// The verdict words, as the report defines them.
-pub const VERDICT_WORDS: &str = "- **holds**: every check passes.\n- **holds under conditions**: every core check (what the claim says) passes and some condition (how far it extends) fails; the claim holds where the passing checks reach.\n- **does not hold**: a core check fails.\n- **inconclusive**: a check that would decide the verdict is unclear: its interval straddles the rule's threshold, or there is no interval.\n\nA check's outcome is pass, fail or unclear. Intervals are 95% Student-t intervals over seeds (a seed fixes the data and every random draw of its runs). A width exponent is *consistent with* a value when the value lies in its interval widened by the study's flatness tolerance τ = 0.12 (`near` in `fits.csv`); *above* or *below* a threshold means the whole interval is.";
+pub const VERDICT_WORDS: &str = "- **holds**: every check passes.\n- **holds under conditions**: every core check (what the claim says) passes and some condition (how far it extends) fails; the claim holds where the passing checks reach.\n- **does not hold**: a core check fails.\n- **inconclusive**: a check that would decide the verdict is unclear: its interval straddles the rule's threshold, or there is no interval.\n\nA check's outcome is pass, fail or unclear, or **not testable here** when it rests on a width exponent whose predicted regime the sweep does not reach (the leading terms of the theory's power count do not yet lead: their reach ratio, η₀·t·n^gap for one order, is below 10 at the smallest fitted width); such a check counts neither for nor against the claim. Intervals are 95% Student-t intervals over seeds (a seed fixes the data and every random draw of its runs). A width exponent is *consistent with* a value when the value lies in its interval widened by the study's flatness tolerance τ = 0.12 (`near` in `fits.csv`); *above* or *below* a threshold means the whole interval is. Every word the tables print (`flat`, `near`, `agree`, `not testable here`, `partial`, …) is defined in the tool's docs/CSV.md, section \"Vocabulary\".";
 
 fn checks_text(checks: &[Check], sep: &str) -> String {
     checks
@@ -142,6 +143,21 @@ fn claim_section(s: &mut String, r: &ClaimResult, out: &Path) {
     }
 }
 
+/// Per sweep, the final loss against width (`report::loss`).
+fn loss_section(s: &mut String, m: &Measured) {
+    if m.sweeps.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## Final loss against width\n");
+    let _ = writeln!(s, "The width exponent of each series' final training and held-out loss (`loss`, `test_loss` in the sweep's `fits.csv`; 0: the same loss at every width), with the loss at the smallest and largest width. No verdict rests on it; it says whether training itself is width-invariant.");
+    for sw in &m.sweeps {
+        let table = loss_summary(&sw.cfg, &sw.grouped, &sw.fits);
+        if !table.is_empty() {
+            let _ = writeln!(s, "\n### {}\n\n```\n{}```", sw.plan.folder, table);
+        }
+    }
+}
+
 fn studies_section(s: &mut String, m: &Measured) {
     let _ = writeln!(s, "\n## Studies\n");
     let _ = writeln!(s, "Each study's full configuration is in `<study>/config.toml`, its runs in `<study>/runs/`, its tables and `manifest.json` beside them; running `singlora verify` again resumes every study, and the command shown runs the same study on its own.\n");
@@ -211,6 +227,7 @@ pub fn report_md(m: &Measured, out: &Path) -> String {
             skipped.join(", ")
         );
     }
+    loss_section(&mut s, m);
     studies_section(&mut s, m);
     s
 }

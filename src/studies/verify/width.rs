@@ -5,6 +5,9 @@
 //! Θ(1) quantity has exponent 0: "consistent with 0" means 0 lies in the interval widened by the study's flatness
 //! tolerance τ (`flat_tol`, 0.12: the `agree` or `near` of `fits.csv`). All slopes are of `dz_rms`, the coordinate
 //! size of the adapted layer's per-step output change Δz_t, at the study's summary layer (`hidden.1`), unless said.
+//! A slope whose predicted regime the sweep does not reach (the row is `not testable here` in `fits.csv`: its reach
+//! ratio, η₀·t·n^gap for one order, is below 10 at the smallest fitted width; `theory::reach`) makes every rule on it
+//! `not testable here`, and such a check counts neither for nor against the claim ([`UNREACHED`]).
 
 use std::ops::Not;
 
@@ -14,6 +17,9 @@ use super::{Check, Claim, ClaimResult, Estimate, Number, Outcome};
 use crate::probes::Quantity;
 use crate::studies::lr::median;
 use crate::studies::report::{find_fit, FitKey, FitRow};
+
+/// What the rule texts say about a slope whose predicted regime the sweep does not reach.
+pub const UNREACHED: &str = "a slope whose predicted regime the sweep does not reach (fits.csv: not testable here, reach ratio below 10 at the smallest width) makes this check not testable here, and it then counts neither for nor against the claim";
 
 /// The series of `arm` at the shared rate exponent `c` in a sweep (`ARM@c=C`), if the sweep has it.
 pub fn series_of(out: &SweepOutput, arm: &str, c: f64) -> Option<String> {
@@ -36,9 +42,12 @@ fn row<'a>(
         .and_then(|s| find_fit(&out.fits, s, &layer, q, step))
 }
 
-/// The fitted exponent of `q` for `series` at `step` (missing if there is no such fit).
+/// The fitted exponent of `q` for `series` at `step` (missing if there is no such fit; not testable if its
+/// prediction's regime is not reached).
 pub fn slope(out: &SweepOutput, series: &Option<String>, q: Quantity, step: u64) -> Estimate {
-    row(out, series, q, step).map_or(Estimate::missing(), |r| Estimate::of_slope(&r.fit))
+    row(out, series, q, step).map_or(Estimate::missing(), |r| {
+        Estimate::of_slope(&r.fit).testable_if(r.regime_reached())
+    })
 }
 
 /// The theory engine's prediction beside that fit, as a number for the report.
@@ -113,8 +122,8 @@ pub fn c4_measurements(adam: &SweepOutput, kaiming: &SweepOutput) -> C4Measureme
 pub fn judge_c4(m: &C4Measurements) -> ClaimResult {
     let t = m.tol;
     let resolves = match m.first_one.below(-t) {
-        Outcome::Pass => Outcome::Pass,
-        _ => Outcome::Unclear,
+        Outcome::Fail => Outcome::Unclear,
+        o => o,
     };
     let checks = vec![
         Check::core(
@@ -126,7 +135,7 @@ pub fn judge_c4(m: &C4Measurements) -> ClaimResult {
             resolves,
         ),
         Check::condition(
-            format!("Δz stays Θ(1) at the last recorded step t = {}: slope {} consistent with 0", m.last_step, m.last_half.text(2)),
+            format!("Δz stays Θ(1) at the last recorded step t = {}: slope {} consistent with 0 ({UNREACHED})", m.last_step, m.last_half.text(2)),
             m.last_half.consistent_with(0.0, t),
         ),
         Check::condition(
@@ -312,7 +321,7 @@ pub fn judge_c5(m: &C5Measurements) -> ClaimResult {
     let t = m.tol;
     let checks = vec![
         Check::core(
-            format!("Adam: some tested rate exponent is stable (no divergence, last-step Δz slope not above τ = {t}) with Δz slopes at t = 1 and the last step consistent with 0 ({})", describe(&m.adam)),
+            format!("Adam: some tested rate exponent is stable (no divergence, last-step Δz slope not above τ = {t}) with Δz slopes at t = 1 and the last step consistent with 0 ({}; {UNREACHED}, and a series whose slopes are all not testable is left out)", describe(&m.adam)),
             some(&m.adam, t, efficient),
         ),
         Check::core(
@@ -399,15 +408,19 @@ pub fn c3_measurements(adam: &SweepOutput, inv: &InvarianceMeasurements) -> C3Me
     };
     let (ps, pl) = (seeds(&s), seeds(&l));
     let diffs: Vec<f64> = ps.iter().zip(&pl).map(|(a, b)| a.abs() - b.abs()).collect();
+    let singlora_last = slope(adam, &s, Quantity::DzRms, last);
+    let lora_last = slope(adam, &l, Quantity::DzRms, last);
     C3Measurements {
         tol: adam.cfg.flat_tol,
         last_step: last,
         lora_sgd_gauge: worst(&inv.lora_sgd_gauge),
         lora_adam_gauge: worst(&inv.lora_adam_gauge),
         singlora_sgd_rotation: worst(&inv.sgd_rotation),
-        singlora_last: slope(adam, &s, Quantity::DzRms, last),
-        lora_last: slope(adam, &l, Quantity::DzRms, last),
-        distance_difference: Estimate::mean_of(&diffs).unwrap_or(Estimate::missing()),
+        singlora_last,
+        lora_last,
+        distance_difference: Estimate::mean_of(&diffs)
+            .unwrap_or(Estimate::missing())
+            .testable_if(singlora_last.testable && lora_last.testable),
     }
 }
 
@@ -428,7 +441,7 @@ pub fn judge_c3(m: &C3Measurements) -> ClaimResult {
             diff(m.singlora_sgd_rotation),
         ),
         Check::core(
-            format!("at one shared Adam rate (c = 1/2) SingLoRA's Δz at t = {} is not measurably further from width-independence than LoRA's: per seed |slope_SingLoRA| − |slope_LoRA| = {} not above τ = {t}", m.last_step, d.text(2)),
+            format!("at one shared Adam rate (c = 1/2) SingLoRA's Δz at t = {} is not measurably further from width-independence than LoRA's: per seed |slope_SingLoRA| − |slope_LoRA| = {} not above τ = {t} ({UNREACHED}: here for either adapter's slope)", m.last_step, d.text(2)),
             d.exceeds(t).not(),
         ),
         Check::condition(
