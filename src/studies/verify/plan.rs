@@ -15,6 +15,7 @@ use super::{
 use crate::adapters::Method;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+use crate::studies::attention::{attention_csv, run_students, AttentionConfig, Student, STUDENTS};
 use crate::studies::config::StudyConfig;
 use crate::studies::engine::{run_study, workers, RunOptions, StudyLock};
 use crate::studies::lr::{self, LrResults, LrStudy};
@@ -279,6 +280,33 @@ pub fn invariance_setup(p: Preset) -> invariance::InvarianceSetup {
         seed: 0,
     }
 }
+
+/// C1's attention measurement: its settings and students. Full: `singlora attention`'s defaults (n = 32, r = 4, 128
+/// sequences, 400 Adam steps at 0.01) over five seeds, every student; quick: n = 16, r = 2, 32 sequences, 200 steps
+/// at 0.03, three seeds, LoRA r and SingLoRA r and 2r (what the checks read; full fine-tuning, the ceiling, is left
+/// out).
+pub fn attention_setup(p: Preset) -> (AttentionConfig, Vec<Student>) {
+    let quick = AttentionConfig {
+        width: 16,
+        rank: 2,
+        examples: 32,
+        steps: 200,
+        lr: 0.03,
+        ..AttentionConfig::default()
+    };
+    let full = AttentionConfig {
+        seeds: vec![0, 1, 2, 3, 4],
+        ..AttentionConfig::default()
+    };
+    by_preset(
+        p,
+        (quick, STUDENTS[1..].to_vec()),
+        (full, STUDENTS.to_vec()),
+    )
+}
+
+/// The attention measurement's folder.
+pub const ATTENTION: &str = "attention";
 
 /// The synthetic grid's folder.
 pub const SYNTHETIC: &str = "synthetic";
@@ -552,9 +580,23 @@ impl Runner<'_> {
         })
     }
 
-    /// `r` with its transformer checks (C3, C4, C5: the transformer sweep, `maps`); other claims unchanged.
-    fn with_transformer(&mut self, claim: Claim, r: ClaimResult) -> Result<ClaimResult> {
+    fn attention(&mut self) -> Result<symmetry::AttentionMeasurements> {
+        let start = Instant::now();
+        let (config, students) = attention_setup(self.opts.preset);
+        self.log(ATTENTION);
+        let fits = run_students(&config, &students)?;
+        let dir = self.opts.out.join(ATTENTION);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        write_atomic(&dir.join("attention.csv"), attention_csv(&fits).as_bytes())?;
+        self.record(ATTENTION, None, fits.len(), fits.len(), start);
+        Ok(symmetry::AttentionMeasurements { config, fits })
+    }
+
+    /// `r` with the parts of its claim measured on attention and transformer blocks: C1's attention checks
+    /// (`symmetry::with_attention`), C3–C5's transformer maps (the transformer sweep, `maps`); other claims unchanged.
+    fn extend(&mut self, claim: Claim, r: ClaimResult) -> Result<ClaimResult> {
         let checks: fn(&maps::TransformerMaps) -> Vec<Check> = match claim {
+            Claim::C1 => return Ok(symmetry::with_attention(r, &self.attention()?)),
             Claim::C3 => maps::c3_checks,
             Claim::C4 => maps::c4_checks,
             Claim::C5 => maps::c5_checks,
@@ -581,6 +623,7 @@ pub fn check(opts: &VerifyOptions) -> Result<()> {
     for plan in plans_for(opts.preset, &opts.claims) {
         plan.config()?;
     }
+    attention_setup(opts.preset).0.validate()?;
     synthetic_grid(opts.preset).validate()
 }
 
@@ -604,7 +647,7 @@ pub fn run(opts: &VerifyOptions) -> Result<Measured> {
     };
     for &claim in &opts.claims {
         let r = runner.judge(claim)?;
-        let r = runner.with_transformer(claim, r)?;
+        let r = runner.extend(claim, r)?;
         runner.m.results.push(r);
     }
     Ok(runner.m)
