@@ -178,9 +178,9 @@ pub fn sgd_sweep(p: Preset) -> StudyPlan {
 /// study (pre-LayerNorm blocks pre-trained with Adam on associative recall, frozen, and fine-tuned on permuted recall
 /// with an adapter on every map q, k, v, o, up, down at rank 4; Adam at η = 0.02·n^(−c), c = 1/2 and 1; widths grow
 /// by heads of 8). Full: the file's study exactly (two blocks, n = 16 … 256, three seeds, 10 steps, a 30-step
-/// pre-trained base, LoRA, LoRA+ and SingLoRA, every probe). Quick: one block, n = 16 … 128, three seeds (the fewest
-/// whose Student-t interval, t₀.₉₇₅,₂ = 4.3, resolves a slope of ±0.2), 3 steps, a 10-step pre-trained base, LoRA
-/// and SingLoRA (what the checks read), Δz and loss probes.
+/// pre-trained base, LoRA, LoRA+ and SingLoRA, every probe). Quick: one block, n = 16 … 128, three seeds (with two,
+/// t₀.₉₇₅,₁/√2 = 9.0 against t₀.₉₇₅,₂/√3 = 2.5 would make every interval 3.6 times wider), 3 steps, a 10-step
+/// pre-trained base, LoRA and SingLoRA (what the checks read), Δz and loss probes.
 pub fn transformer_sweep(p: Preset) -> StudyPlan {
     let transformer = r#"transformer={width_mode="heads",head_dim=8,heads=4,mlp_ratio=4,causal=true,logit_scale="standard",readout="mup",adapt=["q","k","v","o","up","down"],blocks="#;
     let mut sets: Vec<String> = vec![
