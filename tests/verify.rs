@@ -12,9 +12,15 @@
 //! - C4: at η ∝ n^(−1/2) the first step is Θ(1) (P1: 0) and at η ∝ n^(−1) it vanishes like n^(−1/2) (P2); with five
 //!   seeds the measured intervals (±0.2) separate the two; the Kaiming-r init's initial update grows like n^(1/2)
 //!   (P7), its interval above τ = 0.12.
+//!
+//! The transformer maps (C3–C5) and the attention measurement (C1) are checked for structure on the quick preset (a
+//! fit with an interval on every adapted map, a prediction for every map's shape, every fit of the attention grid),
+//! never for their outcome, which is what they measure; their rules flip like every other.
 
 use std::process::Command;
 
+use singlora::studies::attention::{ScoreFit, ScoreTarget};
+use singlora::studies::config::StudyConfig;
 use singlora::studies::synthetic::SyntheticResult;
 use singlora::studies::verify::budget::{C7Measurements, TargetComparison};
 use singlora::studies::verify::compose::C8Measurements;
@@ -22,14 +28,17 @@ use singlora::studies::verify::counts::{self, CountCase, Counts};
 use singlora::studies::verify::invariance::{
     worst, InvarianceMeasurements, InvarianceSetup, DIFFERENT, MOVED, SAME,
 };
+use singlora::studies::verify::maps::{self, MapSeries, MapSlope, TransformerMaps};
+use singlora::studies::verify::plan::{attention_setup, transformer_sweep};
 use singlora::studies::verify::sensitivity::C6Measurements;
+use singlora::studies::verify::symmetry::AttentionMeasurements;
 use singlora::studies::verify::symmetry::{ShapeSymmetry, SymmetryMeasurements};
 use singlora::studies::verify::width::{
     C3Measurements, C4Measurements, C5Measurements, SeriesStability,
 };
 use singlora::studies::verify::{
     budget, compose, invariance, run, sensitivity, symmetry, verdict_of, width, Check, Claim,
-    Estimate, Outcome, Preset, Verdict, VerifyOptions,
+    Estimate, Outcome, Preset, Role, Verdict, VerifyOptions,
 };
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -102,6 +111,114 @@ fn quick_preset_gives_the_clear_cut_verdicts() {
     assert!(
         out.join("adam-sweep/fits.csv").exists() && out.join("adam-sweep/config.toml").exists()
     );
+    quick_transformer_parts_are_computed(&m, c4);
+    quick_attention_parts_are_computed(&m, c1, &out);
+}
+
+/// The quick preset's transformer sweep gives, for every series the checks read, a fit with an interval on every
+/// adapted map of its one block at t = 1 and at the last step, and the theory's prediction for every map's shape at
+/// t = 1; C4 carries the transformer conditions (their outcome is measured, not asserted).
+fn quick_transformer_parts_are_computed(
+    m: &singlora::studies::verify::Measured,
+    c4: &singlora::studies::verify::ClaimResult,
+) {
+    let sweep = m.sweep(&transformer_sweep(Preset::Quick)).unwrap();
+    let t = maps::measure(sweep);
+    let shapes = ["square", "square", "square", "square", "tall:4", "wide:4"];
+    for s in [&t.singlora_half, &t.singlora_one, &t.lora_half] {
+        assert_eq!(s.runs, 12, "{}: 4 widths × 3 seeds", s.series);
+        for rows in [&s.first, &s.last] {
+            let layers: Vec<&str> = rows.iter().map(|r| r.layer.as_str()).collect();
+            assert_eq!(
+                layers,
+                [
+                    "block.0.q",
+                    "block.0.k",
+                    "block.0.v",
+                    "block.0.o",
+                    "block.0.up",
+                    "block.0.down"
+                ],
+                "{}",
+                s.series
+            );
+            let got: Vec<&str> = rows.iter().map(|r| r.shape.as_str()).collect();
+            assert_eq!(got, shapes);
+            for r in rows.iter() {
+                assert!(
+                    r.slope.has_interval(),
+                    "{} {}: {:?}",
+                    s.series,
+                    r.layer,
+                    r.slope
+                );
+                assert_eq!(r.seed_slopes.len(), 3);
+            }
+        }
+        assert!(
+            s.first.iter().all(|r| r.predicted.is_some()),
+            "{}",
+            s.series
+        );
+    }
+    let transformer: Vec<_> = c4
+        .checks
+        .iter()
+        .filter(|c| c.rule.starts_with("transformer maps:"))
+        .collect();
+    assert_eq!(transformer.len(), 3);
+    assert!(transformer.iter().all(|c| c.role == Role::Condition));
+    assert!(c4
+        .numbers
+        .iter()
+        .any(|n| n.label == "transformer block.0.down singlora@c=0.5 Δz"));
+    assert!(c4
+        .figures
+        .iter()
+        .any(|f| f == "transformer-sweep/figures/slopes_maps.png"));
+}
+
+/// C1's attention fits: every (target, student, seed) the quick preset asks for, its CSV, and the two checks.
+fn quick_attention_parts_are_computed(
+    m: &singlora::studies::verify::Measured,
+    c1: &singlora::studies::verify::ClaimResult,
+    out: &std::path::Path,
+) {
+    let (cfg, students) = attention_setup(Preset::Quick);
+    let fits = 2 * students.len() * cfg.seeds.len();
+    let csv = std::fs::read_to_string(out.join("attention/attention.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + fits);
+    let attention: Vec<_> = c1
+        .checks
+        .iter()
+        .filter(|c| c.rule.starts_with("attention"))
+        .collect();
+    assert_eq!(attention.len(), 2);
+    assert_eq!(attention[0].role, Role::Core);
+    assert_eq!(attention[1].role, Role::Condition);
+    let rows = c1
+        .numbers
+        .iter()
+        .filter(|n| n.label.starts_with("attention "))
+        .count();
+    assert_eq!(rows, 2 * students.len());
+    assert!(m
+        .studies
+        .iter()
+        .any(|s| s.folder == "attention" && s.runs == fits));
+}
+
+#[test]
+fn the_full_transformer_sweep_is_the_transformer_study_file() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transformer.toml");
+    let plan = transformer_sweep(Preset::Full);
+    let named = format!("name=\"{}\"", plan.folder);
+    let expected = StudyConfig::load(Some(&file), &[named]).unwrap();
+    assert_eq!(plan.config().unwrap(), expected);
+    let quick = transformer_sweep(Preset::Quick).config().unwrap();
+    let t = quick.transformer.as_ref().unwrap();
+    assert_eq!((t.blocks, quick.seeds.len(), quick.widths.len()), (1, 3, 4));
+    assert_eq!(t.adapt, ["q", "k", "v", "o", "up", "down"]);
 }
 
 #[test]
@@ -420,6 +537,187 @@ fn c3_rules_flip() {
     let mut m = base.clone();
     m.singlora_sgd_rotation = 0.1;
     assert_eq!(width::judge_c3(&m).verdict, Verdict::DoesNotHold);
+}
+
+/// Per-map fits of one series on the six maps of one block, each slope e(value, value ± 0.1) from three seeds at
+/// value − 0.05, value, value + 0.05, predicted `predicted` (the theory's exponent, 0 or −1/2 here).
+fn map_series(series: &str, first: f64, last: f64, predicted: f64) -> MapSeries {
+    let rows = |v: f64| -> Vec<MapSlope> {
+        ["q", "k", "v", "o", "up", "down"]
+            .iter()
+            .map(|m| MapSlope {
+                layer: format!("block.0.{m}"),
+                shape: "square".into(),
+                slope: e(v, v - 0.1, v + 0.1),
+                seed_slopes: vec![v - 0.05, v, v + 0.05],
+                predicted: Some(predicted),
+            })
+            .collect()
+    };
+    MapSeries {
+        series: series.into(),
+        diverged: 0,
+        runs: 12,
+        first: rows(first),
+        last: rows(last),
+    }
+}
+
+/// Every transformer condition passes: SingLoRA at c = 1/2 flat at both steps as predicted, at c = 1 the first step
+/// at −1/2 (below −τ), LoRA at c = 1/2 flat at the last step (paired differences 0).
+fn maps_base() -> TransformerMaps {
+    TransformerMaps {
+        tol: 0.12,
+        last_step: 3,
+        singlora_half: map_series("singlora@c=0.5", 0.0, 0.0, 0.0),
+        singlora_one: map_series("singlora@c=1", -0.5, -0.5, -0.5),
+        lora_half: map_series("lora@c=0.5", -0.5, 0.0, -0.5),
+    }
+}
+
+#[test]
+fn transformer_rules_flip() {
+    let mut c4 = c4_base();
+    c4.kaiming_init = e(-0.02, -0.1, 0.06);
+    let holds4 =
+        |t: &TransformerMaps| maps::extend(width::judge_c4(&c4), t, maps::c4_checks(t)).verdict;
+    let mut c5 = c5_base();
+    c5.sgd[0] = series("singlora@c=0", 0, e(0.0, -0.2, 0.2), e(0.0, -0.1, 0.1));
+    let holds5 =
+        |t: &TransformerMaps| maps::extend(width::judge_c5(&c5), t, maps::c5_checks(t)).verdict;
+    let mut c3 = c3_base();
+    c3.distance_difference = e(-0.4, -0.5, -0.3);
+    let holds3 =
+        |t: &TransformerMaps| maps::extend(width::judge_c3(&c3), t, maps::c3_checks(t)).verdict;
+    let base = maps_base();
+    assert_eq!(
+        [holds3(&base), holds4(&base), holds5(&base)],
+        [Verdict::Holds; 3]
+    );
+    let shrinks = e(-0.35, -0.5, -0.2); // the known transformer measurement: outside 0 ± τ
+    let mut m = base.clone();
+    m.singlora_half.first[3].slope = shrinks;
+    assert_eq!(
+        holds4(&m),
+        Verdict::HoldsUnderConditions,
+        "one map off its prediction"
+    );
+    assert_eq!(
+        holds5(&m),
+        Verdict::HoldsUnderConditions,
+        "c = 1/2 no longer efficient on o"
+    );
+    let mut m = base.clone();
+    m.singlora_half.last[5].slope = shrinks;
+    assert_eq!(
+        holds4(&m),
+        Verdict::HoldsUnderConditions,
+        "not Θ(1) at the last step"
+    );
+    let mut m = base.clone();
+    m.singlora_half.first[0].predicted = None;
+    assert_eq!(
+        holds4(&m),
+        Verdict::Inconclusive,
+        "no prediction: cannot judge"
+    );
+    let mut m = base.clone();
+    m.singlora_one.first[4].slope = e(-0.1, -0.25, 0.05);
+    assert_eq!(holds4(&m), Verdict::Inconclusive, "rate not resolved on up");
+    let mut m = base.clone();
+    m.singlora_half.diverged = 1;
+    assert_eq!(holds5(&m), Verdict::HoldsUnderConditions, "a diverged run");
+    let mut m = base.clone();
+    // |−0.6| − |0| = 0.6 per seed (±0.05): further from flat than LoRA by more than τ on q.
+    m.singlora_half.last[0].seed_slopes = vec![-0.65, -0.6, -0.55];
+    assert_eq!(holds3(&m), Verdict::HoldsUnderConditions);
+    let mut m = base.clone();
+    m.singlora_half.first.clear();
+    assert_eq!(holds4(&m), Verdict::Inconclusive, "no map measured");
+}
+
+fn score_fit(target: ScoreTarget, student: &str, seed: u64, ratio: f64, error: f64) -> ScoreFit {
+    ScoreFit {
+        target,
+        student: student.into(),
+        seed,
+        params: 64,
+        initial_loss: 1.0,
+        final_loss: ratio,
+        test_loss: ratio,
+        score_error: error,
+        skew: 0.68,
+        target_skew: 0.68,
+        diverged_at: None,
+    }
+}
+
+/// Every attention check passes: SingLoRA reaches psd-qk (score error 0.1 ± 0.01, skew equal to the target's) and on
+/// lowrank-q SingLoRA 2r is within half a decade of LoRA.
+fn attention_base() -> AttentionMeasurements {
+    let mut fits = Vec::new();
+    for seed in 0..3 {
+        let wobble = 1.0 + 0.1 * seed as f64;
+        fits.extend([
+            score_fit(ScoreTarget::PsdQK, "singlora", seed, 1e-4, 0.1 * wobble),
+            score_fit(ScoreTarget::PsdQK, "lora", seed, 1e-3, 0.3),
+            score_fit(ScoreTarget::LowRankQ, "lora", seed, 1e-4, 0.1),
+            score_fit(
+                ScoreTarget::LowRankQ,
+                "singlora-2r",
+                seed,
+                3e-4 * wobble,
+                0.2,
+            ),
+        ]);
+    }
+    AttentionMeasurements {
+        config: attention_setup(Preset::Quick).0,
+        fits,
+    }
+}
+
+#[test]
+fn attention_rules_flip() {
+    let mut square = symmetry_base();
+    square.shapes.iter_mut().for_each(|s| s.outside_block = 0.0);
+    let judge =
+        |a: &AttentionMeasurements| symmetry::with_attention(symmetry::judge(&square), a).verdict;
+    let base = attention_base();
+    assert_eq!(judge(&base), Verdict::Holds);
+    let set = |target: ScoreTarget, student: &str, f: fn(&mut ScoreFit)| {
+        let mut m = base.clone();
+        m.fits
+            .iter_mut()
+            .filter(|x| x.target == target && x.student == student)
+            .for_each(f);
+        m
+    };
+    let far = set(ScoreTarget::PsdQK, "singlora", |f| f.score_error = 0.9);
+    assert_eq!(
+        judge(&far),
+        Verdict::DoesNotHold,
+        "its own family not reached"
+    );
+    let symmetric = set(ScoreTarget::PsdQK, "singlora", |f| f.skew = 0.05);
+    assert_eq!(
+        judge(&symmetric),
+        Verdict::DoesNotHold,
+        "a symmetric score change"
+    );
+    // 3e-2 against LoRA's 1e-4: 2.5 decades apart, above 1.
+    let behind = set(ScoreTarget::LowRankQ, "singlora-2r", |f| {
+        f.final_loss *= 100.0
+    });
+    assert_eq!(judge(&behind), Verdict::HoldsUnderConditions);
+    let missing = set(ScoreTarget::LowRankQ, "lora", |f| {
+        f.target = ScoreTarget::PsdQK
+    });
+    assert_eq!(
+        judge(&missing),
+        Verdict::Inconclusive,
+        "no LoRA fit to compare with"
+    );
 }
 
 fn c6_base() -> C6Measurements {

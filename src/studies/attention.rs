@@ -372,11 +372,16 @@ pub fn fit(
 /// Every (target, student, seed) fit of `cfg`, in that order; fits run in parallel, each on one thread, so the
 /// numbers do not depend on the thread count.
 pub fn run_attention(cfg: &AttentionConfig) -> Result<Vec<ScoreFit>> {
+    run_students(cfg, &STUDENTS)
+}
+
+/// The (target, student, seed) fits of `cfg` for `students` only, in that order, as [`run_attention`] runs them.
+pub fn run_students(cfg: &AttentionConfig, students: &[Student]) -> Result<Vec<ScoreFit>> {
     use rayon::prelude::*;
     cfg.validate()?;
     let mut cells = Vec::new();
     for target in ScoreTarget::ALL {
-        for student in STUDENTS {
+        for &student in students {
             cells.extend(cfg.seeds.iter().map(|&seed| (target, student, seed)));
         }
     }
@@ -459,6 +464,30 @@ pub fn attention_table(cfg: &AttentionConfig, fits: &[ScoreFit]) -> String {
                 rows[0].target_skew,
             );
         }
+    }
+    s
+}
+
+/// One line per fit: `target,student,seed,params,initial_loss,final_loss,test_loss,score_error,skew,target_skew,
+/// diverged_at` (empty when it did not diverge).
+pub fn attention_csv(fits: &[ScoreFit]) -> String {
+    let mut s = String::from("target,student,seed,params,initial_loss,final_loss,test_loss,score_error,skew,target_skew,diverged_at\n");
+    for f in fits {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            f.target,
+            f.student,
+            f.seed,
+            f.params,
+            f.initial_loss,
+            f.final_loss,
+            f.test_loss,
+            f.score_error,
+            f.skew,
+            f.target_skew,
+            f.diverged_at.map_or(String::new(), |t| t.to_string())
+        );
     }
     s
 }

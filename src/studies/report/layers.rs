@@ -22,7 +22,7 @@ fn mark(row: &FitRow) -> char {
 }
 
 /// Model order of a transformer layer name (`block.K.<map>` by block, then map; `block.K` before its maps).
-fn order(layer: &str) -> (usize, usize, String) {
+pub fn order(layer: &str) -> (usize, usize, String) {
     let mut parts = layer.split('.');
     match (
         parts.next(),

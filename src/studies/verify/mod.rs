@@ -5,6 +5,7 @@
 //! - [`symmetry`]: C1, the symmetric PSD update, its exact start with a ramp, and the cone it can reach (§1.1, §6.1);
 //! - [`invariance`]: C9, trajectories from $A_0$ and $A_0U$ (§4.2), and LoRA's scale gauge that C3 reads;
 //! - [`width`]: C3, C4 and C5 from width sweeps' fitted exponents (§5.2, §5.5, P1–P10);
+//! - [`maps`]: the same claims on transformer blocks, judged map by map against each map's shape family;
 //! - [`sensitivity`]: C6 from the learning-rate study (§6.2);
 //! - [`budget`]: C7, SingLoRA at rank 2r against LoRA at rank r on every target symmetry (§6.1);
 //! - [`compose`]: C8, SingLoRA+DoRA against DoRA and SingLoRA, and SingLoRA's LoRA+-style role split (THEORY O10)
@@ -26,6 +27,7 @@ pub mod budget;
 pub mod compose;
 pub mod counts;
 pub mod invariance;
+pub mod maps;
 pub mod plan;
 pub mod report;
 pub mod sensitivity;
@@ -572,6 +574,23 @@ impl ClaimResult {
     /// The same result with figures.
     pub fn with_figures(mut self, figures: &[&str]) -> Self {
         self.figures = figures.iter().map(|f| f.to_string()).collect();
+        self
+    }
+
+    /// The same result with more checks, numbers and figures (a second study's part of the claim), `setting` in place
+    /// of its setting, and its verdict recomputed from every check.
+    pub fn with_more(
+        mut self,
+        checks: Vec<Check>,
+        numbers: Vec<Number>,
+        setting: String,
+        figures: Vec<String>,
+    ) -> Self {
+        self.checks.extend(checks);
+        self.numbers.extend(numbers);
+        self.figures.extend(figures);
+        self.setting = setting;
+        self.verdict = verdict_of(&self.checks);
         self
     }
 }

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{
-    budget, compose, counts, invariance, sensitivity, symmetry, width, Claim, ClaimResult, Preset,
+    budget, compose, counts, invariance, maps, sensitivity, symmetry, width, Check, Claim,
+    ClaimResult, Preset,
 };
 use crate::adapters::Method;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+use crate::studies::attention::{attention_csv, run_students, AttentionConfig, Student, STUDENTS};
 use crate::studies::config::StudyConfig;
 use crate::studies::engine::{run_study, workers, RunOptions, StudyLock};
 use crate::studies::lr::{self, LrResults, LrStudy};
@@ -172,6 +174,46 @@ pub fn sgd_sweep(p: Preset) -> StudyPlan {
     }
 }
 
+/// C3, C4, C5 on transformer blocks: `configs/transformer.toml`'s study stated as `--set` overrides of the default
+/// study (pre-LayerNorm blocks pre-trained with Adam on associative recall, frozen, and fine-tuned on permuted recall
+/// with an adapter on every map q, k, v, o, up, down at rank 4; Adam at η = 0.02·n^(−c), c = 1/2 and 1; widths grow
+/// by heads of 8). Full: the file's study exactly (two blocks, n = 16 … 256, three seeds, 10 steps, a 30-step
+/// pre-trained base, LoRA, LoRA+ and SingLoRA, every probe). Quick: one block, n = 16 … 128, three seeds (with two,
+/// t₀.₉₇₅,₁/√2 = 9.0 against t₀.₉₇₅,₂/√3 = 2.5 would make every interval 3.6 times wider), 3 steps, a 10-step
+/// pre-trained base, LoRA and SingLoRA (what the checks read), Δz and loss probes.
+pub fn transformer_sweep(p: Preset) -> StudyPlan {
+    let transformer = r#"transformer={width_mode="heads",head_dim=8,heads=4,mlp_ratio=4,causal=true,logit_scale="standard",readout="mup",adapt=["q","k","v","o","up","down"],blocks="#;
+    let mut sets: Vec<String> = vec![
+        r#"model="transformer""#.into(),
+        by_preset(p, "widths=[16,32,64,128]", "widths=[16,32,64,128,256]").into(),
+        "seeds=[0,1,2]".into(),
+        by_preset(p, "steps=3", "steps=10").into(),
+        "lr=0.02".into(),
+        "optimizer.lr=0.02".into(),
+        format!("{transformer}{}}}", by_preset(p, 1, 2)),
+        format!(
+            "pretrain={{steps={},lr=0.01,lr_exponent=1.0}}",
+            by_preset(p, 10, 30)
+        ),
+        r#"task={kind="recall",pairs=2,keys=8,values=8,permute_values=true,examples=64,test_examples=64}"#
+            .into(),
+    ];
+    if p == Preset::Quick {
+        sets.extend([
+            r#"probes=["dz_rms","loss"]"#.to_string(),
+            r#"arms=[{name="lora",method="lora"},{name="singlora",method="singlora"}]"#.into(),
+        ]);
+    }
+    StudyPlan {
+        folder: TRANSFORMER_SWEEP,
+        kind: StudyKind::Sweep,
+        sets,
+    }
+}
+
+/// The transformer sweep's folder.
+pub const TRANSFORMER_SWEEP: &str = "transformer-sweep";
+
 /// C6, C8: the default learning-rate study (one raw rate at every width, Adam, 20 steps, its LoRA+ plane) with DoRA,
 /// SingLoRA+DoRA and SingLoRA+ (SingLoRA's role split at λ = 16, LoRA+'s ratio here; THEORY O10) beside LoRA, LoRA+
 /// and SingLoRA, over eight seeds; the quick preset on a coarser grid, three widths and five seeds, without LoRA+ and
@@ -239,6 +281,33 @@ pub fn invariance_setup(p: Preset) -> invariance::InvarianceSetup {
         seed: 0,
     }
 }
+
+/// C1's attention measurement: its settings and students. Full: `singlora attention`'s defaults (n = 32, r = 4, 128
+/// sequences, 400 Adam steps at 0.01) over five seeds, every student; quick: n = 16, r = 2, 32 sequences, 200 steps
+/// at 0.03, three seeds, LoRA r and SingLoRA r and 2r (what the checks read; full fine-tuning, the ceiling, is left
+/// out).
+pub fn attention_setup(p: Preset) -> (AttentionConfig, Vec<Student>) {
+    let quick = AttentionConfig {
+        width: 16,
+        rank: 2,
+        examples: 32,
+        steps: 200,
+        lr: 0.03,
+        ..AttentionConfig::default()
+    };
+    let full = AttentionConfig {
+        seeds: vec![0, 1, 2, 3, 4],
+        ..AttentionConfig::default()
+    };
+    by_preset(
+        p,
+        (quick, STUDENTS[1..].to_vec()),
+        (full, STUDENTS.to_vec()),
+    )
+}
+
+/// The attention measurement's folder.
+pub const ATTENTION: &str = "attention";
 
 /// The synthetic grid's folder.
 pub const SYNTHETIC: &str = "synthetic";
@@ -315,13 +384,16 @@ impl Measured {
 pub fn plans_for(preset: Preset, claims: &[Claim]) -> Vec<StudyPlan> {
     let mut plans: Vec<StudyPlan> = Vec::new();
     for c in claims {
-        let need = match c {
+        let mut need = match c {
             Claim::C3 => vec![adam_sweep(preset)],
             Claim::C4 => vec![adam_sweep(preset), kaiming_sweep(preset)],
             Claim::C5 => vec![adam_sweep(preset), sgd_sweep(preset)],
             Claim::C6 | Claim::C8 => vec![lr_plan(preset)],
             _ => vec![],
         };
+        if matches!(c, Claim::C3 | Claim::C4 | Claim::C5) {
+            need.push(transformer_sweep(preset));
+        }
         for p in need {
             if !plans.contains(&p) {
                 plans.push(p);
@@ -508,6 +580,34 @@ impl Runner<'_> {
             Claim::C9 => invariance::judge(&self.invariance()?),
         })
     }
+
+    fn attention(&mut self) -> Result<symmetry::AttentionMeasurements> {
+        let start = Instant::now();
+        let (config, students) = attention_setup(self.opts.preset);
+        self.log(ATTENTION);
+        let fits = run_students(&config, &students)?;
+        let dir = self.opts.out.join(ATTENTION);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        write_atomic(&dir.join("attention.csv"), attention_csv(&fits).as_bytes())?;
+        self.record(ATTENTION, None, fits.len(), fits.len(), start);
+        Ok(symmetry::AttentionMeasurements { config, fits })
+    }
+
+    /// `r` with the parts of its claim measured on attention and transformer blocks: C1's attention checks
+    /// (`symmetry::with_attention`), C3–C5's transformer maps (the transformer sweep, `maps`); other claims unchanged.
+    fn extend(&mut self, claim: Claim, r: ClaimResult) -> Result<ClaimResult> {
+        let checks: fn(&maps::TransformerMaps) -> Vec<Check> = match claim {
+            Claim::C1 => return Ok(symmetry::with_attention(r, &self.attention()?)),
+            Claim::C3 => maps::c3_checks,
+            Claim::C4 => maps::c4_checks,
+            Claim::C5 => maps::c5_checks,
+            _ => return Ok(r),
+        };
+        let plan = transformer_sweep(self.opts.preset);
+        self.sweep(&plan)?;
+        let m = maps::measure(self.m.sweep(&plan).expect("ran"));
+        Ok(maps::extend(r, &m, checks(&m)))
+    }
 }
 
 /// Checks everything `opts` asks for before anything is written: the thread count, and every study the claims need
@@ -524,6 +624,7 @@ pub fn check(opts: &VerifyOptions) -> Result<()> {
     for plan in plans_for(opts.preset, &opts.claims) {
         plan.config()?;
     }
+    attention_setup(opts.preset).0.validate()?;
     synthetic_grid(opts.preset).validate()
 }
 
@@ -547,6 +648,7 @@ pub fn run(opts: &VerifyOptions) -> Result<Measured> {
     };
     for &claim in &opts.claims {
         let r = runner.judge(claim)?;
+        let r = runner.extend(claim, r)?;
         runner.m.results.push(r);
     }
     Ok(runner.m)

@@ -5,15 +5,20 @@
 //! $\lVert B - B^\top\rVert_F/\lVert B\rVert_F$ and smallest eigenvalue relative to the largest in magnitude — the
 //! numerical rank of $\Delta W$, and the share of $\lVert\Delta W\rVert_F$ outside that block; the output at
 //! $t = 0$ with a ramp against the base output; and, from the synthetic study (§6.1), how much of the base layer's
-//! loss LoRA and SingLoRA remove on PSD, NSD and asymmetric targets.
+//! loss LoRA and SingLoRA remove on PSD, NSD and asymmetric targets; and on attention (`studies::attention`), whether
+//! SingLoRA on q and k reaches an asymmetric change of the scores $W_Q^\top W_K$ inside its family and how near LoRA
+//! it comes on one outside it ([`attention_checks`]).
 
 use ndarray::{s, Array2};
 
-use super::{Check, Claim, ClaimResult, Number, Outcome};
+use std::ops::Not;
+
+use super::{Check, Claim, ClaimResult, Estimate, Number, Outcome};
 use crate::adapters::{AdaptedLinear, AdapterConfig, Method, Ramp};
 use crate::error::Result;
 use crate::linalg::{frobenius, numerical_rank, symmetric_eigenvalues};
 use crate::rng::{normal_matrix, SeedRng};
+use crate::studies::attention::{AttentionConfig, ScoreFit, ScoreTarget, STUDENTS};
 use crate::studies::lr::median;
 use crate::studies::synthetic::SyntheticResult;
 
@@ -233,4 +238,138 @@ pub fn judge(m: &SymmetryMeasurements) -> ClaimResult {
 
 fn fmt_opt(v: Option<f64>) -> String {
     v.map_or("none".into(), |x| format!("{x:.2e}"))
+}
+
+/// SingLoRA "reaches" a score change when its error on the centred subspace, $\|P(\Delta M - \Delta M^*)P\|_F /
+/// \|P\Delta M^*P\|_F$, is below this: the achieved change is nearer the target than half the target's size (a student
+/// whose scores did not move has error 1).
+pub const SCORE_REACHED: f64 = 0.5;
+
+/// A score change counts as asymmetric when its skew fraction $\|\mathrm{skew}(P\Delta MP)\|_F/\|P\Delta MP\|_F$ is
+/// above this share of the target's: a symmetric change has 0, the targets about $1/\sqrt2$ (a generic matrix's).
+pub const SKEW_SHARE: f64 = 0.5;
+
+/// "Within LoRA's reach": final/initial losses at most this many decades apart (a factor 10).
+pub const DECADES: f64 = 1.0;
+
+/// C1's attention measurement (`studies::attention`): one head, q and k adapted, fitted to a teacher whose score
+/// matrix $M = W_Q^\top W_K$ changes asymmetrically; the settings and every (target, student, seed) fit.
+#[derive(Clone, Debug)]
+pub struct AttentionMeasurements {
+    /// The settings the fits ran at.
+    pub config: AttentionConfig,
+    /// Every fit.
+    pub fits: Vec<ScoreFit>,
+}
+
+/// `f` of the fits of `student` on `target`, in seed order.
+fn per_seed(
+    a: &AttentionMeasurements,
+    target: ScoreTarget,
+    student: &str,
+    f: fn(&ScoreFit) -> f64,
+) -> Vec<f64> {
+    let mut v: Vec<&ScoreFit> = a
+        .fits
+        .iter()
+        .filter(|x| x.target == target && x.student == student)
+        .collect();
+    v.sort_by_key(|x| x.seed);
+    v.into_iter().map(f).collect()
+}
+
+fn mean(v: &[f64]) -> Estimate {
+    Estimate::mean_of(v).unwrap_or(Estimate::missing())
+}
+
+fn log_ratio(f: &ScoreFit) -> f64 {
+    (f.final_loss / f.initial_loss).log10()
+}
+
+/// Per seed (same teacher, base and data) log₁₀ of `a`'s final/initial loss over `b`'s on `target`: mean and interval.
+pub fn decades_apart(m: &AttentionMeasurements, target: ScoreTarget, a: &str, b: &str) -> Estimate {
+    let (x, y) = (
+        per_seed(m, target, a, log_ratio),
+        per_seed(m, target, b, log_ratio),
+    );
+    let d: Vec<f64> = x.iter().zip(&y).map(|(p, q)| p - q).collect();
+    mean(&d)
+}
+
+/// C1's attention checks. Core: on psd-qk (W_Q, W_K changed by rank-r PSD matrices, so the score change is
+/// asymmetric yet inside SingLoRA's family exactly, at A_Q = U, A_K = V) SingLoRA at rank r reaches the target's score
+/// change (error below [`SCORE_REACHED`]) and that change is asymmetric (skew above [`SKEW_SHARE`] of the target's).
+/// It is core because the claim's update, s·AAᵀ on each map, contains this target, so the claim predicts it is
+/// reached, as the core check on the synthetic PSD target does for one layer; and it is the measured answer to what
+/// the per-map symmetry means for attention. Condition: at LoRA's parameter count (SingLoRA 2r against LoRA r) it fits
+/// lowrank-q (W_Q + UVᵀ, outside its family) within [`DECADES`] of LoRA's final/initial loss. It is a condition because
+/// C1 promises a symmetric update, not LoRA's reach: the check says how far the symmetric family extends on attention.
+pub fn attention_checks(m: &AttentionMeasurements) -> Vec<Check> {
+    let psd = ScoreTarget::PsdQK;
+    let error = mean(&per_seed(m, psd, "singlora", |f| f.score_error));
+    let skew = mean(&per_seed(m, psd, "singlora", |f| f.skew / f.target_skew));
+    let apart = decades_apart(m, ScoreTarget::LowRankQ, "singlora-2r", "lora");
+    vec![
+        Check::core(
+            format!("attention: SingLoRA on q and k reaches an asymmetric score change inside its family: on psd-qk its score error ‖P(ΔM − ΔM*)P‖_F/‖PΔM*P‖_F = {} lies below {SCORE_REACHED} (an unmoved student has 1) and its skew fraction over the target's, {}, lies above {SKEW_SHARE} (a symmetric change has 0)", error.text(3), skew.text(3)),
+            error.below(SCORE_REACHED).and(skew.exceeds(SKEW_SHARE)),
+        ),
+        Check::condition(
+            format!("attention, outside its family: at LoRA's parameter count SingLoRA (rank 2r) fits lowrank-q (W_Q + UVᵀ, a change LoRA on q expresses) within a factor 10 of LoRA (rank r): per seed log₁₀(SingLoRA's final/initial loss ÷ LoRA's) = {} not above {DECADES}", apart.text(2)),
+            apart.exceeds(DECADES).not(),
+        ),
+    ]
+}
+
+/// A ratio from the estimate of its log₁₀: the geometric mean over seeds `10^m [10^lo, 10^hi]`.
+fn geometric(e: &Estimate) -> String {
+    let p = |x: f64| 10f64.powf(x);
+    if e.has_interval() {
+        format!("{:.1e} [{:.1e}, {:.1e}]", p(e.value), p(e.lo), p(e.hi))
+    } else {
+        format!("{:.1e}", p(e.value))
+    }
+}
+
+/// One number per (target, student): final/initial loss (geometric mean over seeds, the interval on its log), score
+/// error, skew fraction against the target's.
+pub fn attention_numbers(m: &AttentionMeasurements) -> Vec<Number> {
+    let mut out = Vec::new();
+    for target in ScoreTarget::ALL {
+        for student in STUDENTS.map(|s| s.to_string()) {
+            let loss = per_seed(m, target, &student, log_ratio);
+            if loss.is_empty() {
+                continue;
+            }
+            let error = mean(&per_seed(m, target, &student, |f| f.score_error));
+            let skew = mean(&per_seed(m, target, &student, |f| f.skew));
+            let target_skew = mean(&per_seed(m, target, &student, |f| f.target_skew));
+            out.push(Number::new(
+                format!("attention {target} {student}"),
+                format!(
+                    "final/initial loss {}; score error {}; skew {} (target {:.3})",
+                    geometric(&mean(&loss)),
+                    error.text(3),
+                    skew.text(3),
+                    target_skew.value
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// `r` (C1's result) with the attention checks and numbers and its verdict recomputed.
+pub fn with_attention(r: ClaimResult, m: &AttentionMeasurements) -> ClaimResult {
+    let c = &m.config;
+    let setting = format!(
+        "{} Attention (`singlora attention`): one pre-LayerNorm block with one head of size n = {} (vocabulary n, T = {}), whose teacher changes W_Q by UVᵀ (lowrank-q) or W_Q, W_K by UUᵀ, VVᵀ (psd-qk; U, V of rank {}); students adapt q and k only and fit the teacher's outputs by MSE ({} sequences, Adam at {}, {} steps, seeds {:?}); score error and skew are measured on the centred subspace P = I − 11ᵀ/n that LayerNorm's outputs span.",
+        r.setting, c.width, c.seq_len, c.rank, c.examples, c.lr, c.steps, c.seeds
+    );
+    r.with_more(
+        attention_checks(m),
+        attention_numbers(m),
+        setting,
+        Vec::new(),
+    )
 }
