@@ -1,8 +1,8 @@
 //! `cargo bench --bench transformer`: one full training step of the transformer that
 //! `singlora train --model transformer --width N --heads 4 --task recall` trains (2 blocks, 4 heads, vocabulary 16,
 //! T = 5, 256 sequences = 1280 token rows, SingLoRA r = 4, α = 4 on q, k, v, o, up, down, Adam η = 0.01), at widths
-//! 128 and 512 in f32 and f64, on 1 and 2 threads. On k threads the step runs as `singlora train --threads k` runs
-//! it: inside a k-thread rayon pool with [`singlora::scalar::with_product_threads`]`(k)`, so products large enough
+//! 128 and 512 in f32 and f64, on 1 and 2 threads. On k threads the step runs as `singlora train` runs it on k
+//! free cores: inside a k-thread rayon pool with [`singlora::scalar::with_product_threads`]`(k)`, so products large enough
 //! split their output tiles over the threads (the numbers are the same on any thread count). A step is forward,
 //! cross-entropy loss, backward and the optimiser step: what `scripts/peers/torch_transformer.py` times in PyTorch,
 //! and `scripts/peers/compare_transformer.py` prints the ratio of the two per thread count.

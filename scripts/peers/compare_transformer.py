@@ -6,8 +6,8 @@ Usage
     python3 scripts/peers/compare_transformer.py [--torch-python PY] [--widths 128 512] [--threads 1 2]
         [--reps 20] [--skip-bench] [--attention sdpa|math] [--stat median|min] [--rounds 1]
 
-Runs ``cargo bench --bench transformer`` (criterion; singlora's step on k threads as ``singlora train --threads k``
-runs it) and ``scripts/peers/torch_transformer.py`` (PyTorch eager, ``torch.set_num_threads(k)``) for each
+Runs ``cargo bench --bench transformer`` (criterion; singlora's step on k threads as ``singlora train`` runs it on
+k free cores) and ``scripts/peers/torch_transformer.py`` (PyTorch eager, ``torch.set_num_threads(k)``) for each
 ``--threads`` k in one invocation, then prints one row per (width, dtype, threads) with both times and
 
     ratio = torch seconds / singlora seconds        (>= 1: singlora is at least as fast)
