@@ -130,3 +130,48 @@ fn bad_settings_name_their_flag() {
     .to_string();
     assert!(e.contains("--seeds"), "{e}");
 }
+
+/// As a study of the engine (what `singlora verify` runs), the fits are `run_students`'s, one run file each, and a
+/// second invocation on the same folder loads them all (none recomputed), also after one run file was deleted
+/// (only that one is recomputed, to the same numbers).
+#[test]
+fn the_attention_study_resumes_without_recomputing() {
+    use singlora::studies::attention::{run_students, AttentionStudy};
+    use singlora::studies::engine::{run_study, RunOptions};
+    let cfg = AttentionConfig {
+        steps: 20,
+        ..small()
+    };
+    let students = vec![FULL, SINGLORA];
+    let direct = run_students(&cfg, &students).unwrap();
+    let study = AttentionStudy {
+        config: cfg,
+        students,
+    };
+    let out = std::env::temp_dir().join(format!("singlora-attention-study-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let json = |f: &[singlora::studies::attention::ScoreFit]| serde_json::to_string(f).unwrap();
+    let run = || run_study(&study, &out, &RunOptions::default()).unwrap();
+    let first = run();
+    assert_eq!(first.computed, direct.len(), "every fit computed once");
+    let fits: Vec<_> = first.runs.into_iter().map(|r| r.run).collect();
+    assert_eq!(
+        json(&fits),
+        json(&direct),
+        "the engine's fits are run_students'"
+    );
+    assert_eq!(run().computed, 0, "a finished study recomputes nothing");
+    let runs = out.join("runs");
+    let one = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(one).unwrap();
+    let resumed = run();
+    assert_eq!(resumed.computed, 1, "only the deleted fit is recomputed");
+    let fits: Vec<_> = resumed.runs.into_iter().map(|r| r.run).collect();
+    assert_eq!(json(&fits), json(&direct));
+    let _ = std::fs::remove_dir_all(&out);
+}

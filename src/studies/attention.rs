@@ -94,7 +94,7 @@ impl fmt::Display for ScoreTarget {
 }
 
 /// A student: a method on q and k at a rank.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Student {
     /// Adapter.
     pub method: Method,
@@ -133,7 +133,7 @@ pub const STUDENTS: [Student; 4] = [
 ];
 
 /// One fit.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScoreFit {
     /// Target.
     pub target: ScoreTarget,
@@ -389,6 +389,75 @@ pub fn run_students(cfg: &AttentionConfig, students: &[Student]) -> Result<Vec<S
         .par_iter()
         .map(|&(t, s, seed)| fit(cfg, t, s, seed))
         .collect()
+}
+
+/// One fit of an [`AttentionStudy`]: the teacher, the student and the seed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttentionJob {
+    /// The teacher's change.
+    pub target: ScoreTarget,
+    /// The student.
+    pub student: Student,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// The fits of `config` for `students` as a study of the engine: each fit one run file, so an interrupted
+/// measurement resumes without recomputing a finished fit. The fits are [`run_students`]'s, each on one thread.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttentionStudy {
+    /// The settings.
+    pub config: AttentionConfig,
+    /// The students fitted.
+    pub students: Vec<Student>,
+}
+
+impl super::engine::Study for AttentionStudy {
+    type Job = AttentionJob;
+    type Run = ScoreFit;
+
+    fn kind(&self) -> &'static str {
+        "attention"
+    }
+
+    fn config_text(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::invalid("config", e, "a serialisable config"))
+    }
+
+    /// Targets, then students, then seeds: [`run_students`]'s order.
+    fn jobs(&self) -> Vec<AttentionJob> {
+        let mut jobs = Vec::new();
+        for target in ScoreTarget::ALL {
+            for &student in &self.students {
+                jobs.extend(self.config.seeds.iter().map(|&seed| AttentionJob {
+                    target,
+                    student,
+                    seed,
+                }));
+            }
+        }
+        jobs
+    }
+
+    fn key(&self, job: &AttentionJob) -> String {
+        format!("{}__{}__s{}", job.target, job.student, job.seed)
+    }
+
+    /// The teacher's and the student's weights (n × n maps, a few copies each), the data and the activations of
+    /// both splits (T·examples rows of width n, a few dozen copies through the block): generous.
+    fn job_bytes(&self, _job: &AttentionJob) -> u64 {
+        let c = &self.config;
+        let rows = (c.seq_len * c.examples) as u64;
+        8 * (64 * c.width as u64 * c.width as u64 + 64 * 2 * rows * c.width as u64)
+    }
+
+    fn run(&self, job: &AttentionJob) -> Result<ScoreFit> {
+        fit(&self.config, job.target, job.student, job.seed)
+    }
+
+    fn diverged_at(&self, run: &ScoreFit) -> Option<u64> {
+        run.diverged_at
+    }
 }
 
 /// The mean over seeds and the [min, max] of `f` over `fits`.

@@ -15,7 +15,9 @@ use super::{
 use crate::adapters::Method;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::studies::attention::{attention_csv, run_students, AttentionConfig, Student, STUDENTS};
+use crate::studies::attention::{
+    attention_csv, AttentionConfig, AttentionStudy, ScoreFit, Student, STUDENTS,
+};
 use crate::studies::config::StudyConfig;
 use crate::studies::engine::{run_study, workers, RunOptions, StudyLock};
 use crate::studies::lr::{self, LrResults, LrStudy};
@@ -584,12 +586,16 @@ impl Runner<'_> {
     fn attention(&mut self) -> Result<symmetry::AttentionMeasurements> {
         let start = Instant::now();
         let (config, students) = attention_setup(self.opts.preset);
+        config.validate()?;
         self.log(ATTENTION);
-        let fits = run_students(&config, &students)?;
         let dir = self.opts.out.join(ATTENTION);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let study = AttentionStudy { config, students };
+        let finished = run_study(&study, &dir, &self.engine())?;
+        let (runs, computed) = (finished.runs.len(), finished.computed);
+        let fits: Vec<ScoreFit> = finished.runs.into_iter().map(|f| f.run).collect();
         write_atomic(&dir.join("attention.csv"), attention_csv(&fits).as_bytes())?;
-        self.record(ATTENTION, None, fits.len(), fits.len(), start);
+        self.record(ATTENTION, None, runs, computed, start);
+        let config = study.config;
         Ok(symmetry::AttentionMeasurements { config, fits })
     }
 
