@@ -11,7 +11,7 @@ use std::ops::Not;
 
 use super::plan::LrOutput;
 use super::{per_width, Check, Claim, ClaimResult, Estimate, Number, Outcome};
-use crate::studies::lr::{by_seed, median};
+use crate::studies::lr::{median, LrRun};
 
 /// Within 5% of a parent's best loss counts as "as good" (log₂ units).
 pub fn tol() -> f64 {
@@ -65,33 +65,25 @@ fn learned(v: &[Vec<(f64, f64)>]) -> (usize, usize) {
     (cells.iter().filter(|(b, i)| b < i).count(), cells.len())
 }
 
-/// Per width and seed, the best selection loss over the grid and the initial loss of `arm`'s series.
+/// Per width and seed, the best selection loss over the grid and the initial loss of `arm`'s series (NaN where
+/// there are no runs).
 fn best_losses(lr: &LrOutput, arm: &str) -> Vec<Vec<(f64, f64)>> {
     let grid = lr.cfg.lr_grid.as_ref().expect("an lr study");
-    let series = lr
-        .cfg
-        .series()
-        .into_iter()
-        .find(|(_, a, _)| a.name == arm)
-        .map(|(name, _, _)| name);
-    let by = by_seed(&lr.results.runs);
-    lr.cfg
-        .widths
-        .iter()
-        .map(|&w| {
-            lr.cfg
-                .seeds
-                .iter()
-                .map(|&s| {
-                    let runs = series.as_ref().and_then(|n| by.get(&(n.clone(), w, s)));
-                    runs.map_or((f64::NAN, f64::NAN), |runs| {
-                        let best = runs
-                            .iter()
-                            .map(|r| r.loss(grid.select))
-                            .fold(f64::INFINITY, f64::min);
-                        (best, runs[0].initial_loss)
-                    })
-                })
+    let Some(series) = lr.series_of_arm(arm) else {
+        return vec![vec![(f64::NAN, f64::NAN); lr.cfg.seeds.len()]; lr.cfg.widths.len()];
+    };
+    let best = |runs: &[&LrRun]| {
+        let best = runs
+            .iter()
+            .map(|r| r.loss(grid.select))
+            .fold(f64::INFINITY, f64::min);
+        Some((best, runs[0].initial_loss))
+    };
+    let cells = lr.per_cell(&series, best).into_iter();
+    cells
+        .map(|row| {
+            row.into_iter()
+                .map(|c| c.unwrap_or((f64::NAN, f64::NAN)))
                 .collect()
         })
         .collect()

@@ -340,6 +340,31 @@ pub struct LrOutput {
     pub results: LrResults,
 }
 
+impl LrOutput {
+    /// The series of arm `arm` (its first rate exponent), if the study has that arm.
+    pub fn series_of_arm(&self, arm: &str) -> Option<String> {
+        self.cfg
+            .series()
+            .into_iter()
+            .find(|(_, a, _)| a.name == arm)
+            .map(|(name, _, _)| name)
+    }
+
+    /// `f` of the rate line's runs of `series` (every rate) at each width (rows) and seed (columns); `None` where the
+    /// cell has no runs or `f` gives none.
+    pub fn per_cell<R>(
+        &self,
+        series: &str,
+        f: impl Fn(&[&lr::LrRun]) -> Option<R>,
+    ) -> Vec<Vec<Option<R>>> {
+        let by = lr::by_seed(&self.results.runs);
+        let cell = |w: usize, s: u64| f(by.get(&(series.to_string(), w, s))?);
+        (self.cfg.widths.iter())
+            .map(|&w| self.cfg.seeds.iter().map(|&s| cell(w, s)).collect())
+            .collect()
+    }
+}
+
 /// What one study cost.
 #[derive(Clone, Debug)]
 pub struct StudyRecord {

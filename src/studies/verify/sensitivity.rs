@@ -8,7 +8,7 @@
 
 use super::plan::LrOutput;
 use super::{per_width, Check, Claim, ClaimResult, Estimate, Number, Outcome};
-use crate::studies::lr::{best_rate, by_seed, median, parabolic_window};
+use crate::studies::lr::{best_rate, median, parabolic_window};
 
 /// SingLoRA counts as less sensitive only if its windows are wider by more than a factor √2 (log₂ units): the paper
 /// reports a factor of about 5 (LoRA's accuracy moving by 4.8% across rates against SingLoRA's < 1%).
@@ -33,35 +33,15 @@ pub struct C6Measurements {
     pub plane_widths: Vec<usize>,
 }
 
-fn series_of_arm(lr: &LrOutput, arm: &str) -> Option<String> {
-    lr.cfg
-        .series()
-        .into_iter()
-        .find(|(_, a, _)| a.name == arm)
-        .map(|(name, _, _)| name)
-}
-
 /// The window of every (series, width, seed) of the rate line, `None` where it cannot be read.
 fn seed_windows(lr: &LrOutput, series: &str) -> Vec<Vec<Option<f64>>> {
     let grid = lr.cfg.lr_grid.as_ref().expect("an lr study");
-    let by = by_seed(&lr.results.runs);
     let rates = &lr.results.rates;
-    lr.cfg
-        .widths
-        .iter()
-        .map(|&w| {
-            lr.cfg
-                .seeds
-                .iter()
-                .map(|&s| {
-                    let runs = by.get(&(series.to_string(), w, s))?;
-                    let losses: Vec<f64> = runs.iter().map(|r| r.loss(grid.select)).collect();
-                    let (k, _) = best_rate(rates, &losses)?;
-                    parabolic_window(rates, &losses, k, grid.near_best)
-                })
-                .collect()
-        })
-        .collect()
+    lr.per_cell(series, |runs| {
+        let losses: Vec<f64> = runs.iter().map(|r| r.loss(grid.select)).collect();
+        let (k, _) = best_rate(rates, &losses)?;
+        parabolic_window(rates, &losses, k, grid.near_best)
+    })
 }
 
 /// Reads C6's windows and drifts from the learning-rate study.
@@ -69,10 +49,10 @@ pub fn measure(lr: &LrOutput) -> C6Measurements {
     let grid = lr.cfg.lr_grid.as_ref().expect("an lr study");
     let names: Vec<String> = ["lora", "lora+", "singlora"]
         .iter()
-        .filter_map(|a| series_of_arm(lr, a))
+        .filter_map(|a| lr.series_of_arm(a))
         .collect();
     let all: Vec<Vec<Vec<Option<f64>>>> = names.iter().map(|s| seed_windows(lr, s)).collect();
-    let (sing, lora) = (series_of_arm(lr, "singlora"), series_of_arm(lr, "lora"));
+    let (sing, lora) = (lr.series_of_arm("singlora"), lr.series_of_arm("lora"));
     let pick = |name: &Option<String>| names.iter().position(|n| Some(n) == name.as_ref());
     let per_seed: Vec<f64> = match (pick(&sing), pick(&lora)) {
         (Some(i), Some(j)) => (0..lr.cfg.seeds.len())
