@@ -24,10 +24,13 @@ macro_rules! serde_via_str {
 }
 pub(crate) use serde_via_str;
 
-/// `Display`, `FromStr` and serde for a fieldless enum from its `name()` and the list of its variants; `$field` names
-/// the config field in errors.
+/// `Display`, `FromStr` and serde for a fieldless enum from its `name()` and the list of its variants (written out,
+/// or `all = T::ALL` where the enum already has its list); `$field` names the config field in errors.
 macro_rules! named_enum {
     ($t:ty, $field:literal, [$($v:expr),+ $(,)?]) => {
+        $crate::names::named_enum!($t, $field, all = [$($v),+]);
+    };
+    ($t:ty, $field:literal, all = $all:expr) => {
         impl std::fmt::Display for $t {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.name())
@@ -36,7 +39,7 @@ macro_rules! named_enum {
         impl std::str::FromStr for $t {
             type Err = $crate::error::Error;
             fn from_str(s: &str) -> $crate::error::Result<Self> {
-                let all = [$($v),+];
+                let all = $all;
                 all.iter().copied().find(|v| v.name() == s.trim()).ok_or_else(|| {
                     let names: Vec<&str> = all.iter().map(|v| v.name()).collect();
                     $crate::error::Error::invalid($field, s, &format!("one of {}", names.join(", ")))

@@ -107,21 +107,7 @@ impl Claim {
     }
 }
 
-named_enum!(
-    Claim,
-    "--claims",
-    [
-        Claim::C1,
-        Claim::C2,
-        Claim::C3,
-        Claim::C4,
-        Claim::C5,
-        Claim::C6,
-        Claim::C7,
-        Claim::C8,
-        Claim::C9
-    ]
-);
+named_enum!(Claim, "--claims", all = Claim::ALL);
 
 /// A claim's verdict, computed from its checks by [`verdict_of`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
