@@ -806,3 +806,71 @@ fn shards_merge_and_slurm_scripts() {
     assert_eq!(code, 2);
     assert!(stderr.contains("invalid --shards = 0"), "{stderr}");
 }
+
+/// `verify --shard I/N` runs slice I of every study its claims need; `merge` refuses a missing shard and a shard of
+/// another verify (other claims), then gathers the studies and writes the verdicts, byte for byte those of one
+/// process; `slurm verify` prints the array with the verify command. (On a real Slurm: scripts/slurm/integration.sh.)
+#[test]
+fn verify_shards_merge_to_the_single_process_verdicts() {
+    let (single, split) = (tmp("verify-single"), tmp("verify-split"));
+    let (s, o) = (single.to_str().unwrap(), split.to_str().unwrap());
+    let claims = ["--claims", "C3,C7"];
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", "--quick"];
+        args.extend(extra);
+        run(&args)
+    };
+    let (code, _, stderr) = verify(&[&claims[..], &["--out", s]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = verify(&[&claims[..], &["--shard", "1/2", "--out", o]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("verify shard 1/2: 3 studies"), "{stdout}");
+    assert!(split
+        .join("balanced-sweep/shards/1-of-2/shard.json")
+        .exists());
+    let (code, _, stderr) = run(&["merge", o]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("missing: 0 of 2"), "{stderr}");
+    // A shard of another verify (claim C7 only) shares C7's study folder, whose config it matches, so its runs are
+    // valid; the merge refuses to combine it with shards of C3,C7.
+    let (code, _, stderr) = verify(&["--claims", "C7", "--shard", "0/2", "--out", o]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = run(&["merge", o]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("its config.toml differs"), "{stderr}");
+    let (code, _, stderr) = verify(&[&claims[..], &["--shard", "0/2", "--out", o]].concat());
+    assert_eq!(code, 2, "its marker folder holds the other verify");
+    assert!(stderr.contains("holding this same study"), "{stderr}");
+    std::fs::remove_dir_all(split.join("shards/0-of-2")).unwrap();
+    let (code, _, stderr) = verify(&[&claims[..], &["--shard", "0/2", "--out", o]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(&["merge", o]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("merged 2 shards of verify"), "{stdout}");
+    for table in [
+        "verdicts.csv",
+        "balanced-sweep/results.csv",
+        "balanced-sweep/fits.csv",
+        "transformer-sweep/fits.csv",
+        "synthetic/synthetic.csv",
+        "invariance/invariance.csv",
+    ] {
+        let read = |d: &std::path::Path| std::fs::read(d.join(table)).unwrap();
+        assert!(read(&single) == read(&split), "{table} differs");
+    }
+    let (code, script, stderr) = run(&[
+        "slurm", "verify", "--full", "--claims", "C7", "--shards", "3", "--out", o,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    for want in [
+        "--array=0-2",
+        "verify --full --claims C7 --out '$OUT'",
+        "merge '$OUT'",
+        "preset = \"full\"",
+    ] {
+        assert!(script.contains(want), "{want} missing from\n{script}");
+    }
+    let (code, _, stderr) = run(&["slurm", "sweep", "--claims", "C7"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid --claims = sweep"), "{stderr}");
+}

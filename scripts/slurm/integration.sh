@@ -2,7 +2,8 @@
 # The cluster path of singlora, end to end on a real Slurm: a small width study is run once in a single process, then
 # `singlora slurm sweep ... --shards 3` prints a submission script, which is submitted to the local cluster (an sbatch
 # array of 3 shards and a merge job chained with afterok); when the merge job has finished, the merged results.csv and
-# fits.csv must equal the single process's byte for byte. The same for a learning-rate study. Exits 0 only if every
+# fits.csv must equal the single process's byte for byte. The same for a learning-rate study, and for `singlora verify`
+# (two claims: its verdicts.csv and the tables of the studies behind them). Exits 0 only if every
 # check passed; stops the cluster if (and only if) it started it.
 #
 #   scripts/slurm/integration.sh [BINARY]      (default target/release/singlora; CI builds it with cargo build --release)
@@ -36,7 +37,11 @@ run_case() { # KIND NAME SETS...
   "$here/wait_job.sh" "$array" 300
   "$here/wait_job.sh" "$merge" 300
   local tables
-  if [ "$kind" = sweep ]; then tables="results.csv fits.csv"; else tables="lr_runs.csv lr_summary.csv lr_best.csv lr_drift.csv"; fi
+  case "$kind" in
+    sweep) tables="results.csv fits.csv" ;;
+    lr) tables="lr_runs.csv lr_summary.csv lr_best.csv lr_drift.csv" ;;
+    verify) tables="verdicts.csv balanced-sweep/results.csv balanced-sweep/fits.csv transformer-sweep/fits.csv synthetic/synthetic.csv" ;;
+  esac
   for t in $tables; do
     if cmp -s "$single/$t" "$split/$t"; then
       echo "integration: ok   - $name: merged $t equals the single process's, byte for byte"
@@ -52,5 +57,6 @@ run_case sweep sweep --set 'widths=[16,32,64]' --set 'seeds=[0,1]' --set steps=3
 run_case lr lr --set 'widths=[16,32]' --set 'seeds=[0]' --set steps=2 --set 'task.examples=16' \
   --set 'task.test_examples=16' --set 'lr_grid.rates={from=0.01,to=0.16,per_octave=1}' \
   --set 'lr_grid.loraplus.widths=[16]' --set 'lr_grid.loraplus.rates_a=[0.01,0.1]' --set 'lr_grid.loraplus.rates_b=[0.01,0.1]'
+run_case verify verify --quick --claims C3,C7
 rm -rf "$work"
 if [ "$failed" = 0 ]; then echo "integration: all checks passed"; else echo "integration: $failed check(s) failed"; exit 1; fi

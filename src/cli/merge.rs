@@ -1,5 +1,5 @@
 //! `singlora merge DIR`: the shards of a study (`--shard I/N`, e.g. a Slurm array) combined into one study folder,
-//! with its tables and figures as if it had run at once.
+//! with its tables and figures as if it had run at once; for a verify folder, every study's shards, then the verdicts.
 
 use std::path::PathBuf;
 
@@ -12,6 +12,7 @@ use crate::studies::lr::LrStudy;
 use crate::studies::merge::{gather, Gathered, Shards};
 use crate::studies::store;
 use crate::studies::sweep::Sweep;
+use crate::studies::verify;
 
 #[derive(Args, Debug)]
 pub struct MergeArgs {
@@ -31,6 +32,19 @@ pub fn run(a: MergeArgs) -> Result<()> {
             let cfg: StudyConfig = store::from_toml(shards.body(), &origin)?;
             gather(&LrStudy(&cfg), &a.dir, &shards)?
         }
+        Some(verify::shard::KIND) => {
+            let opts = verify::shard::options_of(&shards, &a.dir)?;
+            let t = verify::shard::gather_all(&opts, &shards)?;
+            println!(
+                "merged {} shards of verify into {}: {} studies, {} runs gathered, {} already there",
+                shards.count,
+                a.dir.display(),
+                t.studies,
+                t.runs,
+                t.other
+            );
+            return super::verify::judge_and_report(&opts);
+        }
         Some("limit") => {
             let cfg: LimitConfig = store::from_toml(shards.body(), &origin)?;
             gather(&LimitStudy::new(&cfg, &cfg)?, &a.dir, &shards)?
@@ -39,7 +53,7 @@ pub fn run(a: MergeArgs) -> Result<()> {
             return Err(Error::invalid(
                 "dir",
                 a.dir.display(),
-                "shards of a sweep, lr or limit study",
+                "shards of a sweep, lr, limit or verify study",
             ))
         }
     };

@@ -14,13 +14,25 @@ use crate::studies::engine::{gib, plan, shard_costs, Plan, Study};
 use crate::studies::limit::{LimitConfig, LimitStudy};
 use crate::studies::lr::LrStudy;
 use crate::studies::sweep::Sweep;
+use crate::studies::verify::plan::{visit_studies, VisitStudy};
+use crate::studies::verify::shard::VerifyStamp;
+use crate::studies::verify::Preset;
 
 #[derive(Args, Debug)]
 pub struct SlurmArgs {
-    /// The study command: sweep, lr or limit.
+    /// The study command: sweep, lr, limit or verify.
     kind: String,
     #[command(flatten)]
     study: StudyArgs,
+    /// verify only: the quick preset (the default).
+    #[arg(long, conflicts_with = "full")]
+    quick: bool,
+    /// verify only: the full preset.
+    #[arg(long)]
+    full: bool,
+    /// verify only: the claims to judge, comma-separated (default: all).
+    #[arg(long, value_name = "C1,C4,…")]
+    claims: Option<String>,
     /// Number of shards (array tasks).
     #[arg(long, default_value_t = 4)]
     shards: usize,
@@ -47,8 +59,34 @@ fn hms(seconds: f64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
-/// The study's plan, its config text, its name and its shards' estimated costs.
-fn resolve(a: &SlurmArgs) -> Result<(Plan, String, String, Vec<f64>)> {
+/// What the script submits: the study's plan, its config text, its name, its shards' estimated costs, and the
+/// arguments of the array's command after the binary.
+struct Resolved {
+    plan: Plan,
+    text: String,
+    name: String,
+    costs: Vec<f64>,
+    command: String,
+}
+
+fn resolve(a: &SlurmArgs) -> Result<Resolved> {
+    if a.kind == "verify" {
+        return resolve_verify(a);
+    }
+    let verify_only = [
+        ("--quick", a.quick),
+        ("--full", a.full),
+        ("--claims", a.claims.is_some()),
+    ];
+    for (flag, given) in verify_only {
+        if given {
+            return Err(Error::invalid(
+                flag,
+                &a.kind,
+                "the verify study (slurm verify)",
+            ));
+        }
+    }
     let (config, sets) = (a.study.config.as_deref(), &a.study.sets);
     let threads = Some(a.cpus_per_task);
     fn go<S: Study>(s: &S, t: Option<usize>, n: usize) -> Result<(Plan, String, Vec<f64>)> {
@@ -71,9 +109,82 @@ fn resolve(a: &SlurmArgs) -> Result<(Plan, String, String, Vec<f64>)> {
             let (p, t, c) = go(&LimitStudy::new(&cfg, &cfg)?, threads, a.shards)?;
             (p, t, c, cfg.name)
         }
-        other => return Err(Error::invalid("KIND", other, "sweep, lr or limit")),
+        other => return Err(Error::invalid("KIND", other, "sweep, lr, limit or verify")),
     };
-    Ok((plan, text, name, costs))
+    let command = format!(
+        "{} --config '$OUT/study.toml' --out '$OUT' --threads {}",
+        a.kind, a.cpus_per_task
+    );
+    Ok(Resolved {
+        plan,
+        text,
+        name,
+        costs,
+        command,
+    })
+}
+
+/// Sums verify's engine studies: runs, the largest run, and each shard's cost over every study.
+struct VerifyCosts {
+    threads: usize,
+    plan: Plan,
+    costs: Vec<f64>,
+}
+
+impl VisitStudy for VerifyCosts {
+    fn visit<S: Study>(&mut self, _folder: &str, study: &S) -> Result<()> {
+        let p = plan(study, Some(self.threads))?;
+        self.plan.runs += p.runs;
+        self.plan.workers = self.plan.workers.max(p.workers);
+        self.plan.largest_run = self.plan.largest_run.max(p.largest_run);
+        self.plan.available = p.available;
+        let costs = shard_costs(study, self.costs.len());
+        for (total, c) in self.costs.iter_mut().zip(costs) {
+            *total += c;
+        }
+        Ok(())
+    }
+}
+
+fn resolve_verify(a: &SlurmArgs) -> Result<Resolved> {
+    if a.study.config.is_some() || !a.study.sets.is_empty() {
+        return Err(Error::invalid(
+            "--config/--set",
+            "verify",
+            "no study file or overrides (verify's studies are its preset's; choose them with --full and --claims)",
+        ));
+    }
+    let preset = if a.full { Preset::Full } else { Preset::Quick };
+    let claims = super::verify::claims(a.claims.as_deref())?;
+    let mut v = VerifyCosts {
+        threads: a.cpus_per_task,
+        plan: Plan {
+            runs: 0,
+            workers: 0,
+            largest_run: 0,
+            available: None,
+        },
+        costs: vec![0.0; a.shards],
+    };
+    visit_studies(preset, &claims, &mut v)?;
+    let list: Vec<String> = claims.iter().map(|c| c.to_string()).collect();
+    let command = format!(
+        "verify --{preset} --claims {} --out '$OUT' --threads {}",
+        list.join(","),
+        a.cpus_per_task
+    );
+    let text = VerifyStamp {
+        preset,
+        claims: claims.clone(),
+    }
+    .text();
+    Ok(Resolved {
+        plan: v.plan,
+        text,
+        name: format!("verify-{preset}"),
+        costs: v.costs,
+        command,
+    })
 }
 
 pub fn run(a: SlurmArgs) -> Result<()> {
@@ -89,7 +200,13 @@ pub fn run(a: SlurmArgs) -> Result<()> {
             return Err(Error::invalid("--time", t, "HH:MM:SS"));
         }
     }
-    let (plan, text, name, costs) = resolve(&a)?;
+    let Resolved {
+        plan,
+        text,
+        name,
+        costs,
+        command,
+    } = resolve(&a)?;
     let out = a.study.out_dir(&name);
     let out = std::path::absolute(&out).map_err(|e| Error::io(&out, e))?;
     let bin = match &a.binary {
@@ -117,7 +234,8 @@ pub fn run(a: SlurmArgs) -> Result<()> {
                 time: &time,
                 mem_mb,
                 plan: &plan,
-                seconds
+                seconds,
+                command: &command,
             }
         )
     );
@@ -133,6 +251,7 @@ struct Script<'a> {
     mem_mb: u64,
     plan: &'a Plan,
     seconds: f64,
+    command: &'a str,
 }
 
 fn script(a: &SlurmArgs, s: &Script<'_>) -> String {
@@ -165,13 +284,13 @@ fn script(a: &SlurmArgs, s: &Script<'_>) -> String {
     let _ = writeln!(t, "SINGLORA_STUDY");
     let _ = writeln!(
         t,
-        "array=$(sbatch --parsable --job-name=singlora-{name} --array=0-{last} --cpus-per-task={k} --mem={mem}M --time={time}{extra} --output=\"$OUT/slurm/shard-%a.out\" --wrap=\"'$BIN' {kind} --config '$OUT/study.toml' --out '$OUT' --threads {k}\")",
+        "array=$(sbatch --parsable --job-name=singlora-{name} --array=0-{last} --cpus-per-task={k} --mem={mem}M --time={time}{extra} --output=\"$OUT/slurm/shard-%a.out\" --wrap=\"'$BIN' {command}\")",
         name = s.name,
         last = a.shards - 1,
         k = a.cpus_per_task,
         mem = s.mem_mb,
         time = s.time,
-        kind = a.kind
+        command = s.command
     );
     let _ = writeln!(
         t,

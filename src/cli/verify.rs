@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::args::split_list;
+use super::args::{shard_done, split_list};
 use crate::error::Result;
+use crate::studies::engine::Shard;
 use crate::studies::verify::{self, report, Claim, Preset, VerifyOptions};
 
 #[derive(Args, Debug)]
@@ -26,9 +27,15 @@ pub struct VerifyArgs {
     /// Worker threads per study (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Run only slice I of N of every study the claims need (each study's runs balanced by estimated cost) into
+    /// OUT/STUDY/shards/I-of-N; `singlora merge OUT` then gathers them and writes the verdicts. Default: the Slurm
+    /// array task (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT) when set.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
 }
 
-fn claims(list: Option<&str>) -> Result<Vec<Claim>> {
+/// The claims of `--claims` (default: every claim), each once, in the order given.
+pub fn claims(list: Option<&str>) -> Result<Vec<Claim>> {
     let Some(list) = list else {
         return Ok(Claim::ALL.to_vec());
     };
@@ -55,9 +62,31 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         threads: a.threads,
         progress: true,
     };
-    let measured = verify::run(&opts)?;
-    let figures = crate::plots::verify::draw_verify(&measured, &out)?;
-    report::write(&measured, &out)?;
+    let shard = match &a.shard {
+        Some(s) => Some(s.parse::<Shard>()?),
+        None => Shard::from_slurm()?,
+    };
+    match shard {
+        Some(shard) => {
+            let tally = verify::shard::run_shard(&opts, shard)?;
+            println!(
+                "verify shard {shard}: {} studies; {}",
+                tally.studies,
+                shard_done(shard, tally.other, tally.runs, &out)
+            );
+            Ok(())
+        }
+        None => judge_and_report(&opts),
+    }
+}
+
+/// Measures and judges `opts`' claims (resuming every study), draws the figures, writes `verdicts.csv` and
+/// `report.md`, and prints the verdict table.
+pub fn judge_and_report(opts: &VerifyOptions) -> Result<()> {
+    let measured = verify::run(opts)?;
+    let out = &opts.out;
+    let figures = crate::plots::verify::draw_verify(&measured, out)?;
+    report::write(&measured, out)?;
     print!("{}", report::table(&measured));
     println!(
         "wrote {0}/verdicts.csv, {0}/report.md and {figures} figure files",

@@ -451,6 +451,19 @@ impl super::engine::Study for AttentionStudy {
         8 * (64 * c.width as u64 * c.width as u64 + 64 * 2 * rows * c.width as u64)
     }
 
+    /// FLOPs, estimated: three times the forward's, which projects the T·N rows through four n×n maps
+    /// (2·T·N·n² each) and forms the T×T scores and their mix with the values (2·N·T²·n each).
+    fn job_cost(&self, _job: &AttentionJob) -> f64 {
+        let c = &self.config;
+        let (rows, n, t) = (
+            (c.seq_len * c.examples) as f64,
+            c.width as f64,
+            c.seq_len as f64,
+        );
+        let forward = 8.0 * rows * n * n + 4.0 * c.examples as f64 * t * t * n;
+        3.0 * forward * c.steps as f64
+    }
+
     fn run(&self, job: &AttentionJob) -> Result<ScoreFit> {
         fit(&self.config, job.target, job.student, job.seed)
     }

@@ -305,6 +305,13 @@ impl super::engine::Study for SyntheticStudy<'_> {
         16 * 8 * (f.examples * f.width + f.width * f.width) as u64
     }
 
+    /// FLOPs, estimated: a step is a forward and a backward through the n×n layer, at most three (N×n)·(n×n)
+    /// products of 2·N·n² each (the low-rank terms are r/n of that).
+    fn job_cost(&self, _job: &SyntheticJob) -> f64 {
+        let f = &self.0.fit;
+        6.0 * (f.examples * f.width * f.width) as f64 * f.steps as f64
+    }
+
     fn run(&self, job: &SyntheticJob) -> Result<SyntheticResult> {
         fit(&self.0.config_of(job), job.target, job.arm.method)
     }

@@ -335,7 +335,10 @@ pub fn summary(
         let mean = |row: &Vec<f64>| row.iter().sum::<f64>() / row.len() as f64;
         let l = loss
             .map(|v| format!("{:.3}→{:.3}", mean(&v[0]), mean(&v[v.len() - 1])))
-            .unwrap_or_else(|| "diverged".into());
+            .unwrap_or_else(|| match cfg.selection().quantity(Quantity::Loss) {
+                true => "diverged".into(),
+                false => "— (not probed)".into(),
+            });
         let pred = |regime: Regime| {
             fits.iter()
                 .find(|r| {

@@ -13,7 +13,7 @@
 //!
 //! The studies behind them ([`plan`]) are ordinary `sweep`, `lr` and synthetic studies run by the study engine into
 //! `OUT/<study>/`, so a second run resumes and claims that share a study share its runs. [`report`] writes the table,
-//! `verdicts.csv` and `report.md`.
+//! `verdicts.csv` and `report.md`; [`shard`] splits the studies over processes (`--shard I/N`) and gathers them back.
 //!
 //! **How a verdict is computed.** A claim is judged by checks, each a stated rule on measured numbers with its
 //! tolerance, whose outcome is `pass`, `fail` or `unclear` (the interval straddles the rule's threshold, or there is
@@ -31,6 +31,7 @@ pub mod maps;
 pub mod plan;
 pub mod report;
 pub mod sensitivity;
+pub mod shard;
 pub mod symmetry;
 pub mod width;
 

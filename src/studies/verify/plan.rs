@@ -19,7 +19,7 @@ use crate::studies::attention::{
     attention_csv, AttentionConfig, AttentionStudy, ScoreFit, Student, STUDENTS,
 };
 use crate::studies::config::StudyConfig;
-use crate::studies::engine::{run_study, workers, RunOptions, StudyLock};
+use crate::studies::engine::{run_study, workers, RunOptions, Study, StudyLock};
 use crate::studies::lr::{self, LrResults, LrStudy};
 use crate::studies::report::lr::write_lr_tables;
 use crate::studies::report::{fit_all, group, write_tables, FitRow, Grouped};
@@ -129,6 +129,32 @@ pub fn adam_sweep(p: Preset) -> StudyPlan {
     );
     StudyPlan {
         folder: "adam-sweep",
+        kind: StudyKind::Sweep,
+        sets,
+    }
+}
+
+/// Adam's rate prefactor η₀ in the default study (η = η₀·n^(−c)).
+const ADAM_LR: f64 = 0.05;
+
+/// Steps of C3's balanced sweep: enough for LoRA's balanced regime at c = 1/2 at the smallest width, 64. Its
+/// prediction leads the initial term by a gap of 1/2 one order up (`theory::reach`), so it is reached once
+/// η₀·t·√64 ≥ 10 (`reach::REACHED`): t ≥ 10/(0.05·8) = 25; 32 steps give 12.8.
+const BALANCED_STEPS: u64 = 32;
+
+/// C3: LoRA against SingLoRA at one shared Adam rate, η = 0.05·n^(−1/2), run long enough to reach the balanced
+/// regime both adapters' Δz predictions are stated in (see [`BALANCED_STEPS`]), over the preset's widths and seeds.
+pub fn balanced_sweep(p: Preset) -> StudyPlan {
+    let mut sets = grid(p);
+    sets.extend([
+        format!("steps={BALANCED_STEPS}"),
+        format!("lr={ADAM_LR}"),
+        r#"probes=["dz_rms","loss"]"#.into(),
+        "lr_exponents=[0.5]".into(),
+        r#"arms=[{name="lora",method="lora"},{name="singlora",method="singlora"}]"#.into(),
+    ]);
+    StudyPlan {
+        folder: "balanced-sweep",
         kind: StudyKind::Sweep,
         sets,
     }
@@ -412,7 +438,7 @@ pub fn plans_for(preset: Preset, claims: &[Claim]) -> Vec<StudyPlan> {
     let mut plans: Vec<StudyPlan> = Vec::new();
     for c in claims {
         let mut need = match c {
-            Claim::C3 => vec![adam_sweep(preset)],
+            Claim::C3 => vec![balanced_sweep(preset)],
             Claim::C4 => vec![adam_sweep(preset), kaiming_sweep(preset)],
             Claim::C5 => vec![adam_sweep(preset), sgd_sweep(preset)],
             Claim::C6 | Claim::C8 => vec![lr_plan(preset)],
@@ -428,6 +454,36 @@ pub fn plans_for(preset: Preset, claims: &[Claim]) -> Vec<StudyPlan> {
         }
     }
     plans
+}
+
+/// Receives each engine study of a verify plan with its folder (see [`visit_studies`]).
+pub trait VisitStudy {
+    /// Called once per study, in the order [`run`] runs them.
+    fn visit<S: Study>(&mut self, folder: &str, study: &S) -> Result<()>;
+}
+
+/// Hands every study `claims` need that runs through the study engine to `v`, built exactly as [`run`] builds it: the
+/// sweeps and the learning-rate study ([`plans_for`]), the synthetic grid (C1, C7) and the attention fits (C1). The
+/// invariance trajectories and the parameter counts take milliseconds and are not engine studies.
+pub fn visit_studies(preset: Preset, claims: &[Claim], v: &mut impl VisitStudy) -> Result<()> {
+    for plan in plans_for(preset, claims) {
+        let cfg = plan.config()?;
+        match plan.kind {
+            StudyKind::Sweep => v.visit(plan.folder, &Sweep(&cfg))?,
+            StudyKind::Lr => v.visit(plan.folder, &LrStudy(&cfg))?,
+        }
+    }
+    if claims.iter().any(|c| matches!(c, Claim::C1 | Claim::C7)) {
+        let grid = synthetic_grid(preset);
+        grid.validate()?;
+        v.visit(SYNTHETIC, &SyntheticStudy(&grid))?;
+    }
+    if claims.contains(&Claim::C1) {
+        let (config, students) = attention_setup(preset);
+        config.validate()?;
+        v.visit(ATTENTION, &AttentionStudy { config, students })?;
+    }
+    Ok(())
 }
 
 struct Runner<'a> {
@@ -568,9 +624,9 @@ impl Runner<'_> {
             Claim::C2 => counts::judge(&counts::measure(8)?),
             Claim::C3 => {
                 let inv = self.invariance()?;
-                self.sweep(&adam_sweep(p))?;
-                let adam = self.m.sweep(&adam_sweep(p)).expect("ran");
-                width::judge_c3(&width::c3_measurements(adam, &inv))
+                self.sweep(&balanced_sweep(p))?;
+                let balanced = self.m.sweep(&balanced_sweep(p)).expect("ran");
+                width::judge_c3(&width::c3_measurements(balanced, &inv))
             }
             Claim::C4 => {
                 self.sweep(&adam_sweep(p))?;

@@ -396,22 +396,22 @@ pub struct C3Measurements {
     pub distance_difference: Estimate,
 }
 
-/// Reads C3's numbers from the Adam sweep and the invariance trajectories.
-pub fn c3_measurements(adam: &SweepOutput, inv: &InvarianceMeasurements) -> C3Measurements {
-    let last = adam.cfg.last_recorded_step();
+/// Reads C3's numbers from the balanced sweep (`plan::balanced_sweep`) and the invariance trajectories.
+pub fn c3_measurements(sweep: &SweepOutput, inv: &InvarianceMeasurements) -> C3Measurements {
+    let last = sweep.cfg.last_recorded_step();
     let (s, l) = (
-        series_of(adam, "singlora", 0.5),
-        series_of(adam, "lora", 0.5),
+        series_of(sweep, "singlora", 0.5),
+        series_of(sweep, "lora", 0.5),
     );
     let seeds = |series| {
-        row(adam, series, Quantity::DzRms, last).map_or(Vec::new(), |r| r.fit.seed_slopes.clone())
+        row(sweep, series, Quantity::DzRms, last).map_or(Vec::new(), |r| r.fit.seed_slopes.clone())
     };
     let (ps, pl) = (seeds(&s), seeds(&l));
     let diffs: Vec<f64> = ps.iter().zip(&pl).map(|(a, b)| a.abs() - b.abs()).collect();
-    let singlora_last = slope(adam, &s, Quantity::DzRms, last);
-    let lora_last = slope(adam, &l, Quantity::DzRms, last);
+    let singlora_last = slope(sweep, &s, Quantity::DzRms, last);
+    let lora_last = slope(sweep, &l, Quantity::DzRms, last);
     C3Measurements {
-        tol: adam.cfg.flat_tol,
+        tol: sweep.cfg.flat_tol,
         last_step: last,
         lora_sgd_gauge: worst(&inv.lora_sgd_gauge),
         lora_adam_gauge: worst(&inv.lora_adam_gauge),
@@ -466,10 +466,10 @@ pub fn judge_c3(m: &C3Measurements) -> ClaimResult {
         ),
     ];
     let setting = format!(
-        "The scale conflict is LoRA's gauge freedom (B, A) ↦ (B/λ, λA), which leaves BA unchanged but not the optimiser's trajectory; SingLoRA's only gauge is A ↦ AU, U orthogonal (THEORY §4.2). Both are measured on the trajectories of C9. Whether removing the conflict changes the width behaviour is read from the Adam sweep of C4: SingLoRA against LoRA with one shared rate at c = 1/2, paired by seed, τ = {t}."
+        "The scale conflict is LoRA's gauge freedom (B, A) ↦ (B/λ, λA), which leaves BA unchanged but not the optimiser's trajectory; SingLoRA's only gauge is A ↦ AU, U orthogonal (THEORY §4.2). Both are measured on the trajectories of C9. Whether removing the conflict changes the width behaviour is read from a sweep run long enough to reach the balanced regime (t = {}, η₀·t·√n_min ≥ 10): SingLoRA against LoRA with one shared Adam rate at c = 1/2, paired by seed, τ = {t}.", m.last_step
     );
     ClaimResult::new(Claim::C3, checks, numbers, setting).with_figures(&[
-        "adam-sweep/figures/steps_by_series.png",
+        "balanced-sweep/figures/steps_by_series.png",
         "invariance/invariance.png",
     ])
 }
