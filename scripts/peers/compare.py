@@ -23,6 +23,8 @@ What it measures:
 (c) the whole default study: `target/release/singlora sweep --out FRESH_TMP --threads K` (wall time around the
     process, a fresh folder each time so nothing is resumed; it includes writing the tables, fits and 30 figures)
     against torch_grid.py at the same K (its own timing of the 108 runs, and its wall time around the process).
+    singlora records every probe by default, the peer only dz_rms; the row "singlora dz_rms only" times the sweep
+    with `--set 'probes=["dz_rms"]'`, the peer's workload. `--grid-widths 64,...,4096` compares the width-4096 grid.
 (d) if benches/transformer.rs and scripts/peers/torch_transformer.py exist (another engineer's work), the
     transformer step the same way; otherwise a note says they were skipped.
 
@@ -162,14 +164,18 @@ def torch_mlp(python, threads, methods, dtypes, widths, min_time):
     return {(r["method"], r["dtype"], int(r["width"])): r["seconds_per_step"] for r in json_lines(proc.stdout)}
 
 
-def time_singlora_sweep(threads):
-    """Wall time of the default study through the release binary in a fresh folder, and its runs' own time."""
+def time_singlora_sweep(threads, widths, dz_only=False):
+    """Wall time of the default study (at `widths`, or its own; recording every probe, or only dz_rms as the peer
+    does) through the release binary in a fresh folder, and its runs' own time."""
     binary = REPO / "target" / "release" / "singlora"
     tmp = Path(tempfile.mkdtemp(prefix="singlora-grid-"))
     try:
         out = tmp / "default"
+        sets = ["--set", f"widths=[{','.join(map(str, widths))}]"] if widths else []
+        if dz_only:
+            sets += ["--set", 'probes=["dz_rms"]']
         start = time.perf_counter()
-        run([binary, "sweep", "--out", out, "--threads", str(threads)])
+        run([binary, "sweep", *sets, "--out", out, "--threads", str(threads)])
         wall = time.perf_counter() - start
         manifest = json.loads((out / "manifest.json").read_text())
         runs_seconds = sum(manifest["wall_seconds"].values())
@@ -178,10 +184,12 @@ def time_singlora_sweep(threads):
     return wall, runs_seconds
 
 
-def time_torch_grid(python, threads):
-    """torch_grid.py's own timing of its 108 runs, and its wall time around the process (start-up included)."""
+def time_torch_grid(python, threads, widths):
+    """torch_grid.py's own timing of its runs (at `widths`, or the study's), and its wall time around the process
+    (start-up included)."""
+    extra = ["--widths", ",".join(map(str, widths))] if widths else []
     start = time.perf_counter()
-    proc = run([python, PEERS / "torch_grid.py", "--threads", str(threads)])
+    proc = run([python, PEERS / "torch_grid.py", "--threads", str(threads), *extra])
     wall = time.perf_counter() - start
     (line,) = [r for r in json_lines(proc.stdout) if r.get("study") == "default_grid"]
     return line["seconds"], wall
@@ -301,25 +309,33 @@ def grid_rows(args, threads_list, notes):
     run(["cargo", "build", "--release"])
     rows = []
     median = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    widths = [int(w) for w in args.grid_widths.split(",")] if args.grid_widths else None
+    runs = 18 * len(widths) if widths else 108
+    label = f"sweep n={widths[0]}..{widths[-1]} ({runs} runs)" if widths else "default sweep (108 runs)"
     for threads in threads_list:
-        mine, runs_total, peer, peer_wall, load_mine, load_peer = [], [], [], [], [], []
+        mine, runs_total, peer, peer_wall, load_mine, load_peer, dz = [], [], [], [], [], [], []
         for _ in range(args.grid_repeats):
             with measuring(args) as phase:
-                wall, runs_seconds = time_singlora_sweep(threads)
+                wall, runs_seconds = time_singlora_sweep(threads, widths)
             mine.append(wall)
             runs_total.append(runs_seconds)
             load_mine.append(phase.others)
             with measuring(args) as phase:
-                seconds, wall_torch = time_torch_grid(args.python, threads)
+                dz.append(time_singlora_sweep(threads, widths, dz_only=True)[0])
+            load_mine.append(phase.others)
+            with measuring(args) as phase:
+                seconds, wall_torch = time_torch_grid(args.python, threads, widths)
             peer.append(seconds)
             peer_wall.append(wall_torch)
             load_peer.append(phase.others)
         others = (max(load_mine), max(load_peer))
-        rows.append({"what": "default sweep (108 runs)", "width": None, "dtype": "f64", "threads": threads,
+        rows.append({"what": label, "width": None, "dtype": "f64", "threads": threads,
                      "singlora": median(mine), "torch": median(peer), "others": others})
         rows.append({"what": "  torch incl. start-up", "width": None, "dtype": "f64", "threads": threads,
                      "singlora": median(mine), "torch": median(peer_wall), "others": others})
-        notes.append(f"sweep --threads {threads}: wall {', '.join(f'{v:.2f}' for v in mine)} s; the 108 runs' own "
+        rows.append({"what": "  singlora dz_rms only", "width": None, "dtype": "f64", "threads": threads,
+                     "singlora": median(dz), "torch": median(peer), "others": others})
+        notes.append(f"sweep --threads {threads}: wall {', '.join(f'{v:.2f}' for v in mine)} s; the {runs} runs' own "
                      f"times add up to {median(runs_total):.2f} s ({threads} at a time; the rest is start-up, "
                      f"tables, fits and figures); torch_grid.py {', '.join(f'{v:.2f}' for v in peer)} s")
     return rows
@@ -337,6 +353,8 @@ def main():
     parser.add_argument("--skip-transformer", action="store_true", help="no transformer comparison")
     parser.add_argument("--reuse-bench", action="store_true",
                         help="read existing criterion results instead of running cargo bench")
+    parser.add_argument("--grid-widths", help="widths of the study comparison (default the default study's, "
+                        "64,...,2048; e.g. 64,128,256,512,1024,2048,4096 for the width-4096 grid)")
     parser.add_argument("--grid-repeats", type=int, default=1, help="runs of each grid timing; the median is kept")
     parser.add_argument("--torch-min-time", type=float, default=1.0, help="seconds per PyTorch step config")
     parser.add_argument("--max-busy", type=float, default=0.3,

@@ -24,7 +24,7 @@ Prints one JSON line (wall time of the 108 runs, after `import torch`):
 
 Usage (a few seconds per thread count):
 
-    /work/venv-torch/bin/python scripts/peers/torch_grid.py --threads 2 [--summary] [--out dz.csv]
+    /work/venv-torch/bin/python scripts/peers/torch_grid.py --threads 2 [--summary] [--out dz.csv] [--widths 64,...,4096]
 """
 
 import argparse
@@ -111,7 +111,10 @@ def main():
     parser.add_argument("--summary", action="store_true", help="print width exponents of dz_rms to stderr")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2, the study's)")
     parser.add_argument("--out", help="write dz_rms per series, width, seed and step to this CSV file")
+    parser.add_argument("--widths", default=",".join(map(str, WIDTHS)),
+                        help="comma-separated widths (default the study's, 64,...,2048)")
     args = parser.parse_args()
+    widths = [int(w) for w in args.widths.split(",")]
 
     torch.set_num_threads(args.threads)
     dtype = dtype_of(args.dtype)
@@ -120,13 +123,13 @@ def main():
     start = time.perf_counter()
     for name, method, ratio in ARMS:
         for c in LR_EXPONENTS:
-            for width in WIDTHS:
+            for width in widths:
                 for seed in seeds:
                     dz, _ = run(method, ratio, c, width, seed, dtype)
                     results[(f"{name}@c={c:g}", width, seed)] = dz
     seconds = time.perf_counter() - start
     print(json.dumps({"peer": "torch", "study": "default_grid", "threads": args.threads, "dtype": args.dtype,
-                      "runs": len(results), "steps": STEPS, "seconds": seconds}), flush=True)
+                      "runs": len(results), "steps": STEPS, "widths": widths, "seconds": seconds}), flush=True)
 
     if args.out:
         with open(args.out, "w", newline="") as f:
@@ -137,14 +140,14 @@ def main():
                     w.writerow([series, width, seed, t, v])
     if args.summary:
         series_names = sorted({s for s, _, _ in results})
-        print(f"width exponent of dz_rms at hidden.1 (geometric mean over seeds), n = {WIDTHS}", file=sys.stderr)
+        print(f"width exponent of dz_rms at hidden.1 (geometric mean over seeds), n = {widths}", file=sys.stderr)
         print(f"{'series':<16}" + "".join(f"{'t = ' + str(t):>10}" for t in (1, 2, 4, 8, 12)), file=sys.stderr)
         for s in series_names:
             row = []
             for t in (1, 2, 4, 8, 12):
                 gm = [math.exp(sum(math.log(results[(s, w, k)][t - 1]) for k in seeds) / len(seeds))
-                      for w in WIDTHS]
-                row.append(slope(WIDTHS, gm))
+                      for w in widths]
+                row.append(slope(widths, gm))
             print(f"{s:<16}" + "".join(f"{v:>+10.2f}" for v in row), file=sys.stderr)
 
 

@@ -66,13 +66,17 @@ fn regime_block(s: &mut String, preds: &[crate::theory::Prediction], regime: Reg
             let _ = writeln!(s, "      reached when {}", r.condition());
         }
     }
+    // Each distinct condition once; one that another extends (dz's "…; T3 is second order …") is printed as the
+    // longer one only.
     let mut conditions: Vec<&str> = Vec::new();
     for p in &rows {
         if !conditions.contains(&p.conditions.as_str()) {
             conditions.push(&p.conditions);
         }
     }
-    for c in conditions {
+    let extended = |c: &str| conditions.iter().any(|d| d.len() > c.len() && d.starts_with(c));
+    let printed: Vec<&str> = conditions.iter().copied().filter(|c| !extended(c)).collect();
+    for c in printed {
         let _ = writeln!(s, "    holds if: {c}");
     }
     if rows.iter().any(|p| p.reach.is_some()) {
