@@ -449,6 +449,7 @@ fn series(name: &str, diverged: usize, first: Estimate, last: Estimate) -> Serie
         last,
         last_step: 8,
         drop_steps: vec![(64, Some(3.0)), (1024, None)],
+        delay: None,
     }
 }
 
@@ -473,6 +474,7 @@ fn c5_base() -> C5Measurements {
                 e(2.8, -0.7, 6.4),
             ),
         ],
+        delay: Vec::new(),
     }
 }
 

@@ -74,8 +74,16 @@ fn regime_block(s: &mut String, preds: &[crate::theory::Prediction], regime: Reg
             conditions.push(&p.conditions);
         }
     }
-    let extended = |c: &str| conditions.iter().any(|d| d.len() > c.len() && d.starts_with(c));
-    let printed: Vec<&str> = conditions.iter().copied().filter(|c| !extended(c)).collect();
+    let extended = |c: &str| {
+        conditions
+            .iter()
+            .any(|d| d.len() > c.len() && d.starts_with(c))
+    };
+    let printed: Vec<&str> = conditions
+        .iter()
+        .copied()
+        .filter(|c| !extended(c))
+        .collect();
     for c in printed {
         let _ = writeln!(s, "    holds if: {c}");
     }

@@ -197,6 +197,7 @@ fn map_stability(s: &MapSeries, first: &MapSlope, last_step: u64) -> SeriesStabi
         last: last.map_or(Estimate::missing(), |l| l.slope),
         last_step,
         drop_steps: Vec::new(),
+        delay: None,
     }
 }
 

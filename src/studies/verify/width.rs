@@ -187,9 +187,54 @@ pub struct SeriesStability {
     /// Per width, the median over seeds of the first step whose loss is at most 0.9 × the initial loss (`None`: the
     /// median seed never gets there).
     pub drop_steps: Vec<(usize, Option<f64>)>,
+    /// How that delay grows with width, fitted per seed over the seeds that reach the drop at every width (Student-t
+    /// over them): steps per doubling of n (constant for THEORY P9's Θ(ln n) delay) and the log-log exponent.
+    pub delay: Option<DelayGrowth>,
 }
 
-fn drop_steps(out: &SweepOutput, series: &str) -> Vec<(usize, Option<f64>)> {
+/// The growth of SGD's delay with width (see [`SeriesStability::delay`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DelayGrowth {
+    /// OLS slope of the delay against log₂ n: steps added per doubling of the width.
+    pub per_doubling: Estimate,
+    /// OLS slope of ln(delay) against ln n.
+    pub exponent: Estimate,
+    /// Seeds that reach the drop at every width (the fits' sample), of all seeds.
+    pub seeds: (usize, usize),
+}
+
+/// The delays' growth from `delays[w][s]` (∞: seed s never drops at width w): each seed that drops at every width
+/// gives one slope of each kind; `None` with fewer than two widths or no such seed.
+pub fn delay_growth(widths: &[usize], delays: &[Vec<f64>]) -> Option<DelayGrowth> {
+    let n_seeds = delays.first().map_or(0, |r| r.len());
+    if widths.len() < 2 {
+        return None;
+    }
+    let complete: Vec<usize> = (0..n_seeds)
+        .filter(|&s| delays.iter().all(|row| row[s].is_finite()))
+        .collect();
+    let log2: Vec<f64> = widths.iter().map(|&n| (n as f64).log2()).collect();
+    let ln: Vec<f64> = widths.iter().map(|&n| (n as f64).ln()).collect();
+    let column =
+        |s: usize, f: fn(f64) -> f64| delays.iter().map(|row| f(row[s])).collect::<Vec<f64>>();
+    let per_doubling: Vec<f64> = complete
+        .iter()
+        .map(|&s| crate::studies::fit::ols_slope(&log2, &column(s, |d| d)))
+        .collect();
+    let exponent: Vec<f64> = complete
+        .iter()
+        .map(|&s| crate::studies::fit::ols_slope(&ln, &column(s, f64::ln)))
+        .collect();
+    Some(DelayGrowth {
+        per_doubling: Estimate::mean_of(&per_doubling)?,
+        exponent: Estimate::mean_of(&exponent)?,
+        seeds: (complete.len(), n_seeds),
+    })
+}
+
+/// Per width, per seed: the first step whose loss is at most 0.9 × the initial loss (∞ if none); empty without a
+/// loss probe.
+fn drop_matrix(out: &SweepOutput, series: &str) -> Vec<Vec<f64>> {
     let loss = |step: u64| {
         out.grouped.get(&FitKey {
             series: series.into(),
@@ -202,20 +247,27 @@ fn drop_steps(out: &SweepOutput, series: &str) -> Vec<(usize, Option<f64>)> {
         return Vec::new();
     };
     let steps = out.cfg.steps;
-    out.cfg
-        .widths
-        .iter()
-        .enumerate()
-        .map(|(w, &n)| {
-            let per_seed: Vec<f64> = (0..out.cfg.seeds.len())
+    (0..out.cfg.widths.len())
+        .map(|w| {
+            (0..out.cfg.seeds.len())
                 .map(|s| {
                     let l0 = start[w][s];
                     (1..=steps)
                         .find(|&t| loss(t).is_some_and(|v| v[w][s] <= 0.9 * l0))
                         .map_or(f64::INFINITY, |t| t as f64)
                 })
-                .collect();
-            let m = median(&per_seed);
+                .collect()
+        })
+        .collect()
+}
+
+/// Per width, the median over seeds of [`drop_matrix`] (`None`: the median seed never drops).
+fn drop_steps(widths: &[usize], delays: &[Vec<f64>]) -> Vec<(usize, Option<f64>)> {
+    widths
+        .iter()
+        .zip(delays)
+        .map(|(&n, per_seed)| {
+            let m = median(per_seed);
             (n, m.is_finite().then_some(m))
         })
         .collect()
@@ -229,6 +281,7 @@ fn stability(out: &SweepOutput, series: &str) -> SeriesStability {
         .collect();
     let last = out.cfg.last_recorded_step();
     let s = Some(series.to_string());
+    let delays = drop_matrix(out, series);
     SeriesStability {
         series: series.into(),
         diverged: runs.iter().filter(|r| r.diverged_at.is_some()).count(),
@@ -236,7 +289,8 @@ fn stability(out: &SweepOutput, series: &str) -> SeriesStability {
         first: slope(out, &s, Quantity::DzRms, 1),
         last: slope(out, &s, Quantity::DzRms, last),
         last_step: last,
-        drop_steps: drop_steps(out, series),
+        drop_steps: drop_steps(&out.cfg.widths, &delays),
+        delay: delay_growth(&out.cfg.widths, &delays),
     }
 }
 
@@ -249,6 +303,8 @@ pub struct C5Measurements {
     pub adam: Vec<SeriesStability>,
     /// SingLoRA under SGD, per rate exponent.
     pub sgd: Vec<SeriesStability>,
+    /// SingLoRA under SGD at c = 0 run until the loss moves at every width (`plan::sgd_delay`): its delays.
+    pub delay: Vec<SeriesStability>,
 }
 
 fn singlora_series(out: &SweepOutput) -> Vec<SeriesStability> {
@@ -260,12 +316,17 @@ fn singlora_series(out: &SweepOutput) -> Vec<SeriesStability> {
         .collect()
 }
 
-/// Reads C5's series from the Adam and SGD sweeps.
-pub fn c5_measurements(adam: &SweepOutput, sgd: &SweepOutput) -> C5Measurements {
+/// Reads C5's series from the Adam and SGD sweeps and the SGD delay study.
+pub fn c5_measurements(
+    adam: &SweepOutput,
+    sgd: &SweepOutput,
+    delay: &SweepOutput,
+) -> C5Measurements {
     C5Measurements {
         tol: adam.cfg.flat_tol,
         adam: singlora_series(adam),
         sgd: singlora_series(sgd),
+        delay: singlora_series(delay),
     }
 }
 
@@ -350,7 +411,7 @@ pub fn judge_c5(m: &C5Measurements) -> ClaimResult {
             ));
         }
     }
-    for s in &m.sgd {
+    for s in &m.delay {
         let text: Vec<String> = s
             .drop_steps
             .iter()
@@ -360,12 +421,27 @@ pub fn judge_c5(m: &C5Measurements) -> ClaimResult {
             })
             .collect();
         numbers.push(Number::new(
-            format!("SGD {} steps to a 10% loss drop (median seed)", s.series),
+            format!(
+                "SGD {} steps to a 10% loss drop (median seed, {} steps run)",
+                s.series, s.last_step
+            ),
             text.join(", "),
         ));
+        if let Some(d) = &s.delay {
+            numbers.push(Number::new(
+                format!("SGD {} delay growth", s.series),
+                format!(
+                    "{} steps per doubling of n, log-log exponent {} ({} of {} seeds drop at every width)",
+                    d.per_doubling.text(1),
+                    d.exponent.text(2),
+                    d.seeds.0,
+                    d.seeds.1
+                ),
+            ));
+        }
     }
     let setting = format!(
-        "SingLoRA in the MLP width sweep of C4 under Adam (η = 0.05·n^(−c)) and under plain SGD (η = 0.5·n^(−c), c = 1 − ρ = 0 for the μP readout, and c = −1/2); stability and Θ(1) judged on the Δz width exponents (τ = {t}) and on divergences. THEORY §5.2 expects SGD's first step to vanish like n^(−1/2) at c = 0 with a Θ(ln n) delay before the loss moves (P8, P9), and c = −1/2 to diverge (P10)."
+        "SingLoRA in the MLP width sweep of C4 under Adam (η = 0.05·n^(−c)) and under plain SGD (η = 0.5·n^(−c), c = 1 − ρ = 0 for the μP readout, and c = −1/2); stability and Θ(1) judged on the Δz width exponents (τ = {t}) and on divergences. THEORY §5.2 expects SGD's first step to vanish like n^(−1/2) at c = 0 with a Θ(ln n) delay before the loss moves (P8, P9), and c = −1/2 to diverge (P10). The delay is measured by its own study, SGD at c = 0 run until the loss moves at every width; its growth is reported, not judged: over less than two decades of widths a Θ(ln n) delay (constant steps per doubling) and a small power of n cannot be told apart."
     );
     ClaimResult::new(Claim::C5, checks, numbers, setting).with_figures(&[
         "sgd-sweep/figures/slopes_dz_rms.png",
