@@ -204,15 +204,16 @@ pub fn sgd_sweep(p: Preset) -> StudyPlan {
 }
 
 /// C5's delay: SingLoRA under SGD at c = 0, long enough for the loss to move at every width, so that THEORY P9's
-/// Θ(ln n) delay is measured over the widest range a full-preset run affords here: n = 128 … 8192, 12 seeds, 160
-/// steps (the median seed's 10% loss drop comes at about 60 steps at n = 8192, measured; 45 s on 2 cores). Quick:
-/// n = 64 … 1024, 5 seeds, 80 steps.
+/// Θ(ln n) delay is measured over the widest range a full-preset run affords here: n = 128 … 16384, 12 seeds, 160
+/// steps (the median seed's 10% loss drop comes at about 64 steps at n = 16384, the slowest seed's at 82, measured;
+/// about 2½ minutes on 2 cores, 4.3 GiB per run; n = 32768 would need 17 GiB per run). Quick: n = 64 … 1024, 5 seeds,
+/// 80 steps.
 pub fn sgd_delay(p: Preset) -> StudyPlan {
     let mut sets = by_preset(
         p,
         grid(p),
         vec![
-            "widths=[128,256,512,1024,2048,4096,8192]".into(),
+            "widths=[128,256,512,1024,2048,4096,8192,16384]".into(),
             "seeds=[0,1,2,3,4,5,6,7,8,9,10,11]".into(),
         ],
     );
