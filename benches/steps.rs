@@ -12,9 +12,10 @@
 //! `Model::forward` → `train::mse` → `Model::backward` → `Optimizer::step_views`. The batch and its targets are fixed;
 //! the model keeps training across iterations (η is small enough that it stays finite, which is checked after each
 //! benchmark). Methods: `full`, `lora`, `dora`, `singlora`, `singlora_dora`; dtypes f32 and f64; widths
-//! 64 … 8192. A step runs single-threaded (products split over threads only inside `scalar::with_product_threads`,
-//! which the bench does not call), so the number does not depend on the machine's thread count. The allocator keeps
-//! freed memory, as the `singlora` binary sets it (`alloc::keep_freed_memory`).
+//! 64 … 8192. `<method>/<dtype>/<n>` runs the step on one thread; `<method>/<dtype>-2t/<n>` on two, as `singlora
+//! train` runs it on two free cores: inside a 2-thread rayon pool with `scalar::with_product_threads(2)`, so products
+//! large enough split their output tiles over the threads (the numbers are the same on any thread count,
+//! tests/models.rs). The allocator keeps freed memory, as the `singlora` binary sets it (`alloc::keep_freed_memory`).
 //!
 //! `gemm_xwt/<dtype>/<n>`, `gemm_gw/<dtype>/<n>`, `gemm_gtx/<dtype>/<n>`: the three dense products a step is made of,
 //! through `singlora::linalg`, with b = 64: the forward $XW_0^\top$ (`mm_nt`, (b×n)·(n×n)ᵀ), the input gradient $GW_0$
@@ -69,6 +70,7 @@ use ndarray::Array2;
 use singlora::adapters::Method;
 use singlora::linalg::{mm, mm_nt, mm_tn};
 use singlora::rng::{normal_matrix, SeedRng};
+use singlora::scalar::with_product_threads;
 use singlora::Scalar;
 
 mod common;
@@ -117,19 +119,36 @@ fn guess_seconds(flops: u64) -> f64 {
     flops as f64 / 10e9
 }
 
+/// The benchmark id of a step on `threads` threads: `<dtype>` on one (as before threads were timed), `<dtype>-<k>t`
+/// on k.
+fn step_id(dtype: &str, threads: usize) -> String {
+    match threads {
+        1 => dtype.to_string(),
+        k => format!("{dtype}-{k}t"),
+    }
+}
+
 fn bench_steps_dtype<T: Scalar>(c: &mut Criterion) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a rayon pool");
     for method in Method::ALL {
         let mut group = c.benchmark_group(method.name());
-        for n in WIDTHS {
+        for (n, threads) in WIDTHS.into_iter().flat_map(|n| [(n, 1), (n, 2)]) {
             let flops = step_flops(method, n);
-            configure(&mut group, guess_seconds(flops));
+            configure(&mut group, guess_seconds(flops) / threads as f64);
             group.throughput(Throughput::Elements(flops));
             // Criterion calls the closure once per sample: the model is built on the first call only (at n = 8192
             // that takes seconds), and keeps training from sample to sample.
             let mut step: Option<Step<T>> = None;
-            group.bench_with_input(BenchmarkId::new(T::DTYPE, n), &n, |b, &n| {
+            let id = BenchmarkId::new(step_id(T::DTYPE, threads), n);
+            group.bench_with_input(id, &n, |b, &n| {
                 let step = step.get_or_insert_with(|| Step::new(method, n));
-                b.iter(|| black_box(step.run()));
+                match threads {
+                    1 => b.iter(|| black_box(step.run())),
+                    k => b.iter(|| pool.install(|| with_product_threads(k, || black_box(step.run())))),
+                }
             });
             if let Some(mut step) = step {
                 let loss = step.run();

@@ -17,8 +17,8 @@ What it measures:
 
 (a) singlora's training step: `cargo bench --bench steps -- REGEX` (benches/steps.rs, criterion) for the chosen
     methods, dtypes and widths, plus the GEMM ceiling of the same shapes; the median point estimate is read from
-    target/criterion/<method>/<dtype>/<n>/new/estimates.json. A singlora step is single-threaded by design, so the
-    same singlora number stands against PyTorch at every thread count.
+    target/criterion/<method>/<dtype>/<n>/new/estimates.json (and <dtype>-2t for its 2-thread step, which the
+    2-thread rows use; without it, the 1-thread number stands against both).
 (b) the same step in PyTorch: torch_mlp.py, once per `--threads` value (torch.set_num_threads).
 (c) the whole default study: `target/release/singlora sweep --out FRESH_TMP --threads K` (wall time around the
     process, a fresh folder each time so nothing is resumed; it includes writing the tables, fits and 30 figures)
@@ -278,7 +278,7 @@ def step_rows(args, threads_list, methods, dtypes, widths, notes):
     """The MLP step: criterion's medians against torch_mlp.py's, and the GEMM ceiling of the same run."""
     with measuring(args) as mine:
         if not args.reuse_bench:
-            regex = f"^({'|'.join(methods + GEMMS)})/({'|'.join(dtypes)})/({'|'.join(map(str, widths))})$"
+            regex = f"^({'|'.join(methods + GEMMS)})/({'|'.join(dtypes)})(-2t)?/({'|'.join(map(str, widths))})$"
             run_criterion("steps", regex)
     found = criterion_results(METHODS + GEMMS)
     rows = []
@@ -288,7 +288,9 @@ def step_rows(args, threads_list, methods, dtypes, widths, notes):
         for dtype in dtypes:
             for method in methods:
                 for width in widths:
-                    key = (method, dtype, str(width))
+                    # The 2-thread rows compare singlora's 2-thread step (id <dtype>-2t) when the bench has it.
+                    two = (method, f"{dtype}-2t", str(width))
+                    key = two if threads == 2 and two in found else (method, dtype, str(width))
                     if key not in found:
                         notes.append(f"no criterion result for {'/'.join(key)}")
                         continue
@@ -385,8 +387,8 @@ def main():
 
     print(f"singlora vs PyTorch on {os.uname().nodename} ({os.cpu_count()} cores): load average (1, 5, 15 min) "
           f"before {load_before}, after {load_after}")
-    print("ratio = torch / singlora (> 1: singlora faster). singlora's step is single-threaded, so its number stands "
-          "against PyTorch at each thread count; the sweep runs `threads` runs at a time. 'others': cores kept busy "
+    print("ratio = torch / singlora (> 1: singlora faster), at the same thread count (singlora's MLP step on 2 threads "
+          "is its -2t benchmark; the sweep runs `threads` runs at a time). 'others': cores kept busy "
           "by other processes during singlora's / torch's measurement.")
     print_table(rows)
     if gflops:

@@ -104,13 +104,44 @@ impl Frame {
         let top = Pos::new(HPos::Center, VPos::Top);
         let big = TextStyle::from(("sans-serif", 20).into_font()).pos(top);
         head.draw_text(title, &big, (centre, 8)).map_err(plot_err)?;
-        let small = TextStyle::from(("sans-serif", 13).into_font())
-            .color(&RGBColor(90, 90, 90))
-            .pos(top);
-        head.draw_text(subtitle, &small, (centre, 34))
-            .map_err(plot_err)?;
+        let room = self.width.saturating_sub(16);
+        for (line, y, style) in subtitle_lines(&head, subtitle, room)? {
+            head.draw_text(line, &style.pos(top), (centre, y))
+                .map_err(plot_err)?;
+        }
         Ok(body.split_horizontally(self.width - self.key))
     }
+}
+
+/// The subtitle's lines, their tops and their style within `room` pixels: one line at 13 px if it fits; else two,
+/// broken at the `; ` nearest the middle, at the largest size from 12 down to 9 px at which both fit (a subtitle
+/// that fits nowhere is drawn at 9 px and clipped by the canvas).
+fn subtitle_lines<'a, DB: DrawingBackend>(
+    head: &DrawingArea<DB, Shift>,
+    subtitle: &'a str,
+    room: u32,
+) -> Result<Vec<(&'a str, i32, TextStyle<'static>)>> {
+    let grey = |px: u32| TextStyle::from(("sans-serif", px).into_font()).color(&RGBColor(90, 90, 90));
+    let width = |text: &str, px: u32| -> Result<u32> {
+        Ok(head.estimate_text_size(text, &grey(px)).map_err(plot_err)?.0)
+    };
+    if width(subtitle, 13)? <= room {
+        return Ok(vec![(subtitle, 34, grey(13))]);
+    }
+    let middle = subtitle.len() / 2;
+    let Some(cut) = subtitle
+        .match_indices("; ")
+        .map(|(i, _)| i)
+        .min_by_key(|&i| i.abs_diff(middle))
+    else {
+        return Ok(vec![(subtitle, 34, grey(11))]);
+    };
+    let (first, second) = (&subtitle[..cut + 1], &subtitle[cut + 2..]);
+    let mut px = 12;
+    while px > 9 && width(first, px)?.max(width(second, px)?) > room {
+        px -= 1;
+    }
+    Ok(vec![(first, 31, grey(px)), (second, 31 + px as i32 + 2, grey(px))])
 }
 
 /// A figure written as `<stem>.png` and `<stem>.svg`, and its layout.
