@@ -147,7 +147,9 @@ fn bench_steps_dtype<T: Scalar>(c: &mut Criterion) {
                 let step = step.get_or_insert_with(|| Step::new(method, n));
                 match threads {
                     1 => b.iter(|| black_box(step.run())),
-                    k => b.iter(|| pool.install(|| with_product_threads(k, || black_box(step.run())))),
+                    k => b.iter(|| {
+                        pool.install(|| with_product_threads(k, || black_box(step.run())))
+                    }),
                 }
             });
             if let Some(mut step) = step {

@@ -121,9 +121,13 @@ fn subtitle_lines<'a, DB: DrawingBackend>(
     subtitle: &'a str,
     room: u32,
 ) -> Result<Vec<(&'a str, i32, TextStyle<'static>)>> {
-    let grey = |px: u32| TextStyle::from(("sans-serif", px).into_font()).color(&RGBColor(90, 90, 90));
+    let grey =
+        |px: u32| TextStyle::from(("sans-serif", px).into_font()).color(&RGBColor(90, 90, 90));
     let width = |text: &str, px: u32| -> Result<u32> {
-        Ok(head.estimate_text_size(text, &grey(px)).map_err(plot_err)?.0)
+        Ok(head
+            .estimate_text_size(text, &grey(px))
+            .map_err(plot_err)?
+            .0)
     };
     if width(subtitle, 13)? <= room {
         return Ok(vec![(subtitle, 34, grey(13))]);
@@ -141,7 +145,10 @@ fn subtitle_lines<'a, DB: DrawingBackend>(
     while px > 9 && width(first, px)?.max(width(second, px)?) > room {
         px -= 1;
     }
-    Ok(vec![(first, 31, grey(px)), (second, 31 + px as i32 + 2, grey(px))])
+    Ok(vec![
+        (first, 31, grey(px)),
+        (second, 31 + px as i32 + 2, grey(px)),
+    ])
 }
 
 /// A figure written as `<stem>.png` and `<stem>.svg`, and its layout.

@@ -100,8 +100,16 @@ pub(super) fn loss<DB: DrawingBackend>(
         return Ok(false);
     }
     let x = Axis::steps(cfg.steps);
-    let subtitle = "loss (solid) and test_loss (dashed), geometric mean over seeds; colour: width, light (narrow) to dark (wide); one shared axis; above 3× the initial loss: top edge";
-    let (body, legend) = frame.split(&root, "Training and held-out loss against step", subtitle)?;
+    let held_out = cfg.selection().quantity(Quantity::TestLoss);
+    let subtitle = match held_out {
+        true => "loss (solid) and test_loss (dashed), geometric mean over seeds; colour: width, light (narrow) to dark (wide); one shared axis; above 3× the initial loss: top edge",
+        false => "loss (the held-out loss is not probed), geometric mean over seeds; colour: width, light (narrow) to dark (wide); one shared axis; above 3× the initial loss: top edge",
+    };
+    let title = match held_out {
+        true => "Training and held-out loss against step",
+        false => "Training loss against step",
+    };
+    let (body, legend) = frame.split(&root, title, subtitle)?;
     let (cols, rows) = grid_size(cfg, grouped);
     let panels = body.split_evenly((rows as usize, cols as usize));
     for (r, row) in grid.iter().enumerate() {
@@ -121,20 +129,26 @@ pub(super) fn loss<DB: DrawingBackend>(
             }
         }
     }
-    draw_keys(&legend, &loss_keys(cfg))?;
+    draw_keys(&legend, &loss_keys(cfg, held_out))?;
     root.present().map_err(plot_err)?;
     Ok(true)
 }
 
-/// The loss figure's legend: what solid and dashed mean, and the shade of each width.
-fn loss_keys(cfg: &StudyConfig) -> Vec<Key> {
+/// The loss figure's legend: what solid and dashed mean (dashed only when the held-out loss is probed), and the
+/// shade of each width.
+fn loss_keys(cfg: &StudyConfig, held_out: bool) -> Vec<Key> {
     let black = LineStyle::solid(RGBColor(40, 40, 40), 2);
-    let mut keys = vec![
-        Key::new(Glyph::Line(black), "training loss"),
-        Key::new(Glyph::Line(black.dashed(Dash::Dashed)), "held-out loss"),
+    let mut keys = vec![Key::new(Glyph::Line(black), "training loss")];
+    if held_out {
+        keys.push(Key::new(
+            Glyph::Line(black.dashed(Dash::Dashed)),
+            "held-out loss",
+        ));
+    }
+    keys.extend([
         Key::new(Glyph::Heading, ""),
         Key::new(Glyph::Heading, "width (in the arm's colour)"),
-    ];
+    ]);
     let k = cfg.widths.len();
     for (wi, w) in cfg.widths.iter().enumerate() {
         let shade = width_shade(RGBColor(90, 90, 90), wi, k);

@@ -446,6 +446,7 @@ pub fn judge_c5(m: &C5Measurements) -> ClaimResult {
     ClaimResult::new(Claim::C5, checks, numbers, setting).with_figures(&[
         "sgd-sweep/figures/slopes_dz_rms.png",
         "sgd-sweep/figures/coord_dz_rms.png",
+        "sgd-delay/figures/loss.png",
     ])
 }
 
