@@ -31,4 +31,7 @@ done
 for f in synthetic invariance; do
     cp "$out/verify-full/$f/$f.png" "figures/verify_$f.png"
 done
+# C3's balanced sweep and C5's SGD delay, as verify --full draws them.
+cp "$out/verify-full/balanced-sweep/figures/steps_by_series.png" figures/verify_c3_balanced_steps.png
+cp "$out/verify-full/sgd-delay/figures/loss.png" figures/verify_c5_sgd_delay.png
 echo "figures/ regenerated from $out"
