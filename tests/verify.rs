@@ -951,3 +951,32 @@ fn verify_writes_the_table_csv_and_report_and_resumes() {
     assert!(out.join("invariance/invariance.png").exists());
     assert!(out.join("invariance/invariance.csv").exists());
 }
+
+/// C5's delay growth from a known law: seed s drops at step a_s + b_s·log₂ n, so its steps per doubling are b_s
+/// exactly and the fit's mean is the mean of the b_s (OLS of a linear function recovers its slope to round-off:
+/// 1e-12); a seed that never drops at some width (∞) leaves the sample, and fewer than two widths give no fit.
+#[test]
+fn sgd_delay_growth_recovers_a_known_law() {
+    let widths = [128usize, 256, 512, 1024, 2048];
+    let (a, b) = ([10.0, 12.0, 9.0, 30.0], [6.0, 8.0, 7.0, 5.0]);
+    let mut delays: Vec<Vec<f64>> = widths
+        .iter()
+        .map(|&n| (0..4).map(|s| a[s] + b[s] * (n as f64).log2()).collect())
+        .collect();
+    delays[4][3] = f64::INFINITY;
+    let g = width::delay_growth(&widths, &delays).expect("a fit");
+    assert_eq!(g.seeds, (3, 4));
+    assert!(
+        (g.per_doubling.value - 7.0).abs() < 1e-12,
+        "{:?}",
+        g.per_doubling
+    );
+    assert!(g.per_doubling.lo < 7.0 && g.per_doubling.hi > 7.0);
+    // ln(a + b·log₂ n) against ln n: positive and below 1 for these a, b (a Θ(ln n) delay over two decades).
+    assert!(
+        g.exponent.value > 0.0 && g.exponent.value < 1.0,
+        "{:?}",
+        g.exponent
+    );
+    assert!(width::delay_growth(&widths[..1], &delays[..1]).is_none());
+}
