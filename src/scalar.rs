@@ -68,26 +68,9 @@ pub fn for_each_part<P: Send>(parts: impl Iterator<Item = P>, f: impl Fn(P) + Sy
     } else {
         use rayon::prelude::*;
         parts.into_par_iter().for_each(|part| {
-            clear_upper_vector_state();
+            clear_upper_simd_state();
             f(part)
         });
-    }
-}
-
-/// `vzeroupper` where the CPU has AVX. faer's GEMM kernels can return with the upper halves of the vector registers
-/// in use; on a rayon worker that has just run one, the next SSE-encoded code (glibc's `exp`, `libm::erf`) then pays a
-/// state-transition penalty on every instruction on some x86 cores (measured here: GELU's backward pass 4× slower on
-/// the worker than on the calling thread). Clearing the state costs one instruction.
-#[inline]
-fn clear_upper_vector_state() {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        #[target_feature(enable = "avx")]
-        fn zero_upper() {
-            std::arch::x86_64::_mm256_zeroupper()
-        }
-        // SAFETY: the CPU supports AVX (checked just above).
-        unsafe { zero_upper() }
     }
 }
 
@@ -146,12 +129,13 @@ pub trait Scalar:
     fn read_le(bytes: &[u8]) -> Vec<Self>;
 }
 
-/// Clears the upper halves of the AVX registers (`vzeroupper`) after a faer product.
+/// Clears the upper halves of the AVX registers (`vzeroupper`), after a faer product and before each part a rayon
+/// worker runs ([`for_each_part`]).
 ///
 /// faer's AVX kernels can return with the upper halves dirty; every later mix of legacy-SSE and VEX code (glibc's
 /// `exp` wrapper is SSE, its body VEX; this crate is compiled for baseline x86-64, i.e. SSE) then stalls on the
-/// state transition, measured at ~100 ns per `exp` call in the attention softmax and the GELU backward. One
-/// instruction per product; no effect on any value.
+/// state transition, measured at ~100 ns per `exp` call in the attention softmax and the GELU backward, and 4× on
+/// GELU's backward pass on a rayon worker that had just run a product. One instruction; no effect on any value.
 #[inline]
 fn clear_upper_simd_state() {
     #[cfg(target_arch = "x86_64")]
