@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::StudyArgs;
+use super::verify::VerifyChoice;
 use crate::error::{Error, Result};
 use crate::studies::config::StudyConfig;
 use crate::studies::engine::{gib, plan, shard_costs, Plan, Study};
@@ -16,7 +17,6 @@ use crate::studies::lr::LrStudy;
 use crate::studies::sweep::Sweep;
 use crate::studies::verify::plan::{visit_studies, VisitStudy};
 use crate::studies::verify::shard::VerifyStamp;
-use crate::studies::verify::Preset;
 
 #[derive(Args, Debug)]
 pub struct SlurmArgs {
@@ -24,15 +24,8 @@ pub struct SlurmArgs {
     kind: String,
     #[command(flatten)]
     study: StudyArgs,
-    /// verify only: the quick preset (the default).
-    #[arg(long, conflicts_with = "full")]
-    quick: bool,
-    /// verify only: the full preset.
-    #[arg(long)]
-    full: bool,
-    /// verify only: the claims to judge, comma-separated (default: all).
-    #[arg(long, value_name = "C1,C4,…")]
-    claims: Option<String>,
+    #[command(flatten)]
+    verify: VerifyChoice,
     /// Number of shards (array tasks).
     #[arg(long, default_value_t = 4)]
     shards: usize,
@@ -73,19 +66,12 @@ fn resolve(a: &SlurmArgs) -> Result<Resolved> {
     if a.kind == "verify" {
         return resolve_verify(a);
     }
-    let verify_only = [
-        ("--quick", a.quick),
-        ("--full", a.full),
-        ("--claims", a.claims.is_some()),
-    ];
-    for (flag, given) in verify_only {
-        if given {
-            return Err(Error::invalid(
-                flag,
-                &a.kind,
-                "the verify study (slurm verify)",
-            ));
-        }
+    if let Some(flag) = a.verify.given() {
+        return Err(Error::invalid(
+            flag,
+            &a.kind,
+            "the verify study (slurm verify)",
+        ));
     }
     let (config, sets) = (a.study.config.as_deref(), &a.study.sets);
     let threads = Some(a.cpus_per_task);
@@ -154,8 +140,7 @@ fn resolve_verify(a: &SlurmArgs) -> Result<Resolved> {
             "no study file or overrides (verify's studies are its preset's; choose them with --full and --claims)",
         ));
     }
-    let preset = if a.full { Preset::Full } else { Preset::Quick };
-    let claims = super::verify::claims(a.claims.as_deref())?;
+    let (preset, claims) = (a.verify.preset(), a.verify.claims()?);
     let mut v = VerifyCosts {
         threads: a.cpus_per_task,
         plan: Plan {

@@ -10,17 +10,61 @@ use crate::error::Result;
 use crate::studies::engine::Shard;
 use crate::studies::verify::{self, report, Claim, Preset, VerifyOptions};
 
-#[derive(Args, Debug)]
-pub struct VerifyArgs {
-    /// The quick preset (the default): small widths and few steps, a few minutes on 2 cores (what CI runs).
+/// What a verify judges: the preset and the claims (the flags `verify` and `slurm verify` share).
+#[derive(Args, Debug, Clone)]
+pub struct VerifyChoice {
+    /// verify: the quick preset (the default): small widths and few steps, a few minutes on 2 cores (what CI runs).
     #[arg(long, conflicts_with = "full")]
     quick: bool,
-    /// The full preset: wider ranges, more seeds and steps, under 30 minutes on 2 cores.
+    /// verify: the full preset: wider ranges, more seeds and steps, under 30 minutes on 2 cores.
     #[arg(long)]
     full: bool,
-    /// The claims to judge, comma-separated (default: all of C1, …, C9).
+    /// verify: the claims to judge, comma-separated (default: all of C1, …, C9).
     #[arg(long, value_name = "C1,C4,…")]
     claims: Option<String>,
+}
+
+impl VerifyChoice {
+    /// The preset asked for.
+    pub fn preset(&self) -> Preset {
+        if self.full {
+            Preset::Full
+        } else {
+            Preset::Quick
+        }
+    }
+
+    /// The claims of `--claims` (default: every claim), each once, in the order given.
+    pub fn claims(&self) -> Result<Vec<Claim>> {
+        let Some(list) = &self.claims else {
+            return Ok(Claim::ALL.to_vec());
+        };
+        let mut out: Vec<Claim> = Vec::new();
+        for name in split_list(list) {
+            let c: Claim = name.to_uppercase().parse()?;
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first of these flags given, if any (for commands other than verify, which refuse them).
+    pub fn given(&self) -> Option<&'static str> {
+        [
+            ("--quick", self.quick),
+            ("--full", self.full),
+            ("--claims", self.claims.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    choice: VerifyChoice,
     /// Output folder (default results/verify-PRESET).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -34,30 +78,15 @@ pub struct VerifyArgs {
     shard: Option<String>,
 }
 
-/// The claims of `--claims` (default: every claim), each once, in the order given.
-pub fn claims(list: Option<&str>) -> Result<Vec<Claim>> {
-    let Some(list) = list else {
-        return Ok(Claim::ALL.to_vec());
-    };
-    let mut out: Vec<Claim> = Vec::new();
-    for name in split_list(list) {
-        let c: Claim = name.to_uppercase().parse()?;
-        if !out.contains(&c) {
-            out.push(c);
-        }
-    }
-    Ok(out)
-}
-
 pub fn run(a: VerifyArgs) -> Result<()> {
-    let preset = if a.full { Preset::Full } else { Preset::Quick };
+    let preset = a.choice.preset();
     let out = a
         .out
         .clone()
         .unwrap_or_else(|| Path::new("results").join(format!("verify-{preset}")));
     let opts = VerifyOptions {
         preset,
-        claims: claims(a.claims.as_deref())?,
+        claims: a.choice.claims()?,
         out: out.clone(),
         threads: a.threads,
         progress: true,
