@@ -177,30 +177,51 @@ pub fn kaiming_sweep(p: Preset) -> StudyPlan {
     }
 }
 
+/// One of C5's studies: SingLoRA alone under plain SGD at η = 0.5·n^(−c), over the preset's widths and seeds (full:
+/// `full_widths` and 12 seeds).
+struct SgdStudy {
+    folder: &'static str,
+    full_widths: &'static str,
+    /// Steps in the quick and the full preset.
+    steps: (u64, u64),
+    probes: &'static str,
+    lr_exponents: &'static str,
+}
+
+impl SgdStudy {
+    fn plan(&self, p: Preset) -> StudyPlan {
+        let full = vec![
+            format!("widths={}", self.full_widths),
+            "seeds=[0,1,2,3,4,5,6,7,8,9,10,11]".into(),
+        ];
+        let mut sets = by_preset(p, grid(p), full);
+        sets.extend([
+            format!("steps={}", by_preset(p, self.steps.0, self.steps.1)),
+            format!("probes={}", self.probes),
+            r#"optimizer.rule={kind="sgd"}"#.into(),
+            "lr=0.5".into(),
+            format!("lr_exponents={}", self.lr_exponents),
+            r#"arms=[{name="singlora",method="singlora"}]"#.into(),
+        ]);
+        StudyPlan {
+            folder: self.folder,
+            kind: StudyKind::Sweep,
+            sets,
+        }
+    }
+}
+
 /// C5: SingLoRA under plain SGD at η = 0.5·n^(−c), c = 1 − ρ = 0 (μP readout) and c = −1/2 (THEORY P8–P10); its
 /// stability is read at a fixed t (8 or 40 steps, where every width is still in the same phase of training).
 pub fn sgd_sweep(p: Preset) -> StudyPlan {
-    let mut sets = by_preset(
-        p,
-        grid(p),
-        vec![
-            "widths=[128,256,512,1024,2048,4096]".into(),
-            "seeds=[0,1,2,3,4,5,6,7,8,9,10,11]".into(),
-        ],
-    );
-    sets.extend([
-        by_preset(p, "steps=8", "steps=40").to_string(),
-        r#"probes=["dz_rms","update_out_rms","loss"]"#.into(),
-        r#"optimizer.rule={kind="sgd"}"#.into(),
-        "lr=0.5".into(),
-        "lr_exponents=[0,-0.5]".into(),
-        r#"arms=[{name="singlora",method="singlora"}]"#.into(),
-    ]);
-    StudyPlan {
+    SgdStudy {
         folder: "sgd-sweep",
-        kind: StudyKind::Sweep,
-        sets,
+        full_widths: "[128,256,512,1024,2048,4096]",
+        steps: (8, 40),
+        probes: r#"["dz_rms","update_out_rms","loss"]"#,
+        lr_exponents: "[0,-0.5]",
     }
+    .plan(p)
 }
 
 /// C5's delay: SingLoRA under SGD at c = 0, long enough for the loss to move at every width, so that THEORY P9's
@@ -209,27 +230,14 @@ pub fn sgd_sweep(p: Preset) -> StudyPlan {
 /// about 2½ minutes on 2 cores, 4.3 GiB per run; n = 32768 would need 17 GiB per run). Quick: n = 64 … 1024, 5 seeds,
 /// 80 steps.
 pub fn sgd_delay(p: Preset) -> StudyPlan {
-    let mut sets = by_preset(
-        p,
-        grid(p),
-        vec![
-            "widths=[128,256,512,1024,2048,4096,8192,16384]".into(),
-            "seeds=[0,1,2,3,4,5,6,7,8,9,10,11]".into(),
-        ],
-    );
-    sets.extend([
-        by_preset(p, "steps=80", "steps=160").to_string(),
-        r#"probes=["loss"]"#.into(),
-        r#"optimizer.rule={kind="sgd"}"#.into(),
-        "lr=0.5".into(),
-        "lr_exponents=[0]".into(),
-        r#"arms=[{name="singlora",method="singlora"}]"#.into(),
-    ]);
-    StudyPlan {
+    SgdStudy {
         folder: "sgd-delay",
-        kind: StudyKind::Sweep,
-        sets,
+        full_widths: "[128,256,512,1024,2048,4096,8192,16384]",
+        steps: (80, 160),
+        probes: r#"["loss"]"#,
+        lr_exponents: "[0]",
     }
+    .plan(p)
 }
 
 /// C3, C4, C5 on transformer blocks: `configs/transformer.toml`'s study stated as `--set` overrides of the default
