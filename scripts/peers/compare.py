@@ -55,6 +55,17 @@ GEMMS = ["gemm_xwt", "gemm_gw", "gemm_gtx"]
 DEFAULT_PYTHON = "/work/venv-torch/bin/python"
 
 
+def width_list(text):
+    """A comma-separated list of at least two increasing positive widths (argparse type: one-line error, exit 2)."""
+    try:
+        widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        widths = []
+    if len(widths) < 2 or any(w <= 0 for w in widths) or widths != sorted(set(widths)):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected at least two increasing positive widths, e.g. 64,128,256")
+    return widths
+
+
 def load_average():
     """The 1-, 5- and 15-minute load averages, as text."""
     one, five, fifteen = os.getloadavg()
@@ -311,7 +322,7 @@ def grid_rows(args, threads_list, notes):
     run(["cargo", "build", "--release"])
     rows = []
     median = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
-    widths = [int(w) for w in args.grid_widths.split(",")] if args.grid_widths else None
+    widths = args.grid_widths
     runs = 18 * len(widths) if widths else 108
     label = f"sweep n={widths[0]}..{widths[-1]} ({runs} runs)" if widths else "default sweep (108 runs)"
     for threads in threads_list:
@@ -355,7 +366,7 @@ def main():
     parser.add_argument("--skip-transformer", action="store_true", help="no transformer comparison")
     parser.add_argument("--reuse-bench", action="store_true",
                         help="read existing criterion results instead of running cargo bench")
-    parser.add_argument("--grid-widths", help="widths of the study comparison (default the default study's, "
+    parser.add_argument("--grid-widths", type=width_list, help="widths of the study comparison (default the default study's, "
                         "64,...,2048; e.g. 64,128,256,512,1024,2048,4096 for the width-4096 grid)")
     parser.add_argument("--grid-repeats", type=int, default=1, help="runs of each grid timing; the median is kept")
     parser.add_argument("--torch-min-time", type=float, default=1.0, help="seconds per PyTorch step config")

@@ -114,7 +114,12 @@ def main():
     parser.add_argument("--widths", default=",".join(map(str, WIDTHS)),
                         help="comma-separated widths (default the study's, 64,...,2048)")
     args = parser.parse_args()
-    widths = [int(w) for w in args.widths.split(",")]
+    try:
+        widths = [int(w) for w in args.widths.split(",")]
+    except ValueError:
+        widths = []
+    if len(widths) < 2 or any(w <= 0 for w in widths) or widths != sorted(set(widths)):
+        parser.error(f"argument --widths: {args.widths!r}: expected at least two increasing positive widths")
 
     torch.set_num_threads(args.threads)
     dtype = dtype_of(args.dtype)
