@@ -372,9 +372,17 @@ pub fn folder_kind(dir: &Path) -> Option<String> {
     Some(kind.to_string())
 }
 
-/// Claims `out` for the study (the caller holds its lock): writes `config.toml`, or refuses a folder that holds a
-/// different one; returns the runs folder.
+/// Claims `out` for the study (the caller holds its lock): [`stamp_folder`], then the runs folder, which it returns.
 pub fn claim_folder(out: &Path, kind: &str, config_text: &str) -> Result<PathBuf> {
+    stamp_folder(out, kind, config_text)?;
+    let runs = out.join("runs");
+    std::fs::create_dir_all(&runs).map_err(|e| Error::io(&runs, e))?;
+    Ok(runs)
+}
+
+/// Stamps `out` (the caller holds its lock) with the study's `config.toml` (`# singlora KIND study` and the config),
+/// or refuses a folder that holds a different one.
+pub fn stamp_folder(out: &Path, kind: &str, config_text: &str) -> Result<()> {
     let text = stamp_header(kind) + config_text;
     let stamp = out.join("config.toml");
     match std::fs::read_to_string(&stamp) {
@@ -388,9 +396,7 @@ pub fn claim_folder(out: &Path, kind: &str, config_text: &str) -> Result<PathBuf
         Ok(_) => {}
         Err(_) => write_atomic(&stamp, text.as_bytes())?,
     }
-    let runs = out.join("runs");
-    std::fs::create_dir_all(&runs).map_err(|e| Error::io(&runs, e))?;
-    Ok(runs)
+    Ok(())
 }
 
 fn progress_bar(pending: usize, total: usize) -> indicatif::ProgressBar {

@@ -14,7 +14,7 @@ use super::plan::{check, visit_studies, VerifyOptions, VisitStudy};
 use super::{Claim, Preset};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::studies::engine::{claim_folder, run_study, RunOptions, Shard, Study, StudyLock};
+use crate::studies::engine::{run_study, stamp_folder, RunOptions, Shard, Study, StudyLock};
 use crate::studies::merge::{gather, Shards};
 
 /// The study kind a verify shard's `config.toml` names (`# singlora verify study`).
@@ -86,7 +86,7 @@ pub fn run_shard(opts: &VerifyOptions, shard: Shard) -> Result<Tally> {
     check(opts)?;
     let marker = shard.folder(&opts.out);
     let _lock = StudyLock::acquire(&marker, KIND)?;
-    claim_folder(&marker, KIND, &VerifyStamp::of(opts).text())?;
+    stamp_folder(&marker, KIND, &VerifyStamp::of(opts).text())?;
     write_atomic(
         &marker.join("shard.json"),
         &serde_json::to_vec(&shard).expect("shard"),
