@@ -162,13 +162,22 @@ fn draw_series<DB: DrawingBackend>(
         .iter()
         .map(|r| Circle::new((at(r), r.fit.slope), 4, c.stroke_width(2)));
     chart.draw_series(hollow).map_err(plot_err)?;
+    // A prediction whose regime the study does not reach (`not testable here`) is drawn faded.
+    let faded = faded(c);
     let predicted = pts.iter().filter_map(|r| {
+        let colour = if r.regime_reached() { c } else { faded };
         r.predicted
             .filter(|p| p.is_finite())
-            .map(|p| Cross::new((at(r), p), 6, c.stroke_width(2)))
+            .map(|p| Cross::new((at(r), p), 6, colour.stroke_width(2)))
     });
     chart.draw_series(predicted).map_err(plot_err)?;
     Ok(())
+}
+
+/// `c` two thirds of the way to white: the mark of a prediction the study does not test.
+fn faded(c: RGBColor) -> RGBColor {
+    let f = |v: u8| ((v as u16 + 2 * 255) / 3) as u8;
+    RGBColor(f(c.0), f(c.1), f(c.2))
 }
 
 /// The legend: the series, what the marks mean (only those drawn), the references.
@@ -184,8 +193,20 @@ fn keys(cfg: &StudyConfig, names: &[String], rows: &[&FitRow]) -> Vec<Key> {
     if rows.iter().any(|r| !r.fit.has_interval()) {
         keys.push(Key::new(Glyph::Hollow(grey), "no interval (one seed)"));
     }
-    if rows.iter().any(|r| r.predicted.is_some()) {
+    if rows
+        .iter()
+        .any(|r| r.predicted.is_some() && r.regime_reached())
+    {
         keys.push(Key::new(Glyph::Cross(grey), "predicted (theory)"));
+    }
+    if rows
+        .iter()
+        .any(|r| r.predicted.is_some() && !r.regime_reached())
+    {
+        keys.push(Key::new(
+            Glyph::Cross(faded(grey)),
+            "predicted, regime not reached",
+        ));
     }
     keys.extend(reference_keys(&REFERENCE_SLOPES, Some(cfg.flat_tol)));
     keys
