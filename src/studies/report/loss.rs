@@ -28,12 +28,7 @@ fn cells(
 ) -> (String, String) {
     let step = cfg.last_recorded_step();
     let fit = find_fit(fits, series, "model", q, step)
-        .map(|r| {
-            format!(
-                "{:+.2} [{:+.2},{:+.2}] {}",
-                r.fit.slope, r.fit.lo, r.fit.hi, r.verdict
-            )
-        })
+        .map(FitRow::cell)
         .unwrap_or_else(|| "—".into());
     let key = FitKey {
         series: series.into(),

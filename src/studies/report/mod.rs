@@ -60,6 +60,21 @@ impl FitRow {
     pub fn regime_reached(&self) -> bool {
         self.reach.is_none_or(|r| r >= REACHED)
     }
+
+    /// The fit as a table cell: slope, interval and verdict (`-0.12 [-0.21,-0.03] unclear`); without an interval
+    /// (fewer than two seeds) the seed count instead (`-0.71 (1 seed) no_interval`).
+    pub fn cell(&self) -> String {
+        let f = &self.fit;
+        if f.has_interval() {
+            format!(
+                "{:+.2} [{:+.2},{:+.2}] {}",
+                f.slope, f.lo, f.hi, self.verdict
+            )
+        } else {
+            let seeds = if f.n_seeds == 1 { "seed" } else { "seeds" };
+            format!("{:+.2} ({} {seeds}) {}", f.slope, f.n_seeds, self.verdict)
+        }
+    }
 }
 
 /// Values grouped by what they are of, into `[width][seed]` arrays.
@@ -317,12 +332,7 @@ pub fn summary(
         let _ = write!(s, "{name:<18}");
         for t in &steps {
             let cell = find_fit(fits, &name, layer, quantity, *t)
-                .map(|r| {
-                    format!(
-                        "{:+.2} [{:+.2},{:+.2}] {}",
-                        r.fit.slope, r.fit.lo, r.fit.hi, r.verdict
-                    )
-                })
+                .map(FitRow::cell)
                 .unwrap_or_else(|| "—".into());
             let _ = write!(s, " {cell:>28}");
         }
