@@ -43,9 +43,6 @@ pub struct SlurmArgs {
     binary: Option<PathBuf>,
 }
 
-/// Conservative throughput of one core on a training step, for time estimates (a step is far from GEMM peak).
-const FLOPS_PER_CORE: f64 = 2e9;
-
 /// `seconds` as HH:MM:SS.
 fn hms(seconds: f64) -> String {
     let s = seconds.ceil() as u64;
@@ -199,7 +196,7 @@ pub fn run(a: SlurmArgs) -> Result<()> {
         None => std::env::current_exe().map_err(|e| Error::io("singlora", e))?,
     };
     let largest = costs.iter().copied().fold(0.0, f64::max);
-    let seconds = largest / (FLOPS_PER_CORE * a.cpus_per_task as f64);
+    let seconds = largest / a.cpus_per_task as f64;
     let time = a
         .time
         .clone()
@@ -250,11 +247,10 @@ fn script(a: &SlurmArgs, s: &Script<'_>) -> String {
     );
     let _ = writeln!(
         t,
-        "# {} runs; the largest shard is about {:.0} s of arithmetic on {} core(s) at {:.0} GFLOP/s each, so --time {} (3× that, at least 10 min); memory: {} per run, --mem {}M.",
+        "# {} runs; the largest shard is about {:.0} s on {} core(s) by the engine's cost model (src/studies/cost.rs), so --time {} (3× that, at least 10 min); memory: {} per run, --mem {}M.",
         s.plan.runs,
         s.seconds,
         a.cpus_per_task,
-        FLOPS_PER_CORE / 1e9,
         s.time,
         gib(s.plan.largest_run),
         s.mem_mb

@@ -278,10 +278,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let spec = a.spec()?;
     spec.check()?;
     println!("{}", spec.describe()?);
-    // One run: its large products use the cores other processes leave free (the numbers do not depend on it).
-    let outcome = with_product_threads(free_cores(), || match spec.precision {
-        Precision::F64 => spec.run::<f64, _>(&mut ()),
-        Precision::F32 => spec.run::<f32, _>(&mut ()),
+    // One run: its large products use the cores other processes leave free (the numbers do not depend on it). The
+    // loop runs on a thread of a pool of that size, so a split product is a join inside the pool, never a hand-off
+    // from outside it.
+    let threads = free_cores();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::invalid("threads", threads, &format!("a thread pool ({e})")))?;
+    let outcome = pool.install(|| {
+        with_product_threads(threads, || match spec.precision {
+            Precision::F64 => spec.run::<f64, _>(&mut ()),
+            Precision::F32 => spec.run::<f32, _>(&mut ()),
+        })
     })?;
     if let Some(p) = &outcome.pretrain {
         println!(

@@ -261,7 +261,8 @@ impl TransformerConfig {
         Ok(())
     }
 
-    fn is_adapted(&self, name: &str) -> bool {
+    /// Whether the map called `name` carries the adapter.
+    pub fn is_adapted(&self, name: &str) -> bool {
         self.adapt.iter().any(|a| {
             a == name
                 || (BLOCK_MAPS.contains(&a.as_str())
@@ -271,7 +272,7 @@ impl TransformerConfig {
     }
 
     /// Shape (d_out, d_in) of the map called `name`.
-    fn shape(&self, name: &str) -> (usize, usize) {
+    pub fn shape(&self, name: &str) -> (usize, usize) {
         let n = self.width();
         match name {
             "embed" => (n, self.vocab),

@@ -33,6 +33,7 @@ use crate::linalg::{frobenius, mm, mm_nt};
 use crate::models::{Inspect, Model, Transformer, TransformerConfig};
 use crate::optim::{OptimizerConfig, Rule};
 use crate::rng::{normal_matrix, SeedRng};
+use crate::studies::cost::{Cost, Work};
 use crate::train::{train, Dataset, Loss, TrainConfig};
 
 /// The measurement's settings (`singlora attention` flags).
@@ -451,17 +452,19 @@ impl super::engine::Study for AttentionStudy {
         8 * (64 * c.width as u64 * c.width as u64 + 64 * 2 * rows * c.width as u64)
     }
 
-    /// FLOPs, estimated: three times the forward's, which projects the T·N rows through four n×n maps
-    /// (2·T·N·n² each) and forms the T×T scores and their mix with the values (2·N·T²·n each).
-    fn job_cost(&self, _job: &AttentionJob) -> f64 {
+    /// Three times the forward's work per step, which projects the T·N rows through four n×n maps (T·N·n²
+    /// multiply–adds each), forms the T×T scores and their mix with the values (N·T²·n each) and their softmax; the
+    /// teacher's and student's draws once.
+    fn job_cost(&self, _job: &AttentionJob) -> Cost {
         let c = &self.config;
         let (rows, n, t) = (
             (c.seq_len * c.examples) as f64,
             c.width as f64,
             c.seq_len as f64,
         );
-        let forward = 8.0 * rows * n * n + 4.0 * c.examples as f64 * t * t * n;
-        3.0 * forward * c.steps as f64
+        let forward = Work::madds(4.0 * rows * n * n + 2.0 * rows * t * n)
+            + Work::touches(8.0 * rows * n + 4.0 * rows * t);
+        Cost::alone(forward * (3.0 * c.steps as f64) + Work::normals(8.0 * n * n))
     }
 
     fn run(&self, job: &AttentionJob) -> Result<ScoreFit> {

@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::cost::Cost;
 use super::store;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
@@ -81,10 +82,9 @@ pub trait Study: Sync {
         None
     }
 
-    /// The job's relative cost, for balancing shards (default: its memory estimate).
-    fn job_cost(&self, job: &Self::Job) -> f64 {
-        self.job_bytes(job) as f64
-    }
+    /// The job's estimated cost on one core ([`Cost`]: its own seconds and those of the work its share group computes
+    /// once), for balancing shards and Slurm time limits.
+    fn job_cost(&self, job: &Self::Job) -> Cost;
 }
 
 /// How to run a study.
@@ -440,7 +440,7 @@ pub fn open<'a, S: Study>(study: &'a S, out: &Path, opts: &RunOptions) -> Result
     };
     check_grid(study, &jobs, max_workers, limit)?;
     if let Some(shard) = opts.shard {
-        let costs: Vec<f64> = jobs.iter().map(|j| study.job_cost(j)).collect();
+        let costs = amortised_costs(study, &jobs);
         jobs = shard
             .select(&costs)
             .into_iter()
@@ -581,7 +581,10 @@ fn deal<'j, S: Study>(study: &S, pending: &[&'j S::Job], workers: usize) -> Vec<
         keyed.entry(key).or_default().push(job);
     }
     let mut groups: Vec<Vec<&S::Job>> = keyed.into_values().collect();
-    let cost = |g: &Vec<&S::Job>| g.iter().map(|j| study.job_cost(j)).sum::<f64>();
+    let cost = |g: &Vec<&S::Job>| {
+        let shared = g.first().map_or(0.0, |j| study.job_cost(j).shared);
+        shared + g.iter().map(|j| study.job_cost(j).own).sum::<f64>()
+    };
     while groups.len() < workers {
         let Some(i) = (0..groups.len()).max_by_key(|&i| groups[i].len()) else {
             break;
@@ -706,17 +709,41 @@ pub fn plan<S: Study>(study: &S, threads: Option<usize>) -> Result<Plan> {
     })
 }
 
-/// The estimated cost of each of `count` shards of `study` (the sums [`Shard::select`] balances).
+/// Each job's cost with its group's shared work spread evenly over the group's jobs in `jobs` (what
+/// [`Shard::select`] balances: a whole group then weighs what it costs run together).
+fn amortised_costs<S: Study>(study: &S, jobs: &[S::Job]) -> Vec<f64> {
+    let keys: Vec<Option<String>> = jobs.iter().map(|j| study.share_key(j)).collect();
+    let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
+    for k in keys.iter().flatten() {
+        *sizes.entry(k.as_str()).or_default() += 1;
+    }
+    jobs.iter()
+        .zip(&keys)
+        .map(|(j, k)| {
+            let c = study.job_cost(j);
+            let g = k.as_deref().map_or(1, |k| sizes[k]);
+            c.own + c.shared / g as f64
+        })
+        .collect()
+}
+
+/// The estimated seconds on one core of each of `count` shards of `study`: its jobs' own work, and the shared work
+/// of every share group it holds, once (what a shard computes: [`Shard::select`] may split a group).
 pub fn shard_costs<S: Study>(study: &S, count: usize) -> Vec<f64> {
     let jobs = study.jobs();
-    let costs: Vec<f64> = jobs.iter().map(|j| study.job_cost(j)).collect();
+    let costs = amortised_costs(study, &jobs);
     (0..count)
         .map(|index| {
-            Shard { index, count }
-                .select(&costs)
-                .into_iter()
-                .map(|i| costs[i])
-                .sum()
+            let mine = Shard { index, count }.select(&costs);
+            let mut groups: BTreeMap<String, f64> = BTreeMap::new();
+            let mut own = 0.0;
+            for (i, j) in mine.into_iter().map(|i| (i, &jobs[i])) {
+                let c = study.job_cost(j);
+                own += c.own;
+                let key = study.share_key(j).unwrap_or_else(|| format!("#{i}"));
+                groups.insert(key, c.shared);
+            }
+            own + groups.values().sum::<f64>()
         })
         .collect()
 }

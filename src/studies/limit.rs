@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::cost::{Cost, Work};
 use super::coupled::{coupled_mlp, finite_trajectory, grams};
 use super::engine::{run_study, Finished, RunOptions, Study};
 use super::fit::{fit_slope, Agreement, Slope};
@@ -384,6 +385,22 @@ impl Study for LimitStudy<'_> {
     fn job_bytes(&self, job: &LimitJob) -> u64 {
         let n = job.width as u64;
         4 * 8 * n * (n + self.cfg.input_dim as u64 + 2) + (64 << 20)
+    }
+
+    /// The coupled network at width n: its n × n hidden map drawn, its base product on the N examples (computed once
+    /// per run: the map is frozen), then per step the adapter's low-rank terms and the element passes over the
+    /// N × n activations; under SGD also the Gram products of the reduced dynamics (two N·n² products).
+    fn job_cost(&self, job: &LimitJob) -> Cost {
+        let (rows, n) = (self.cfg.examples as f64, job.width as f64);
+        let (d, r) = (self.cfg.input_dim as f64, self.cfg.adapter.rank as f64);
+        let sgd = self
+            .arm(&job.arm)
+            .setup(&self.cfg.adapter)
+            .map_or(true, |s| s.rule == LimitRule::Sgd);
+        let step = Work::madds(6.0 * rows * n * r) + Work::touches(12.0 * rows * n);
+        let once = Work::normals(n * n + n * d)
+            + Work::madds(2.0 * rows * n * n * if sgd { 2.0 } else { 1.0 });
+        Cost::alone(step * self.cfg.steps as f64 + once)
     }
 
     fn run(&self, job: &LimitJob) -> Result<Trajectory> {

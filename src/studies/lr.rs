@@ -21,6 +21,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::config::StudyConfig;
+use super::cost::Cost;
 use super::engine::{run_study, Finished, RunOptions, Study};
 use super::fit::{fit_slope, Slope};
 use super::spec::{Cell, RunSpec};
@@ -374,8 +375,8 @@ impl Study for LrStudy<'_> {
         run.diverged_at
     }
 
-    fn job_cost(&self, job: &LrJob) -> f64 {
-        RunSpec::resolve(self.0, &job.cell).flops()
+    fn job_cost(&self, job: &LrJob) -> Cost {
+        RunSpec::resolve(self.0, &job.cell).cost(None)
     }
 }
 

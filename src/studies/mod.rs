@@ -2,6 +2,7 @@
 //! parses, calls and prints.
 //!
 //! - [`engine`]: the resumable runner every study kind uses (lock, validation before writing, parallel atomic runs).
+//!   [`cost`]: what a job costs, counted the way the engine computes it (shard balance, Slurm time limits).
 //! - [`config`]: the study file shared by width sweeps, learning-rate studies and the theory printout.
 //! - [`spec`]: one run resolved from an arm, a rate, a width and a seed, and carried out.
 //! - [`store`]: study files with overrides, run files, names.
@@ -14,6 +15,7 @@
 
 pub mod attention;
 pub mod config;
+pub mod cost;
 pub mod coupled;
 pub mod engine;
 pub mod fit;

@@ -556,7 +556,7 @@ fn model_name(m: &ModelSpec) -> &'static str {
 
 impl RunSpec {
     /// Every linear map as (d_in, d_out, adapted), and the rows one example contributes (1, or T tokens).
-    fn maps(&self) -> (Vec<(u64, u64, bool)>, u64) {
+    pub(super) fn maps(&self) -> (Vec<(u64, u64, bool)>, u64) {
         match &self.model {
             ModelSpec::Mlp(m) => {
                 let names = m.layer_names();
@@ -577,15 +577,11 @@ impl RunSpec {
             }
             ModelSpec::Toy(n) => (vec![(*n as u64, 1, true)], 1),
             ModelSpec::Transformer(t) => {
-                let (n, v) = (t.width() as u64, t.vocab as u64);
-                let mut maps = vec![(v, n, true)];
-                let k = t.mlp_ratio as u64;
-                for _ in 0..t.blocks {
-                    maps.extend([(n, n, true); 4]);
-                    maps.extend([(n, k * n, true), (k * n, n, true)]);
-                }
-                maps.push((n, v, true));
-                (maps, t.seq_len as u64)
+                let maps = t.layer_names().into_iter().map(|name| {
+                    let (d_out, d_in) = t.shape(&name);
+                    (d_in as u64, d_out as u64, t.is_adapted(&name))
+                });
+                (maps.collect(), t.seq_len as u64)
             }
         }
     }
@@ -618,14 +614,5 @@ impl RunSpec {
             weights * 2 + maps.iter().map(|(i, o, _)| i * o * 16).sum::<u64>()
         });
         teacher.max(weights + dense + activations + pretrain) + (64 << 20)
-    }
-
-    /// The run's arithmetic, roughly: every step a forward and a backward pass over the training set, 6 flops per
-    /// weight and row (what the engine balances shards and estimates Slurm times with).
-    pub fn flops(&self) -> f64 {
-        let (maps, rows) = self.maps();
-        let per_row: u64 = maps.iter().map(|(i, o, _)| i * o).sum();
-        let rows = (self.task.examples as u64 * rows) as f64;
-        6.0 * per_row as f64 * rows * (self.train.steps + 1) as f64
     }
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::config::StudyConfig;
+use super::cost::Cost;
 use super::engine::{run_study, Finished, RunOptions, Study};
 use super::spec::{Cell, RunSpec};
 use crate::error::{Error, Result};
@@ -138,8 +139,8 @@ impl Study for Sweep<'_> {
         run.diverged_at
     }
 
-    fn job_cost(&self, cell: &Cell) -> f64 {
-        RunSpec::resolve(self.0, cell).flops()
+    fn job_cost(&self, cell: &Cell) -> Cost {
+        RunSpec::resolve(self.0, cell).cost(Some(&self.0.selection()))
     }
 }
 

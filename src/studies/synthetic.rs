@@ -9,6 +9,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::{AdapterConfig, Method};
+use crate::studies::cost::{Cost, Work};
 use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
@@ -305,11 +306,13 @@ impl super::engine::Study for SyntheticStudy<'_> {
         16 * 8 * (f.examples * f.width + f.width * f.width) as u64
     }
 
-    /// FLOPs, estimated: a step is a forward and a backward through the n×n layer, at most three (N×n)·(n×n)
-    /// products of 2·N·n² each (the low-rank terms are r/n of that).
-    fn job_cost(&self, _job: &SyntheticJob) -> f64 {
+    /// A step is a forward and a backward through the n×n layer, at most three (N×n)·(n×n) products of N·n²
+    /// multiply–adds each (the low-rank terms are r/n of that); the layer's draw and the data once.
+    fn job_cost(&self, _job: &SyntheticJob) -> Cost {
         let f = &self.0.fit;
-        6.0 * (f.examples * f.width * f.width) as f64 * f.steps as f64
+        let (rows, n) = (f.examples as f64, f.width as f64);
+        let step = Work::madds(3.0 * rows * n * n) + Work::touches(8.0 * rows * n);
+        Cost::alone(step * f.steps as f64 + Work::normals(n * n + rows * n))
     }
 
     fn run(&self, job: &SyntheticJob) -> Result<SyntheticResult> {
