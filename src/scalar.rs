@@ -3,7 +3,7 @@
 //! Proofs run in `f64`; studies may run in `f32`. Every heavy product goes through [`Scalar::gemm`], which calls
 //! faer's matrix multiply on zero-copy views of ndarray storage. Products run sequentially (`Par::Seq`) unless the
 //! calling thread asked for more ([`with_product_threads`]; the study engine does for one wide run when a study has
-//! fewer runs than free cores); then products of at least [`PAR_MIN_WORK`] multiply–adds split their output tiles
+//! fewer runs than free cores); then products of at least [`Scalar::PAR_MIN_WORK`] multiply–adds split their output tiles
 //! over the threads of the current rayon pool. Each output entry is still one dot product over the same k-blocks in the same order, so the numbers do
 //! not depend on the thread count (tests/threads.rs checks 1 against 2 threads bit for bit). Products with a single
 //! output row or column stay sequential whatever was asked: faer's parallel matrix–vector kernel splits the inner
@@ -14,9 +14,16 @@ use std::fmt::{Debug, Display};
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-/// The smallest product $m\cdot k\cdot n$ (multiply–adds) split over threads: below it the hand-off costs more than
-/// it saves (a 64 × 256 by 256 × 256 product, about 0.3 ms on one core).
-pub const PAR_MIN_WORK: usize = 1 << 22;
+/// The smallest product $m\cdot k\cdot n$ (multiply–adds) split over threads in f64: below it the split costs more
+/// than it saves. Measured on the MLP step inside a 2-thread pool (`cargo bench --bench steps`, n = 128, whose
+/// products are 64 × 128 by 128 × 128, 2²⁰ multiply–adds, about 35 µs on one core): splitting them took full
+/// fine-tuning's step from 465 to 359 µs and SingLoRA's from 335 to 272 µs.
+pub const PAR_MIN_WORK_F64: usize = 1 << 19;
+
+/// The same threshold in f32, whose products run twice as fast: the n = 128 products (about 17 µs) lost when split
+/// (LoRA's step 153 → 301 µs, SingLoRA's 182 → 213 µs), so f32 splits only from 2²² multiply–adds (64 × 256 by
+/// 256 × 256, about 70 µs).
+pub const PAR_MIN_WORK_F32: usize = 1 << 22;
 
 thread_local! {
     /// Threads the products of this thread may use (1: sequential).
@@ -74,10 +81,10 @@ pub fn for_each_part<P: Send>(parts: impl Iterator<Item = P>, f: impl Fn(P) + Sy
     }
 }
 
-/// faer's parallelism for an $(m\times k)(k\times n)$ product on this thread.
-fn product_par(m: usize, k: usize, n: usize) -> faer::Par {
+/// faer's parallelism for an $(m\times k)(k\times n)$ product of `T`s on this thread.
+fn product_par<T: Scalar>(m: usize, k: usize, n: usize) -> faer::Par {
     let threads = product_threads();
-    let big = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_WORK;
+    let big = m.saturating_mul(k).saturating_mul(n) >= T::PAR_MIN_WORK;
     if threads > 1 && big && m > 1 && n > 1 && k > 1 {
         faer::Par::rayon(threads)
     } else {
@@ -104,6 +111,9 @@ pub trait Scalar:
 {
     /// The dtype name used in metadata and on the command line (`"f32"` or `"f64"`).
     const DTYPE: &'static str;
+
+    /// The smallest product (multiply–adds) split over threads ([`PAR_MIN_WORK_F64`], [`PAR_MIN_WORK_F32`]).
+    const PAR_MIN_WORK: usize;
 
     /// Converts from `f64`, rounding to nearest.
     fn of(x: f64) -> Self;
@@ -152,9 +162,10 @@ fn clear_upper_simd_state() {
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal) => {
+    ($t:ty, $name:literal, $par_min:expr) => {
         impl Scalar for $t {
             const DTYPE: &'static str = $name;
+            const PAR_MIN_WORK: usize = $par_min;
 
             #[inline]
             fn of(x: f64) -> Self {
@@ -211,7 +222,7 @@ macro_rules! impl_scalar {
                 } else {
                     faer::Accum::Replace
                 };
-                let par = product_par(m, a.ncols(), n);
+                let par = product_par::<$t>(m, a.ncols(), n);
                 faer::linalg::matmul::matmul(fc, accum, fa, fb, alpha, par);
                 clear_upper_simd_state();
             }
@@ -231,8 +242,8 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(f32, "f32");
-impl_scalar!(f64, "f64");
+impl_scalar!(f32, "f32", PAR_MIN_WORK_F32);
+impl_scalar!(f64, "f64", PAR_MIN_WORK_F64);
 
 /// The floating-point precision of a run (`precision = "f64"` in study configs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -14,7 +14,7 @@ use singlora::linalg::{mm, mm_nt, mm_tn};
 use singlora::models::{MlpConfig, Model, TransformerConfig, WidthMode};
 use singlora::optim::{OptimizerConfig, Rule};
 use singlora::rng::{normal_matrix, SeedRng};
-use singlora::scalar::{part_len, with_product_threads, PAR_MIN_WORK};
+use singlora::scalar::{part_len, with_product_threads};
 use singlora::studies::config::StudyConfig;
 use singlora::studies::engine::{run_study, RunOptions};
 use singlora::studies::sweep::Sweep;
@@ -42,6 +42,8 @@ fn check_products<T: Scalar>() {
         (300, 517, 259),
         (13, 4096, 97),
         (2048, 64, 33),
+        (64, 128, 128),
+        (128, 64, 128),
         (8, 64, 64),
     ];
     let mut parallel = 0;
@@ -67,7 +69,7 @@ fn check_products<T: Scalar>() {
                 T::DTYPE
             );
         }
-        parallel += usize::from(m * k * n >= PAR_MIN_WORK);
+        parallel += usize::from(m * k * n >= T::PAR_MIN_WORK);
     }
     assert!(parallel >= 6, "most shapes must take the parallel path");
 }
