@@ -8,12 +8,19 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use crate::rng::{normal_matrix, SeedRng};
 use crate::scalar::Scalar;
 
-/// $A B$.
+/// $A B$, into a fresh array that is not zeroed first (the product overwrites every entry).
 #[track_caller]
 pub fn mm<T: Scalar>(a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> Array2<T> {
-    let mut c = Array2::zeros((a.nrows(), b.ncols()));
-    T::gemm(T::one(), a, b, false, c.view_mut());
-    c
+    let mut c = Array2::<T>::uninit((a.nrows(), b.ncols()));
+    // SAFETY: the view covers exactly `c`'s allocation, in its standard layout. `gemm` without `accumulate` writes
+    // every entry of its output and reads none (faer's contract for `Accum::Replace`: "the preexisting values are not
+    // read"; an empty inner dimension fills zeros; an empty output has no entries), so every entry of `c` is
+    // initialised when `assume_init` runs.
+    unsafe {
+        let out = ArrayViewMut2::from_shape_ptr(c.raw_dim(), c.as_mut_ptr().cast::<T>());
+        T::gemm(T::one(), a, b, false, out);
+        c.assume_init()
+    }
 }
 
 /// $A B^\top$.

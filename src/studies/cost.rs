@@ -13,11 +13,16 @@
 //! apart from the job's own, since a shard computes the shared part once per share group it holds (the frozen
 //! maps below the lowest trainable one and its base product on both splits, the teacher, the draws).
 //!
-//! The model is checked against measured wall seconds of whole studies in `tests/cost.rs` (properties that could
-//! fail: the shared part counted once per group, a low-rank run's own work growing like n·r, full fine-tuning's like
-//! n²) and in the README's Cluster section (estimate against measurement for the shipped studies).
+//! `tests/cost.rs` checks its structure (the shared part counted once per group a shard holds, a low-rank run's own
+//! work growing like n·r, full fine-tuning's like n², probes costing what they compute); the README's Cluster
+//! section puts its estimates beside measured wall seconds of the shipped studies (within 0.8–1.3× here), and
+//! `cargo run --release --example costs -- sweep DIR` does so for any finished study, group by group.
 
 use std::ops::{Add, AddAssign, Mul};
+
+use super::spec::{ModelSpec, RunSpec};
+use crate::adapters::Method;
+use crate::probes::Selection;
 
 /// Multiply–adds per second of one core on the products of a training step (f64, batch 32…64, widths 64…4096):
 /// `cargo bench --bench steps` measured 20–32 G multiply–adds/s for the GEMMs of these shapes and 10–16 G for whole
@@ -155,10 +160,6 @@ const PASSES_NORM: f64 = 12.0;
 const PASSES_GELU: f64 = 20.0;
 /// The probe's power iterations for ‖ΔW‖_op (`Probe::power_iterations`).
 const POWER_ITERATIONS: f64 = 50.0;
-
-use super::spec::{ModelSpec, RunSpec};
-use crate::adapters::Method;
-use crate::probes::Selection;
 
 /// One linear map of a run's network, as the cost model sees it.
 #[derive(Clone, Copy, Debug)]
