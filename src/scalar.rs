@@ -17,7 +17,9 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// The smallest product $m\cdot k\cdot n$ (multiply–adds) split over threads in f64: below it the split costs more
 /// than it saves. Measured on the MLP step inside a 2-thread pool (`cargo bench --bench steps`, n = 128, whose
 /// products are 64 × 128 by 128 × 128, 2²⁰ multiply–adds, about 35 µs on one core): splitting them took full
-/// fine-tuning's step from 465 to 359 µs and SingLoRA's from 335 to 272 µs.
+/// fine-tuning's step from 465 to 359 µs and SingLoRA's from 335 to 272 µs in that A/B. Over four later runs the gain
+/// was not reliable (full 383–639 µs, SingLoRA 254–282, LoRA 228–496, against 498, 318 and 338 before); the likely
+/// cause, not measured, is the varying cost of waking the pool's second thread on this virtual machine.
 pub const PAR_MIN_WORK_F64: usize = 1 << 19;
 
 /// The same threshold in f32, whose products run twice as fast: the n = 128 products (about 17 µs) lost when split

@@ -132,7 +132,8 @@ impl MlpConfig {
         Ok(())
     }
 
-    fn is_adapted(&self, name: &str) -> bool {
+    /// Whether the map called `name` carries the adapter (named in `adapt`, or a hidden map under `hidden`).
+    pub fn is_adapted(&self, name: &str) -> bool {
         self.adapt
             .iter()
             .any(|a| a == name || (a == "hidden" && name.starts_with("hidden.")))

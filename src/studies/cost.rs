@@ -182,6 +182,8 @@ struct Count<'a> {
     /// The lowest map with trainable tensors: the maps below it and its base product are the shared prefix.
     lowest: usize,
     rank: f64,
+    /// Rows one example contributes (1, or T tokens).
+    rows_per_example: f64,
 }
 
 impl Count<'_> {
@@ -278,7 +280,7 @@ impl RunSpec {
     /// training steps and probe steps, and what runs of its share key compute once (the draws, the teacher, the
     /// frozen prefix on both splits, pre-training).
     pub fn cost(&self, probes: Option<&Selection>) -> Cost {
-        let (maps, _) = self.maps();
+        let (maps, rows_per_example) = self.maps();
         let maps: Vec<Map> = maps
             .into_iter()
             .map(|(i, o, adapted)| Map {
@@ -299,28 +301,24 @@ impl RunSpec {
             maps,
             lowest,
             rank: self.adapter.rank as f64,
+            rows_per_example: rows_per_example as f64,
         };
         Cost::of(count.own(probes), count.shared())
     }
 }
 
 impl Count<'_> {
+    /// Rows of the training set, the held-out set and a mini-batch.
     fn rows(&self) -> (f64, f64, f64) {
-        let (_, per) = self.spec.maps();
-        let t = &self.spec.task;
-        let train = (t.examples as u64 * per) as f64;
-        let batch = self
-            .spec
-            .train
-            .batch
-            .map_or(train, |b| (b as u64 * per) as f64);
-        (
-            train,
-            (t.test_examples as u64 * per) as f64,
-            batch.min(train),
-        )
+        let (t, per) = (&self.spec.task, self.rows_per_example);
+        let train = t.examples as f64 * per;
+        let batch = self.spec.train.batch.map_or(train, |b| b as f64 * per);
+        (train, t.test_examples as f64 * per, batch.min(train))
     }
 
+    /// The run's own work: a forward on the training set every step (the loss), a backward every step (full batch;
+    /// with mini-batches a forward and backward on the batch, plus the full backward a probe step records), the
+    /// optimiser, and the held-out forward and probe passes of every probed or evaluated step.
     fn own(&self, probes: Option<&Selection>) -> Work {
         let (train, test, batch) = self.rows();
         let steps = self.spec.train.steps as f64;
@@ -354,6 +352,8 @@ impl Count<'_> {
         w
     }
 
+    /// What every run of the share key needs computed once: the base's draws, the frozen prefix on both splits, the
+    /// teacher and the data (MLP tasks), pre-training.
     fn shared(&self) -> Work {
         let (train, test, _) = self.rows();
         let dense: f64 = self.maps.iter().map(Map::dense).sum();

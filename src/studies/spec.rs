@@ -562,10 +562,7 @@ impl RunSpec {
                 let names = m.layer_names();
                 let (n, d0, d1) = (m.width as u64, m.input_dim as u64, m.output_dim as u64);
                 let dims = names.iter().enumerate().map(|(l, name)| {
-                    let adapted = m
-                        .adapt
-                        .iter()
-                        .any(|a| a == name || (a == "hidden" && name.starts_with("hidden.")));
+                    let adapted = m.is_adapted(name);
                     let (d_in, d_out) = match l {
                         0 => (d0, n),
                         l if l + 1 == names.len() => (n, d1),
