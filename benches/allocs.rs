@@ -5,9 +5,10 @@
 //! Issue "Studies an order of magnitude faster than a PyTorch script" asks for no allocation in the step loop; this
 //! measures how far from that the step is and what reaching it would save. A counting global allocator wraps the
 //! system's (glibc, set to keep freed memory as the `singlora` binary does), records every allocation's size and
-//! layout during the measured steps, and the replay allocates and frees blocks of the same layouts in the same order
-//! (an upper bound on the allocator's share: the replay also pays for the first touch of a block only when the
-//! allocator hands out fresh pages, which it does not once memory is kept).
+//! layout during one measured step, and the replay allocates and frees blocks of the same layouts in the same order.
+//! That is the allocator's own work (its calls); what the replay cannot see is any cache effect of writing into a
+//! block other than the one a reused buffer would be (glibc hands a freed block of the same size back first, so the
+//! difference is small), nor page faults, which the kept memory (`alloc::keep_freed_memory`) removes after warm-up.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
