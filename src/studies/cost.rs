@@ -161,6 +161,13 @@ const PASSES_GELU: f64 = 20.0;
 /// The probe's power iterations for ‖ΔW‖_op (`Probe::power_iterations`).
 const POWER_ITERATIONS: f64 = 50.0;
 
+/// The direction of a pass through the network.
+#[derive(Clone, Copy, Debug)]
+enum Pass {
+    Forward,
+    Backward,
+}
+
 /// One linear map of a run's network, as the cost model sees it.
 #[derive(Clone, Copy, Debug)]
 struct Map {
@@ -202,32 +209,36 @@ impl Count<'_> {
 
     /// One forward pass on `rows` rows from the prefix on.
     fn forward(&self, rows: f64) -> Work {
-        let mut w = Work::default();
-        for (l, m) in self.maps.iter().enumerate().skip(self.lowest) {
-            if l > self.lowest {
-                w += Work::madds(rows * m.dense());
-            }
-            if m.adapted {
-                w += Work::madds(self.adapter(m, rows).0);
-            }
-            w += Work::touches(PASSES_FORWARD * rows * m.d_out);
-        }
-        w + self.attention(rows, 1.0)
+        self.pass(rows, Pass::Forward)
     }
 
     /// One backward pass on `rows` rows down to the lowest trainable map (whose input gradient is not computed).
     fn backward(&self, rows: f64) -> Work {
+        self.pass(rows, Pass::Backward)
+    }
+
+    /// One pass through the maps from the lowest trainable one up: above it each map's dense product (its forward
+    /// product, or in a backward its input gradient), the adapter's terms, and the element passes over its outputs.
+    fn pass(&self, rows: f64, pass: Pass) -> Work {
+        let (elements, attention) = match pass {
+            Pass::Forward => (PASSES_FORWARD, 1.0),
+            Pass::Backward => (PASSES_BACKWARD, 2.0),
+        };
         let mut w = Work::default();
         for (l, m) in self.maps.iter().enumerate().skip(self.lowest) {
             if l > self.lowest {
                 w += Work::madds(rows * m.dense());
             }
             if m.adapted {
-                w += Work::madds(self.adapter(m, rows).1);
+                let (forward, backward) = self.adapter(m, rows);
+                w += Work::madds(match pass {
+                    Pass::Forward => forward,
+                    Pass::Backward => backward,
+                });
             }
-            w += Work::touches(PASSES_BACKWARD * rows * m.d_out);
+            w += Work::touches(elements * rows * m.d_out);
         }
-        w + self.attention(rows, 2.0)
+        w + self.attention(rows, attention)
     }
 
     /// The transformer's own operations in one forward (`passes` = 1; 2 for a backward): per block the score and
