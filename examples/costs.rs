@@ -17,7 +17,7 @@ use singlora::studies::lr::LrStudy;
 use singlora::studies::sweep::Sweep;
 
 fn table<S: Study>(study: &S, wall: &BTreeMap<String, f64>) {
-    // (width-free group key) → (estimated, measured)
+    // share key → (Σ own, shared, Σ measured)
     let mut groups: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
     for job in study.jobs() {
         let key = study.key(&job);
@@ -43,33 +43,43 @@ fn table<S: Study>(study: &S, wall: &BTreeMap<String, f64>) {
     println!("{est:>10.3} {meas:>10.3} {:>10.2}  whole study", est / meas);
 }
 
+/// A one-line error and exit code 2.
+fn fail(what: &str, value: &dyn std::fmt::Display, expected: &str) -> ! {
+    eprintln!("costs: {what} = {value}: expected {expected}");
+    std::process::exit(2)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [kind, dir] = args.as_slice() else {
-        eprintln!("usage: costs sweep|lr DIR");
-        std::process::exit(2);
+        fail("arguments", &args.join(" "), "KIND DIR (KIND: sweep or lr)");
     };
+    if kind != "sweep" && kind != "lr" {
+        fail("KIND", kind, "sweep or lr");
+    }
     let dir = PathBuf::from(dir);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.join("manifest.json")).expect("DIR/manifest.json"),
-    )
-    .expect("a manifest");
-    let wall: BTreeMap<String, f64> =
-        serde_json::from_value(manifest["wall_seconds"].clone()).expect("wall_seconds");
+    let path = dir.join("manifest.json");
+    let manifest: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| {
+            fail(
+                "DIR",
+                &dir.display(),
+                "a finished study's folder (with manifest.json)",
+            )
+        });
+    let wall: BTreeMap<String, f64> = serde_json::from_value(manifest["wall_seconds"].clone())
+        .unwrap_or_else(|_| fail("manifest.json", &path.display(), "a wall_seconds table"));
     let config = dir.join("config.toml");
-    match kind.as_str() {
-        "sweep" => {
-            let cfg = singlora::studies::config::StudyConfig::load(Some(&config), &[])
-                .expect("a sweep config");
-            table(&Sweep(&cfg), &wall);
-        }
-        "lr" => {
-            let cfg = singlora::studies::lr::load(Some(&config), &[]).expect("an lr config");
-            table(&LrStudy(&cfg), &wall);
-        }
-        other => {
-            eprintln!("costs: KIND {other}: expected sweep or lr");
-            std::process::exit(2);
-        }
+    let bad =
+        |e: singlora::Error| -> ! { fail("DIR/config.toml", &config.display(), &e.to_string()) };
+    if kind == "sweep" {
+        let cfg = singlora::studies::config::StudyConfig::load(Some(&config), &[])
+            .unwrap_or_else(|e| bad(e));
+        table(&Sweep(&cfg), &wall);
+    } else {
+        let cfg = singlora::studies::lr::load(Some(&config), &[]).unwrap_or_else(|e| bad(e));
+        table(&LrStudy(&cfg), &wall);
     }
 }

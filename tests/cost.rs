@@ -73,6 +73,9 @@ fn the_shared_setup_is_quadratic_and_outweighs_a_low_rank_runs_own_work() {
 }
 
 /// Probing every step adds work (the probe's passes and an extra held-out forward per step); probing none adds none.
+/// At n = 1024 the probe passes over every map's rows × n outputs about 30 times a step against the 4 passes of a
+/// forward and a backward, so the probed run costs several times the unprobed one; 1.5× only asserts that the probe
+/// is counted at all, and that probing one step costs less than probing every step and more than probing none.
 #[test]
 fn probes_cost_what_they_compute() {
     let cfg = config(&[]);
@@ -110,7 +113,8 @@ fn one_shard_counts_each_share_group_once() {
     let four: f64 = shard_costs(&study, 4).iter().sum();
     assert!(four >= one[0] * (1.0 - 1e-12), "{four} < {}", one[0]);
     // And every job is in exactly one shard.
-    let amortised: Vec<f64> = costs.iter().map(|c| c.own + c.shared / 6.0).collect();
+    let group_size = (jobs.len() / groups.len()) as f64;
+    let amortised: Vec<f64> = costs.iter().map(|c| c.own + c.shared / group_size).collect();
     let mut seen: Vec<usize> = (0..4)
         .flat_map(|i| Shard { index: i, count: 4 }.select(&amortised))
         .collect();
