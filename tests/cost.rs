@@ -114,7 +114,10 @@ fn one_shard_counts_each_share_group_once() {
     assert!(four >= one[0] * (1.0 - 1e-12), "{four} < {}", one[0]);
     // And every job is in exactly one shard.
     let group_size = (jobs.len() / groups.len()) as f64;
-    let amortised: Vec<f64> = costs.iter().map(|c| c.own + c.shared / group_size).collect();
+    let amortised: Vec<f64> = costs
+        .iter()
+        .map(|c| c.own + c.shared / group_size)
+        .collect();
     let mut seen: Vec<usize> = (0..4)
         .flat_map(|i| Shard { index: i, count: 4 }.select(&amortised))
         .collect();

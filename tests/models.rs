@@ -39,6 +39,72 @@ fn activation_derivatives_match_finite_differences() {
     assert!((Activation::Gelu.apply(-1.0f64) + 0.158_655_253_931_457_07).abs() < 1e-15);
 }
 
+/// ReLU at the edges of the number line, f32 and f64, bit for bit: NaN and −0 go to +0 (what `f64::max(x, 0.0)`,
+/// the previous definition, returns), ±∞ and the smallest subnormal pass or vanish by sign; its derivative is 0 at 0
+/// and for NaN. And the whole-array forms are the element functions exactly, for every activation.
+fn check_relu_edges<T: singlora::Scalar>() {
+    let relu = Activation::Relu;
+    let tiny = T::min_positive_value() / T::of(4.0); // subnormal
+    let cases = [
+        (T::nan(), T::zero()),
+        (-T::zero(), T::zero()),
+        (T::zero(), T::zero()),
+        (T::neg_infinity(), T::zero()),
+        (T::infinity(), T::infinity()),
+        (tiny, tiny),
+        (-tiny, T::zero()),
+        (T::of(-1.5), T::zero()),
+        (T::of(2.25), T::of(2.25)),
+    ];
+    for (z, want) in cases {
+        let got = relu.apply(z);
+        assert_eq!(
+            got.f64().to_bits(),
+            want.f64().to_bits(),
+            "{} relu({z}) = {got}",
+            T::DTYPE
+        );
+        // The previous definition, through f64's max.
+        assert_eq!(
+            got.f64().to_bits(),
+            z.f64().max(0.0).to_bits(),
+            "{} relu({z}) against f64::max",
+            T::DTYPE
+        );
+        let slope = if z > T::zero() { 1.0 } else { 0.0 };
+        assert_eq!(relu.derivative(z).f64(), slope, "{} relu'({z})", T::DTYPE);
+    }
+    let z = ndarray::Array2::from_shape_fn((3, cases.len()), |(i, j)| {
+        cases[j].0 * T::of(i as f64 - 1.0)
+    });
+    let d0 = ndarray::Array2::from_shape_fn(z.dim(), |(i, j)| T::of(0.5 + (i * 7 + j) as f64));
+    for act in [
+        Activation::Relu,
+        Activation::Gelu,
+        Activation::Tanh,
+        Activation::Identity,
+    ] {
+        let bits = |a: &ndarray::Array2<T>| a.iter().map(|v| v.f64().to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&act.apply_all(&z)),
+            bits(&z.mapv(|v| act.apply(v))),
+            "{act} apply_all"
+        );
+        let mut d = d0.clone();
+        act.backward_into(&mut d, &z);
+        let want = ndarray::Zip::from(&d0)
+            .and(&z)
+            .map_collect(|&d, &zv| d * act.derivative(zv));
+        assert_eq!(bits(&d), bits(&want), "{act} backward_into");
+    }
+}
+
+#[test]
+fn relu_edges_and_whole_array_forms() {
+    check_relu_edges::<f64>();
+    check_relu_edges::<f32>();
+}
+
 fn mlp_cfg(act: Activation, adapt: &[&str]) -> MlpConfig {
     MlpConfig {
         input_dim: 4,

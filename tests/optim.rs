@@ -373,8 +373,9 @@ fn check_adam_kernel<T: singlora::Scalar>() {
                 weight_decay: hp.4,
             }
         };
-        // Lengths around the vector widths (1, 2, 4, 8 lanes) and a long one.
-        for len in [1usize, 3, 4, 5, 17, 1001] {
+        // Lengths around the vector widths (1, 2, 4, 8 lanes), a long one, and one the kernel splits into two parts
+        // of odd length on two threads (split at any cost per element: it has more than scalar::PAR_MIN_OPS elements).
+        for len in [1usize, 3, 4, 5, 17, 1001, 65_537] {
             let p0: Vec<T> = gaussian(1, len, len as u64, "p")
                 .iter()
                 .map(|&x| T::of(x))
@@ -408,9 +409,24 @@ fn check_adam_kernel<T: singlora::Scalar>() {
 }
 
 /// The vectorised Adam kernel computes the formula operation for operation: bit for bit the scalar loop, for Adam and
-/// AdamW with weight decay, f32 and f64, at lengths that leave every possible vector remainder.
+/// AdamW with weight decay, f32 and f64, at lengths that leave every possible vector remainder, on one thread and
+/// with a long tensor split over two.
 #[test]
 fn adam_kernel_is_the_formula_bit_for_bit() {
     check_adam_kernel::<f64>();
     check_adam_kernel::<f32>();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        singlora::scalar::with_product_threads(2, || {
+            assert!(
+                singlora::scalar::part_len(65_537, 1) < 65_537,
+                "the long tensor is split"
+            );
+            check_adam_kernel::<f64>();
+            check_adam_kernel::<f32>();
+        })
+    });
 }

@@ -19,7 +19,9 @@ What it measures:
     methods, dtypes and widths, plus the GEMM ceiling of the same shapes; the median point estimate is read from
     target/criterion/<method>/<dtype>/<n>/new/estimates.json (and <dtype>-2t for its 2-thread step, which the
     2-thread rows use; without it, the 1-thread number stands against both).
-(b) the same step in PyTorch: torch_mlp.py, once per `--threads` value (torch.set_num_threads).
+(b) the same step in PyTorch: torch_mlp.py, once per `--threads` value (torch.set_num_threads); on one thread also
+    the three GEMMs of (a) through torch (rows "gemm xwt", "gemm gw", "gemm gtx": faer against torch's BLAS on the
+    same shapes, the part of a step's ratio at large n that is the GEMM library's).
 (c) the whole default study: `target/release/singlora sweep --out FRESH_TMP --threads K` (wall time around the
     process, a fresh folder each time so nothing is resumed; it includes writing the tables, fits and 30 figures)
     against torch_grid.py at the same K (its own timing of the 108 runs, and its wall time around the process).
@@ -295,7 +297,11 @@ def step_rows(args, threads_list, methods, dtypes, widths, notes):
     rows = []
     for threads in threads_list:
         with measuring(args) as theirs:
-            peer = torch_mlp(args.python, threads, methods, dtypes, widths, args.torch_min_time)
+            # The GEMMs on one thread only: singlora's are timed on one (its 2-thread step splits them itself).
+            peer = torch_mlp(args.python, threads, methods + (GEMMS if threads == 1 else []), dtypes, widths,
+                             args.torch_min_time)
+        if threads == 1:
+            rows += gemm_rows(found, peer, dtypes, widths, (mine.others, theirs.others))
         for dtype in dtypes:
             for method in methods:
                 for width in widths:
@@ -315,6 +321,15 @@ def step_rows(args, threads_list, methods, dtypes, widths, notes):
                      for name in methods + GEMMS if (name, dtype, str(width)) in found}
             gflops.append((dtype, width, rates))
     return rows, gflops
+
+
+def gemm_rows(found, peer, dtypes, widths, others):
+    """One row per dense product of the step, dtype and width: faer's (through singlora::linalg) against the BLAS
+    torch calls, one thread each; this is the part of a step's ratio that is the GEMM library's."""
+    return [{"what": f"gemm {name.removeprefix('gemm_')}", "width": width, "dtype": dtype, "threads": 1,
+             "singlora": found[(name, dtype, str(width))][0], "torch": peer.get((name, dtype, width)),
+             "others": others}
+            for dtype in dtypes for name in GEMMS for width in widths if (name, dtype, str(width)) in found]
 
 
 def grid_rows(args, threads_list, notes):

@@ -12,6 +12,11 @@ least `--min-time` seconds and `--min-reps` steps have passed, and prints one JS
     {"peer": "torch", "model": "mlp", "method": "singlora", "width": 1024, "dtype": "f64", "threads": 1,
      "seconds_per_step": 0.0123, "reps": 80}
 
+The "methods" gemm_xwt, gemm_gw and gemm_gtx time instead the three dense products a step is made of, with b = 64,
+exactly as benches/steps.rs times them through singlora::linalg: X @ W.T ((b x n)(n x n)^T), G @ W ((b x n)(n x n))
+and G.T @ X ((b x n)^T (b x n)), each into a fresh output as torch's autograd computes them; the line's
+"seconds_per_step" is one product's. They are the GEMM library's side of the comparison (MKL here, faer there).
+
 Usage (about 2 minutes for the defaults below at one thread count):
 
     /work/venv-torch/bin/python scripts/peers/torch_mlp.py --threads 1 --widths 128,1024,2048 --dtypes f32,f64
@@ -37,8 +42,42 @@ ALPHA = 8.0
 LR = 1e-3
 
 
+GEMMS = {
+    "gemm_xwt": lambda x, w, g: x @ w.T,
+    "gemm_gw": lambda x, w, g: g @ w,
+    "gemm_gtx": lambda x, w, g: g.T @ x,
+}
+
+
+def median_time(step, min_time, min_reps, warmup):
+    """Median wall time of `step()` over at least `min_reps` calls and `min_time` seconds, after `warmup` calls; the
+    number of timed calls; the last call's result."""
+    for _ in range(warmup):
+        step()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        out = step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), len(times), out
+
+
+def time_gemm(name, width, dtype, min_time, min_reps, warmup):
+    """Median wall time of one of the step's dense products (GEMMS) at width n, b = 64."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(BATCH, width, generator=gen, dtype=dtype)
+    w = torch.randn(width, width, generator=gen, dtype=dtype) / width ** 0.5
+    g = torch.randn(BATCH, width, generator=gen, dtype=dtype)
+    product = GEMMS[name]
+    seconds, reps, _ = median_time(lambda: product(x, w, g), min_time, min_reps, warmup)
+    return seconds, reps
+
+
 def time_steps(method, width, dtype, min_time, min_reps, warmup):
     """Median wall time of one training step, and the number of timed steps."""
+    if method in GEMMS:
+        return time_gemm(method, width, dtype, min_time, min_reps, warmup)
     model = MLP(width, DEPTH, method, adapted={"hidden.1", "hidden.2"}, rank=RANK, alpha=ALPHA,
                 input_dim=INPUT_DIM, seed=0, dtype=dtype)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -54,17 +93,10 @@ def time_steps(method, width, dtype, min_time, min_reps, warmup):
         optimizer.step()
         return loss.item()
 
-    for _ in range(warmup):
-        step()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_reps or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        loss = step()
-        times.append(time.perf_counter() - t0)
+    seconds, reps, loss = median_time(step, min_time, min_reps, warmup)
     if not torch.isfinite(torch.tensor(loss)):
         raise RuntimeError(f"{method}/{dtype}/{width}: the loss became {loss}")
-    return statistics.median(times), len(times)
+    return seconds, reps
 
 
 def main():
@@ -73,7 +105,8 @@ def main():
     parser.add_argument("--widths", default="64,128,256,512,1024,2048,4096",
                         help="comma-separated widths n (default 64,...,4096)")
     parser.add_argument("--dtypes", default="f32,f64", help="comma-separated: f32, f64 (default both)")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default {','.join(METHODS)})")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated (default {','.join(METHODS)}; also {', '.join(GEMMS)})")
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed steps per config (default 1)")
     parser.add_argument("--min-reps", type=int, default=5, help="at least this many timed steps (default 5)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")

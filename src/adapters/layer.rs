@@ -30,7 +30,7 @@ use super::update::{row_dots, row_norms_sq, ParamInfo, Role, RowTerms, Update};
 use crate::error::Result;
 use crate::linalg::{mm_nt, scale_rows};
 use crate::rng::{normal_matrix, uniform_matrix, SeedRng};
-use crate::scalar::Scalar;
+use crate::scalar::{for_each_part, part_len, Scalar};
 
 /// Gradients of one backward pass: every trainable tensor (in [`AdaptedLinear::param_info`] order) and the input.
 pub struct LayerGrads<T: Scalar> {
@@ -329,9 +329,14 @@ impl<T: Scalar> AdaptedLinear<T> {
         let merge = |m: &mut T, w0: T, dv: T| *m = w0 + c * dv;
         match (buf.as_slice_mut(), self.w0.as_slice(), d.as_slice()) {
             (Some(m), Some(w0), Some(dv)) => {
-                for ((m, &w0), &dv) in m.iter_mut().zip(w0).zip(dv) {
-                    merge(m, w0, dv);
-                }
+                // Split over the product threads when large (a memory-bound pass of 3 × d_out·d_in elements).
+                let len = part_len(m.len(), 1);
+                let parts = m.chunks_mut(len).zip(w0.chunks(len)).zip(dv.chunks(len));
+                for_each_part(parts, |((m, w0), dv)| {
+                    for ((m, &w0), &dv) in m.iter_mut().zip(w0).zip(dv) {
+                        merge(m, w0, dv);
+                    }
+                });
             }
             _ => ndarray::Zip::from(buf)
                 .and(&self.w0)

@@ -229,7 +229,7 @@ pub struct MlpCache<T: Scalar> {
 impl<T: Scalar> MlpCache<T> {
     /// Keeps a hidden map's pre-activation $z$ and the next map's input $\phi(z)$.
     fn push_hidden(&mut self, z: Array2<T>, act: Activation) {
-        self.inputs.push(Arc::new(z.mapv(|v| act.apply(v))));
+        self.inputs.push(Arc::new(act.apply_all(&z)));
         self.preacts.push(Arc::new(z));
     }
 }
@@ -301,7 +301,7 @@ impl<T: Scalar> Model<T> for Mlp<T> {
                 self.layers[l].grads_kept(cache.inputs[l].view(), g.view(), u, l > lowest, kept);
             per_layer.push(params);
             if let Some(mut gx) = gx {
-                gx.zip_mut_with(&cache.preacts[l - 1], |d, &zv| *d *= act.derivative(zv));
+                act.backward_into(&mut gx, &cache.preacts[l - 1]);
                 g = std::borrow::Cow::Owned(gx);
             }
         }
