@@ -23,6 +23,10 @@
 //! (`mm`, (b×n)·(n×n)) and full fine-tuning's weight gradient $G^\top X$ (`mm_tn`, (b×n)ᵀ·(b×n)), each 2·b·n² FLOP.
 //! Their GFLOP/s is the ceiling a step could reach with these kernels on this machine.
 //!
+//! `adam_full/<dtype>[-2t]/<n>` (n = 1024, 2048): Adam's update alone on the two n × n weights full fine-tuning
+//! trains, reported in bytes of memory traffic per second (see [`bench_adam_dtype`]): the part of full
+//! fine-tuning's step that is not products.
+//!
 //! # FLOP count of a step (only the operations the step needs)
 //!
 //! Criterion reports the throughput of every benchmark as "elem/s"; the elements are FLOPs, so `Gelem/s` reads as
@@ -206,6 +210,68 @@ fn bench_gemm_dtype<T: Scalar>(c: &mut Criterion) {
     }
 }
 
+/// `adam_full/<dtype>[-2t]/<n>`: Adam's update alone on full fine-tuning's trainable weights (the two n × n hidden
+/// maps), on one thread and split over two as the 2-thread step splits it. Throughput in bytes of memory traffic:
+/// per weight the parameter and gradient in the dtype and the two f64 moments are read and the parameter and moments
+/// written, 3·sizeof(T) + 32 bytes (56 in f64, 44 in f32), the number to compare with the machine's memory bandwidth
+/// (the division and square root per weight are cheaper at these sizes).
+fn bench_adam_dtype<T: Scalar>(c: &mut Criterion) {
+    use singlora::optim::{OptimizerConfig, Rule, Slot};
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a rayon pool");
+    let mut group = c.benchmark_group("adam_full");
+    for (n, threads) in [1024, 2048].into_iter().flat_map(|n| [(n, 1), (n, 2)]) {
+        let len = n * n;
+        let bytes = (2 * len * (3 * std::mem::size_of::<T>() + 32)) as u64;
+        configure(&mut group, bytes as f64 / 10e9);
+        group.throughput(Throughput::Bytes(bytes));
+        let mut w: Vec<Vec<T>> = (0..2).map(|_| vec![T::of(0.1); len]).collect();
+        let g: Vec<Vec<T>> = (0..2)
+            .map(|k| {
+                let m = normal_matrix::<T>(&mut SeedRng::new(k, "adam.g"), n, n, 1e-3);
+                m.into_raw_vec_and_offset().0
+            })
+            .collect();
+        let mut optimizer = OptimizerConfig::new(Rule::adam(), 1e-3)
+            .init()
+            .expect("valid optimiser");
+        let mut step = || {
+            let (w0, w1) = w.split_at_mut(1);
+            optimizer.step(&mut [
+                Slot {
+                    value: &mut w0[0],
+                    grad: &g[0],
+                    lr_factor: 1.0,
+                },
+                Slot {
+                    value: &mut w1[0],
+                    grad: &g[1],
+                    lr_factor: 1.0,
+                },
+            ]);
+        };
+        let id = BenchmarkId::new(step_id(T::DTYPE, threads), n);
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let timed = |step: &mut dyn FnMut()| {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iters {
+                        step();
+                    }
+                    start.elapsed()
+                };
+                match threads {
+                    1 => timed(&mut step),
+                    k => pool.install(|| with_product_threads(k, || timed(&mut step))),
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 fn steps(c: &mut Criterion) {
     // As the `singlora` binary does.
     singlora::alloc::keep_freed_memory();
@@ -216,6 +282,8 @@ fn steps(c: &mut Criterion) {
 fn gemm(c: &mut Criterion) {
     bench_gemm_dtype::<f64>(c);
     bench_gemm_dtype::<f32>(c);
+    bench_adam_dtype::<f64>(c);
+    bench_adam_dtype::<f32>(c);
 }
 
 criterion_group!(benches, steps, gemm);
