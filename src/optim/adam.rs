@@ -33,9 +33,10 @@ pub(super) struct AdamStep {
     pub decoupled: bool,
 }
 
-/// Scalar operations per element of the update, for [`part_len`]: about a dozen arithmetic operations, a division
-/// and a square root, and 44–56 bytes of memory traffic (the parameter and its gradient, the f64 moments read and
-/// written), which is what bounds it for a large tensor.
+/// Scalar operations per element of the update, for [`part_len`]: about a dozen arithmetic operations, three
+/// divisions and a square root, and 44–56 bytes of memory traffic (the parameter and its gradient, the f64 moments
+/// read and written); for a large tensor memory and the divider bound it about equally (`cargo bench --bench steps --
+/// adam_full`: the same time per weight in f32 and f64).
 const OPS_PER_ELEMENT: usize = 16;
 
 /// One Adam step on parameters `p` with gradients `g` and moments `m`, `v` (all the same length).
@@ -61,7 +62,7 @@ pub(super) fn update<T: Scalar>(h: &AdamStep, p: &mut [T], g: &[T], m: &mut [f64
     for_each_part(parts, |(((p, g), m), v)| update_part(h, p, g, m, v));
 }
 
-/// [`update`] on one part, through the widest vector instructions the CPU has.
+/// [`update`] on one part, through the AVX copy when the CPU has AVX.
 fn update_part<T: Scalar>(h: &AdamStep, p: &mut [T], g: &[T], m: &mut [f64], v: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
