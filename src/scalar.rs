@@ -69,18 +69,22 @@ pub fn part_len(items: usize, ops_per_item: usize) -> usize {
 }
 
 /// Runs `f` on every part (chunks of the outputs zipped together, built by the caller with [`part_len`]): on this
-/// thread when there is one part, otherwise in parallel over the current rayon pool.
+/// thread, allocating nothing, when there is one part (the unsplit case, every call in a one-thread step loop);
+/// otherwise the parts are collected and run in parallel over the current rayon pool.
 pub fn for_each_part<P: Send>(parts: impl Iterator<Item = P>, f: impl Fn(P) + Sync + Send) {
-    let parts: Vec<P> = parts.collect();
-    if parts.len() <= 1 {
-        parts.into_iter().for_each(f);
-    } else {
-        use rayon::prelude::*;
-        parts.into_par_iter().for_each(|part| {
-            clear_upper_simd_state();
-            f(part)
-        });
+    let mut parts = parts.peekable();
+    let Some(first) = parts.next() else {
+        return;
+    };
+    if parts.peek().is_none() {
+        return f(first);
     }
+    use rayon::prelude::*;
+    let parts: Vec<P> = std::iter::once(first).chain(parts).collect();
+    parts.into_par_iter().for_each(|part| {
+        clear_upper_simd_state();
+        f(part)
+    });
 }
 
 /// faer's parallelism for an $(m\times k)(k\times n)$ product of `T`s on this thread.

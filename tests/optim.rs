@@ -430,3 +430,51 @@ fn adam_kernel_is_the_formula_bit_for_bit() {
         })
     });
 }
+
+/// Every rule's update of a tensor long enough to be split over two threads (65 537 elements: odd parts) gives the
+/// same bits as on one thread, after steps that exercise momentum, weight decay and the moments.
+#[test]
+fn every_rule_is_the_same_split_over_two_threads() {
+    let len = 65_537;
+    let rules = [
+        Rule::Sgd {
+            momentum: 0.9,
+            weight_decay: 0.01,
+        },
+        Rule::SignSgd { weight_decay: 0.01 },
+        Rule::adam(),
+        Rule::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+    ];
+    let run = |rule: &Rule| -> Vec<u64> {
+        let mut p: Vec<f64> = gaussian(1, len, 7, "p").iter().copied().collect();
+        let mut opt = OptimizerConfig::new(rule.clone(), 0.01).init().unwrap();
+        for t in 1..=3u64 {
+            let g: Vec<f64> = gaussian(1, len, 10 + t, "g").iter().copied().collect();
+            opt.step(&mut [Slot {
+                value: &mut p,
+                grad: &g,
+                lr_factor: 1.0,
+            }]);
+        }
+        p.iter().map(|v| v.to_bits()).collect()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for rule in &rules {
+        let one = run(rule);
+        let two = pool.install(|| singlora::scalar::with_product_threads(2, || run(rule)));
+        assert_eq!(one, two, "{rule:?}: two threads differ from one");
+        let start: Vec<u64> = gaussian(1, len, 7, "p")
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_ne!(one, start, "{rule:?}: the parameters did not move");
+    }
+}

@@ -10,7 +10,7 @@
 //! Rust never fuses a multiply and an add, so every lane computes exactly what the scalar loop computes: the result is
 //! bit for bit the same on every path (tests/optim.rs checks it against the formula written out).
 
-use crate::scalar::{for_each_part, part_len, Scalar};
+use crate::scalar::Scalar;
 
 /// The constants of one Adam step on one tensor.
 #[derive(Clone, Copy, Debug)]
@@ -33,17 +33,8 @@ pub(super) struct AdamStep {
     pub decoupled: bool,
 }
 
-/// Scalar operations per element of the update, for [`part_len`]: about a dozen arithmetic operations, three
-/// divisions and a square root, and 44–56 bytes of memory traffic (the parameter and its gradient, the f64 moments
-/// read and written); for a large tensor memory and the divider bound it about equally (`cargo bench --bench steps --
-/// adam_full`: the same time per weight in f32 and f64).
-const OPS_PER_ELEMENT: usize = 16;
-
-/// One Adam step on parameters `p` with gradients `g` and moments `m`, `v` (all the same length).
-///
-/// A large tensor (full fine-tuning's n × n weights) is split into contiguous parts over this thread's product
-/// threads ([`part_len`]); every element is updated by the same code whatever part it falls in, so the result does
-/// not depend on the thread count.
+/// One Adam step on parameters `p` with gradients `g` and moments `m`, `v` (all the same length), through the AVX
+/// copy when the CPU has AVX. [`super::Optimizer::step`] splits a large tensor into parts and calls this on each.
 ///
 /// # Panics
 /// If the four lengths differ.
@@ -53,17 +44,6 @@ pub(super) fn update<T: Scalar>(h: &AdamStep, p: &mut [T], g: &[T], m: &mut [f64
         p.len() == g.len() && p.len() == m.len() && p.len() == v.len(),
         "adam: parameter, gradient and moment lengths differ"
     );
-    let len = part_len(p.len(), OPS_PER_ELEMENT);
-    let parts = p
-        .chunks_mut(len)
-        .zip(g.chunks(len))
-        .zip(m.chunks_mut(len))
-        .zip(v.chunks_mut(len));
-    for_each_part(parts, |(((p, g), m), v)| update_part(h, p, g, m, v));
-}
-
-/// [`update`] on one part, through the AVX copy when the CPU has AVX.
-fn update_part<T: Scalar>(h: &AdamStep, p: &mut [T], g: &[T], m: &mut [f64], v: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx") {
