@@ -56,16 +56,8 @@ METHODS = ["full", "lora", "dora", "singlora", "singlora_dora"]
 GEMMS = ["gemm_xwt", "gemm_gw", "gemm_gtx"]
 DEFAULT_PYTHON = "/work/venv-torch/bin/python"
 
-
-def width_list(text):
-    """A comma-separated list of at least two increasing positive widths (argparse type: one-line error, exit 2)."""
-    try:
-        widths = [int(w) for w in text.split(",")]
-    except ValueError:
-        widths = []
-    if len(widths) < 2 or any(w <= 0 for w in widths) or widths != sorted(set(widths)):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected at least two increasing positive widths, e.g. 64,128,256")
-    return widths
+sys.path.insert(0, str(PEERS))
+from peer_args import one_of, positive_ints, width_list  # noqa: E402
 
 
 def load_average():
@@ -373,9 +365,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="widths 128,1024,2048 only (the default otherwise)")
     parser.add_argument("--threads", default="1,2", help="PyTorch / sweep thread counts (default 1,2)")
-    parser.add_argument("--widths", help="MLP step widths (default 64,...,4096; --quick: 128,1024,2048)")
-    parser.add_argument("--dtypes", default="f32,f64", help="default f32,f64")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"default {','.join(METHODS)}")
+    parser.add_argument("--widths", type=positive_ints,
+                        help="MLP step widths (default 64,...,4096; --quick: 128,1024,2048)")
+    parser.add_argument("--dtypes", type=one_of(["f32", "f64"]), default="f32,f64", help="default f32,f64")
+    parser.add_argument("--methods", type=one_of(METHODS), default=",".join(METHODS),
+                        help=f"default {','.join(METHODS)}")
     parser.add_argument("--skip-steps", action="store_true", help="no MLP step comparison")
     parser.add_argument("--skip-grid", action="store_true", help="no default-study comparison")
     parser.add_argument("--skip-transformer", action="store_true", help="no transformer comparison")
@@ -395,10 +389,8 @@ def main():
     args = parser.parse_args()
 
     threads_list = [int(t) for t in args.threads.split(",")]
-    dtypes = args.dtypes.split(",")
-    methods = args.methods.split(",")
-    widths = [int(w) for w in (args.widths or ("128,1024,2048" if args.quick else "64,128,256,512,1024,2048,4096"))
-              .split(",")]
+    dtypes, methods = args.dtypes, args.methods
+    widths = args.widths or ([128, 1024, 2048] if args.quick else [64, 128, 256, 512, 1024, 2048, 4096])
     load_before = load_average()
     say(f"load average before: {load_before}")
     rows, gflops, notes = [], [], []

@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapters import METHODS, MLP, dtype_of, mse  # noqa: E402
+from peer_args import one_of, positive_ints  # noqa: E402
 
 BATCH = 64
 INPUT_DIM = 16
@@ -102,10 +103,11 @@ def time_steps(method, width, dtype, min_time, min_reps, warmup):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    parser.add_argument("--widths", default="64,128,256,512,1024,2048,4096",
+    parser.add_argument("--widths", type=positive_ints, default="64,128,256,512,1024,2048,4096",
                         help="comma-separated widths n (default 64,...,4096)")
-    parser.add_argument("--dtypes", default="f32,f64", help="comma-separated: f32, f64 (default both)")
-    parser.add_argument("--methods", default=",".join(METHODS),
+    parser.add_argument("--dtypes", type=one_of(["f32", "f64"]), default="f32,f64",
+                        help="comma-separated: f32, f64 (default both)")
+    parser.add_argument("--methods", type=one_of(list(METHODS) + list(GEMMS)), default=",".join(METHODS),
                         help=f"comma-separated (default {','.join(METHODS)}; also {', '.join(GEMMS)})")
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed steps per config (default 1)")
     parser.add_argument("--min-reps", type=int, default=5, help="at least this many timed steps (default 5)")
@@ -113,9 +115,9 @@ def main():
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    for dtype_name in args.dtypes.split(","):
-        for method in args.methods.split(","):
-            for width in [int(w) for w in args.widths.split(",")]:
+    for dtype_name in args.dtypes:
+        for method in args.methods:
+            for width in args.widths:
                 seconds, reps = time_steps(method, width, dtype_of(dtype_name), args.min_time, args.min_reps,
                                            args.warmup)
                 print(json.dumps({"peer": "torch", "model": "mlp", "method": method, "width": width,

@@ -1,0 +1,37 @@
+"""Argument types shared by the peer scripts: comma-separated lists checked when parsed, so a bad value is a
+one-line argparse error (exit 2) before anything is timed."""
+
+import argparse
+
+
+def one_of(accepted):
+    """argparse type: a comma-separated list of values from `accepted` (otherwise a one-line error, exit 2)."""
+    def parse(text):
+        values = [v for v in text.split(",") if v]
+        bad = [v for v in values if v not in accepted]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated list of {', '.join(accepted)}")
+        return values
+    return parse
+
+
+def positive_ints(text):
+    """argparse type: a comma-separated list of positive integers (otherwise a one-line error, exit 2)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated positive integers, e.g. 128,1024")
+    return values
+
+
+def width_list(text):
+    """A comma-separated list of at least two increasing positive widths (argparse type: one-line error, exit 2)."""
+    try:
+        widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        widths = []
+    if len(widths) < 2 or any(w <= 0 for w in widths) or widths != sorted(set(widths)):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected at least two increasing positive widths, e.g. 64,128,256")
+    return widths
