@@ -203,7 +203,7 @@ impl<T: Scalar> AdaptedLinear<T> {
     fn direction(&self, u: T) -> Array2<T> {
         let mut v = self.update.delta_w();
         let c = self.c(u);
-        v.zip_mut_with(&self.w0, |d, &w| *d = w + c * *d);
+        v.zip_mut_with(&self.w0, |d, &w| *d = merged_entry(w, c, *d));
         v
     }
 
@@ -326,7 +326,7 @@ impl<T: Scalar> AdaptedLinear<T> {
             _ => Arc::new(Array2::zeros(self.w0.raw_dim())),
         };
         let buf = Arc::get_mut(&mut w).expect("the buffer is not shared");
-        let merge = |m: &mut T, w0: T, dv: T| *m = w0 + c * dv;
+        let merge = |m: &mut T, w0: T, dv: T| *m = merged_entry(w0, c, dv);
         match (buf.as_slice_mut(), self.w0.as_slice(), d.as_slice()) {
             (Some(m), Some(w0), Some(dv)) => {
                 // Split over the product threads when large (a memory-bound pass of 3 × d_out·d_in elements).
@@ -618,6 +618,13 @@ fn magnitude_terms<T: Scalar>(
 }
 
 /// Every gradient times `c` (in place), in the dynamic-dimension form optimisers consume.
+/// One entry of $W_0 + c\,\widetilde{\Delta W}$: the one place this arithmetic is written, so full fine-tuning's
+/// merged buffer ([`AdaptedLinear::forward_kept`]) and the probes' direction agree bit for bit.
+#[inline(always)]
+fn merged_entry<T: Scalar>(w0: T, c: T, delta: T) -> T {
+    w0 + c * delta
+}
+
 fn scaled_dyn<T: Scalar>(grads: Vec<Array2<T>>, c: T) -> Vec<ArrayD<T>> {
     grads
         .into_iter()
