@@ -115,6 +115,20 @@ pub fn pdf(x: f64) -> f64 {
 /// waiting on each other's latency.
 pub(crate) const LANES: usize = 16;
 
+/// `LANES` f32 values widened to f64 (exact).
+///
+/// The lane helpers spell their maps as plain loops, not `std::array::from_fn`: that one is compiled out of line
+/// for baseline x86-64 (SSE2), outside the AVX-512/AVX2 function that calls it, which made the vectorised GELU
+/// pass its lanes through memory and switch between SSE and AVX code every few instructions.
+#[inline(always)]
+fn widened(z: &[f32]) -> [f64; LANES] {
+    let mut x = [0.0; LANES];
+    for i in 0..LANES {
+        x[i] = z[i] as f64;
+    }
+    x
+}
+
 /// [`exp`] on every lane (the same operations in the same order, so the same bits).
 #[inline(always)]
 fn exp_lanes(y: &[f64; LANES]) -> [f64; LANES] {
@@ -134,7 +148,10 @@ fn exp_lanes(y: &[f64; LANES]) -> [f64; LANES] {
             p[i] = p[i] * r[i] + c;
         }
     }
-    std::array::from_fn(|i| p[i] * scale[i])
+    for i in 0..LANES {
+        p[i] *= scale[i];
+    }
+    p
 }
 
 /// [`phi`] on every lane (the same operations in the same order, so the same bits).
@@ -154,17 +171,17 @@ fn phi_lanes(x: &[f64; LANES]) -> [f64; LANES] {
             b1[i] = b0;
         }
     }
-    let e: [f64; LANES] =
-        std::array::from_fn(|i| -z[i] * z[i] + (ERFC_H[0] + y[i] * b1[i] - b2[i]));
+    let mut e = [0.0; LANES];
+    for i in 0..LANES {
+        e[i] = -z[i] * z[i] + (ERFC_H[0] + y[i] * b1[i] - b2[i]);
+    }
     let e = exp_lanes(&e);
-    std::array::from_fn(|i| {
+    let mut p = [0.0; LANES];
+    for i in 0..LANES {
         let tail = 0.5 * (t[i] * e[i]);
-        if x[i] < 0.0 {
-            tail
-        } else {
-            1.0 - tail
-        }
-    })
+        p[i] = if x[i] < 0.0 { tail } else { 1.0 - tail };
+    }
+    p
 }
 
 /// `act[i] = z_i Φ(z_i)` and `cdf[i] = Φ(z_i)` over f32 slices, computed in f64 and rounded once.
@@ -176,6 +193,11 @@ pub fn gelu_f32(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
         z.len() == act.len() && z.len() == cdf.len(),
         "gelu_f32: lengths differ"
     );
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above).
+        return unsafe { gelu_f32_avx512(z, act, cdf) };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
@@ -191,7 +213,7 @@ fn gelu_f32_loop(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
         .zip(act.chunks_exact_mut(LANES))
         .zip(cdf.chunks_exact_mut(LANES));
     for ((zc, ac), cc) in chunks {
-        let x: [f64; LANES] = std::array::from_fn(|i| zc[i] as f64);
+        let x = widened(zc);
         let p = phi_lanes(&x);
         for i in 0..LANES {
             ac[i] = (x[i] * p[i]) as f32;
@@ -214,6 +236,12 @@ fn gelu_f32_avx2(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
     gelu_f32_loop(z, act, cdf);
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn gelu_f32_avx512(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
+    gelu_f32_loop(z, act, cdf);
+}
+
 /// GELU's backward pass over f32 slices: `g[i] *= Φ(z_i) + z_i φ(z_i)` with the cached Φ (rounded to f32, as the
 /// f64 path does), the factor computed in f64 and rounded once.
 ///
@@ -224,6 +252,11 @@ pub fn gelu_backward_f32(z: &[f32], cdf: &[f32], g: &mut [f32]) {
         z.len() == cdf.len() && z.len() == g.len(),
         "gelu_backward_f32: lengths differ"
     );
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above).
+        return unsafe { gelu_backward_f32_avx512(z, cdf, g) };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
@@ -240,8 +273,12 @@ fn gelu_backward_f32_loop(z: &[f32], cdf: &[f32], g: &mut [f32]) {
         .zip(cdf.chunks_exact(LANES))
         .zip(g.chunks_exact_mut(LANES));
     for ((zc, cc), gc) in chunks {
-        let x: [f64; LANES] = std::array::from_fn(|i| zc[i] as f64);
-        let e = exp_lanes(&std::array::from_fn(|i| (-0.5 * x[i] * x[i]).max(-700.0)));
+        let x = widened(zc);
+        let mut y = [0.0; LANES];
+        for i in 0..LANES {
+            y[i] = (-0.5 * x[i] * x[i]).max(-700.0);
+        }
+        let e = exp_lanes(&y);
         for i in 0..LANES {
             gc[i] *= (cc[i] as f64 + x[i] * (e[i] / sqrt_2pi)) as f32;
         }
@@ -257,5 +294,11 @@ fn gelu_backward_f32_loop(z: &[f32], cdf: &[f32], g: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn gelu_backward_f32_avx2(z: &[f32], cdf: &[f32], g: &mut [f32]) {
+    gelu_backward_f32_loop(z, cdf, g);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn gelu_backward_f32_avx512(z: &[f32], cdf: &[f32], g: &mut [f32]) {
     gelu_backward_f32_loop(z, cdf, g);
 }
