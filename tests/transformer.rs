@@ -21,8 +21,8 @@ use common::{fd_matrix, fd_tensors, gaussian, rel_err};
 use ndarray::{Array2, Axis};
 use singlora::adapters::{AdapterConfig, DoraNorm, Method, Ramp};
 use singlora::models::transformer::{
-    attention, attention_backward, layer_norm, layer_norm_backward, AttentionSpec, Block,
-    LAYER_NORM_EPS,
+    attention, attention_backward, layer_norm, layer_norm_backward, layer_norm_backward_in_place,
+    AttentionSpec, Block, LAYER_NORM_EPS,
 };
 use singlora::models::{
     Linear, LogitScale, Model, Readout, Transformer, TransformerConfig, WidthMode,
@@ -306,6 +306,62 @@ fn transformer_gradients_match_finite_differences() {
                     "{method} causal={causal}: {} rel err {e:e}",
                     info[k].full_name()
                 );
+            }
+        }
+    }
+}
+
+/// With only some maps adapted, the backward pass skips what no trainable tensor needs: block 0's three input
+/// products ∂Q·W_Q + ∂K·W_K + ∂V·W_V and its LayerNorm backward when the embedding is frozen, all of block 0's
+/// attention sublayer below O when only later maps train, everything below the lowest trainable map. Every gradient is
+/// still the one the full chain gives (every input gradient, through `Block::backward`), bit for bit, and matches
+/// central finite differences.
+#[test]
+fn frozen_lower_maps_skip_input_gradients_exactly() {
+    let x = gaussian(8, 5, 5, "skip.x");
+    let g = gaussian(8, 5, 5, "skip.g");
+    let u = 0.7;
+    let subsets: [&[&str]; 6] = [
+        &["q", "k", "v", "o", "up", "down"],
+        &["up"],
+        &["v"],
+        &["down", "readout"],
+        &["readout"],
+        &["embed", "up"],
+    ];
+    for adapt in subsets {
+        for method in [Method::Lora, Method::Full] {
+            let mut net = random_net(&small_cfg(true, adapt), method, u);
+            let (_, cache) = net.forward(&x, u);
+            let grads = net.backward(&cache, &g, u);
+
+            // The full chain, every input gradient computed.
+            let (readout_grads, mut gh) =
+                net.readout.backward(cache.final_ln.y.view(), g.view(), u);
+            layer_norm_backward_in_place(&cache.final_ln, &mut gh);
+            let mut block_grads = Vec::new();
+            for (block, bc) in net.blocks.iter().zip(&cache.blocks).rev() {
+                let (grads, g_in) = block.backward(bc, gh.view(), u);
+                block_grads.push(grads);
+                gh = g_in;
+            }
+            let (embed_grads, _) = net.embed.backward(cache.x.view(), gh.view(), u);
+            let chain: Vec<_> = (embed_grads.into_iter())
+                .chain(block_grads.into_iter().rev().flatten())
+                .chain(readout_grads)
+                .collect();
+            assert_eq!(
+                grads, chain,
+                "{adapt:?} {method}: not the full chain's gradients"
+            );
+
+            let fd = fd_tensors(&mut net, Model::params_mut, H, |n| {
+                (&n.forward(&x, u).0 * &g).sum()
+            });
+            assert_eq!(fd.len(), grads.len());
+            for (a, f) in grads.iter().zip(&fd) {
+                let e = rel_err(a, f);
+                assert!(e <= TOL, "{adapt:?} {method}: rel err {e:e}");
             }
         }
     }

@@ -488,7 +488,27 @@ impl<T: Scalar> Block<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
-        let (o_grads, g_ctx) = self.o.backward(cache.attended.ctx.view(), g, u);
+        let (grads, gh) = self.attention_grads(cache, g, u, true);
+        (grads, gh.expect("the input gradient was asked for"))
+    }
+
+    /// [`Block::attention_backward`]'s parameter gradients and, when `input` is true, $\partial h$: without it the
+    /// three input products $\partial Q\,W_Q + \partial K\,W_K + \partial V\,W_V$ and the LayerNorm backward are
+    /// skipped (and everything below O when q, k, v are frozen). The parameter gradients are bit for bit the same.
+    pub fn attention_grads(
+        &self,
+        cache: &AttentionCache<T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        let qkv_train = [&self.q, &self.k, &self.v].iter().any(|m| m.is_trainable());
+        let (o_grads, g_ctx) = self
+            .o
+            .grads(cache.attended.ctx.view(), g, u, input || qkv_train);
+        let Some(g_ctx) = g_ctx else {
+            return (o_grads, None);
+        };
         let ag = attention_backward(
             cache.q.view(),
             cache.k.view(),
@@ -497,17 +517,20 @@ impl<T: Scalar> Block<T> {
             g_ctx.view(),
             &self.attention,
         );
+        drop(g_ctx);
         let a = cache.ln.y.view();
-        let (mut grads, mut ga) = self.q.backward(a, ag.q.view(), u);
-        let (k_grads, ga_k) = self.k.backward(a, ag.k.view(), u);
-        ga += &ga_k;
-        drop(ga_k);
-        let (v_grads, ga_v) = self.v.backward(a, ag.v.view(), u);
-        ga += &ga_v;
-        grads.extend(k_grads);
-        grads.extend(v_grads);
+        let (mut grads, mut ga) = self.q.grads(a, ag.q.view(), u, input);
+        for (map, g_out) in [(&self.k, &ag.k), (&self.v, &ag.v)] {
+            let (map_grads, ga_map) = map.grads(a, g_out.view(), u, input);
+            if let (Some(ga), Some(ga_map)) = (&mut ga, ga_map) {
+                *ga += &ga_map;
+            }
+            grads.extend(map_grads);
+        }
         grads.extend(o_grads);
-        layer_norm_backward_in_place(&cache.ln, &mut ga);
+        if let Some(ga) = &mut ga {
+            layer_norm_backward_in_place(&cache.ln, ga);
+        }
         (grads, ga)
     }
 
@@ -535,12 +558,32 @@ impl<T: Scalar> Block<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
-        let (down_grads, g_act) = self.down.backward(cache.gelu.act.view(), g, u);
+        let (grads, gh) = self.feed_forward_grads(cache, g, u, true);
+        (grads, gh.expect("the input gradient was asked for"))
+    }
+
+    /// [`Block::feed_forward_backward`]'s parameter gradients and, when `input` is true, $\partial h$ (without it,
+    /// Up's input product and the LayerNorm backward are skipped, and everything below Down when Up is frozen). The
+    /// parameter gradients are bit for bit the same.
+    pub fn feed_forward_grads(
+        &self,
+        cache: &FeedForwardCache<T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        let below = input || self.up.is_trainable();
+        let (down_grads, g_act) = self.down.grads(cache.gelu.act.view(), g, u, below);
+        let Some(g_act) = g_act else {
+            return (down_grads, None);
+        };
         let gz = gelu_backward(cache.z.view(), &cache.gelu, g_act);
-        let (mut grads, mut ga) = self.up.backward(cache.ln.y.view(), gz.view(), u);
+        let (mut grads, mut ga) = self.up.grads(cache.ln.y.view(), gz.view(), u, input);
         drop(gz);
         grads.extend(down_grads);
-        layer_norm_backward_in_place(&cache.ln, &mut ga);
+        if let Some(ga) = &mut ga {
+            layer_norm_backward_in_place(&cache.ln, ga);
+        }
         (grads, ga)
     }
 
@@ -572,10 +615,33 @@ impl<T: Scalar> Block<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
-        let (ff_grads, mut g1) = self.feed_forward_backward(&cache.feed_forward, g, u);
+        let (grads, gh) = self.grads(cache, g, u, true);
+        (grads, gh.expect("the input gradient was asked for"))
+    }
+
+    /// [`Block::backward`]'s parameter gradients and, when `input` is true, $\partial h$: the lowest block of a
+    /// network whose embedding is frozen skips what only $\partial h$ needs ([`Block::attention_grads`],
+    /// [`Block::feed_forward_grads`]), as autograd does for an input that requires no gradient. The parameter
+    /// gradients are bit for bit the same either way.
+    pub fn grads(
+        &self,
+        cache: &BlockCache<T>,
+        g: ArrayView2<'_, T>,
+        u: T,
+        input: bool,
+    ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
+        let attention_trains = self.maps()[..4].iter().any(|m| m.is_trainable());
+        let ff_input = input || attention_trains;
+        let (ff_grads, g1) = self.feed_forward_grads(&cache.feed_forward, g, u, ff_input);
+        let Some(mut g1) = g1 else {
+            return (ff_grads, None);
+        };
         g1 += &g;
-        let (mut grads, mut gh) = self.attention_backward(&cache.attention, g1.view(), u);
-        gh += &g1;
+        let (mut grads, gh) = self.attention_grads(&cache.attention, g1.view(), u, input);
+        let gh = gh.map(|mut gh| {
+            gh += &g1;
+            gh
+        });
         grads.extend(ff_grads);
         (grads, gh)
     }
@@ -752,13 +818,31 @@ impl<T: Scalar> Model<T> for Transformer<T> {
     fn backward(&self, cache: &TransformerCache<T>, g: &Array2<T>, u: T) -> Vec<ArrayD<T>> {
         let (readout_grads, mut gh) = self.readout.backward(cache.final_ln.y.view(), g.view(), u);
         layer_norm_backward_in_place(&cache.final_ln, &mut gh);
+        // Block i needs its input gradient only when something below it trains.
+        let mut below_trains: Vec<bool> = Vec::with_capacity(self.blocks.len());
+        let mut trains = self.embed.is_trainable();
+        for block in &self.blocks {
+            below_trains.push(trains);
+            trains |= block.maps().iter().any(|m| m.is_trainable());
+        }
         let mut block_grads = Vec::with_capacity(self.blocks.len());
-        for (block, bc) in self.blocks.iter().zip(&cache.blocks).rev() {
-            let (grads, g_in) = block.backward(bc, gh.view(), u);
+        let mut gh = Some(gh);
+        for ((block, bc), &input) in self
+            .blocks
+            .iter()
+            .zip(&cache.blocks)
+            .zip(&below_trains)
+            .rev()
+        {
+            let Some(g) = gh else { break };
+            let (grads, g_in) = block.grads(bc, g.view(), u, input);
             block_grads.push(grads);
             gh = g_in;
         }
-        let (embed_grads, _) = self.embed.backward(cache.x.view(), gh.view(), u);
+        let embed_grads = match gh {
+            Some(gh) => self.embed.grads(cache.x.view(), gh.view(), u, false).0,
+            None => Vec::new(),
+        };
         embed_grads
             .into_iter()
             .chain(block_grads.into_iter().rev().flatten())
