@@ -80,6 +80,51 @@ fn products_are_the_same_on_one_and_two_threads() {
     check_products::<f32>();
 }
 
+/// A product with a thin row-major output and a column-stored left factor (the adapters' $X^\top G$, $d\times r$) is
+/// computed in column-major scratch and copied back (`scalar::thin_row_major`): bit for bit what faer gives writing the
+/// row-major output itself, which a padded row stride (not standard layout) still makes it do; with and without
+/// accumulation, on one thread and two.
+fn check_thin_outputs<T: Scalar>() {
+    for (k, m, n) in [
+        (1280, 512, 4),
+        (64, 1024, 8),
+        (64, 128, 16),
+        (33, 200, 3),
+        (300, 2048, 2),
+    ] {
+        let (x, g) = (matrix::<T>(k, m, "x"), matrix::<T>(k, n, "g"));
+        let c0 = matrix::<T>(m, n, "c0");
+        for accumulate in [false, true] {
+            let faer_own = |c0: &Array2<T>| {
+                let mut padded = Array2::<T>::zeros((m, n + 1));
+                let mut c = padded.slice_mut(ndarray::s![.., ..n]);
+                assert!(!c.is_standard_layout());
+                c.assign(c0);
+                T::gemm(T::of(0.37), x.t(), g.view(), accumulate, c.view_mut());
+                c.to_owned()
+            };
+            let thin = |c0: &Array2<T>| {
+                let mut c = c0.clone();
+                T::gemm(T::of(0.37), x.t(), g.view(), accumulate, c.view_mut());
+                c
+            };
+            let reference = faer_own(&c0);
+            let label = format!("{} {k}x{m}x{n} accumulate={accumulate}", T::DTYPE);
+            assert!(thin(&c0) == reference, "{label}: the thin path differs");
+            assert!(
+                two_threads(|| thin(&c0)) == reference,
+                "{label}: on two threads"
+            );
+        }
+    }
+}
+
+#[test]
+fn thin_outputs_are_faers_own_orientation_bit_for_bit() {
+    check_thin_outputs::<f64>();
+    check_thin_outputs::<f32>();
+}
+
 /// Ten Adam steps of a 16 → 384 → 384 → 384 → 1 MLP (adapters on both hidden maps, batch 64: every big product is
 /// above the threshold), returning the losses and the final trainable tensors.
 fn train<T: Scalar>(method: Method) -> (Vec<f64>, Vec<Vec<T>>) {
