@@ -1,7 +1,8 @@
 //! The floating-point types singlora computes in.
 //!
 //! Proofs run in `f64`; studies may run in `f32`. Every heavy product goes through [`Scalar::gemm`], which calls
-//! faer's matrix multiply on zero-copy views of ndarray storage. Products run sequentially (`Par::Seq`) unless the
+//! faer's matrix multiply on zero-copy views of ndarray storage (a thin row-major output, the adapters' $d\times r$
+//! gradients, through a column-major scratch: `thin_row_major`). Products run sequentially (`Par::Seq`) unless the
 //! calling thread asked for more ([`with_product_threads`]; the study engine does for one wide run when a study has
 //! fewer runs than free cores); then products of at least [`Scalar::PAR_MIN_WORK`] multiply–adds split their output tiles
 //! over the threads of the current rayon pool. Each output entry is still one dot product over the same k-blocks in the same order, so the numbers do

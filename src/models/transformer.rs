@@ -630,7 +630,9 @@ impl<T: Scalar> Block<T> {
         u: T,
         input: bool,
     ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
-        let attention_trains = self.maps()[..4].iter().any(|m| m.is_trainable());
+        let attention_trains = [&self.q, &self.k, &self.v, &self.o]
+            .iter()
+            .any(|m| m.is_trainable());
         let ff_input = input || attention_trains;
         let (ff_grads, g1) = self.feed_forward_grads(&cache.feed_forward, g, u, ff_input);
         let Some(mut g1) = g1 else {
