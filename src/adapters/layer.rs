@@ -617,7 +617,6 @@ fn magnitude_terms<T: Scalar>(
     (Array1::from_vec(q), g_prime)
 }
 
-/// Every gradient times `c` (in place), in the dynamic-dimension form optimisers consume.
 /// One entry of $W_0 + c\,\widetilde{\Delta W}$: the one place this arithmetic is written, so full fine-tuning's
 /// merged buffer ([`AdaptedLinear::forward_kept`]) and the probes' direction agree bit for bit.
 #[inline(always)]
@@ -625,6 +624,7 @@ fn merged_entry<T: Scalar>(w0: T, c: T, delta: T) -> T {
     w0 + c * delta
 }
 
+/// Every gradient times `c` (in place), in the dynamic-dimension form optimisers consume.
 fn scaled_dyn<T: Scalar>(grads: Vec<Array2<T>>, c: T) -> Vec<ArrayD<T>> {
     grads
         .into_iter()
