@@ -15,12 +15,17 @@ def one_of(accepted):
     return parse
 
 
+def _ints(text):
+    """The comma-separated integers of `text`, or [] if any is not an integer."""
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        return []
+
+
 def positive_ints(text):
     """argparse type: a comma-separated list of positive integers (otherwise a one-line error, exit 2)."""
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        values = []
+    values = _ints(text)
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated positive integers, e.g. 128,1024")
     return values
@@ -28,10 +33,7 @@ def positive_ints(text):
 
 def width_list(text):
     """A comma-separated list of at least two increasing positive widths (argparse type: one-line error, exit 2)."""
-    try:
-        widths = [int(w) for w in text.split(",")]
-    except ValueError:
-        widths = []
+    widths = _ints(text)
     if len(widths) < 2 or any(w <= 0 for w in widths) or widths != sorted(set(widths)):
         raise argparse.ArgumentTypeError(f"{text!r}: expected at least two increasing positive widths, e.g. 64,128,256")
     return widths

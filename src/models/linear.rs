@@ -84,8 +84,7 @@ impl<T: Scalar> Linear<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
-        let (params, gx) = self.grads(x, g, u, true);
-        (params, gx.expect("the input gradient was asked for"))
+        with_input(self.grads(x, g, u, true))
     }
 
     /// Parameter gradients and, when `input` is true, $\partial L/\partial X$: the lowest trainable map of a network
@@ -164,4 +163,16 @@ impl<T: Scalar> Linear<T> {
             Linear::Adapted(a) => a.params_mut(),
         }
     }
+}
+
+/// A backward's parameter gradients and the input gradient it was asked for (`input = true`), unwrapped.
+pub(super) fn with_input<T: Scalar>(
+    (params, gx): (Vec<ArrayD<T>>, Option<Array2<T>>),
+) -> (Vec<ArrayD<T>>, Array2<T>) {
+    (params, gx.expect("the input gradient was asked for"))
+}
+
+/// Whether any of `maps` has trainable tensors (a backward below them needs their input gradients).
+pub(super) fn any_trainable<T: Scalar>(maps: &[&Linear<T>]) -> bool {
+    maps.iter().any(|m| m.is_trainable())
 }

@@ -27,6 +27,7 @@
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMutD};
 use serde::{Deserialize, Serialize};
 
+use super::linear::{any_trainable, with_input};
 pub use super::ops::{
     attention, attention_backward, gelu, gelu_backward, layer_norm, layer_norm_backward,
     layer_norm_backward_in_place, softmax_rows, softmax_rows_backward, Attended, AttentionGrads,
@@ -488,8 +489,7 @@ impl<T: Scalar> Block<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
-        let (grads, gh) = self.attention_grads(cache, g, u, true);
-        (grads, gh.expect("the input gradient was asked for"))
+        with_input(self.attention_grads(cache, g, u, true))
     }
 
     /// [`Block::attention_backward`]'s parameter gradients and, when `input` is true, $\partial h$: without it the
@@ -502,7 +502,7 @@ impl<T: Scalar> Block<T> {
         u: T,
         input: bool,
     ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
-        let qkv_train = [&self.q, &self.k, &self.v].iter().any(|m| m.is_trainable());
+        let qkv_train = any_trainable(&[&self.q, &self.k, &self.v]);
         let (o_grads, g_ctx) = self
             .o
             .grads(cache.attended.ctx.view(), g, u, input || qkv_train);
@@ -558,8 +558,7 @@ impl<T: Scalar> Block<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
-        let (grads, gh) = self.feed_forward_grads(cache, g, u, true);
-        (grads, gh.expect("the input gradient was asked for"))
+        with_input(self.feed_forward_grads(cache, g, u, true))
     }
 
     /// [`Block::feed_forward_backward`]'s parameter gradients and, when `input` is true, $\partial h$ (without it,
@@ -615,8 +614,7 @@ impl<T: Scalar> Block<T> {
         g: ArrayView2<'_, T>,
         u: T,
     ) -> (Vec<ArrayD<T>>, Array2<T>) {
-        let (grads, gh) = self.grads(cache, g, u, true);
-        (grads, gh.expect("the input gradient was asked for"))
+        with_input(self.grads(cache, g, u, true))
     }
 
     /// [`Block::backward`]'s parameter gradients and, when `input` is true, $\partial h$: the lowest block of a
@@ -630,9 +628,7 @@ impl<T: Scalar> Block<T> {
         u: T,
         input: bool,
     ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
-        let attention_trains = [&self.q, &self.k, &self.v, &self.o]
-            .iter()
-            .any(|m| m.is_trainable());
+        let attention_trains = any_trainable(&[&self.q, &self.k, &self.v, &self.o]);
         let ff_input = input || attention_trains;
         let (ff_grads, g1) = self.feed_forward_grads(&cache.feed_forward, g, u, ff_input);
         let Some(mut g1) = g1 else {
@@ -825,7 +821,7 @@ impl<T: Scalar> Model<T> for Transformer<T> {
         let mut trains = self.embed.is_trainable();
         for block in &self.blocks {
             below_trains.push(trains);
-            trains |= block.maps().iter().any(|m| m.is_trainable());
+            trains |= any_trainable(&block.maps());
         }
         let mut block_grads = Vec::with_capacity(self.blocks.len());
         let mut gh = Some(gh);
