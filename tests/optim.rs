@@ -467,6 +467,15 @@ fn every_rule_is_the_same_split_over_two_threads() {
         .num_threads(2)
         .build()
         .unwrap();
+    // SGD and sign-SGD count 4 operations per element, the fewest of the rules: even they must be split here, or the
+    // comparison below would set one thread against one thread.
+    let split = pool.install(|| {
+        singlora::scalar::with_product_threads(2, || singlora::scalar::part_len(len, 4))
+    });
+    assert!(
+        split < len,
+        "a {len}-element tensor is not split over two threads"
+    );
     for rule in &rules {
         let one = run(rule);
         let two = pool.install(|| singlora::scalar::with_product_threads(2, || run(rule)));
