@@ -2,7 +2,7 @@
 //!
 //! Proofs run in `f64`; studies may run in `f32`. Every heavy product goes through [`Scalar::gemm`], which calls
 //! faer's matrix multiply on zero-copy views of ndarray storage (a thin row-major output, the adapters' $d\times r$
-//! gradients, through a column-major scratch: `thin_row_major`). Products run sequentially (`Par::Seq`) unless the
+//! gradients, through a column-major scratch: [`thin_row_major`]). Products run sequentially (`Par::Seq`) unless the
 //! calling thread asked for more ([`with_product_threads`]; the study engine does for one wide run when a study has
 //! fewer runs than free cores); then products of at least [`Scalar::PAR_MIN_WORK`] multiply–adds split their output tiles
 //! over the threads of the current rayon pool. Each output entry is still one dot product over the same k-blocks in the same order, so the numbers do
@@ -168,14 +168,14 @@ fn clear_upper_simd_state() {
     }
 }
 
-/// Whether $C = AB$ is a product whose row-major output is a few columns wide (at most [`THIN_COLS`], at least four
-/// times as many rows) and whose left factor is stored by columns (a transposed view, as in $X^\top G$, the
+/// Whether $C = AB$ is a product whose row-major output is a few columns wide (at most `THIN_COLS` = 16, at least four
+/// times as many rows, an inner dimension of at least 32) and whose left factor is stored by columns (a transposed view, as in $X^\top G$, the
 /// adapters' gradients of their $d\times r$ factors). faer computes such an output in the transposed orientation, a
 /// vector register of 16 lanes holding $r$ of them; written into column-major storage it uses full registers.
 /// Measured (f32, one thread): $X^\top G$ with $X$ 1280 × 512, $r = 4$: 384 → 124 µs; 64 × 1024, $r = 8$: 32 → 11 µs.
 /// Each entry is the same dot product in the same order either way (checked bit for bit in tests/threads.rs), so only
 /// the time changes.
-fn thin_row_major<T: Scalar>(a: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> bool {
+pub fn thin_row_major<T: Scalar>(a: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> bool {
     let (m, n) = c.dim();
     c.is_standard_layout()
         && n > 1
