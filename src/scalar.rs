@@ -169,12 +169,12 @@ fn clear_upper_simd_state() {
 }
 
 /// Whether $C = AB$ is a product whose row-major output is a few columns wide (at most `THIN_COLS` = 16, at least four
-/// times as many rows, an inner dimension of at least 32) and whose left factor is stored by columns (a transposed view, as in $X^\top G$, the
-/// adapters' gradients of their $d\times r$ factors). faer computes such an output in the transposed orientation, a
-/// vector register of 16 lanes holding $r$ of them; written into column-major storage it uses full registers.
-/// Measured (f32, one thread): $X^\top G$ with $X$ 1280 × 512, $r = 4$: 384 → 124 µs; 64 × 1024, $r = 8$: 32 → 11 µs.
-/// Each entry is the same dot product in the same order either way (checked bit for bit in tests/threads.rs), so only
-/// the time changes.
+/// times as many rows, an inner dimension of at least 32) and whose left factor is stored by columns (a transposed
+/// view, as in $X^\top G$, the adapters' gradients of their $d\times r$ factors). faer computes such an output in the
+/// transposed orientation, a vector register of 16 lanes holding $r$ of them; written into column-major storage it
+/// uses full registers. Measured (f32, one thread): $X^\top G$ with $X$ 1280 × 512, $r = 4$: 384 → 124 µs;
+/// 64 × 1024, $r = 8$: 32 → 11 µs. Each entry is the same dot product in the same order either way (checked bit for
+/// bit in tests/threads.rs), so only the time changes.
 pub fn thin_row_major<T: Scalar>(a: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> bool {
     let (m, n) = c.dim();
     c.is_standard_layout()
