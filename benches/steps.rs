@@ -65,12 +65,8 @@
 //! Results land in `target/criterion/<group>/<dtype>/<n>/new/estimates.json` (times in ns per step).
 
 use std::hint::black_box;
-use std::time::Duration;
 
-use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
-    Throughput,
-};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array2;
 use singlora::adapters::Method;
 use singlora::linalg::{mm, mm_nt, mm_tn};
@@ -79,6 +75,7 @@ use singlora::scalar::with_product_threads;
 use singlora::Scalar;
 
 mod common;
+use common::timing::{configure, guess_seconds, step_id};
 use common::{Step, BATCH, INPUT_DIM, RANK};
 
 /// Widths n of the step benchmarks.
@@ -98,41 +95,6 @@ fn step_flops(method: Method, n: usize) -> u64 {
         }
 }
 
-/// Criterion's settings for a benchmark whose one iteration takes about `seconds`: wide widths get the minimum of
-/// 10 samples of equal size (flat sampling) and a short warm-up, so the whole bench stays a few minutes long.
-fn configure<M: criterion::measurement::Measurement>(
-    group: &mut BenchmarkGroup<'_, M>,
-    seconds: f64,
-) {
-    if seconds < 2e-3 {
-        group
-            .sampling_mode(SamplingMode::Auto)
-            .sample_size(30)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2));
-    } else {
-        group
-            .sampling_mode(SamplingMode::Flat)
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(if seconds < 0.1 { 500 } else { 1 }))
-            .measurement_time(Duration::from_secs_f64((12.0 * seconds).max(1.0)));
-    }
-}
-
-/// A rough guess of one iteration's time from its FLOPs (10 GFLOP/s), only to choose criterion's settings.
-fn guess_seconds(flops: u64) -> f64 {
-    flops as f64 / 10e9
-}
-
-/// The benchmark id of a step on `threads` threads: `<dtype>` on one (as before threads were timed), `<dtype>-<k>t`
-/// on k.
-fn step_id(dtype: &str, threads: usize) -> String {
-    match threads {
-        1 => dtype.to_string(),
-        k => format!("{dtype}-{k}t"),
-    }
-}
-
 fn bench_steps_dtype<T: Scalar>(c: &mut Criterion) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
@@ -142,7 +104,7 @@ fn bench_steps_dtype<T: Scalar>(c: &mut Criterion) {
         let mut group = c.benchmark_group(method.name());
         for (n, threads) in WIDTHS.into_iter().flat_map(|n| [(n, 1), (n, 2)]) {
             let flops = step_flops(method, n);
-            configure(&mut group, guess_seconds(flops) / threads as f64);
+            configure(&mut group, guess_seconds(flops, 10.0) / threads as f64);
             group.throughput(Throughput::Elements(flops));
             // Criterion calls the closure once per sample: the model is built on the first call only (at n = 8192
             // that takes seconds), and keeps training from sample to sample.
@@ -192,7 +154,7 @@ fn bench_gemm_dtype<T: Scalar>(c: &mut Criterion) {
         let mut group = c.benchmark_group(name);
         for n in WIDTHS {
             let flops = 2 * (BATCH * n * n) as u64;
-            configure(&mut group, guess_seconds(flops));
+            configure(&mut group, guess_seconds(flops, 10.0));
             group.throughput(Throughput::Elements(flops));
             let mut operands: Option<[Array2<T>; 3]> = None;
             group.bench_with_input(BenchmarkId::new(T::DTYPE, n), &n, |b, &n| {

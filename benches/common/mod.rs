@@ -2,6 +2,8 @@
 //! 16 → n → n → n → 1 with the adapter on both hidden maps, rank 8, batch 64, Adam (see `steps.rs`).
 #![allow(dead_code)]
 
+pub mod timing;
+
 use ndarray::Array2;
 use singlora::adapters::{AdapterConfig, Method};
 use singlora::models::{Mlp, MlpConfig, Model};

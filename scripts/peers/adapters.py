@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-METHODS = ["full", "lora", "dora", "singlora", "singlora_dora"]
+from peer_args import METHODS  # noqa: F401 (re-exported for the peers)
 
 
 class Full(nn.Module):

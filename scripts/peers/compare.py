@@ -27,8 +27,8 @@ What it measures:
     against torch_grid.py at the same K (its own timing of the 108 runs, and its wall time around the process).
     singlora records every probe by default, the peer only dz_rms; the row "singlora dz_rms only" times the sweep
     with `--set 'probes=["dz_rms"]'`, the peer's workload. `--grid-widths 64,...,4096` compares the width-4096 grid.
-(d) if benches/transformer.rs and scripts/peers/torch_transformer.py exist (another engineer's work), the
-    transformer step the same way; otherwise a note says they were skipped.
+(d) the transformer step of the same methods (benches/transformer.rs against torch_transformer.py) at
+    `--transformer-widths` (default 128,512); compare_transformer.py prints it with the GEMM ceiling beside it.
 
 Ratio = torch time / singlora time: > 1 means singlora is faster.
 
@@ -41,7 +41,6 @@ steps then take 10-1000x longer (seen here with about one core busy elsewhere). 
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -52,12 +51,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PEERS = Path(__file__).resolve().parent
-METHODS = ["full", "lora", "dora", "singlora", "singlora_dora"]
 GEMMS = ["gemm_xwt", "gemm_gw", "gemm_gtx"]
 DEFAULT_PYTHON = "/work/venv-torch/bin/python"
 
 sys.path.insert(0, str(PEERS))
-from peer_args import one_of, positive_ints, width_list  # noqa: E402
+from peer_args import METHODS, one_of, positive_ints, width_list  # noqa: E402
 
 
 def load_average():
@@ -154,11 +152,11 @@ def criterion_results(prefixes):
     return results
 
 
-def run_criterion(bench, regex):
+def run_criterion(bench, regex, env=None):
     """`cargo bench --bench BENCH -- REGEX`, with criterion's own output kept in target/peers/BENCH.log."""
     log_dir = REPO / "target" / "peers"
     log_dir.mkdir(parents=True, exist_ok=True)
-    proc = run(["cargo", "bench", "--bench", bench, "--", regex])
+    proc = run(["cargo", "bench", "--bench", bench, "--", regex], env=env)
     (log_dir / f"{bench}.log").write_text(proc.stdout + proc.stderr)
 
 
@@ -200,50 +198,33 @@ def time_torch_grid(python, threads, widths):
     return line["seconds"], wall
 
 
-def list_arg_style(python, script, option):
-    """How `script` takes a list for `option`: 'space' (argparse nargs='+') or 'comma'."""
-    proc = subprocess.run([python, script, "--help"], cwd=REPO, text=True, capture_output=True)
-    usage = proc.stdout
-    return "space" if re.search(re.escape(option) + r" \S+ \[\S+ \.\.\.\]", usage) else "comma"
-
-
-def list_args(style, option, values):
-    """`option` followed by `values` in the given style."""
-    values = [str(v) for v in values]
-    return [option, *values] if style == "space" else [option, ",".join(values)]
-
-
 def transformer_rows(args, threads_list, dtypes, notes):
-    """Rows for the transformer step, if both of its files exist; otherwise a note."""
-    bench, peer = REPO / "benches" / "transformer.rs", PEERS / "torch_transformer.py"
-    missing = [str(p.relative_to(REPO)) for p in (bench, peer) if not p.exists()]
-    if missing:
-        notes.append(f"transformer: skipped ({', '.join(missing)} not in this checkout)")
-        return []
+    """Rows for the transformer step of `--methods` at `--transformer-widths` (benches/transformer.rs against
+    torch_transformer.py; compare_transformer.py prints the same comparison with the GEMM ceiling beside it)."""
+    widths = args.transformer_widths
+    env = dict(os.environ, SINGLORA_BENCH_METHODS=",".join(args.methods),
+               SINGLORA_BENCH_WIDTHS=",".join(map(str, widths)), SINGLORA_BENCH_DTYPES=",".join(dtypes),
+               SINGLORA_BENCH_THREADS=",".join(map(str, threads_list)))
     with measuring(args) as mine:
         if not args.reuse_bench:
-            run_criterion("transformer", "^transformer[^/]*/(" + "|".join(dtypes) + ")/")
-    found = criterion_results(["transformer"])
-    singlora = {(fid, int(val)): sec for (group, fid, val), (sec, _) in found.items() if val.isdigit()}
-    widths = sorted({w for (_, w) in singlora})
-    if not widths:
-        notes.append("transformer: the bench produced no transformer/<dtype>/<width> results")
-        return []
+            run_criterion("transformer", ".", env=env)
+    found = criterion_results(["transformer_"])
+    singlora = {(group.removeprefix("transformer_"), fid, int(val)): sec
+                for (group, fid, val), (sec, _) in found.items()}
     rows = []
     for threads in threads_list:
-        cmd = [args.python, peer]
-        for option, values in (("--threads", [threads]), ("--widths", widths), ("--dtypes", dtypes)):
-            cmd += list_args(list_arg_style(args.python, peer, option), option, values)
+        cmd = [args.python, PEERS / "torch_transformer.py", "--methods", ",".join(args.methods), "--threads",
+               str(threads), "--widths", *map(str, widths), "--dtypes", *dtypes]
         with measuring(args) as theirs:
             proc = run(cmd)
         for r in json_lines(proc.stdout):
-            if r.get("model") != "transformer" or int(r.get("threads", threads)) != threads:
+            key = (r["method"], f"{r['dtype']}-{threads}t", int(r["width"]))
+            if key not in singlora:
+                notes.append(f"transformer {'/'.join(map(str, key))}: no singlora result (skipped by the bench?)")
                 continue
-            key = (r["dtype"], int(r["width"]))
-            if key in singlora:
-                rows.append({"what": "transformer step", "width": key[1], "dtype": key[0], "threads": threads,
-                             "singlora": singlora[key], "torch": r["seconds_per_step"],
-                             "others": (mine.others, theirs.others)})
+            rows.append({"what": f"transformer {r['method']}", "width": key[2], "dtype": r["dtype"],
+                         "threads": threads, "singlora": singlora[key], "torch": r["seconds_per_step"],
+                         "others": (mine.others, theirs.others)})
     return rows
 
 
@@ -373,6 +354,8 @@ def main():
     parser.add_argument("--skip-steps", action="store_true", help="no MLP step comparison")
     parser.add_argument("--skip-grid", action="store_true", help="no default-study comparison")
     parser.add_argument("--skip-transformer", action="store_true", help="no transformer comparison")
+    parser.add_argument("--transformer-widths", type=positive_ints, default="128,512",
+                        help="widths of the transformer comparison (default 128,512)")
     parser.add_argument("--reuse-bench", action="store_true",
                         help="read existing criterion results instead of running cargo bench")
     parser.add_argument("--grid-widths", type=width_list, help="widths of the study comparison (default the default study's, "

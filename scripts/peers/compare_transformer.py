@@ -3,12 +3,15 @@
 
 Usage
 -----
-    python3 scripts/peers/compare_transformer.py [--torch-python PY] [--widths 128 512] [--threads 1 2]
-        [--reps 20] [--skip-bench] [--attention sdpa|math] [--stat median|min] [--rounds 1]
+    python3 scripts/peers/compare_transformer.py [--torch-python PY] [--methods singlora,lora,...]
+        [--widths 128 512] [--dtypes f32 f64] [--threads 1 2] [--reps 20] [--skip-bench] [--attention sdpa|math]
+        [--stat median|min] [--rounds 1]
 
 Runs ``cargo bench --bench transformer`` (criterion; singlora's step on k threads as ``singlora train`` runs it on
 k free cores) and ``scripts/peers/torch_transformer.py`` (PyTorch eager, ``torch.set_num_threads(k)``) for each
-``--threads`` k in one invocation, then prints one row per (width, dtype, threads) with both times and
+``--threads`` k in one invocation, then prints one row per (method, width, dtype, threads) with both times, the
+GFLOP/s of singlora's step (the bench's count of the products the step needs), the GFLOP/s of the block's own
+products alone (``transformer_gemm``, the ceiling with these kernels) and
 
     ratio = torch seconds / singlora seconds        (>= 1: singlora is at least as fast)
 
@@ -32,6 +35,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_args import METHODS, one_of  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,20 +45,40 @@ def load():
     return os.getloadavg()[0]
 
 
-def run_singlora(widths, threads, skip, stat):
-    env = dict(os.environ, SINGLORA_BENCH_WIDTHS=",".join(map(str, widths)),
-               SINGLORA_BENCH_THREADS=",".join(map(str, threads)))
+def run_singlora(a, skip):
+    """singlora's seconds per step and GFLOP/s per (method, width, dtype, threads), the block GEMMs' GFLOP/s per
+    (width, dtype, threads), and the load average before and after."""
+    env = dict(os.environ, SINGLORA_BENCH_WIDTHS=",".join(map(str, a.widths)),
+               SINGLORA_BENCH_THREADS=",".join(map(str, a.threads)), SINGLORA_BENCH_METHODS=",".join(a.methods),
+               SINGLORA_BENCH_DTYPES=",".join(a.dtypes))
     before = load()
     if not skip:
         subprocess.run(["cargo", "bench", "--bench", "transformer"], cwd=ROOT, env=env, check=True,
                        stdout=sys.stderr)
-    times = {}
-    for width in widths:
-        for dtype in ["f32", "f64"]:
-            for k in threads:
-                run = ROOT / "target/criterion/transformer_step" / f"{dtype}-{k}t" / str(width) / "new"
-                times[(width, dtype, k)] = criterion_seconds(run, stat)
-    return times, (before, load())
+    times, gemm = {}, {}
+    for width, dtype, k in cells(a):
+        for method in a.methods:
+            run = criterion_dir(f"transformer_{method}", dtype, k, width)
+            if run.exists():
+                times[(method, width, dtype, k)] = (criterion_seconds(run, a.stat), criterion_flops(run))
+        run = criterion_dir("transformer_gemm", dtype, k, width)
+        seconds = criterion_seconds(run, a.stat)
+        gemm[(width, dtype, k)] = criterion_flops(run) / seconds / 1e9
+    return times, gemm, (before, load())
+
+
+def cells(a):
+    return [(w, d, k) for w in a.widths for d in a.dtypes for k in a.threads]
+
+
+def criterion_dir(group, dtype, k, width):
+    return ROOT / "target/criterion" / group / f"{dtype}-{k}t" / str(width) / "new"
+
+
+def criterion_flops(run):
+    """The FLOPs per iteration the bench declared (criterion's throughput in elements)."""
+    with open(run / "benchmark.json") as f:
+        return json.load(f)["throughput"]["Elements"]
 
 
 def criterion_seconds(run, stat):
@@ -65,14 +91,15 @@ def criterion_seconds(run, stat):
     return min(t / n for t, n in zip(sample["times"], sample["iters"])) / 1e9
 
 
-def run_torch(python, widths, threads, reps, attention, stat):
+def run_torch(a):
     before = load()
-    cmd = [python, str(ROOT / "scripts/peers/torch_transformer.py"), "--widths", *map(str, widths),
-           "--threads", *map(str, threads), "--reps", str(reps), "--attention", attention]
+    cmd = [a.torch_python, str(ROOT / "scripts/peers/torch_transformer.py"), "--methods", ",".join(a.methods),
+           "--widths", *map(str, a.widths), "--dtypes", *a.dtypes, "--threads", *map(str, a.threads),
+           "--reps", str(a.reps), "--attention", a.attention]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    key = "seconds_per_step" if stat == "median" else "min_seconds_per_step"
-    times = {(r["width"], r["dtype"], r["threads"]): r[key] for r in rows}
+    key = "seconds_per_step" if a.stat == "median" else "min_seconds_per_step"
+    times = {(r["method"], r["width"], r["dtype"], r["threads"]): r[key] for r in rows}
     return times, (before, load())
 
 
@@ -83,7 +110,9 @@ def best(a, b):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", "python3"))
+    ap.add_argument("--methods", type=one_of(METHODS), default=["singlora"])
     ap.add_argument("--widths", type=int, nargs="+", default=[128, 512])
+    ap.add_argument("--dtypes", nargs="+", default=["f32", "f64"], choices=["f32", "f64"])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--attention", choices=["sdpa", "math"], default="sdpa")
@@ -91,20 +120,27 @@ def main():
     ap.add_argument("--stat", choices=["median", "min"], default="median")
     ap.add_argument("--rounds", type=int, default=1)
     a = ap.parse_args()
-    ours = theirs = None
+    ours = theirs = gemm = None
     for r in range(a.rounds):
-        o, ours_load = run_singlora(a.widths, a.threads, a.skip_bench and r == 0, a.stat)
-        t, their_load = run_torch(a.torch_python, a.widths, a.threads, a.reps, a.attention, a.stat)
-        ours, theirs = best(ours, o), best(theirs, t)
+        o, g, ours_load = run_singlora(a, a.skip_bench and r == 0)
+        t, their_load = run_torch(a)
+        ours = o if ours is None else {k: min(ours[k], o[k]) for k in ours}
+        gemm = g if gemm is None else {k: max(gemm[k], g[k]) for k in gemm}
+        theirs = best(theirs, t)
         print(f"round {r + 1}: load average singlora bench {ours_load[0]:.2f} -> {ours_load[1]:.2f}, "
               f"torch {their_load[0]:.2f} -> {their_load[1]:.2f} (on {os.cpu_count()} cores)")
-    print(f"{a.stat} seconds per step (best of {a.rounds} round(s))")
-    print(f"{'width':>6} {'dtype':>6} {'threads':>8} {'singlora s':>12} {'torch s':>12} {'ratio':>7}")
-    for width in a.widths:
-        for dtype in ["f32", "f64"]:
-            for k in a.threads:
-                s, t = ours[(width, dtype, k)], theirs[(width, dtype, k)]
-                print(f"{width:>6} {dtype:>6} {k:>8} {s:>12.4f} {t:>12.4f} {t / s:>7.2f}")
+    print(f"{a.stat} seconds per step (best of {a.rounds} round(s)); GFLOP/s of singlora's step and of the block's "
+          "products alone (transformer_gemm)")
+    print(f"{'method':>14} {'width':>6} {'dtype':>6} {'threads':>8} {'singlora s':>12} {'torch s':>12} "
+          f"{'GFLOP/s':>8} {'GEMM':>8} {'ratio':>7}")
+    for method in a.methods:
+        for width, dtype, k in cells(a):
+            if (method, width, dtype, k) not in ours:
+                print(f"{method:>14} {width:>6} {dtype:>6} {k:>8}   (skipped by the bench: see its stderr)")
+                continue
+            (s, flops), t = ours[(method, width, dtype, k)], theirs[(method, width, dtype, k)]
+            print(f"{method:>14} {width:>6} {dtype:>6} {k:>8} {s:>12.4f} {t:>12.4f} {flops / s / 1e9:>8.1f} "
+                  f"{gemm[(width, dtype, k)]:>8.1f} {t / s:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@ one-line argparse error (exit 2) before anything is timed."""
 
 import argparse
 
+# Every method singlora trains, in `Method::ALL`'s order (src/adapters/config.rs).
+METHODS = ["full", "lora", "dora", "singlora", "singlora_dora"]
+
 
 def one_of(accepted):
     """argparse type: a comma-separated list of values from `accepted` (otherwise a one-line error, exit 2)."""

@@ -3,13 +3,14 @@
 
 Usage
 -----
-    /work/venv-torch/bin/python scripts/peers/torch_transformer.py [--widths 128 512] [--dtypes f32 f64]
-        [--threads 1 2] [--reps 20] [--warmup 5] [--attention sdpa|math]
+    /work/venv-torch/bin/python scripts/peers/torch_transformer.py [--methods singlora,lora,...]
+        [--widths 128 512] [--dtypes f32 f64] [--threads 1 2] [--reps 20] [--warmup 5] [--sequences B]
+        [--attention sdpa|math]
 
-Prints one JSON line per (width, dtype, threads):
+Prints one JSON line per (method, width, dtype, threads):
 
-    {"peer": "torch", "model": "transformer", "width": 128, "dtype": "f64", "threads": 1,
-     "seconds_per_step": ..., "reps": 20, "attention": "sdpa"}
+    {"peer": "torch", "model": "transformer", "method": "singlora", "width": 128, "dtype": "f64", "threads": 1,
+     "sequences": 256, "seconds_per_step": ..., "min_seconds_per_step": ..., "reps": 20, "attention": "sdpa"}
 
 ``seconds_per_step`` is the median over ``--reps`` timed steps after ``--warmup`` untimed ones,
 ``min_seconds_per_step`` the fastest of them (robust to other work on the machine). One step is what
@@ -17,16 +18,18 @@ singlora's ``benches/transformer.rs`` times: forward, loss, backward and the opt
 gradients), on the whole batch.
 
 The model is singlora's ``src/models/transformer.rs`` with the ``singlora train --model transformer --task recall``
-defaults: vocabulary 16 (8 keys + 8 values), T = 5 (2 pairs + query), 256 sequences (B·T = 1280 token rows), 2
-pre-LayerNorm blocks, 4 heads of size n/4, no biases;
+defaults: vocabulary 16 (8 keys + 8 values), T = 5 (2 pairs + query), 256 sequences (B·T = 1280 token rows) up to
+n = 1024 and 256·1024/n beyond (the bench's rule; ``--sequences`` overrides it), 2 pre-LayerNorm blocks, 4 heads of
+size n/4, no biases;
 
     h0 = X W_E^T,  h' = h + Attn(LN(h)) W_O^T,  h'' = h' + GELU(LN(h') W_up^T) W_down^T,  f = LN(h_L) W_R^T
 
 with LN PyTorch's LayerNorm without affine parameters (eps 1e-5), causal softmax attention with logit scale
 1/sqrt(head_dim), the exact (erf) GELU -- ``Activation::Gelu`` in singlora is z·Φ(z) through ``libm::erf``, PyTorch's
-``approximate="none"`` -- and a μP readout N(0, 1/n²). Every base weight is frozen; SingLoRA adapters of rank r = 4,
-α = 4 sit on q, k, v, o, up, down of every block, Y = X W0^T + (α/r)·(X A_in) A_out^T with A ∈ R^{m×r},
-m = max(d_in, d_out), A_in = A[:d_in], A_out = A[:d_out]. The loss is the cross-entropy of the last token of each
+``approximate="none"`` -- and a μP readout N(0, 1/n²). Every base weight is frozen; the adapter of ``--methods``
+(``adapters.py``: full, lora, dora, singlora, singlora_dora, written as a PyTorch user writes them, DoRA as PEFT does)
+of rank r = 4, α = 4 sits on q, k, v, o, up, down of every block; for SingLoRA Y = X W0^T + (α/r)·(X A_in) A_out^T
+with A ∈ R^{m×r}, m = max(d_in, d_out), A_in = A[:d_in], A_out = A[:d_out]. The loss is the cross-entropy of the last token of each
 sequence (singlora scores only rows whose target is non-zero), the optimiser Adam (η = 0.01, PyTorch defaults).
 
 ``--attention sdpa`` (default) uses ``F.scaled_dot_product_attention`` (what a PyTorch user writes; the fastest eager
@@ -39,34 +42,31 @@ import math
 import statistics
 import time
 
+import sys
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from adapters import METHODS, adapt  # noqa: E402
+from peer_args import one_of  # noqa: E402
 
 VOCAB, KEYS, PAIRS, BLOCKS, HEADS, RANK, ALPHA, LR = 16, 8, 2, 2, 4, 4, 4.0, 0.01
 SEQ_LEN = 2 * PAIRS + 1
 
 
-class SingLoRALinear(torch.nn.Module):
-    """A frozen base W0 (d_out × d_in) plus ΔW = (α/r)·A_out A_inᵀ."""
-
-    def __init__(self, d_in, d_out, dtype, gen):
-        super().__init__()
-        m = max(d_in, d_out)
-        w0 = torch.randn(d_out, d_in, generator=gen, dtype=dtype) / math.sqrt(d_in)
-        self.register_buffer("w0", w0)
-        self.a = torch.nn.Parameter(torch.randn(m, RANK, generator=gen, dtype=dtype) / math.sqrt(m))
-        self.d_in, self.d_out, self.scale = d_in, d_out, ALPHA / RANK
-
-    def forward(self, x):
-        return F.linear(x, self.w0) + self.scale * ((x @ self.a[: self.d_in]) @ self.a[: self.d_out].T)
-
-
 class Block(torch.nn.Module):
-    def __init__(self, n, dtype, gen, attention):
+    def __init__(self, n, method, dtype, gen, attention):
         super().__init__()
-        self.q, self.k, self.v, self.o = (SingLoRALinear(n, n, dtype, gen) for _ in range(4))
-        self.up = SingLoRALinear(n, 4 * n, dtype, gen)
-        self.down = SingLoRALinear(4 * n, n, dtype, gen)
+
+        def linear(d_in, d_out):
+            w0 = torch.randn(d_out, d_in, generator=gen, dtype=dtype) / math.sqrt(d_in)
+            return adapt(w0, method, RANK, ALPHA, gen)
+
+        self.q, self.k, self.v, self.o = (linear(n, n) for _ in range(4))
+        self.up = linear(n, 4 * n)
+        self.down = linear(4 * n, n)
         self.n, self.d, self.attention = n, n // HEADS, attention
         mask = torch.full((SEQ_LEN, SEQ_LEN), float("-inf"), dtype=dtype).triu(1)
         self.register_buffer("mask", mask)
@@ -91,11 +91,11 @@ class Block(torch.nn.Module):
 
 
 class Transformer(torch.nn.Module):
-    def __init__(self, n, dtype, gen, attention):
+    def __init__(self, n, method, dtype, gen, attention):
         super().__init__()
         self.register_buffer("w_e", torch.randn(n, VOCAB, generator=gen, dtype=dtype) / math.sqrt(VOCAB))
         self.register_buffer("w_r", torch.randn(VOCAB, n, generator=gen, dtype=dtype) / n)
-        self.blocks = torch.nn.ModuleList(Block(n, dtype, gen, attention) for _ in range(BLOCKS))
+        self.blocks = torch.nn.ModuleList(Block(n, method, dtype, gen, attention) for _ in range(BLOCKS))
         self.n = n
 
     def forward(self, x):
@@ -122,12 +122,17 @@ def recall_batch(sequences, dtype, gen):
     return x, answers
 
 
-def time_steps(width, dtype, threads, reps, warmup, sequences, attention):
+def sequences_at(width):
+    """Sequences per batch at width n, as ``benches/transformer.rs``: 256 up to n = 1024, 256·1024/n beyond."""
+    return 256 if width <= 1024 else max(1, 256 * 1024 // width)
+
+
+def time_steps(method, width, dtype, threads, reps, warmup, sequences, attention):
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
-    model = Transformer(width, dtype, gen, attention)
+    model = Transformer(width, method, dtype, gen, attention)
     x, answers = recall_batch(sequences, dtype, gen)
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=LR)
 
     def step():
         logits = model(x)[SEQ_LEN - 1 :: SEQ_LEN]
@@ -148,23 +153,27 @@ def time_steps(width, dtype, threads, reps, warmup, sequences, attention):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", type=one_of(METHODS), default=["singlora"])
     ap.add_argument("--widths", type=int, nargs="+", default=[128, 512])
     ap.add_argument("--dtypes", nargs="+", default=["f32", "f64"], choices=["f32", "f64"])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--sequences", type=int, default=256)
+    ap.add_argument("--sequences", type=int, default=None)
     ap.add_argument("--attention", choices=["sdpa", "math"], default="sdpa")
     a = ap.parse_args()
     dtypes = {"f32": torch.float32, "f64": torch.float64}
-    for width in a.widths:
-        for name in a.dtypes:
-            for k in a.threads:
-                s, fastest = time_steps(width, dtypes[name], k, a.reps, a.warmup, a.sequences, a.attention)
-                line = {"peer": "torch", "model": "transformer", "width": width, "dtype": name, "threads": k,
-                        "seconds_per_step": s, "min_seconds_per_step": fastest, "reps": a.reps,
-                        "attention": a.attention}
-                print(json.dumps(line), flush=True)
+    for method in a.methods:
+        for width in a.widths:
+            sequences = a.sequences or sequences_at(width)
+            for name in a.dtypes:
+                for k in a.threads:
+                    s, fastest = time_steps(method, width, dtypes[name], k, a.reps, a.warmup, sequences,
+                                            a.attention)
+                    line = {"peer": "torch", "model": "transformer", "method": method, "width": width,
+                            "dtype": name, "threads": k, "sequences": sequences, "seconds_per_step": s,
+                            "min_seconds_per_step": fastest, "reps": a.reps, "attention": a.attention}
+                    print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":
