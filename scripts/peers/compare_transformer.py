@@ -4,7 +4,7 @@
 Usage
 -----
     python3 scripts/peers/compare_transformer.py [--torch-python PY] [--methods singlora,lora,...]
-        [--widths 128 512] [--dtypes f32 f64] [--threads 1 2] [--reps 20] [--skip-bench] [--attention sdpa|math]
+        [--widths 128 512] [--dtypes f32 f64] [--threads 1 2] [--reps 20] [--warmup 5] [--skip-bench] [--attention sdpa|math]
         [--stat median|min] [--rounds 1]
 
 Runs ``cargo bench --bench transformer`` (criterion; singlora's step on k threads as ``singlora train`` runs it on
@@ -91,15 +91,19 @@ def criterion_seconds(run, stat):
     return min(t / n for t, n in zip(sample["times"], sample["iters"])) / 1e9
 
 
-def run_torch(a):
+def run_torch(a, cells_run):
+    """PyTorch's seconds per step for the (method, width) pairs singlora ran (a width the bench skipped for memory
+    would not fit PyTorch either), and the load average before and after."""
     before = load()
-    cmd = [a.torch_python, str(ROOT / "scripts/peers/torch_transformer.py"), "--methods", ",".join(a.methods),
-           "--widths", *map(str, a.widths), "--dtypes", *a.dtypes, "--threads", *map(str, a.threads),
-           "--reps", str(a.reps), "--attention", a.attention]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     key = "seconds_per_step" if a.stat == "median" else "min_seconds_per_step"
-    times = {(r["method"], r["width"], r["dtype"], r["threads"]): r[key] for r in rows}
+    times = {}
+    for method, width in sorted({(m, w) for (m, w, _, _) in cells_run}):
+        cmd = [a.torch_python, str(ROOT / "scripts/peers/torch_transformer.py"), "--methods", method,
+               "--widths", str(width), "--dtypes", *a.dtypes, "--threads", *map(str, a.threads),
+               "--reps", str(a.reps), "--warmup", str(a.warmup), "--attention", a.attention]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        for r in (json.loads(line) for line in out.splitlines() if line.startswith("{")):
+            times[(r["method"], r["width"], r["dtype"], r["threads"])] = r[key]
     return times, (before, load())
 
 
@@ -115,6 +119,7 @@ def main():
     ap.add_argument("--dtypes", nargs="+", default=["f32", "f64"], choices=["f32", "f64"])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--attention", choices=["sdpa", "math"], default="sdpa")
     ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--stat", choices=["median", "min"], default="median")
@@ -123,7 +128,7 @@ def main():
     ours = theirs = gemm = None
     for r in range(a.rounds):
         o, g, ours_load = run_singlora(a, a.skip_bench and r == 0)
-        t, their_load = run_torch(a)
+        t, their_load = run_torch(a, o)
         ours = o if ours is None else {k: min(ours[k], o[k]) for k in ours}
         gemm = g if gemm is None else {k: max(gemm[k], g[k]) for k in gemm}
         theirs = best(theirs, t)
