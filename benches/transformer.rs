@@ -54,7 +54,7 @@
 //! # Running it
 //!
 //! `cargo bench --bench transformer` runs every method, width 64 … 8192, f32 and f64, 1 and 2 threads (not yet
-//! timed end to end: n = 64 … 1024 took 25 minutes here; n = 8192 takes seconds per step). The environment narrows it: `SINGLORA_BENCH_METHODS=singlora,lora`,
+//! timed end to end: n = 64 … 1024 took about 20 minutes here; n = 8192 takes seconds per step). The environment narrows it: `SINGLORA_BENCH_METHODS=singlora,lora`,
 //! `SINGLORA_BENCH_WIDTHS=128,512`, `SINGLORA_BENCH_THREADS=1`, `SINGLORA_BENCH_DTYPES=f32`; a criterion regex
 //! filter also works (`cargo bench --bench transformer -- 'transformer_(lora|gemm)/f32-1t/512'`) but models are
 //! built only for what it selects. `scripts/peers/compare_transformer.py` runs this bench and the PyTorch peer and
