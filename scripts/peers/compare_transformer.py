@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_args import METHODS, one_of  # noqa: E402
+from peer_args import METHODS, head_width, one_of, positive_int  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,15 +115,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", "python3"))
     ap.add_argument("--methods", type=one_of(METHODS), default=["singlora"])
-    ap.add_argument("--widths", type=int, nargs="+", default=[128, 512])
+    ap.add_argument("--widths", type=head_width, nargs="+", default=[128, 512])
     ap.add_argument("--dtypes", nargs="+", default=["f32", "f64"], choices=["f32", "f64"])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
+    ap.add_argument("--reps", type=positive_int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--attention", choices=["sdpa", "math"], default="sdpa")
     ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--stat", choices=["median", "min"], default="median")
-    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--rounds", type=positive_int, default=1)
     a = ap.parse_args()
     ours = theirs = gemm = None
     for r in range(a.rounds):

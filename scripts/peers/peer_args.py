@@ -40,3 +40,19 @@ def width_list(text):
     if len(widths) < 2 or any(w <= 0 for w in widths) or widths != sorted(set(widths)):
         raise argparse.ArgumentTypeError(f"{text!r}: expected at least two increasing positive widths, e.g. 64,128,256")
     return widths
+
+
+def positive_int(text):
+    """argparse type: one positive integer (otherwise a one-line error, exit 2)."""
+    values = _ints(text)
+    if len(values) != 1 or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
+    return values[0]
+
+
+def head_width(text):
+    """argparse type: a transformer width, a positive multiple of its 4 heads (otherwise a one-line error, exit 2)."""
+    values = _ints(text)
+    if len(values) != 1 or values[0] < 4 or values[0] % 4:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive multiple of 4 (the transformer's 4 heads)")
+    return values[0]

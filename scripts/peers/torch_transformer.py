@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapters import METHODS, adapt  # noqa: E402
-from peer_args import one_of  # noqa: E402
+from peer_args import head_width, one_of, positive_int  # noqa: E402
 
 VOCAB, KEYS, PAIRS, BLOCKS, HEADS, RANK, ALPHA, LR = 16, 8, 2, 2, 4, 4, 4.0, 0.01
 SEQ_LEN = 2 * PAIRS + 1
@@ -154,12 +154,12 @@ def time_steps(method, width, dtype, threads, reps, warmup, sequences, attention
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", type=one_of(METHODS), default=["singlora"])
-    ap.add_argument("--widths", type=int, nargs="+", default=[128, 512])
+    ap.add_argument("--widths", type=head_width, nargs="+", default=[128, 512])
     ap.add_argument("--dtypes", nargs="+", default=["f32", "f64"], choices=["f32", "f64"])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
+    ap.add_argument("--reps", type=positive_int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--sequences", type=int, default=None)
+    ap.add_argument("--sequences", type=positive_int, default=None)
     ap.add_argument("--attention", choices=["sdpa", "math"], default="sdpa")
     a = ap.parse_args()
     dtypes = {"f32": torch.float32, "f64": torch.float64}
