@@ -128,19 +128,37 @@ impl Shape {
     }
 }
 
-/// FLOPs of the products and attention one training step needs (derivation in the file's documentation).
-fn step_flops(method: Method, s: Shape) -> u64 {
-    let (n, rows, r) = (s.n, s.rows, RANK as u64);
-    let frozen = 6 * rows * s.vocab * n
-        + 2 * BLOCKS as u64 * 3 * s.seq_len * (s.seq_len + 1) * n * s.sequences;
-    let base = 90 * rows * n * n;
-    let low_rank = 210 * rows * n * r;
-    frozen
-        + match method {
-            Method::Full => 138 * rows * n * n,
-            Method::Lora | Method::Singlora => base + low_rank,
-            Method::Dora | Method::SingloraDora => base + low_rank + 48 * n * n * r,
+/// FLOPs of the products and attention one training step needs, summed map by map over the model's own shapes
+/// (`TransformerConfig::shape`) with the per-map rules of the file's documentation; its closed forms are these sums.
+fn step_flops(method: Method, s: Shape, cfg: &TransformerConfig) -> u64 {
+    let (rows, r) = (s.rows, RANK as u64);
+    let attention = 6 * s.seq_len * (s.seq_len + 1) * s.n * s.sequences;
+    let mut total = 6 * rows * s.vocab * s.n + BLOCKS as u64 * attention;
+    for name in cfg.layer_names() {
+        let (d_out, d_in) = cfg.shape(&name);
+        let (d_out, d_in) = (d_out as u64, d_in as u64);
+        if name == "embed" || name == "readout" {
+            continue; // frozen, counted in the first term
         }
+        // Block 0's q, k, v read the frozen embedding's output: no input gradient.
+        let map = name.rsplit('.').next().unwrap_or_default();
+        let input = !(name.starts_with("block.0.") && ["q", "k", "v"].contains(&map));
+        let base = 2 * rows * d_in * d_out * (1 + u64::from(input));
+        total += base
+            + match method {
+                Method::Full => 2 * rows * d_in * d_out,
+                _ => {
+                    let low_rank = 2 * rows * r * (2 * d_in + 3 * d_out + u64::from(input) * d_in);
+                    let cross = if method.has_magnitude() {
+                        2 * d_out * d_in * r
+                    } else {
+                        0
+                    };
+                    low_rank + cross
+                }
+            };
+    }
+    total
 }
 
 /// FLOPs of one block's six forward products at the step's rows (`transformer_gemm`).
@@ -174,7 +192,8 @@ struct Setup<T: Scalar> {
     factors: Vec<f64>,
 }
 
-fn setup<T: Scalar>(method: Method, width: usize) -> Setup<T> {
+/// The benchmark's transformer at width n: 4 heads, the recall task's vocabulary and length, every block map adapted.
+fn config(width: usize) -> TransformerConfig {
     let mut cfg = TransformerConfig::at_width(width, WidthMode::Heads, width / 4).unwrap();
     cfg.vocab = RECALL.vocab();
     cfg.seq_len = RECALL.seq_len();
@@ -182,6 +201,11 @@ fn setup<T: Scalar>(method: Method, width: usize) -> Setup<T> {
     cfg.adapt = ["q", "k", "v", "o", "up", "down"]
         .map(String::from)
         .to_vec();
+    cfg
+}
+
+fn setup<T: Scalar>(method: Method, width: usize) -> Setup<T> {
+    let cfg = config(width);
     let adapter = AdapterConfig::new(method).rank_alpha(RANK, RANK as f64);
     let net = cfg.build(cfg.base_weights::<T>(0), &adapter, 2).unwrap();
     let data = associative_recall::<T>(&RECALL, sequences(width), 1, 1).unwrap();
@@ -257,7 +281,7 @@ fn bench_steps<T: Scalar>(c: &mut Criterion, pools: &[ThreadPool], width: usize)
             continue;
         }
         let mut group = c.benchmark_group(&group_name);
-        let flops = step_flops(method, shape);
+        let flops = step_flops(method, shape, &config(width));
         group.throughput(Throughput::Elements(flops));
         let mut s: Option<Setup<T>> = None;
         for pool in pools {
