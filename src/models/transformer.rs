@@ -34,7 +34,7 @@ pub use super::ops::{
     AttentionSpec, Gelu, Normalized, LAYER_NORM_EPS,
 };
 use super::{Linear, Model, ModelParam, Readout};
-use crate::adapters::AdapterConfig;
+use crate::adapters::{AdapterConfig, Kept};
 use crate::error::{Error, Result};
 use crate::names::named_enum;
 use crate::rng::{normal_matrix, SeedRng};
@@ -411,6 +411,9 @@ pub struct AttentionCache<T: Scalar> {
     pub attended: Attended<T>,
     /// $C\,W_O^\top$, the output of `o` and of the sublayer (what the residual adds).
     pub out: Array2<T>,
+    /// What the forward of q, k, v, o (in that order) kept for their backward ([`Kept`]: DoRA's ratio and
+    /// pre-scaling output, full fine-tuning's merged weight), so that the backward recomputes no forward product.
+    pub kept: [Option<Kept<T>>; 4],
 }
 
 /// What [`Block::feed_forward`] keeps.
@@ -423,6 +426,8 @@ pub struct FeedForwardCache<T: Scalar> {
     pub gelu: Gelu<T>,
     /// $\mathrm{GELU}(z)\,W_{down}^\top$, the output of `down` and of the sublayer.
     pub out: Array2<T>,
+    /// What the forward of up and down (in that order) kept for their backward ([`Kept`]).
+    pub kept: [Option<Kept<T>>; 2],
 }
 
 /// What [`Block::forward`] keeps.
@@ -459,11 +464,11 @@ impl<T: Scalar> Block<T> {
     /// (`out`); one GEMM per map over all rows, [`attention`] batched over sequences and heads.
     pub fn attention_cached(&self, h: ArrayView2<'_, T>, u: T) -> AttentionCache<T> {
         let ln = layer_norm(h);
-        let q = self.q.forward(ln.y.view(), u);
-        let k = self.k.forward(ln.y.view(), u);
-        let v = self.v.forward(ln.y.view(), u);
+        let (q, kept_q) = self.q.forward_kept(ln.y.view(), None, u);
+        let (k, kept_k) = self.k.forward_kept(ln.y.view(), None, u);
+        let (v, kept_v) = self.v.forward_kept(ln.y.view(), None, u);
         let attended = attention(q.view(), k.view(), v.view(), &self.attention);
-        let out = self.o.forward(attended.ctx.view(), u);
+        let (out, kept_o) = self.o.forward_kept(attended.ctx.view(), None, u);
         AttentionCache {
             ln,
             q,
@@ -471,6 +476,7 @@ impl<T: Scalar> Block<T> {
             v,
             attended,
             out,
+            kept: [kept_q, kept_k, kept_v, kept_o],
         }
     }
 
@@ -503,9 +509,10 @@ impl<T: Scalar> Block<T> {
         input: bool,
     ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
         let qkv_train = any_trainable(&[&self.q, &self.k, &self.v]);
-        let (o_grads, g_ctx) = self
-            .o
-            .grads(cache.attended.ctx.view(), g, u, input || qkv_train);
+        let [kept_q, kept_k, kept_v, kept_o] = cache.kept.each_ref().map(Option::as_ref);
+        let (o_grads, g_ctx) =
+            self.o
+                .grads_kept(cache.attended.ctx.view(), g, u, input || qkv_train, kept_o);
         let Some(g_ctx) = g_ctx else {
             return (o_grads, None);
         };
@@ -519,9 +526,9 @@ impl<T: Scalar> Block<T> {
         );
         drop(g_ctx);
         let a = cache.ln.y.view();
-        let (mut grads, mut ga) = self.q.grads(a, ag.q.view(), u, input);
-        for (map, g_out) in [(&self.k, &ag.k), (&self.v, &ag.v)] {
-            let (map_grads, ga_map) = map.grads(a, g_out.view(), u, input);
+        let (mut grads, mut ga) = self.q.grads_kept(a, ag.q.view(), u, input, kept_q);
+        for (map, g_out, kept) in [(&self.k, &ag.k, kept_k), (&self.v, &ag.v, kept_v)] {
+            let (map_grads, ga_map) = map.grads_kept(a, g_out.view(), u, input, kept);
             if let (Some(ga), Some(ga_map)) = (&mut ga, ga_map) {
                 *ga += &ga_map;
             }
@@ -538,10 +545,16 @@ impl<T: Scalar> Block<T> {
     /// kept in the cache (`out`).
     pub fn feed_forward_cached(&self, h: ArrayView2<'_, T>, u: T) -> FeedForwardCache<T> {
         let ln = layer_norm(h);
-        let z = self.up.forward(ln.y.view(), u);
+        let (z, kept_up) = self.up.forward_kept(ln.y.view(), None, u);
         let gelu = gelu(z.view());
-        let out = self.down.forward(gelu.act.view(), u);
-        FeedForwardCache { ln, z, gelu, out }
+        let (out, kept_down) = self.down.forward_kept(gelu.act.view(), None, u);
+        FeedForwardCache {
+            ln,
+            z,
+            gelu,
+            out,
+            kept: [kept_up, kept_down],
+        }
     }
 
     /// [`Block::feed_forward_cached`] returning a copy of its output beside the cache.
@@ -572,12 +585,17 @@ impl<T: Scalar> Block<T> {
         input: bool,
     ) -> (Vec<ArrayD<T>>, Option<Array2<T>>) {
         let below = input || self.up.is_trainable();
-        let (down_grads, g_act) = self.down.grads(cache.gelu.act.view(), g, u, below);
+        let [kept_up, kept_down] = cache.kept.each_ref().map(Option::as_ref);
+        let (down_grads, g_act) =
+            self.down
+                .grads_kept(cache.gelu.act.view(), g, u, below, kept_down);
         let Some(g_act) = g_act else {
             return (down_grads, None);
         };
         let gz = gelu_backward(cache.z.view(), &cache.gelu, g_act);
-        let (mut grads, mut ga) = self.up.grads(cache.ln.y.view(), gz.view(), u, input);
+        let (mut grads, mut ga) =
+            self.up
+                .grads_kept(cache.ln.y.view(), gz.view(), u, input, kept_up);
         drop(gz);
         grads.extend(down_grads);
         if let Some(ga) = &mut ga {
@@ -716,6 +734,8 @@ pub struct TransformerCache<T: Scalar> {
     pub final_ln: Normalized<T>,
     /// $f = \mathrm{LN}(h_L)W_R^\top$, the output of `readout` (a copy of the model output).
     pub out: Array2<T>,
+    /// What the forward of `embed` and `readout` (in that order) kept for their backward ([`Kept`]).
+    pub kept: [Option<Kept<T>>; 2],
 }
 
 impl<T: Scalar> Transformer<T> {
@@ -792,7 +812,7 @@ impl<T: Scalar> Model<T> for Transformer<T> {
             rows % seq_len == 0,
             "transformer forward: {rows} rows are not whole sequences of seq_len = {seq_len}"
         );
-        let embed_out = self.embed.forward(x.view(), u);
+        let (embed_out, kept_embed) = self.embed.forward_kept(x.view(), None, u);
         let mut blocks: Vec<BlockCache<T>> = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             let h = blocks.last().map_or(&embed_out, |c| &c.resid_out);
@@ -801,20 +821,25 @@ impl<T: Scalar> Model<T> for Transformer<T> {
         }
         let h = blocks.last().map_or(&embed_out, |c| &c.resid_out);
         let final_ln = layer_norm(h.view());
-        let out = self.readout.forward(final_ln.y.view(), u);
+        let (out, kept_readout) = self.readout.forward_kept(final_ln.y.view(), None, u);
         let cache = TransformerCache {
             x: x.clone(),
             embed_out,
             blocks,
             final_ln,
             out: out.clone(),
+            kept: [kept_embed, kept_readout],
         };
         (out, cache)
     }
 
     /// Readout, final [`layer_norm_backward`], each [`Block::backward`] from the last, then the embedding.
     fn backward(&self, cache: &TransformerCache<T>, g: &Array2<T>, u: T) -> Vec<ArrayD<T>> {
-        let (readout_grads, mut gh) = self.readout.backward(cache.final_ln.y.view(), g.view(), u);
+        let [kept_embed, kept_readout] = cache.kept.each_ref().map(Option::as_ref);
+        let (readout_grads, gh) =
+            self.readout
+                .grads_kept(cache.final_ln.y.view(), g.view(), u, true, kept_readout);
+        let mut gh = gh.expect("the input gradient was asked for");
         layer_norm_backward_in_place(&cache.final_ln, &mut gh);
         // Block i needs its input gradient only when something below it trains.
         let mut below_trains: Vec<bool> = Vec::with_capacity(self.blocks.len());
@@ -838,7 +863,12 @@ impl<T: Scalar> Model<T> for Transformer<T> {
             gh = g_in;
         }
         let embed_grads = match gh {
-            Some(gh) => self.embed.grads(cache.x.view(), gh.view(), u, false).0,
+            Some(gh) => {
+                let grads = self
+                    .embed
+                    .grads_kept(cache.x.view(), gh.view(), u, false, kept_embed);
+                grads.0
+            }
             None => Vec::new(),
         };
         embed_grads
