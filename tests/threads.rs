@@ -129,6 +129,58 @@ fn thin_outputs_are_faers_own_orientation_bit_for_bit() {
     check_thin_outputs::<f32>();
 }
 
+/// A large product whose left factor is stored by columns (full fine-tuning's weight gradient $G^\top X$) is computed
+/// from a row-major copy of that factor (`scalar::column_stored_left`): bit for bit what faer gives reading the
+/// column-stored factor itself, which a padded output (not standard layout) still makes it do; with and without
+/// accumulation, on one thread and two. Shapes: the transformer's square and 4× maps at 1280 token rows, odd edges,
+/// and a short inner dimension with a wide output (the MLP's batch of 64).
+fn check_column_stored_left<T: Scalar>() {
+    for (k, m, n) in [
+        (1280, 1024, 1024),
+        (1280, 1024, 4096),
+        (100, 2100, 2600),
+        (64, 2048, 4096),
+    ] {
+        let (g, x) = (matrix::<T>(k, m, "g"), matrix::<T>(k, n, "x"));
+        let c0 = matrix::<T>(m, n, "c0");
+        assert!(
+            singlora::scalar::column_stored_left(g.t(), c0.view()),
+            "{k}x{m}x{n} must take the copied route, or this compares faer with itself"
+        );
+        for accumulate in [false, true] {
+            let faer_own = |c0: &Array2<T>| {
+                let mut padded = Array2::<T>::zeros((m, n + 1));
+                let mut c = padded.slice_mut(ndarray::s![.., ..n]);
+                assert!(!c.is_standard_layout());
+                c.assign(c0);
+                T::gemm(T::of(0.37), g.t(), x.view(), accumulate, c.view_mut());
+                c.to_owned()
+            };
+            let copied = |c0: &Array2<T>| {
+                let mut c = c0.clone();
+                T::gemm(T::of(0.37), g.t(), x.view(), accumulate, c.view_mut());
+                c
+            };
+            let reference = faer_own(&c0);
+            let label = format!("{} {k}x{m}x{n} accumulate={accumulate}", T::DTYPE);
+            assert!(
+                copied(&c0) == reference,
+                "{label}: the copied route differs"
+            );
+            assert!(
+                two_threads(|| copied(&c0)) == reference,
+                "{label}: on two threads"
+            );
+        }
+    }
+}
+
+#[test]
+fn column_stored_left_factors_are_faers_own_product_bit_for_bit() {
+    check_column_stored_left::<f64>();
+    check_column_stored_left::<f32>();
+}
+
 /// Ten Adam steps of a 16 → 384 → 384 → 384 → 1 MLP (adapters on both hidden maps, batch 64: every big product is
 /// above the threshold), returning the losses and the final trainable tensors.
 fn train<T: Scalar>(method: Method) -> (Vec<f64>, Vec<Vec<T>>) {
