@@ -15,7 +15,10 @@ Prints one JSON line per (method, width, dtype, threads):
 ``seconds_per_step`` is the median over ``--reps`` timed steps after ``--warmup`` untimed ones,
 ``min_seconds_per_step`` the fastest of them (robust to other work on the machine). One step is what
 singlora's ``benches/transformer.rs`` times: forward, loss, backward and the optimiser step (and zeroing the
-gradients), on the whole batch.
+gradients), on the whole batch, and from the same state: every step, timed or not, starts from the trainable
+tensors and Adam's state after ``STATE_STEPS`` = 1 step from the base, copied back in place (untimed) before it.
+Without that a step's time would depend on how many came before: full fine-tuning in f32 saturates its attention
+within a few steps and the subnormal gradients that leaves make later steps up to twice as slow (the bench's doc).
 
 The model is singlora's ``src/models/transformer.rs`` with the ``singlora train --model transformer --task recall``
 defaults: vocabulary 16 (8 keys + 8 values), T = 5 (2 pairs + query), 256 sequences (B·T = 1280 token rows) up to
@@ -53,6 +56,7 @@ from adapters import METHODS, adapt  # noqa: E402
 from peer_args import head_width, one_of, positive_int  # noqa: E402
 
 VOCAB, KEYS, PAIRS, BLOCKS, HEADS, RANK, ALPHA, LR = 16, 8, 2, 2, 4, 4, 4.0, 0.01
+STATE_STEPS = 1  # steps from the base before the state every timed step starts from (benches/transformer.rs)
 SEQ_LEN = 2 * PAIRS + 1
 
 
@@ -127,12 +131,31 @@ def sequences_at(width):
     return 256 if width <= 1024 else max(1, 256 * 1024 // width)
 
 
+def snapshot(params, opt):
+    """A function that copies ``params`` and ``opt``'s per-parameter state back, in place, to their values now."""
+    saved = [p.detach().clone() for p in params]
+    state = [{k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[p].items()} for p in params]
+
+    @torch.no_grad()
+    def restore():
+        for p, s, st in zip(params, saved, state):
+            p.copy_(s)
+            for k, v in st.items():
+                if torch.is_tensor(v):
+                    opt.state[p][k].copy_(v)
+                else:
+                    opt.state[p][k] = v
+
+    return restore
+
+
 def time_steps(method, width, dtype, threads, reps, warmup, sequences, attention):
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
     model = Transformer(width, method, dtype, gen, attention)
     x, answers = recall_batch(sequences, dtype, gen)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=LR)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=LR)
 
     def step():
         logits = model(x)[SEQ_LEN - 1 :: SEQ_LEN]
@@ -141,10 +164,15 @@ def time_steps(method, width, dtype, threads, reps, warmup, sequences, attention
         loss.backward()
         opt.step()
 
+    for _ in range(STATE_STEPS):
+        step()
+    restore = snapshot(params, opt)
     for _ in range(warmup):
+        restore()
         step()
     times = []
     for _ in range(reps):
+        restore()
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
