@@ -8,7 +8,7 @@
 //! Matrix–vector shapes, whose parallel kernel splits the inner dimension, stay sequential (`scalar`). So any
 //! difference is a bug, not round-off.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use singlora::adapters::{AdapterConfig, Method};
 use singlora::linalg::{mm, mm_nt, mm_tn};
 use singlora::models::{MlpConfig, Model, TransformerConfig, WidthMode};
@@ -80,105 +80,87 @@ fn products_are_the_same_on_one_and_two_threads() {
     check_products::<f32>();
 }
 
+/// One rerouted product family of `Scalar::gemm`: $C \leftarrow 0.37\,X^\top G$ (or $C + 0.37\,X^\top G$) with $X$
+/// $k\times m$ and $G$ $k\times n$ for each `(k, m, n)`, which `takes` must say go the rerouted way, against faer's own
+/// product on the same views (a padded row stride makes the output not standard layout, which both routes require):
+/// bit for bit, with and without accumulation, on one thread and two.
+fn check_route<T: Scalar>(
+    route: &str,
+    shapes: &[(usize, usize, usize)],
+    takes: fn(ArrayView2<'_, T>, ArrayView2<'_, T>) -> bool,
+) {
+    for &(k, m, n) in shapes {
+        let (x, g) = (matrix::<T>(k, m, "x"), matrix::<T>(k, n, "g"));
+        let c0 = matrix::<T>(m, n, "c0");
+        assert!(
+            takes(x.t(), c0.view()),
+            "{k}x{m}x{n} must take the {route} route, or this compares faer with itself"
+        );
+        for accumulate in [false, true] {
+            let faer_own = |c0: &Array2<T>| {
+                let mut padded = Array2::<T>::zeros((m, n + 1));
+                let mut c = padded.slice_mut(ndarray::s![.., ..n]);
+                assert!(!c.is_standard_layout());
+                c.assign(c0);
+                T::gemm(T::of(0.37), x.t(), g.view(), accumulate, c.view_mut());
+                c.to_owned()
+            };
+            let rerouted = |c0: &Array2<T>| {
+                let mut c = c0.clone();
+                T::gemm(T::of(0.37), x.t(), g.view(), accumulate, c.view_mut());
+                c
+            };
+            let reference = faer_own(&c0);
+            let label = format!("{} {k}x{m}x{n} accumulate={accumulate}", T::DTYPE);
+            assert!(
+                rerouted(&c0) == reference,
+                "{label}: the {route} route differs"
+            );
+            assert!(
+                two_threads(|| rerouted(&c0)) == reference,
+                "{label}: the {route} route on two threads"
+            );
+        }
+    }
+}
+
 /// A product with a thin row-major output and a column-stored left factor (the adapters' $X^\top G$, $d\times r$) is
-/// computed in column-major scratch and copied back (`scalar::thin_row_major`): bit for bit what faer gives writing the
-/// row-major output itself, which a padded row stride (not standard layout) still makes it do; with and without
-/// accumulation, on one thread and two.
-fn check_thin_outputs<T: Scalar>() {
-    for (k, m, n) in [
+/// computed in column-major scratch and copied back (`scalar::thin_row_major`).
+#[test]
+fn thin_outputs_are_faers_own_orientation_bit_for_bit() {
+    const SHAPES: [(usize, usize, usize); 5] = [
         (1280, 512, 4),
         (64, 1024, 8),
         (64, 128, 16),
         (33, 200, 3),
         (300, 2048, 2),
-    ] {
-        let (x, g) = (matrix::<T>(k, m, "x"), matrix::<T>(k, n, "g"));
-        let c0 = matrix::<T>(m, n, "c0");
-        assert!(
-            singlora::scalar::thin_row_major(x.t(), c0.view()),
-            "{k}x{m}x{n} must take the thin route, or this compares faer with itself"
-        );
-        for accumulate in [false, true] {
-            let faer_own = |c0: &Array2<T>| {
-                let mut padded = Array2::<T>::zeros((m, n + 1));
-                let mut c = padded.slice_mut(ndarray::s![.., ..n]);
-                assert!(!c.is_standard_layout());
-                c.assign(c0);
-                T::gemm(T::of(0.37), x.t(), g.view(), accumulate, c.view_mut());
-                c.to_owned()
-            };
-            let thin = |c0: &Array2<T>| {
-                let mut c = c0.clone();
-                T::gemm(T::of(0.37), x.t(), g.view(), accumulate, c.view_mut());
-                c
-            };
-            let reference = faer_own(&c0);
-            let label = format!("{} {k}x{m}x{n} accumulate={accumulate}", T::DTYPE);
-            assert!(thin(&c0) == reference, "{label}: the thin path differs");
-            assert!(
-                two_threads(|| thin(&c0)) == reference,
-                "{label}: on two threads"
-            );
-        }
-    }
-}
-
-#[test]
-fn thin_outputs_are_faers_own_orientation_bit_for_bit() {
-    check_thin_outputs::<f64>();
-    check_thin_outputs::<f32>();
+    ];
+    check_route::<f64>("thin", &SHAPES, singlora::scalar::thin_row_major);
+    check_route::<f32>("thin", &SHAPES, singlora::scalar::thin_row_major);
 }
 
 /// A large product whose left factor is stored by columns (full fine-tuning's weight gradient $G^\top X$) is computed
-/// from a row-major copy of that factor (`scalar::column_stored_left`): bit for bit what faer gives reading the
-/// column-stored factor itself, which a padded output (not standard layout) still makes it do; with and without
-/// accumulation, on one thread and two. Shapes: the transformer's square and 4× maps at 1280 token rows, odd edges,
-/// and a short inner dimension with a wide output (the MLP's batch of 64).
-fn check_column_stored_left<T: Scalar>() {
-    for (k, m, n) in [
+/// from a row-major copy of that factor (`scalar::column_stored_left`). Shapes: the transformer's square and 4× maps
+/// at 1280 token rows, odd edges, and a short inner dimension with a wide output (the MLP's batch of 64); each is
+/// above the f32 threshold, so both dtypes take the route.
+#[test]
+fn column_stored_left_factors_are_faers_own_product_bit_for_bit() {
+    const SHAPES: [(usize, usize, usize); 4] = [
         (1280, 1024, 1024),
         (1280, 1024, 4096),
         (100, 2100, 2600),
         (64, 2048, 4096),
-    ] {
-        let (g, x) = (matrix::<T>(k, m, "g"), matrix::<T>(k, n, "x"));
-        let c0 = matrix::<T>(m, n, "c0");
-        assert!(
-            singlora::scalar::column_stored_left(g.t(), c0.view()),
-            "{k}x{m}x{n} must take the copied route, or this compares faer with itself"
-        );
-        for accumulate in [false, true] {
-            let faer_own = |c0: &Array2<T>| {
-                let mut padded = Array2::<T>::zeros((m, n + 1));
-                let mut c = padded.slice_mut(ndarray::s![.., ..n]);
-                assert!(!c.is_standard_layout());
-                c.assign(c0);
-                T::gemm(T::of(0.37), g.t(), x.view(), accumulate, c.view_mut());
-                c.to_owned()
-            };
-            let copied = |c0: &Array2<T>| {
-                let mut c = c0.clone();
-                T::gemm(T::of(0.37), g.t(), x.view(), accumulate, c.view_mut());
-                c
-            };
-            let reference = faer_own(&c0);
-            let label = format!("{} {k}x{m}x{n} accumulate={accumulate}", T::DTYPE);
-            assert!(
-                copied(&c0) == reference,
-                "{label}: the copied route differs"
-            );
-            assert!(
-                two_threads(|| copied(&c0)) == reference,
-                "{label}: on two threads"
-            );
-        }
-    }
-}
-
-#[test]
-fn column_stored_left_factors_are_faers_own_product_bit_for_bit() {
-    check_column_stored_left::<f64>();
-    check_column_stored_left::<f32>();
+    ];
+    check_route::<f64>(
+        "column-stored",
+        &SHAPES,
+        singlora::scalar::column_stored_left,
+    );
+    check_route::<f32>(
+        "column-stored",
+        &SHAPES,
+        singlora::scalar::column_stored_left,
+    );
 }
 
 /// Ten Adam steps of a 16 → 384 → 384 → 384 → 1 MLP (adapters on both hidden maps, batch 64: every big product is
