@@ -195,11 +195,11 @@ const THIN_COLS: usize = 16;
 /// Whether $C = AB$ is a large product (at least [`Scalar::TRANSPOSE_MIN_WORK`] multiply–adds, $A$'s inner dimension
 /// at least 64) with a row-major output wider than [`thin_row_major`]'s and a left factor stored by columns, as full
 /// fine-tuning's weight gradient $G^\top X$: faer then packs $A$ along its strided direction and runs at about half
-/// its rate. Copying $A$ into row-major scratch first ([`transpose_into`]: about 3 ms for 1280 × 4096 f32 entries)
+/// its rate. Copying $A$ into row-major scratch first (`transpose_into`: about 3 ms for 1280 × 4096 f32 entries)
 /// recovers most of it. Measured (one thread, the transformer's $G^\top X$ with 1280 token rows, best of 5, the
-/// copy included; the product from an already row-major $A$ in brackets): $1024\times 1024$ outputs 45 → 30 ms
-/// [24] in f32 and 95 → 57–64 ms [43–61] in f64, $4096\times 1024$ 165 → 102–118 ms [82–103] and 405 → 217–248 ms
-/// [182–196]. Each entry is the same dot product in the same order either way (checked bit for bit in
+/// copy included; the product from an already row-major $A$ in parentheses): $1024\times 1024$ outputs 45 → 30 ms
+/// (24) in f32 and 95 → 57–64 ms (43–61) in f64, $4096\times 1024$ 165 → 102–118 ms (82–103) and 405 → 217–248 ms
+/// (182–196). Each entry is the same dot product in the same order either way (checked bit for bit in
 /// tests/threads.rs), so only the time changes.
 pub fn column_stored_left<T: Scalar>(a: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> bool {
     let (m, k) = a.dim();
