@@ -373,7 +373,7 @@ fn check_adam_kernel<T: singlora::Scalar>() {
                 weight_decay: hp.4,
             }
         };
-        // Lengths around the vector widths (1, 2, 4, 8 lanes), a long one, and one the kernel splits into two parts
+        // Lengths around the vector widths (1, 2, 4, 8, 16 lanes), a long one, and one the kernel splits into two parts
         // of odd length on two threads (split at any cost per element: it has more than scalar::PAR_MIN_OPS elements).
         for len in [1usize, 3, 4, 5, 17, 1001, 65_537] {
             let p0: Vec<T> = gaussian(1, len, len as u64, "p")
