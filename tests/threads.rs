@@ -80,21 +80,41 @@ fn products_are_the_same_on_one_and_two_threads() {
     check_products::<f32>();
 }
 
-/// One rerouted product family of `Scalar::gemm`: $C \leftarrow 0.37\,X^\top G$ (or $C + 0.37\,X^\top G$) with $X$
-/// $k\times m$ and $G$ $k\times n$ for each `(k, m, n)`, which `takes` must say go the rerouted way, against faer's own
-/// product on the same views (a padded row stride makes the output not standard layout, which both routes require):
-/// bit for bit, with and without accumulation, on one thread and two.
+/// Which factor of a rerouted product $C = AB$ is stored by columns (a transposed view of a row-major matrix).
+#[derive(Clone, Copy)]
+enum ByColumns {
+    /// $A = X^\top$ with $X$ $k\times m$ row-major, $B$ row-major: the gradients $X^\top G$.
+    Left,
+    /// $A$ row-major, $B = W^\top$ with $W$ $n\times k$ row-major: the forward $XW^\top$.
+    Right,
+}
+
+/// A rerouted route's predicate on $(A, B, C)$.
+type Takes<T> = fn(ArrayView2<'_, T>, ArrayView2<'_, T>, ArrayView2<'_, T>) -> bool;
+
+/// One rerouted product family of `Scalar::gemm`: $C \leftarrow 0.37\,AB$ (or $C + 0.37\,AB$), $C$ $m\times n$,
+/// inner dimension $k$, for each `(m, k, n)`, the factor `stored` by columns, which `takes` must say go the rerouted
+/// way, against faer's own product on the same views (a padded row stride makes the output not standard layout,
+/// which every route requires): bit for bit, with and without accumulation, on one thread and two.
 fn check_route<T: Scalar>(
     route: &str,
+    stored: ByColumns,
     shapes: &[(usize, usize, usize)],
-    takes: fn(ArrayView2<'_, T>, ArrayView2<'_, T>) -> bool,
+    takes: Takes<T>,
 ) {
-    for &(k, m, n) in shapes {
-        let (x, g) = (matrix::<T>(k, m, "x"), matrix::<T>(k, n, "g"));
+    for &(m, k, n) in shapes {
+        let (left, right) = match stored {
+            ByColumns::Left => (matrix::<T>(k, m, "x"), matrix::<T>(k, n, "g")),
+            ByColumns::Right => (matrix::<T>(m, k, "x"), matrix::<T>(n, k, "w")),
+        };
+        let (a, b) = match stored {
+            ByColumns::Left => (left.t(), right.view()),
+            ByColumns::Right => (left.view(), right.t()),
+        };
         let c0 = matrix::<T>(m, n, "c0");
         assert!(
-            takes(x.t(), c0.view()),
-            "{k}x{m}x{n} must take the {route} route, or this compares faer with itself"
+            takes(a, b, c0.view()),
+            "{m}x{k}x{n} must take the {route} route, or this compares faer with itself"
         );
         for accumulate in [false, true] {
             let faer_own = |c0: &Array2<T>| {
@@ -102,16 +122,16 @@ fn check_route<T: Scalar>(
                 let mut c = padded.slice_mut(ndarray::s![.., ..n]);
                 assert!(!c.is_standard_layout());
                 c.assign(c0);
-                T::gemm(T::of(0.37), x.t(), g.view(), accumulate, c.view_mut());
+                T::gemm(T::of(0.37), a, b, accumulate, c.view_mut());
                 c.to_owned()
             };
             let rerouted = |c0: &Array2<T>| {
                 let mut c = c0.clone();
-                T::gemm(T::of(0.37), x.t(), g.view(), accumulate, c.view_mut());
+                T::gemm(T::of(0.37), a, b, accumulate, c.view_mut());
                 c
             };
             let reference = faer_own(&c0);
-            let label = format!("{} {k}x{m}x{n} accumulate={accumulate}", T::DTYPE);
+            let label = format!("{} {m}x{k}x{n} accumulate={accumulate}", T::DTYPE);
             assert!(
                 rerouted(&c0) == reference,
                 "{label}: the {route} route differs"
@@ -129,14 +149,17 @@ fn check_route<T: Scalar>(
 #[test]
 fn thin_outputs_are_faers_own_orientation_bit_for_bit() {
     const SHAPES: [(usize, usize, usize); 5] = [
-        (1280, 512, 4),
-        (64, 1024, 8),
-        (64, 128, 16),
-        (33, 200, 3),
-        (300, 2048, 2),
+        (512, 1280, 4),
+        (1024, 64, 8),
+        (128, 64, 16),
+        (200, 33, 3),
+        (2048, 300, 2),
     ];
-    check_route::<f64>("thin", &SHAPES, singlora::scalar::thin_row_major);
-    check_route::<f32>("thin", &SHAPES, singlora::scalar::thin_row_major);
+    fn takes<T: Scalar>(a: ArrayView2<'_, T>, _: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> bool {
+        singlora::scalar::thin_row_major(a, c)
+    }
+    check_route::<f64>("thin", ByColumns::Left, &SHAPES, takes);
+    check_route::<f32>("thin", ByColumns::Left, &SHAPES, takes);
 }
 
 /// A large product whose left factor is stored by columns (full fine-tuning's weight gradient $G^\top X$) is computed
@@ -146,21 +169,35 @@ fn thin_outputs_are_faers_own_orientation_bit_for_bit() {
 #[test]
 fn column_stored_left_factors_are_faers_own_product_bit_for_bit() {
     const SHAPES: [(usize, usize, usize); 4] = [
-        (1280, 1024, 1024),
-        (1280, 1024, 4096),
-        (100, 2100, 2600),
-        (64, 2048, 4096),
+        (1024, 1280, 1024),
+        (1024, 1280, 4096),
+        (2100, 100, 2600),
+        (2048, 64, 4096),
     ];
-    check_route::<f64>(
-        "column-stored",
-        &SHAPES,
-        singlora::scalar::column_stored_left,
-    );
-    check_route::<f32>(
-        "column-stored",
-        &SHAPES,
-        singlora::scalar::column_stored_left,
-    );
+    fn takes<T: Scalar>(a: ArrayView2<'_, T>, _: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> bool {
+        singlora::scalar::column_stored_left(a, c)
+    }
+    check_route::<f64>("column-stored", ByColumns::Left, &SHAPES, takes);
+    check_route::<f32>("column-stored", ByColumns::Left, &SHAPES, takes);
+}
+
+/// A product with a short row-major output and a large column-stored right factor (the forward $XW_0^\top$ of a
+/// mini-batch) is computed in column-major scratch and copied back (`scalar::short_row_major`). Shapes: the MLP's
+/// batch of 64 at n = 1024 and a 4× map, 16 rows, odd edges, and 2 rows; each right factor has at least 2²⁰ entries.
+#[test]
+fn short_outputs_are_faers_own_orientation_bit_for_bit() {
+    const SHAPES: [(usize, usize, usize); 5] = [
+        (64, 1024, 1024),
+        (64, 1024, 4096),
+        (16, 2048, 1024),
+        (37, 1100, 1001),
+        (2, 1500, 1500),
+    ];
+    fn takes<T: Scalar>(_: ArrayView2<'_, T>, b: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> bool {
+        singlora::scalar::short_row_major(b, c)
+    }
+    check_route::<f64>("short", ByColumns::Right, &SHAPES, takes);
+    check_route::<f32>("short", ByColumns::Right, &SHAPES, takes);
 }
 
 /// Ten Adam steps of a 16 → 384 → 384 → 384 → 1 MLP (adapters on both hidden maps, batch 64: every big product is
