@@ -931,3 +931,77 @@ fn f32_gelu_is_the_f64_formula_rounded_to_f32() {
         assert!(ulp(d, want) <= 1, "GELU' at {zv}: {d} vs {want}");
     }
 }
+
+/// Arguments at and around every branch of `libm::erf` and of the `exp` inside it (the high words 2⁻²⁸, 0.84375,
+/// 1.25, 1/0.35 and 6; ±0, subnormals, huge and non-finite values), then 2·10⁶ pseudo-random ones: uniform on
+/// (−7, 7), log-uniform magnitudes 10⁻³¹⁰ … 10¹⁰, and raw bit patterns.
+fn erf_arguments() -> Vec<f64> {
+    let mut x = vec![
+        0.0,
+        -0.0,
+        f64::MIN_POSITIVE,
+        5e-324,
+        1e-300,
+        f64::MAX,
+        f64::INFINITY,
+        f64::NAN,
+    ];
+    for high in [
+        0x3e30_0000u64,
+        0x3feb_0000,
+        0x3ff4_0000,
+        0x4006_db6d,
+        0x4018_0000,
+    ] {
+        for dh in [-1i64, 0, 1] {
+            for low in [0u64, 1, 0x8000_0000, 0xffff_ffff] {
+                x.push(f64::from_bits(((high as i64 + dh) as u64) << 32 | low));
+            }
+        }
+    }
+    use rand::Rng;
+    let mut rng = singlora::rng::SeedRng::new(11, "erf");
+    for i in 0..2_000_000u64 {
+        x.push(match i % 3 {
+            0 => 14.0 * rng.uniform(0.5),
+            1 => 10f64.powf(rng.uniform(160.0) - 150.0),
+            _ => f64::from_bits(rng.inner().next_u64()),
+        });
+    }
+    let negated: Vec<f64> = x.iter().map(|v| -v).collect();
+    x.extend(negated);
+    x
+}
+
+/// `models::erf` (libm's algorithm with every branch evaluated and the right one kept, as the f64 GELU runs it eight
+/// lanes at a time, `erf_slice`) is `libm::erf` bit for bit on every argument of [`erf_arguments`], and the f64 GELU built on it
+/// (vector lanes and scalar tail alike) is the scalar formula with `libm::erf` bit for bit on the same arguments
+/// scaled by √2. Exact equality is the claim: both evaluate the same IEEE operations in the same order.
+#[test]
+fn f64_erf_lanes_are_libm_bit_for_bit() {
+    let x = erf_arguments();
+    // As generated (chunks of eight mixing every range) and sorted by magnitude (chunks within one range, so the
+    // chunks entirely below 1.25 take the path without the tail formula).
+    let mut sorted = x.clone();
+    sorted.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
+    for args in [&x, &sorted] {
+        let mut got = vec![0.0; args.len()];
+        singlora::models::erf::erf_slice(args, &mut got);
+        for (&v, &got) in args.iter().zip(&got) {
+            let want = libm::erf(v);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "erf({v:e} = {:#018x}): {got:e} vs libm {want:e}",
+                v.to_bits()
+            );
+        }
+    }
+    let z: Array2<f64> =
+        Array2::from_shape_fn((1, x.len()), |(_, i)| x[i] * std::f64::consts::SQRT_2);
+    let out = singlora::models::transformer::gelu(z.view());
+    for ((&zv, &a), &c) in z.iter().zip(&out.act).zip(&out.cdf) {
+        let phi = 0.5 * (1.0 + libm::erf(zv / std::f64::consts::SQRT_2));
+        let same = |p: f64, q: f64| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan());
+        assert!(same(c, phi) && same(a, zv * phi), "GELU({zv:e})");
+    }
+}

@@ -4,6 +4,7 @@
 //! backward pass proven against finite differences in `tests/models.rs`.
 
 pub mod activation;
+pub mod erf;
 pub mod linear;
 pub mod mlp;
 pub mod normal_cdf;
