@@ -150,6 +150,45 @@ pub trait Scalar:
     fn read_le(bytes: &[u8]) -> Vec<Self>;
 }
 
+/// Defines an element loop's entry point that runs it compiled for the CPU's widest vectors: a copy with AVX-512F
+/// when the CPU has it, else one with AVX2, else the baseline build. `$check` runs first (the length asserts); `$body`
+/// is the loop, `#[inline(always)]` so each copy inlines and vectorises it. The loops this serves (Adam's update, the
+/// GELU maps) use only correctly rounded IEEE operations and Rust fuses no multiply–add, so every copy gives the same
+/// bits and only the speed depends on the CPU.
+macro_rules! widest_vectors {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident $(<$g:ident: $bound:path>)? ($($arg:ident: $ty:ty),* $(,)?)
+        $check:block => $body:ident
+    ) => {
+        $(#[$meta])*
+        $vis fn $name $(<$g: $bound>)? ($($arg: $ty),*) {
+            $check
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512 $(<$g: $bound>)? ($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2 $(<$g: $bound>)? ($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F (checked just above), `avx512`'s only requirement.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2 (checked just above), `avx2`'s only requirement.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use widest_vectors;
+
 /// Clears the upper halves of the AVX registers (`vzeroupper`), after a faer product and before each part a rayon
 /// worker runs ([`for_each_part`]).
 ///
@@ -192,8 +231,8 @@ pub fn thin_row_major<T: Scalar>(a: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> 
 /// The widest output [`thin_row_major`] reroutes.
 const THIN_COLS: usize = 16;
 
-/// Whether $C = AB$ is a product whose row-major output has few rows (at most [`SHORT_ROWS`] = 64, a mini-batch)
-/// and whose large right factor (at least [`SHORT_MIN_RIGHT`] entries) is stored by columns, as the forward
+/// Whether $C = AB$ is a product whose row-major output has few rows (at most `SHORT_ROWS` = 64, a mini-batch)
+/// and whose large right factor (at least `SHORT_MIN_RIGHT` entries) is stored by columns, as the forward
 /// $XW_0^\top$ of a row-major weight. faer computes a row-major output as $C^\top = B^\top A^\top$, which makes the
 /// weight its left factor, stored by rows there, so it packs the whole weight for a panel only $m$ columns wide;
 /// written into column-major storage the weight is the right factor, read in place, and only the small $A$ is

@@ -1,5 +1,5 @@
 //! `libm::erf` (the `libm` crate's port of FreeBSD msun's `s_erf.c`, with its `e_exp.c` inside) evaluated
-//! [`LANES`] arguments at a time, bit for bit: what the transformer's f64 GELU uses, where the scalar call (a chain of
+//! `LANES` arguments at a time, bit for bit: what the transformer's f64 GELU uses, where the scalar call (a chain of
 //! branches on |x|, two `exp` calls in its tails) took a sixth of a training step at n = 128.
 //!
 //! The scalar function picks one of five formulas by the high word of |x|: $x + x\,P(x^2)/Q(x^2)$ below 0.84375
@@ -214,7 +214,7 @@ pub(crate) fn erf_lanes(x: &[f64; LANES]) -> [f64; LANES] {
     out
 }
 
-/// `out[i] = libm::erf(x[i])` through [`erf_lanes`], chunk by chunk as the GELU runs it (the last `len % LANES`
+/// `out[i] = libm::erf(x[i])` through `erf_lanes`, chunk by chunk as the GELU runs it (the last `len % LANES`
 /// through `libm::erf`): what the tests compare with `libm::erf`, in argument orders that make the chunks mixed and
 /// uniform in range.
 ///
@@ -232,28 +232,19 @@ pub fn erf_slice(x: &[f64], out: &mut [f64]) {
     }
 }
 
-/// The exact GELU over f64 slices: `cdf[i] = ½(1 + erf(z_i/√2))` and `act[i] = z_i·cdf[i]`, bit for bit the scalar
-/// formula with `libm::erf` ([`super::Activation::Gelu`]), [`LANES`] elements at a time in the CPU's widest vectors.
-///
-/// # Panics
-/// If the slices differ in length.
-#[track_caller]
-pub fn gelu_f64(z: &[f64], act: &mut [f64], cdf: &mut [f64]) {
-    assert!(
-        z.len() == act.len() && z.len() == cdf.len(),
-        "gelu_f64: lengths differ"
-    );
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F (checked just above).
-        return unsafe { gelu_f64_avx512(z, act, cdf) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { gelu_f64_avx2(z, act, cdf) };
-    }
-    gelu_f64_loop(z, act, cdf);
+crate::scalar::widest_vectors! {
+    /// The exact GELU over f64 slices: `cdf[i] = ½(1 + erf(z_i/√2))` and `act[i] = z_i·cdf[i]`, bit for bit the scalar
+    /// formula with `libm::erf` ([`super::Activation::Gelu`]), `LANES` elements at a time in the CPU's widest vectors.
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    #[track_caller]
+    pub fn gelu_f64(z: &[f64], act: &mut [f64], cdf: &mut [f64]) {
+        assert!(
+            z.len() == act.len() && z.len() == cdf.len(),
+            "gelu_f64: lengths differ"
+        );
+    } => gelu_f64_loop
 }
 
 /// One element of [`gelu_f64`] from its erf: $z\cdot\tfrac12(1 + \mathrm{erf}) = \tfrac12 z(1 + \mathrm{erf})$ exactly,
@@ -285,16 +276,4 @@ fn gelu_f64_loop(z: &[f64], act: &mut [f64], cdf: &mut [f64]) {
     for ((&zi, a), c) in tail {
         gelu_entry(zi, libm::erf(zi / std::f64::consts::SQRT_2), a, c);
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn gelu_f64_avx2(z: &[f64], act: &mut [f64], cdf: &mut [f64]) {
-    gelu_f64_loop(z, act, cdf);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn gelu_f64_avx512(z: &[f64], act: &mut [f64], cdf: &mut [f64]) {
-    gelu_f64_loop(z, act, cdf);
 }

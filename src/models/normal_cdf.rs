@@ -184,26 +184,17 @@ fn phi_lanes(x: &[f64; LANES]) -> [f64; LANES] {
     p
 }
 
-/// `act[i] = z_i Φ(z_i)` and `cdf[i] = Φ(z_i)` over f32 slices, computed in f64 and rounded once.
-///
-/// # Panics
-/// If the slices differ in length.
-pub fn gelu_f32(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
-    assert!(
-        z.len() == act.len() && z.len() == cdf.len(),
-        "gelu_f32: lengths differ"
-    );
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F (checked just above).
-        return unsafe { gelu_f32_avx512(z, act, cdf) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { gelu_f32_avx2(z, act, cdf) };
-    }
-    gelu_f32_loop(z, act, cdf);
+crate::scalar::widest_vectors! {
+    /// `act[i] = z_i Φ(z_i)` and `cdf[i] = Φ(z_i)` over f32 slices, computed in f64 and rounded once.
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    pub fn gelu_f32(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
+        assert!(
+            z.len() == act.len() && z.len() == cdf.len(),
+            "gelu_f32: lengths differ"
+        );
+    } => gelu_f32_loop
 }
 
 #[inline(always)]
@@ -230,39 +221,18 @@ fn gelu_f32_loop(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn gelu_f32_avx2(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
-    gelu_f32_loop(z, act, cdf);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn gelu_f32_avx512(z: &[f32], act: &mut [f32], cdf: &mut [f32]) {
-    gelu_f32_loop(z, act, cdf);
-}
-
-/// GELU's backward pass over f32 slices: `g[i] *= Φ(z_i) + z_i φ(z_i)` with the cached Φ (rounded to f32, as the
-/// f64 path does), the factor computed in f64 and rounded once.
-///
-/// # Panics
-/// If the slices differ in length.
-pub fn gelu_backward_f32(z: &[f32], cdf: &[f32], g: &mut [f32]) {
-    assert!(
-        z.len() == cdf.len() && z.len() == g.len(),
-        "gelu_backward_f32: lengths differ"
-    );
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F (checked just above).
-        return unsafe { gelu_backward_f32_avx512(z, cdf, g) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { gelu_backward_f32_avx2(z, cdf, g) };
-    }
-    gelu_backward_f32_loop(z, cdf, g);
+crate::scalar::widest_vectors! {
+    /// GELU's backward pass over f32 slices: `g[i] *= Φ(z_i) + z_i φ(z_i)` with the cached Φ (rounded to f32, as the
+    /// f64 path does), the factor computed in f64 and rounded once.
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    pub fn gelu_backward_f32(z: &[f32], cdf: &[f32], g: &mut [f32]) {
+        assert!(
+            z.len() == cdf.len() && z.len() == g.len(),
+            "gelu_backward_f32: lengths differ"
+        );
+    } => gelu_backward_f32_loop
 }
 
 #[inline(always)]
@@ -289,16 +259,4 @@ fn gelu_backward_f32_loop(z: &[f32], cdf: &[f32], g: &mut [f32]) {
         let x = zi as f64;
         *gi *= (c as f64 + x * pdf(x)) as f32;
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn gelu_backward_f32_avx2(z: &[f32], cdf: &[f32], g: &mut [f32]) {
-    gelu_backward_f32_loop(z, cdf, g);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn gelu_backward_f32_avx512(z: &[f32], cdf: &[f32], g: &mut [f32]) {
-    gelu_backward_f32_loop(z, cdf, g);
 }
