@@ -80,41 +80,72 @@ fn products_are_the_same_on_one_and_two_threads() {
     check_products::<f32>();
 }
 
-/// Which factor of a rerouted product $C = AB$ is stored by columns (a transposed view of a row-major matrix).
-#[derive(Clone, Copy)]
-enum ByColumns {
-    /// $A = X^\top$ with $X$ $k\times m$ row-major, $B$ row-major: the gradients $X^\top G$.
-    Left,
-    /// $A$ row-major, $B = W^\top$ with $W$ $n\times k$ row-major: the forward $XW^\top$.
-    Right,
+/// A rerouted product family of `Scalar::gemm`, with the predicate that picks it and which factor its shapes store
+/// by columns (a transposed view of a row-major matrix).
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    /// `scalar::thin_row_major`: $A = X^\top$, a thin output (the adapters' $X^\top G$).
+    Thin,
+    /// `scalar::column_stored_left`: $A = X^\top$, a large output (full fine-tuning's $G^\top X$).
+    ColumnStoredLeft,
+    /// `scalar::short_row_major`: $B = W^\top$, a short output (the mini-batch forward $XW^\top$).
+    Short,
 }
 
-/// A rerouted route's predicate on $(A, B, C)$.
-type Takes<T> = fn(ArrayView2<'_, T>, ArrayView2<'_, T>, ArrayView2<'_, T>) -> bool;
+impl Route {
+    /// Whether `Scalar::gemm` reroutes $C = AB$ this way.
+    fn takes<T: Scalar>(
+        self,
+        a: ArrayView2<'_, T>,
+        b: ArrayView2<'_, T>,
+        c: ArrayView2<'_, T>,
+    ) -> bool {
+        match self {
+            Route::Thin => singlora::scalar::thin_row_major(a, c),
+            Route::ColumnStoredLeft => singlora::scalar::column_stored_left(a, c),
+            Route::Short => singlora::scalar::short_row_major(b, c),
+        }
+    }
 
-/// One rerouted product family of `Scalar::gemm`: $C \leftarrow 0.37\,AB$ (or $C + 0.37\,AB$), $C$ $m\times n$,
-/// inner dimension $k$, for each `(m, k, n)`, the factor `stored` by columns, which `takes` must say go the rerouted
-/// way, against faer's own product on the same views (a padded row stride makes the output not standard layout,
-/// which every route requires): bit for bit, with and without accumulation, on one thread and two.
-fn check_route<T: Scalar>(
-    route: &str,
-    stored: ByColumns,
-    shapes: &[(usize, usize, usize)],
-    takes: Takes<T>,
-) {
+    /// $(A, B)$ for an $m\times k$ by $k\times n$ product, the factor this route reads stored by columns, as the
+    /// owned row-major matrices whose views (one transposed) are the operands.
+    fn operands<T: Scalar>(self, m: usize, k: usize, n: usize) -> (Array2<T>, Array2<T>) {
+        match self {
+            Route::Thin | Route::ColumnStoredLeft => (matrix(k, m, "x"), matrix(k, n, "g")),
+            Route::Short => (matrix(m, k, "x"), matrix(n, k, "w")),
+        }
+    }
+
+    /// The operand views of [`Route::operands`].
+    fn views<'a, T: Scalar>(
+        self,
+        (a, b): &'a (Array2<T>, Array2<T>),
+    ) -> (ArrayView2<'a, T>, ArrayView2<'a, T>) {
+        match self {
+            Route::Thin | Route::ColumnStoredLeft => (a.t(), b.view()),
+            Route::Short => (a.view(), b.t()),
+        }
+    }
+}
+
+/// `route`'s products $C \leftarrow 0.37\,AB$ (or $C + 0.37\,AB$), $C$ $m\times n$, inner dimension $k$, for each
+/// `(m, k, n)`, in f64 and f32, which the route's predicate must take, against faer's own product on the same views
+/// (a padded row stride makes the output not standard layout, which every route requires): bit for bit, with and
+/// without accumulation, on one thread and two.
+fn check_route(route: Route, shapes: &[(usize, usize, usize)]) {
+    check_route_in::<f64>(route, shapes);
+    check_route_in::<f32>(route, shapes);
+}
+
+fn check_route_in<T: Scalar>(route: Route, shapes: &[(usize, usize, usize)]) {
     for &(m, k, n) in shapes {
-        let (left, right) = match stored {
-            ByColumns::Left => (matrix::<T>(k, m, "x"), matrix::<T>(k, n, "g")),
-            ByColumns::Right => (matrix::<T>(m, k, "x"), matrix::<T>(n, k, "w")),
-        };
-        let (a, b) = match stored {
-            ByColumns::Left => (left.t(), right.view()),
-            ByColumns::Right => (left.view(), right.t()),
-        };
+        let owned = route.operands::<T>(m, k, n);
+        let (a, b) = route.views(&owned);
         let c0 = matrix::<T>(m, n, "c0");
         assert!(
-            takes(a, b, c0.view()),
-            "{m}x{k}x{n} must take the {route} route, or this compares faer with itself"
+            route.takes(a, b, c0.view()),
+            "{} {m}x{k}x{n} must take the {route:?} route, or this compares faer with itself",
+            T::DTYPE
         );
         for accumulate in [false, true] {
             let faer_own = |c0: &Array2<T>| {
@@ -134,11 +165,11 @@ fn check_route<T: Scalar>(
             let label = format!("{} {m}x{k}x{n} accumulate={accumulate}", T::DTYPE);
             assert!(
                 rerouted(&c0) == reference,
-                "{label}: the {route} route differs"
+                "{label}: the {route:?} route differs"
             );
             assert!(
                 two_threads(|| rerouted(&c0)) == reference,
-                "{label}: the {route} route on two threads"
+                "{label}: the {route:?} route on two threads"
             );
         }
     }
@@ -148,18 +179,16 @@ fn check_route<T: Scalar>(
 /// computed in column-major scratch and copied back (`scalar::thin_row_major`).
 #[test]
 fn thin_outputs_are_faers_own_orientation_bit_for_bit() {
-    const SHAPES: [(usize, usize, usize); 5] = [
-        (512, 1280, 4),
-        (1024, 64, 8),
-        (128, 64, 16),
-        (200, 33, 3),
-        (2048, 300, 2),
-    ];
-    fn takes<T: Scalar>(a: ArrayView2<'_, T>, _: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> bool {
-        singlora::scalar::thin_row_major(a, c)
-    }
-    check_route::<f64>("thin", ByColumns::Left, &SHAPES, takes);
-    check_route::<f32>("thin", ByColumns::Left, &SHAPES, takes);
+    check_route(
+        Route::Thin,
+        &[
+            (512, 1280, 4),
+            (1024, 64, 8),
+            (128, 64, 16),
+            (200, 33, 3),
+            (2048, 300, 2),
+        ],
+    );
 }
 
 /// A large product whose left factor is stored by columns (full fine-tuning's weight gradient $G^\top X$) is computed
@@ -168,17 +197,15 @@ fn thin_outputs_are_faers_own_orientation_bit_for_bit() {
 /// above the f32 threshold, so both dtypes take the route.
 #[test]
 fn column_stored_left_factors_are_faers_own_product_bit_for_bit() {
-    const SHAPES: [(usize, usize, usize); 4] = [
-        (1024, 1280, 1024),
-        (1024, 1280, 4096),
-        (2100, 100, 2600),
-        (2048, 64, 4096),
-    ];
-    fn takes<T: Scalar>(a: ArrayView2<'_, T>, _: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> bool {
-        singlora::scalar::column_stored_left(a, c)
-    }
-    check_route::<f64>("column-stored", ByColumns::Left, &SHAPES, takes);
-    check_route::<f32>("column-stored", ByColumns::Left, &SHAPES, takes);
+    check_route(
+        Route::ColumnStoredLeft,
+        &[
+            (1024, 1280, 1024),
+            (1024, 1280, 4096),
+            (2100, 100, 2600),
+            (2048, 64, 4096),
+        ],
+    );
 }
 
 /// A product with a short row-major output and a large column-stored right factor (the forward $XW_0^\top$ of a
@@ -186,18 +213,16 @@ fn column_stored_left_factors_are_faers_own_product_bit_for_bit() {
 /// batch of 64 at n = 1024 and a 4× map, 16 rows, odd edges, and 2 rows; each right factor has at least 2²⁰ entries.
 #[test]
 fn short_outputs_are_faers_own_orientation_bit_for_bit() {
-    const SHAPES: [(usize, usize, usize); 5] = [
-        (64, 1024, 1024),
-        (64, 1024, 4096),
-        (16, 2048, 1024),
-        (37, 1100, 1001),
-        (2, 1500, 1500),
-    ];
-    fn takes<T: Scalar>(_: ArrayView2<'_, T>, b: ArrayView2<'_, T>, c: ArrayView2<'_, T>) -> bool {
-        singlora::scalar::short_row_major(b, c)
-    }
-    check_route::<f64>("short", ByColumns::Right, &SHAPES, takes);
-    check_route::<f32>("short", ByColumns::Right, &SHAPES, takes);
+    check_route(
+        Route::Short,
+        &[
+            (64, 1024, 1024),
+            (64, 1024, 4096),
+            (16, 2048, 1024),
+            (37, 1100, 1001),
+            (2, 1500, 1500),
+        ],
+    );
 }
 
 /// Ten Adam steps of a 16 → 384 → 384 → 384 → 1 MLP (adapters on both hidden maps, batch 64: every big product is
