@@ -24,7 +24,8 @@ torch peer's fastest step): on a machine where other work comes and goes, the mi
 can do, the median mostly measures the neighbours. ``--rounds R`` alternates the two peers R times and keeps each
 one's best statistic, so both see the same spells of load.
 
-``--torch-python`` (default ``$TORCH_PYTHON``, else ``python3``) is an interpreter with torch installed.
+``--torch-python`` (default ``$TORCH_PYTHON``, else /work/venv-torch/bin/python when it exists, else ``python3``) is an
+interpreter with torch installed; one that cannot import torch is refused before anything runs (exit 2).
 ``--skip-bench`` reuses the last criterion results in ``target/criterion``.
 """
 
@@ -111,9 +112,26 @@ def best(a, b):
     return b if a is None else {k: min(a[k], b[k]) for k in a}
 
 
+def default_torch_python():
+    """$TORCH_PYTHON, else the venv compare.py also defaults to when it exists, else python3."""
+    venv = "/work/venv-torch/bin/python"
+    return os.environ.get("TORCH_PYTHON") or (venv if Path(venv).exists() else "python3")
+
+
+def check_torch(ap, python):
+    """Refuses, before any benchmark runs, an interpreter that cannot import torch (one line, exit 2)."""
+    try:
+        ok = subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0
+    except OSError:
+        ok = False
+    if not ok:
+        ap.error(f"--torch-python: {python!r} cannot import torch; pass an interpreter with torch installed "
+                 "(or set TORCH_PYTHON)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", "python3"))
+    ap.add_argument("--torch-python", default=default_torch_python())
     ap.add_argument("--methods", type=one_of(METHODS), default=["singlora"])
     ap.add_argument("--widths", type=head_width, nargs="+", default=[128, 512])
     ap.add_argument("--dtypes", nargs="+", default=["f32", "f64"], choices=["f32", "f64"])
@@ -125,6 +143,7 @@ def main():
     ap.add_argument("--stat", choices=["median", "min"], default="median")
     ap.add_argument("--rounds", type=positive_int, default=1)
     a = ap.parse_args()
+    check_torch(ap, a.torch_python)
     ours = theirs = gemm = None
     for r in range(a.rounds):
         o, g, ours_load = run_singlora(a, a.skip_bench and r == 0)
