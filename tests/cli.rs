@@ -26,29 +26,29 @@ fn bad_layer_arguments_fail_with_one_line() {
     let out = tmp("bad.safetensors");
     let o = out.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["layer", "--method", "lorax", "--d-in", "4", "--d-out", "4", "--out", o], "invalid method = lorax: expected one of full, lora, dora, singlora, singlora_dora"),
-        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "6", "--rank", "5", "--out", o], "invalid rank = 5: expected an integer in 1..=4"),
-        (&["layer", "--method", "singlora", "--d-in", "4", "--d-out", "6", "--rank", "7", "--out", o], "invalid rank = 7: expected an integer in 1..=6"),
-        (&["layer", "--method", "lora", "--d-in", "0", "--d-out", "6", "--out", o], "invalid d_in = 0: expected a positive integer"),
-        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--dtype", "f16", "--out", o], "invalid dtype = f16: expected f32 or f64"),
-        (&["layer", "--method", "singlora", "--d-in", "4", "--d-out", "4", "--u", "1.5", "--out", o], "invalid u = 1.5: expected a number in [0, 1]"),
-        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--alpha", "-2", "--out", o], "invalid alpha = -2"),
-        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--init", "kaiming_r", "--out", o], "invalid init = kaiming_r: expected for method lora"),
-        (&["layer", "--method", "dora", "--d-in", "4", "--d-out", "4", "--dora-norm", "half", "--out", o], "invalid dora_norm = half"),
-        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--state", "trained", "--out", o], "invalid state = trained"),
+        (&["layer", "--method", "lorax", "--d-in", "4", "--d-out", "4", "--out", o], "invalid --method = lorax: expected one of full, lora, dora, singlora, singlora_dora"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "6", "--rank", "5", "--out", o], "invalid --rank = 5: expected an integer in 1..=4"),
+        (&["layer", "--method", "singlora", "--d-in", "4", "--d-out", "6", "--rank", "7", "--out", o], "invalid --rank = 7: expected an integer in 1..=6"),
+        (&["layer", "--method", "lora", "--d-in", "0", "--d-out", "6", "--out", o], "invalid --d-in = 0: expected a positive integer"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--dtype", "f16", "--out", o], "invalid --dtype = f16: expected f32 or f64"),
+        (&["layer", "--method", "singlora", "--d-in", "4", "--d-out", "4", "--u", "1.5", "--out", o], "invalid --u = 1.5: expected a number in [0, 1]"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--alpha", "-2", "--out", o], "invalid --alpha = -2"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--init", "kaiming_r", "--out", o], "invalid --init = kaiming_r: expected for method lora"),
+        (&["layer", "--method", "dora", "--d-in", "4", "--d-out", "4", "--dora-norm", "half", "--out", o], "invalid --dora-norm = half"),
+        (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--state", "trained", "--out", o], "invalid --state = trained"),
         (&["layer", "--method", "lora", "--d-in", "4", "--d-out", "4", "--out", "/nonexistent-singlora-dir/x.safetensors"], "/nonexistent-singlora-dir/x.safetensors: No such file or directory"),
         (&["layer", "--method", "lora", "--d-in", "four", "--d-out", "4", "--out", o], "'four' for '--d-in <D_IN>'"),
-        (&["synthetic", "--lr", "0"], "invalid lr = 0: expected a finite number > 0"),
+        (&["synthetic", "--lr", "0"], "invalid --lr = 0: expected a finite number > 0"),
         (&["attention", "--rank", "20"], "invalid --rank = 20: expected at most width/2 = 16 (SingLoRA 2r is compared)"),
         (&["attention", "--seq-len", "0"], "invalid --seq-len = 0: expected a positive integer"),
-        (&["train", "--width", "0"], "invalid width = 0: expected a positive integer"),
-        (&["train", "--width", "8", "--method", "lora", "--rank", "9"], "invalid rank = 9: expected an integer in 1..=8 (min(d_in, d_out) for this 8x8 layer) (layer hidden.1)"),
-        (&["train", "--lr", "-0.1"], "invalid lr = -0.1: expected a finite number > 0"),
-        (&["train", "--method", "qlora"], "invalid method = qlora"),
-        (&["train", "--optimizer", "lion"], "invalid optimizer = lion"),
-        (&["train", "--shift", "diagonal"], "invalid shift = diagonal"),
-        (&["train", "--model", "transformer", "--width", "30", "--heads", "4"], "invalid heads = 4: expected a positive divisor of the width 30"),
-        (&["train", "--pretrain-steps", "5", "--pretrain-lr", "0"], "invalid pretrain_lr = 0: expected a finite number > 0"),
+        (&["train", "--width", "0"], "invalid --width = 0: expected a positive integer"),
+        (&["train", "--width", "8", "--method", "lora", "--rank", "9"], "invalid --rank = 9: expected an integer in 1..=8 (min(d_in, d_out) for this 8x8 layer) (layer hidden.1)"),
+        (&["train", "--lr", "-0.1"], "invalid --lr = -0.1: expected a finite number > 0"),
+        (&["train", "--method", "qlora"], "invalid --method = qlora"),
+        (&["train", "--optimizer", "lion"], "invalid --optimizer = lion"),
+        (&["train", "--shift", "diagonal"], "invalid --shift = diagonal"),
+        (&["train", "--model", "transformer", "--width", "30", "--heads", "4"], "invalid --heads = 4: expected a positive divisor of the width 30"),
+        (&["train", "--pretrain-steps", "5", "--pretrain-lr", "0"], "invalid --pretrain-lr = 0: expected a finite number > 0"),
         (&["sweep", "--set", "steps=0"], "invalid --set steps = 0: expected a positive integer"),
         (&["sweep", "--set", "widths=[128,64]"], "invalid --set widths = [128, 64]: expected strictly increasing widths"),
         (&["sweep", "--set", "arms=[{name=\"a\",method=\"lorax\"}]"], "invalid --set arms: method = lorax: expected one of full, lora"),
@@ -59,7 +59,8 @@ fn bad_layer_arguments_fail_with_one_line() {
         (&["sweep", "--set", "steps"], "invalid --set = steps: expected path=value"),
         (&["sweep", "--config", "/nonexistent-singlora.toml"], "/nonexistent-singlora.toml: No such file or directory"),
         (&["sweep", "--set", "widths=[8,16]", "--set", "steps=1", "--out", "/proc/singlora-cannot-write"], "/proc/singlora-cannot-write: No such file or directory"),
-        (&["plot", "/nonexistent-singlora-dir"], "/nonexistent-singlora-dir/config.toml: No such file or directory"),
+        (&["plot", "/nonexistent-singlora-dir"], "invalid dir = /nonexistent-singlora-dir: expected a folder written by singlora sweep, lr or limit"),
+        (&["merge", "/nonexistent-singlora-dir"], "invalid dir = /nonexistent-singlora-dir: expected a study folder with shards (DIR/shards/I-of-N"),
     ];
     for (args, expected) in cases {
         let (code, stdout, stderr) = run(args);
@@ -254,7 +255,7 @@ fn streamed_training() {
     let (code, _, stderr) = run(&["train", "--stream"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("invalid stream = true: expected --batch B"),
+        stderr.contains("invalid --stream = true: expected --batch B"),
         "{stderr}"
     );
 }
@@ -576,23 +577,23 @@ fn reliability_defects_are_refused() {
         ),
         (
             &["train", "--adapt", ""],
-            "invalid adapt = \"\": expected at least one layer to adapt",
+            "invalid --adapt = \"\": expected at least one layer to adapt",
         ),
         (
             &["train", "--model", "transformer", "--task", "regression"],
-            "invalid task = regression: expected for --model transformer: recall",
+            "invalid --task = regression: expected for --model transformer: recall",
         ),
         (
             &["train", "--task", "classification", "--outputs", "1"],
-            "invalid outputs = 1: expected at least 2 classes",
+            "invalid --outputs = 1: expected at least 2 classes",
         ),
         (
             &["train", "--model", "mlp", "--task", "recall"],
-            "invalid task = recall: expected for --model mlp: regression or classification",
+            "invalid --task = recall: expected for --model mlp: regression or classification",
         ),
         (
             &["synthetic", "--steps", "0"],
-            "invalid steps = 0: expected a positive integer",
+            "invalid --steps = 0: expected a positive integer",
         ),
         (
             &["lr", "--set", "lr_grid.rates=[0.1]", "--out", o],

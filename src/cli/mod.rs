@@ -90,8 +90,12 @@ where
     S: Into<std::ffi::OsString> + Clone,
 {
     use clap::error::ErrorKind;
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+    use clap::FromArgMatches;
+    let parsed = Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             e.print().ok();
             return Ok(());
@@ -104,7 +108,12 @@ where
         }
         Err(e) => return Err(Error::Usage(first_line(&e))),
     };
-    match cli.command {
+    let command = matches.subcommand_name().unwrap_or_default().to_string();
+    dispatch(cli.command).map_err(|e| as_flag(e, &command))
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
         Command::Layer(a) => layer::run(a),
         Command::Synthetic(a) => synthetic::run(a),
         Command::Attention(a) => attention::run(a),
@@ -117,5 +126,28 @@ where
         Command::Theory(a) => theory::run(a),
         Command::Limit(a) => limit::run(a),
         Command::Verify(a) => verify::run(a),
+    }
+}
+
+/// An invalid-value error whose field is one of `command`'s flags, spelt as the flag the user typed (`width` →
+/// `--width`, `d_in` → `--d-in`); other fields (config paths, `--set` fields, positional folders) are left as they are.
+fn as_flag(e: Error, command: &str) -> Error {
+    let Error::Invalid {
+        field,
+        value,
+        expected,
+    } = e
+    else {
+        return e;
+    };
+    let flag = field.replace('_', "-");
+    let is_flag = Cli::command().find_subcommand(command).is_some_and(|c| {
+        c.get_arguments()
+            .any(|a| a.get_long() == Some(flag.as_str()))
+    });
+    Error::Invalid {
+        field: if is_flag { format!("--{flag}") } else { field },
+        value,
+        expected,
     }
 }

@@ -32,7 +32,10 @@ pub fn redraw(dir: &std::path::Path) -> Result<()> {
         dir: dir.to_path_buf(),
     };
     let stamp = a.dir.join("config.toml");
-    let text = std::fs::read_to_string(&stamp).map_err(|e| Error::io(&stamp, e))?;
+    let text = match std::fs::read_to_string(&stamp) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_a_study(&a.dir)),
+        r => r.map_err(|e| Error::io(&stamp, e))?,
+    };
     match folder_kind(&a.dir).as_deref() {
         Some("sweep") => {
             let cfg = store::from_toml(&text, &stamp)?;
@@ -59,10 +62,14 @@ pub fn redraw(dir: &std::path::Path) -> Result<()> {
             let results = run_limit_study(&cfg, &study, &a.dir, &reread())?;
             super::limit::report(&cfg, &results, &a.dir)
         }
-        _ => Err(Error::invalid(
-            "dir",
-            a.dir.display(),
-            "a folder written by singlora sweep, lr or limit (its config.toml starts with # singlora KIND study)",
-        )),
+        _ => Err(not_a_study(&a.dir)),
     }
+}
+
+fn not_a_study(dir: &std::path::Path) -> Error {
+    Error::invalid(
+        "dir",
+        dir.display(),
+        "a folder written by singlora sweep, lr or limit (its config.toml starts with # singlora KIND study)",
+    )
 }

@@ -22,7 +22,17 @@ impl Shards {
     /// The shards of `dir`; refuses shards of different studies or counts, and a folder with none.
     pub fn read(dir: &Path) -> Result<Shards> {
         let root = dir.join("shards");
-        let entries = std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
+        let no_shards = || {
+            Error::invalid(
+                "dir",
+                dir.display(),
+                "a study folder with shards (DIR/shards/I-of-N, written by --shard I/N)",
+            )
+        };
+        let entries = match std::fs::read_dir(&root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_shards()),
+            r => r.map_err(|e| Error::io(&root, e))?,
+        };
         let mut found = Vec::new();
         for entry in entries {
             let path = entry.map_err(|e| Error::io(&root, e))?.path();
@@ -35,11 +45,7 @@ impl Shards {
         }
         found.sort_by_key(|(s, _)| s.index);
         let Some((first, first_dir)) = found.first().cloned() else {
-            return Err(Error::invalid(
-                "dir",
-                dir.display(),
-                "a study folder with shards (DIR/shards/I-of-N, written by --shard I/N)",
-            ));
+            return Err(no_shards());
         };
         let stamp = |d: &Path| {
             let p = d.join("config.toml");
