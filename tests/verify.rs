@@ -899,7 +899,7 @@ fn bad_flags_fail_in_one_line_and_write_nothing() {
         ),
         (
             &["verify", "--threads", "two", "--out", o],
-            "invalid value 'two' for '--threads",
+            "invalid --threads = two: expected a non-negative integer",
         ),
     ];
     for (args, expected) in cases {

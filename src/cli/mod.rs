@@ -83,6 +83,46 @@ fn first_line(e: &clap::Error) -> String {
         .to_string()
 }
 
+/// A value a flag's parser rejected (`--width -3`, `--lr fast`) as `invalid --FLAG = VALUE: expected WHAT`, where
+/// WHAT is what that flag's type accepts; `None` for every other clap error and for types without a description.
+fn rejected_value(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<Error> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use std::any::TypeId;
+    if e.kind() != ErrorKind::ValueValidation {
+        return None;
+    }
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) else {
+        return None;
+    };
+    let flag = arg.split_whitespace().next()?;
+    let root = Cli::command();
+    let command = args
+        .iter()
+        .skip(1)
+        .find_map(|a| root.find_subcommand(a.to_str()?))?;
+    let parser = command
+        .get_arguments()
+        .find(|a| a.get_long() == flag.strip_prefix("--"))?
+        .get_value_parser()
+        .type_id();
+    let integers = [
+        TypeId::of::<usize>(),
+        TypeId::of::<u64>(),
+        TypeId::of::<u32>(),
+    ];
+    let expected = if integers.iter().any(|t| parser == *t) {
+        "a non-negative integer"
+    } else if parser == TypeId::of::<f64>() {
+        "a number"
+    } else {
+        return None;
+    };
+    Some(Error::invalid(flag, value, expected))
+}
+
 /// Runs the command line on `args` (including the program name).
 pub fn run<I, S>(args: I) -> Result<()>
 where
@@ -91,8 +131,9 @@ where
 {
     use clap::error::ErrorKind;
     use clap::FromArgMatches;
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let parsed = Cli::command()
-        .try_get_matches_from(args)
+        .try_get_matches_from(&args)
         .and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
     let (cli, matches) = match parsed {
         Ok(parsed) => parsed,
@@ -106,7 +147,7 @@ where
                 "a command is required (see the list above, or singlora help COMMAND)".into(),
             ));
         }
-        Err(e) => return Err(Error::Usage(first_line(&e))),
+        Err(e) => return Err(rejected_value(&e, &args).unwrap_or(Error::Usage(first_line(&e)))),
     };
     let command = matches.subcommand_name().unwrap_or_default().to_string();
     dispatch(cli.command).map_err(|e| as_flag(e, &command))
