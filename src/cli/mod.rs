@@ -98,14 +98,9 @@ fn rejected_value(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<Error>
         return None;
     };
     let flag = arg.split_whitespace().next()?;
-    let root = Cli::command();
-    let command = args
-        .iter()
-        .skip(1)
-        .find_map(|a| root.find_subcommand(a.to_str()?))?;
-    let parser = command
-        .get_arguments()
-        .find(|a| a.get_long() == flag.strip_prefix("--"))?
+    // No option comes before the command's name, so it is the first argument after the program's.
+    let command = args.get(1)?.to_str()?;
+    let parser = long_flag(command, flag.strip_prefix("--")?)?
         .get_value_parser()
         .type_id();
     let integers = [
@@ -182,13 +177,18 @@ fn as_flag(e: Error, command: &str) -> Error {
         return e;
     };
     let flag = field.replace('_', "-");
-    let is_flag = Cli::command().find_subcommand(command).is_some_and(|c| {
-        c.get_arguments()
-            .any(|a| a.get_long() == Some(flag.as_str()))
-    });
+    let is_flag = long_flag(command, &flag).is_some();
     Error::Invalid {
         field: if is_flag { format!("--{flag}") } else { field },
         value,
         expected,
     }
+}
+
+/// The argument `--LONG` of the subcommand `command`, if it has one.
+fn long_flag(command: &str, long: &str) -> Option<clap::Arg> {
+    let root = Cli::command();
+    let sub = root.find_subcommand(command)?;
+    let arg = sub.get_arguments().find(|a| a.get_long() == Some(long));
+    arg.cloned()
 }
