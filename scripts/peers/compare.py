@@ -26,11 +26,16 @@ What it measures:
     process, a fresh folder each time so nothing is resumed; it includes writing the tables, fits and 30 figures)
     against torch_grid.py at the same K (its own timing of the 108 runs, and its wall time around the process).
     singlora records every probe by default, the peer only dz_rms; the row "singlora dz_rms only" times the sweep
-    with `--set 'probes=["dz_rms"]'`, the peer's workload. `--grid-widths 64,...,4096` compares the width-4096 grid.
+    with `--set 'probes=["dz_rms"]'`, the peer's workload. Two grids by default: the default study's (64 ... 2048)
+    and the width-4096 grid (64 ... 4096); `--grid-widths W1,W2,...` (repeatable) picks others.
 (d) the transformer step of the same methods (benches/transformer.rs against torch_transformer.py) at
     `--transformer-widths` (default 128,512); compare_transformer.py prints it with the GEMM ceiling beside it.
 
 Ratio = torch time / singlora time: > 1 means singlora is faster.
+
+Last, the targets of the speed issue (targets.py): each target's cells from this run, their range and a verdict
+computed from them ("met", or how many cells are short and which). `--save FILE` keeps the run as JSON and `--load
+FILE` prints its tables and targets again without measuring.
 
 Load: the column "others (cores)" is how many cores other processes kept busy during each side's measurement. With
 2 threads on this 2-core machine, PyTorch's OpenMP threads wait for each other whenever anything else runs: its
@@ -52,10 +57,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PEERS = Path(__file__).resolve().parent
 GEMMS = ["gemm_xwt", "gemm_gw", "gemm_gtx"]
+# The width-4096 grid of the speed issue's study target (the default study's widths, doubled once more).
+WIDE_GRID = [64, 128, 256, 512, 1024, 2048, 4096]
 DEFAULT_PYTHON = "/work/venv-torch/bin/python"
 
 sys.path.insert(0, str(PEERS))
 from peer_args import METHODS, one_of, positive_ints, width_list  # noqa: E402
+from targets import print_targets  # noqa: E402
 
 
 def load_average():
@@ -306,40 +314,46 @@ def gemm_rows(found, peer, dtypes, widths, others):
 
 
 def grid_rows(args, threads_list, notes):
-    """The default study: the release binary's wall time against torch_grid.py's, at each thread count."""
+    """Every grid of `--grid-widths` (default: the default study, then the width-4096 grid): the release binary's
+    wall time against torch_grid.py's, at each thread count."""
     run(["cargo", "build", "--release"])
     rows = []
+    for widths in args.grid_widths or [None, WIDE_GRID]:
+        for threads in threads_list:
+            rows += one_grid(args, widths, threads, notes)
+    return rows
+
+
+def one_grid(args, widths, threads, notes):
+    """One grid at one thread count: median wall times of `--grid-repeats` runs of each side (singlora with every
+    probe and with dz_rms only, the peer's workload; torch_grid.py's own timing and its wall time)."""
     median = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
-    widths = args.grid_widths
     runs = 18 * len(widths) if widths else 108
     label = f"sweep n={widths[0]}..{widths[-1]} ({runs} runs)" if widths else "default sweep (108 runs)"
-    for threads in threads_list:
-        mine, runs_total, peer, peer_wall, load_mine, load_peer, dz = [], [], [], [], [], [], []
-        for _ in range(args.grid_repeats):
-            with measuring(args) as phase:
-                wall, runs_seconds = time_singlora_sweep(threads, widths)
-            mine.append(wall)
-            runs_total.append(runs_seconds)
-            load_mine.append(phase.others)
-            with measuring(args) as phase:
-                dz.append(time_singlora_sweep(threads, widths, dz_only=True)[0])
-            load_mine.append(phase.others)
-            with measuring(args) as phase:
-                seconds, wall_torch = time_torch_grid(args.python, threads, widths)
-            peer.append(seconds)
-            peer_wall.append(wall_torch)
-            load_peer.append(phase.others)
-        others = (max(load_mine), max(load_peer))
-        rows.append({"what": label, "width": None, "dtype": "f64", "threads": threads,
-                     "singlora": median(mine), "torch": median(peer), "others": others})
-        rows.append({"what": "  torch incl. start-up", "width": None, "dtype": "f64", "threads": threads,
-                     "singlora": median(mine), "torch": median(peer_wall), "others": others})
-        rows.append({"what": "  singlora dz_rms only", "width": None, "dtype": "f64", "threads": threads,
-                     "singlora": median(dz), "torch": median(peer), "others": others})
-        notes.append(f"sweep --threads {threads}: wall {', '.join(f'{v:.2f}' for v in mine)} s; the {runs} runs' own "
-                     f"times add up to {median(runs_total):.2f} s ({threads} at a time; the rest is start-up, "
-                     f"tables, fits and figures); torch_grid.py {', '.join(f'{v:.2f}' for v in peer)} s")
-    return rows
+    mine, runs_total, peer, peer_wall, load_mine, load_peer, dz = [], [], [], [], [], [], []
+    for _ in range(args.grid_repeats):
+        with measuring(args) as phase:
+            wall, runs_seconds = time_singlora_sweep(threads, widths)
+        mine.append(wall)
+        runs_total.append(runs_seconds)
+        load_mine.append(phase.others)
+        with measuring(args) as phase:
+            dz.append(time_singlora_sweep(threads, widths, dz_only=True)[0])
+        load_mine.append(phase.others)
+        with measuring(args) as phase:
+            seconds, wall_torch = time_torch_grid(args.python, threads, widths)
+        peer.append(seconds)
+        peer_wall.append(wall_torch)
+        load_peer.append(phase.others)
+    others = (max(load_mine), max(load_peer))
+    grid = "default" if widths is None else f"width {widths[-1]}"
+    base = {"width": None, "dtype": "f64", "threads": threads, "others": others, "grid": grid}
+    notes.append(f"{label} --threads {threads}: wall {', '.join(f'{v:.2f}' for v in mine)} s; the {runs} runs' "
+                 f"own times add up to {median(runs_total):.2f} s ({threads} at a time; the rest is start-up, "
+                 f"tables, fits and figures); torch_grid.py {', '.join(f'{v:.2f}' for v in peer)} s")
+    return [dict(base, what=label, singlora=median(mine), torch=median(peer), workload="every probe"),
+            dict(base, what="  torch incl. start-up", singlora=median(mine), torch=median(peer_wall)),
+            dict(base, what="  singlora dz_rms only", singlora=median(dz), torch=median(peer), workload="dz_rms only")]
 
 
 def main():
@@ -358,8 +372,9 @@ def main():
                         help="widths of the transformer comparison (default 128,512)")
     parser.add_argument("--reuse-bench", action="store_true",
                         help="read existing criterion results instead of running cargo bench")
-    parser.add_argument("--grid-widths", type=width_list, help="widths of the study comparison (default the default study's, "
-                        "64,...,2048; e.g. 64,128,256,512,1024,2048,4096 for the width-4096 grid)")
+    parser.add_argument("--grid-widths", type=width_list, action="append",
+                        help="widths of one study comparison, e.g. 64,128,256 (repeat the flag for several grids; "
+                             "default: the default study's 64,...,2048 and the width-4096 grid 64,...,4096)")
     parser.add_argument("--grid-repeats", type=int, default=1, help="runs of each grid timing; the median is kept")
     parser.add_argument("--torch-min-time", type=float, default=1.0, help="seconds per PyTorch step config")
     parser.add_argument("--max-busy", type=float, default=0.3,
@@ -369,8 +384,23 @@ def main():
     parser.add_argument("--python", default=DEFAULT_PYTHON if Path(DEFAULT_PYTHON).exists() else sys.executable,
                         help="the Python with torch for the peers")
     parser.add_argument("--save", help="also write every row as JSON to this file")
+    parser.add_argument("--load", help="measure nothing: print the tables and targets of a run saved with --save")
     args = parser.parse_args()
 
+    if args.load:
+        try:
+            measured = json.loads(Path(args.load).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            parser.error(f"argument --load: {args.load!r}: expected a file written by --save ({e})")
+    else:
+        measured = measure(args)
+        if args.save:
+            Path(args.save).write_text(json.dumps(measured, indent=1))
+    report(measured)
+
+
+def measure(args):
+    """Runs every comparison asked for; returns what `report` prints (and `--save` writes)."""
     threads_list = [int(t) for t in args.threads.split(",")]
     dtypes, methods = args.dtypes, args.methods
     widths = args.widths or ([128, 1024, 2048] if args.quick else [64, 128, 256, 512, 1024, 2048, 4096])
@@ -384,27 +414,31 @@ def main():
         rows += grid_rows(args, threads_list, notes)
     if not args.skip_transformer:
         rows += transformer_rows(args, threads_list, dtypes, notes)
-    load_after = load_average()
+    return {"host": os.uname().nodename, "cores": os.cpu_count(), "load_before": load_before,
+            "load_after": load_average(), "methods": methods, "rows": rows, "gflops": gflops, "notes": notes}
 
-    print(f"singlora vs PyTorch on {os.uname().nodename} ({os.cpu_count()} cores): load average (1, 5, 15 min) "
-          f"before {load_before}, after {load_after}")
+
+def report(measured):
+    """The ratio table, the GFLOP/s table, the notes and the targets' verdicts of one run."""
+    print(f"singlora vs PyTorch on {measured['host']} ({measured['cores']} cores): load average (1, 5, 15 min) "
+          f"before {measured['load_before']}, after {measured['load_after']}")
     print("ratio = torch / singlora (> 1: singlora faster), at the same thread count (singlora's MLP step on 2 threads "
           "is its -2t benchmark; the sweep runs `threads` runs at a time). 'others': cores kept busy "
           "by other processes during singlora's / torch's measurement.")
+    rows, gflops = measured["rows"], measured["gflops"]
     print_table(rows)
     if gflops:
         print()
         print("GFLOP/s: needed FLOPs (benches/steps.rs derives them) / median time, beside the GEMM ceiling "
               "(singlora::linalg, b = 64, same run)")
-        names = GEMMS + methods
+        names = GEMMS + measured["methods"]
         print(f"{'dtype':>5} {'width':>6} " + "".join(f"{name:>14}" for name in names))
         for dtype, width, rates in gflops:
             print(f"{dtype:>5} {width:>6} " + "".join(f"{rates.get(name, float('nan')):>14.1f}" for name in names))
-    for n in notes:
+    for n in measured["notes"]:
         print("note:", n)
-    if args.save:
-        Path(args.save).write_text(json.dumps({"load_before": load_before, "load_after": load_after, "rows": rows,
-                                               "gflops": gflops, "notes": notes}, indent=1))
+    print()
+    print_targets(rows, gflops)
 
 
 if __name__ == "__main__":
