@@ -40,7 +40,13 @@ class Target:
             self.cells.append((label, value))
 
     def fmt(self, value):
-        return f"{value:.0f}%" if self.unit == "%" else f"{value:.2f}x"
+        """The value with the unit, with as many more decimals as it takes not to print a cell off the line as the
+        line itself (84.96 % as 85.0 %)."""
+        suffix = "%" if self.unit == "%" else "x"
+        digits = 1 if self.unit == "%" else 2
+        while digits < 6 and value != self.line and f"{value:.{digits}f}" == f"{self.line:.{digits}f}":
+            digits += 1
+        return f"{value:.{digits}f}{suffix}"
 
     def short(self):
         """The cells on the wrong side of the line, worst first."""
