@@ -4,9 +4,11 @@
 Issue "Studies an order of magnitude faster than a PyTorch script": every claim about singlora's speed is a ratio
 against a PyTorch eager peer of the same workload, measured here at the same load. Run from anywhere:
 
-    /work/venv-torch/bin/python scripts/peers/compare.py --quick            # about 8 minutes on 2 idle cores
-    /work/venv-torch/bin/python scripts/peers/compare.py                    # widths 64 ... 4096: about 25 minutes
-    /work/venv-torch/bin/python scripts/peers/compare.py --widths 1024 --methods singlora --skip-grid   # 1 minute
+    # the README's targets: MLP steps at 128, 1024, 2048 and both grids, about 18 minutes on 2 idle cores
+    /work/venv-torch/bin/python scripts/peers/compare.py --quick --skip-transformer --grid-repeats 3 --save run.json
+    /work/venv-torch/bin/python scripts/peers/compare.py                    # steps at 64 ... 4096, the transformer too
+    /work/venv-torch/bin/python scripts/peers/compare.py --widths 1024 --methods singlora --skip-grid --skip-transformer
+    /work/venv-torch/bin/python scripts/peers/compare.py --load run.json    # a saved run's tables and targets again
 
 (plus the first build: `cargo bench` and `cargo build --release`, about 5 minutes each on 2 cores when nothing is
 built yet). Check `uptime` first; the table prints the load average before and after. Any python3 can run this
@@ -420,22 +422,23 @@ def measure(args):
 
 def report(measured):
     """The ratio table, the GFLOP/s table, the notes and the targets' verdicts of one run."""
-    print(f"singlora vs PyTorch on {measured['host']} ({measured['cores']} cores): load average (1, 5, 15 min) "
+    print(f"singlora vs PyTorch on {measured.get('host', '?')} ({measured.get('cores', '?')} cores): load average "
+          f"(1, 5, 15 min) "
           f"before {measured['load_before']}, after {measured['load_after']}")
     print("ratio = torch / singlora (> 1: singlora faster), at the same thread count (singlora's MLP step on 2 threads "
           "is its -2t benchmark; the sweep runs `threads` runs at a time). 'others': cores kept busy "
           "by other processes during singlora's / torch's measurement.")
-    rows, gflops = measured["rows"], measured["gflops"]
+    rows, gflops = measured["rows"], measured.get("gflops", [])
     print_table(rows)
     if gflops:
         print()
         print("GFLOP/s: needed FLOPs (benches/steps.rs derives them) / median time, beside the GEMM ceiling "
               "(singlora::linalg, b = 64, same run)")
-        names = GEMMS + measured["methods"]
+        names = GEMMS + measured.get("methods", METHODS)
         print(f"{'dtype':>5} {'width':>6} " + "".join(f"{name:>14}" for name in names))
         for dtype, width, rates in gflops:
             print(f"{dtype:>5} {width:>6} " + "".join(f"{rates.get(name, float('nan')):>14.1f}" for name in names))
-    for n in measured["notes"]:
+    for n in measured.get("notes", []):
         print("note:", n)
     print()
     print_targets(rows, gflops)
