@@ -70,6 +70,11 @@ class Target:
         return f"{self.fmt(low[1])} ({low[0]}) ... {self.fmt(high[1])} ({high[0]})"
 
 
+def speedup(row):
+    """torch / singlora of one row, or None when either side is missing."""
+    return row["torch"] / row["singlora"] if row["torch"] and row["singlora"] else None
+
+
 def ceiling(method, rates):
     """The GEMM ceiling of `method`'s step from the 1-thread GEMM rates of the same dtype and width (module doc), or
     None when a product's rate is missing."""
@@ -90,7 +95,7 @@ def step_targets(rows, gflops):
              for r in rows if r["what"].startswith("mlp step ")}
     for (method, dtype, width, threads), r in steps.items():
         label = f"{method} {dtype} n={width} {threads}t"
-        ratio = r["torch"] / r["singlora"] if r["torch"] and r["singlora"] else None
+        ratio = speedup(r)
         if width >= 1024:
             faster_wide.add(label, ratio)
         if width <= 128:
@@ -122,7 +127,7 @@ def grid_targets(rows):
         key = (r["grid"], r["workload"])
         if key not in targets:
             targets[key] = Target(f"{r['grid']} grid, {r['workload']}, at least 10x PyTorch", 10.0, True, "x")
-        targets[key].add(f"{r['threads']}t", r["torch"] / r["singlora"] if r["torch"] and r["singlora"] else None)
+        targets[key].add(f"{r['threads']}t", speedup(r))
     return list(targets.values())
 
 
