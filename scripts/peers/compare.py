@@ -50,6 +50,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -359,6 +360,8 @@ def one_grid(args, widths, threads, notes):
 
 
 def main():
+    # Piped into `head`, stop quietly as other command-line tools do, instead of a BrokenPipeError traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="widths 128,1024,2048 only (the default otherwise)")
     parser.add_argument("--threads", default="1,2", help="PyTorch / sweep thread counts (default 1,2)")
