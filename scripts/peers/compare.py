@@ -65,7 +65,8 @@ WIDE_GRID = [64, 128, 256, 512, 1024, 2048, 4096]
 DEFAULT_PYTHON = "/work/venv-torch/bin/python"
 
 sys.path.insert(0, str(PEERS))
-from peer_args import METHODS, one_of, positive_ints, width_list  # noqa: E402
+from peer_args import (METHODS, non_negative_float, one_of, positive_float, positive_int,  # noqa: E402
+                       positive_ints, width_list)
 from targets import print_targets  # noqa: E402
 
 
@@ -364,7 +365,8 @@ def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="widths 128,1024,2048 only (the default otherwise)")
-    parser.add_argument("--threads", default="1,2", help="PyTorch / sweep thread counts (default 1,2)")
+    parser.add_argument("--threads", type=positive_ints, default="1,2",
+                        help="PyTorch / sweep thread counts (default 1,2)")
     parser.add_argument("--widths", type=positive_ints,
                         help="MLP step widths (default 64,...,4096; --quick: 128,1024,2048)")
     parser.add_argument("--dtypes", type=one_of(["f32", "f64"]), default="f32,f64", help="default f32,f64")
@@ -380,18 +382,20 @@ def main():
     parser.add_argument("--grid-widths", type=width_list, action="append",
                         help="widths of one study comparison, e.g. 64,128,256 (repeat the flag for several grids; "
                              "default: the default study's 64,...,2048 and the width-4096 grid 64,...,4096)")
-    parser.add_argument("--grid-repeats", type=int, default=1, help="runs of each grid timing; the median is kept")
-    parser.add_argument("--torch-min-time", type=float, default=1.0, help="seconds per PyTorch step config")
-    parser.add_argument("--max-busy", type=float, default=0.3,
+    parser.add_argument("--grid-repeats", type=positive_int, default=1, help="runs of each grid timing; the median is kept")
+    parser.add_argument("--torch-min-time", type=positive_float, default=1.0, help="seconds per PyTorch step config")
+    parser.add_argument("--max-busy", type=non_negative_float, default=0.3,
                         help="before each measurement, wait until other processes keep fewer than this many cores "
                              "busy (default 0.3; 0: do not wait)")
-    parser.add_argument("--max-wait", type=float, default=600, help="give up waiting after this many seconds")
+    parser.add_argument("--max-wait", type=non_negative_float, default=600, help="give up waiting after this many seconds")
     parser.add_argument("--python", default=DEFAULT_PYTHON if Path(DEFAULT_PYTHON).exists() else sys.executable,
                         help="the Python with torch for the peers")
     parser.add_argument("--save", help="also write every row as JSON to this file")
     parser.add_argument("--load", help="measure nothing: print the tables and targets of a run saved with --save")
     args = parser.parse_args()
 
+    if args.load and args.save:
+        parser.error("argument --save: not with --load (a loaded run is printed, not measured)")
     if args.load:
         try:
             measured = json.loads(Path(args.load).read_text())
@@ -406,7 +410,7 @@ def main():
 
 def measure(args):
     """Runs every comparison asked for; returns what `report` prints (and `--save` writes)."""
-    threads_list = [int(t) for t in args.threads.split(",")]
+    threads_list = args.threads
     dtypes, methods = args.dtypes, args.methods
     widths = args.widths or ([128, 1024, 2048] if args.quick else [64, 128, 256, 512, 1024, 2048, 4096])
     load_before = load_average()

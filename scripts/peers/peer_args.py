@@ -2,6 +2,7 @@
 one-line argparse error (exit 2) before anything is timed."""
 
 import argparse
+import math
 
 # Every method singlora trains, in `Method::ALL`'s order (src/adapters/config.rs).
 METHODS = ["full", "lora", "dora", "singlora", "singlora_dora"]
@@ -56,3 +57,24 @@ def head_width(text):
     if len(values) != 1 or values[0] < 4 or values[0] % 4:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a positive multiple of 4 (the transformer's 4 heads)")
     return values[0]
+
+
+def _finite_at_least(text, low, strict):
+    """The number `text` if it is finite and >= `low` (> when `strict`), else a one-line argparse error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and (value > low if strict else value >= low)):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number {'>' if strict else '>='} {low:g}")
+    return value
+
+
+def non_negative_float(text):
+    """argparse type: one finite number >= 0 (otherwise a one-line error, exit 2)."""
+    return _finite_at_least(text, 0.0, strict=False)
+
+
+def positive_float(text):
+    """argparse type: one finite number > 0 (otherwise a one-line error, exit 2)."""
+    return _finite_at_least(text, 0.0, strict=True)
