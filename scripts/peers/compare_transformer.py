@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_args import METHODS, head_width, one_of, positive_int  # noqa: E402
+from peer_args import METHODS, head_width, non_negative_int, one_of, positive_int  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,7 +137,7 @@ def main():
     ap.add_argument("--dtypes", nargs="+", default=["f32", "f64"], choices=["f32", "f64"])
     ap.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
     ap.add_argument("--reps", type=positive_int, default=20)
-    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--warmup", type=non_negative_int, default=5)
     ap.add_argument("--attention", choices=["sdpa", "math"], default="sdpa")
     ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--stat", choices=["median", "min"], default="median")

@@ -27,6 +27,14 @@ def _ints(text):
         return []
 
 
+def non_negative_ints(text):
+    """argparse type: a comma-separated list of integers >= 0, e.g. seeds (otherwise a one-line error, exit 2)."""
+    values = _ints(text)
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers >= 0, e.g. 0,1,2")
+    return values
+
+
 def positive_ints(text):
     """argparse type: a comma-separated list of positive integers (otherwise a one-line error, exit 2)."""
     values = _ints(text)
@@ -48,6 +56,14 @@ def positive_int(text):
     values = _ints(text)
     if len(values) != 1 or values[0] < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
+    return values[0]
+
+
+def non_negative_int(text):
+    """argparse type: one integer >= 0, e.g. a count of untimed steps (otherwise a one-line error, exit 2)."""
+    values = _ints(text)
+    if len(values) != 1 or values[0] < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 0")
     return values[0]
 
 

@@ -39,6 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapters import MLP, dtype_of, mse  # noqa: E402
+from peer_args import non_negative_ints, positive_int, width_list  # noqa: E402
 
 WIDTHS = [64, 128, 256, 512, 1024, 2048]
 STEPS = 12
@@ -106,24 +107,20 @@ def slope(widths, values):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    parser.add_argument("--dtype", default="f64", help="f64 (the default study's precision) or f32")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--dtype", default="f64", choices=["f32", "f64"],
+                        help="f64 (the default study's precision) or f32")
     parser.add_argument("--summary", action="store_true", help="print width exponents of dz_rms to stderr")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2, the study's)")
+    parser.add_argument("--seeds", type=non_negative_ints, default="0,1,2",
+                        help="comma-separated seeds (default 0,1,2, the study's)")
     parser.add_argument("--out", help="write dz_rms per series, width, seed and step to this CSV file")
-    parser.add_argument("--widths", default=",".join(map(str, WIDTHS)),
+    parser.add_argument("--widths", type=width_list, default=",".join(map(str, WIDTHS)),
                         help="comma-separated widths (default the study's, 64,...,2048)")
     args = parser.parse_args()
-    try:
-        widths = [int(w) for w in args.widths.split(",")]
-    except ValueError:
-        widths = []
-    if len(widths) < 2 or any(w <= 0 for w in widths) or widths != sorted(set(widths)):
-        parser.error(f"argument --widths: {args.widths!r}: expected at least two increasing positive widths")
+    widths, seeds = args.widths, args.seeds
 
     torch.set_num_threads(args.threads)
     dtype = dtype_of(args.dtype)
-    seeds = [int(k) for k in args.seeds.split(",")]
     results = {}  # (series, width, seed) -> dz_rms list
     start = time.perf_counter()
     for name, method, ratio in ARMS:

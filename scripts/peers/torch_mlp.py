@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapters import METHODS, MLP, dtype_of, mse  # noqa: E402
-from peer_args import one_of, positive_ints  # noqa: E402
+from peer_args import non_negative_int, one_of, positive_float, positive_int, positive_ints  # noqa: E402
 
 BATCH = 64
 INPUT_DIM = 16
@@ -102,16 +102,16 @@ def time_steps(method, width, dtype, min_time, min_reps, warmup):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch.set_num_threads (default 1)")
     parser.add_argument("--widths", type=positive_ints, default="64,128,256,512,1024,2048,4096",
                         help="comma-separated widths n (default 64,...,4096)")
     parser.add_argument("--dtypes", type=one_of(["f32", "f64"]), default="f32,f64",
                         help="comma-separated: f32, f64 (default both)")
     parser.add_argument("--methods", type=one_of(list(METHODS) + list(GEMMS)), default=",".join(METHODS),
                         help=f"comma-separated (default {','.join(METHODS)}; also {', '.join(GEMMS)})")
-    parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed steps per config (default 1)")
-    parser.add_argument("--min-reps", type=int, default=5, help="at least this many timed steps (default 5)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    parser.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed steps per config (default 1)")
+    parser.add_argument("--min-reps", type=positive_int, default=5, help="at least this many timed steps (default 5)")
+    parser.add_argument("--warmup", type=non_negative_int, default=3, help="untimed steps first (default 3)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

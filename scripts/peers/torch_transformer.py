@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapters import METHODS, adapt  # noqa: E402
-from peer_args import head_width, one_of, positive_int  # noqa: E402
+from peer_args import head_width, non_negative_int, one_of, positive_int  # noqa: E402
 
 VOCAB, KEYS, PAIRS, BLOCKS, HEADS, RANK, ALPHA, LR = 16, 8, 2, 2, 4, 4, 4.0, 0.01
 STATE_STEPS = 1  # steps from the base before the state every timed step starts from (benches/transformer.rs)
@@ -186,7 +186,7 @@ def main():
     ap.add_argument("--dtypes", nargs="+", default=["f32", "f64"], choices=["f32", "f64"])
     ap.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
     ap.add_argument("--reps", type=positive_int, default=20)
-    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--warmup", type=non_negative_int, default=5)
     ap.add_argument("--sequences", type=positive_int, default=None)
     ap.add_argument("--attention", choices=["sdpa", "math"], default="sdpa")
     a = ap.parse_args()
