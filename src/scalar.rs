@@ -326,15 +326,13 @@ fn column_major_scratch<T: Scalar>(
 }
 
 /// faer's $C \leftarrow \alpha AB$ (or $C + \alpha AB$) on ndarray views of any strides, shapes already checked.
-fn faer_gemm<T: Scalar>(
+fn faer_gemm<T: Scalar + faer::traits::ComplexField>(
     alpha: T,
     a: ArrayView2<'_, T>,
     b: ArrayView2<'_, T>,
     accumulate: bool,
     mut c: ArrayViewMut2<'_, T>,
-) where
-    T: faer::traits::ComplexField,
-{
+) {
     let (m, n) = c.dim();
     let (as0, as1) = (a.strides()[0], a.strides()[1]);
     let (bs0, bs1) = (b.strides()[0], b.strides()[1]);

@@ -57,7 +57,7 @@ fn dense_dora(layer: &AdaptedLinear<f64>, x: &Array2<f64>, g: &Array2<f64>, u: f
     v.zip_mut_with(&layer.w0, |d, &w| *d = w + c * *d);
     let eps = layer.config.dora_eps;
     let raw = row_norms(v.view());
-    let floored: Vec<bool> = raw.iter().map(|&r| !(r >= eps)).collect();
+    let floored: Vec<bool> = raw.iter().map(|&r| r.is_nan() || r < eps).collect();
     let nu = raw.mapv(|r| if r >= eps { r } else { eps });
     let k = &omega / &nu;
     let base = mm_nt(x.view(), layer.w0.view());

@@ -149,14 +149,14 @@ fn dora_detached_is_the_frozen_norm_derivative() {
             for k in 0..last {
                 let len = probe_layer.params()[k].len();
                 let mut fd = vec![0.0; len];
-                for i in 0..len {
+                for (i, fd_i) in fd.iter_mut().enumerate() {
                     let orig = probe_layer.params()[k].as_slice().unwrap()[i];
                     probe_layer.params_mut()[k].as_slice_mut().unwrap()[i] = orig + H;
                     let p = frozen(&probe_layer);
                     probe_layer.params_mut()[k].as_slice_mut().unwrap()[i] = orig - H;
                     let m = frozen(&probe_layer);
                     probe_layer.params_mut()[k].as_slice_mut().unwrap()[i] = orig;
-                    fd[i] = (p - m) / (2.0 * H);
+                    *fd_i = (p - m) / (2.0 * H);
                 }
                 let fd = ndarray::ArrayD::from_shape_vec(gd.params[k].raw_dim(), fd).unwrap();
                 let e = rel_err(&gd.params[k], &fd);

@@ -20,8 +20,14 @@ fn rel(a: &DMatrix<f64>, b: &DMatrix<f64>) -> f64 {
     }
 }
 
+/// Each trainable tensor's name and gradient.
+type Grads = Vec<(String, DMatrix<f64>)>;
+
+/// The map from the dense weight gradient G_W to each trainable tensor's gradient.
+type FactorGrads = Box<dyn Fn(&DMatrix<f64>) -> Grads>;
+
 /// The oracle: dense ΔW, Y = XWᵀ, G_W = GᵀX, and each method's dense gradient. Returns (y, grad_x, [(name, grad)]).
-fn oracle(d: &LayerDump) -> (DMatrix<f64>, DMatrix<f64>, Vec<(String, DMatrix<f64>)>) {
+fn oracle(d: &LayerDump) -> (DMatrix<f64>, DMatrix<f64>, Grads) {
     let meta = |k: &str| d.metadata[k].clone();
     let (d_in, d_out): (usize, usize) = (
         meta("d_in").parse().unwrap(),
@@ -45,10 +51,7 @@ fn oracle(d: &LayerDump) -> (DMatrix<f64>, DMatrix<f64>, Vec<(String, DMatrix<f6
     let (x, w0, g) = (nm(d, "x"), nm(d, "w0"), nm(d, "grad_y"));
     let gw = g.transpose() * &x;
     // Dense ΔW and the map G_W ↦ factor gradients.
-    let (dw, factor_grads): (
-        DMatrix<f64>,
-        Box<dyn Fn(&DMatrix<f64>) -> Vec<(String, DMatrix<f64>)>>,
-    ) = match method.as_str() {
+    let (dw, factor_grads): (DMatrix<f64>, FactorGrads) = match method.as_str() {
         "full" => (
             nm(d, "delta.weight") * c,
             Box::new(move |m: &DMatrix<f64>| vec![("delta.weight".into(), m * c)]),
@@ -110,7 +113,9 @@ fn oracle(d: &LayerDump) -> (DMatrix<f64>, DMatrix<f64>, Vec<(String, DMatrix<f6
     }
 }
 
-fn dump(
+/// One layer to dump: the adapter's method, shape, rank, ramp value, scaling (rsLoRA's α/√r when `rs`), DoRA norm,
+/// state and seed; the batch is 3 and α = 5.
+struct Case {
     method: Method,
     d_in: usize,
     d_out: usize,
@@ -120,25 +125,30 @@ fn dump(
     norm: DoraNorm,
     state: DumpState,
     seed: u64,
-) -> LayerDump {
-    let adapter = AdapterConfig::new(method)
-        .rank_alpha(rank, 5.0)
-        .scaling(if rs {
-            Scaling::AlphaOverSqrtR
-        } else {
-            Scaling::AlphaOverR
-        })
-        .dora_norm(norm);
-    let cfg = LayerDumpConfig {
-        adapter,
-        d_in,
-        d_out,
-        batch: 3,
-        u,
-        state,
-        seed,
-    };
-    LayerDump::parse(&dump_layer::<f64>(&cfg).unwrap()).unwrap()
+}
+
+impl Case {
+    /// The dump `singlora layer` writes for this case, parsed back.
+    fn dump(&self) -> LayerDump {
+        let adapter = AdapterConfig::new(self.method)
+            .rank_alpha(self.rank, 5.0)
+            .scaling(if self.rs {
+                Scaling::AlphaOverSqrtR
+            } else {
+                Scaling::AlphaOverR
+            })
+            .dora_norm(self.norm);
+        let cfg = LayerDumpConfig {
+            adapter,
+            d_in: self.d_in,
+            d_out: self.d_out,
+            batch: 3,
+            u: self.u,
+            state: self.state,
+            seed: self.seed,
+        };
+        LayerDump::parse(&dump_layer::<f64>(&cfg).unwrap()).unwrap()
+    }
 }
 
 #[test]
@@ -154,7 +164,7 @@ fn f64_dumps_agree_with_the_dense_oracle() {
                         } else {
                             1 + (checked % d_in.min(d_out))
                         };
-                        let d = dump(
+                        let d = Case {
                             method,
                             d_in,
                             d_out,
@@ -162,9 +172,10 @@ fn f64_dumps_agree_with_the_dense_oracle() {
                             u,
                             rs,
                             norm,
-                            DumpState::Random,
-                            checked as u64,
-                        );
+                            state: DumpState::Random,
+                            seed: checked as u64,
+                        }
+                        .dump();
                         let (y, gx, grads) = oracle(&d);
                         let what = format!("{method} {d_out}x{d_in} u={u} rs={rs} {norm:?}");
                         assert!(rel(&nm(&d, "y"), &y) <= 1e-10, "{what}: y");
@@ -184,17 +195,18 @@ fn f64_dumps_agree_with_the_dense_oracle() {
 
 #[test]
 fn layout_contract() {
-    let d = dump(
-        Method::Dora,
-        5,
-        7,
-        2,
-        1.0,
-        true,
-        DoraNorm::Full,
-        DumpState::Random,
-        3,
-    );
+    let d = Case {
+        method: Method::Dora,
+        d_in: 5,
+        d_out: 7,
+        rank: 2,
+        u: 1.0,
+        rs: true,
+        norm: DoraNorm::Full,
+        state: DumpState::Random,
+        seed: 3,
+    }
+    .dump();
     let shape = |n: &str| d.tensors[n].shape().to_vec();
     assert_eq!(shape("x"), [3, 5]);
     assert_eq!(shape("w0"), [7, 5]);
@@ -233,32 +245,34 @@ fn layout_contract() {
         .filter(|k| k.starts_with("grad."))
         .all(|k| d.tensors[k].iter().any(|&v| v != 0.0)));
     // SingLoRA: A is (m × r) for a wide layer too.
-    let s = dump(
-        Method::Singlora,
-        9,
-        4,
-        3,
-        0.5,
-        false,
-        DoraNorm::Detached,
-        DumpState::Init,
-        3,
-    );
+    let s = Case {
+        method: Method::Singlora,
+        d_in: 9,
+        d_out: 4,
+        rank: 3,
+        u: 0.5,
+        rs: false,
+        norm: DoraNorm::Detached,
+        state: DumpState::Init,
+        seed: 3,
+    }
+    .dump();
     assert_eq!(s.tensors["singlora_A.weight"].shape(), [9, 3]);
     assert_eq!(s.metadata["init"], "width_aware");
     // Init state: LoRA and DoRA are exact no-ops; B = 0.
     for method in [Method::Lora, Method::Dora, Method::SingloraDora] {
-        let i = dump(
+        let i = Case {
             method,
-            6,
-            4,
-            2,
-            if method.is_singlora() { 0.0 } else { 1.0 },
-            false,
-            DoraNorm::Detached,
-            DumpState::Init,
-            1,
-        );
+            d_in: 6,
+            d_out: 4,
+            rank: 2,
+            u: if method.is_singlora() { 0.0 } else { 1.0 },
+            rs: false,
+            norm: DoraNorm::Detached,
+            state: DumpState::Init,
+            seed: 1,
+        }
+        .dump();
         // (Bitwise equality with our own base product is proven in tests/properties.rs; nalgebra sums in another
         // order, so here the bound is round-off.)
         assert!(

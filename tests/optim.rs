@@ -380,7 +380,7 @@ fn check_adam_kernel<T: singlora::Scalar>() {
                 .iter()
                 .map(|&x| T::of(x))
                 .collect();
-            let mut opt = OptimizerConfig::new(rule.clone(), hp.0).init().unwrap();
+            let mut opt = OptimizerConfig::new(rule, hp.0).init().unwrap();
             let (mut p, mut q) = (p0.clone(), p0);
             let (mut m, mut v) = (vec![0.0; len], vec![0.0; len]);
             for t in 1..=4u64 {
@@ -452,7 +452,7 @@ fn every_rule_is_the_same_split_over_two_threads() {
     ];
     let run = |rule: &Rule| -> Vec<u64> {
         let mut p: Vec<f64> = gaussian(1, len, 7, "p").iter().copied().collect();
-        let mut opt = OptimizerConfig::new(rule.clone(), 0.01).init().unwrap();
+        let mut opt = OptimizerConfig::new(*rule, 0.01).init().unwrap();
         for t in 1..=3u64 {
             let g: Vec<f64> = gaussian(1, len, 10 + t, "g").iter().copied().collect();
             opt.step(&mut [Slot {

@@ -257,6 +257,14 @@ fn bad_configs_give_documented_errors() {
         err(&["lr=-1"]),
         "invalid --set lr = -1: expected a finite number > 0"
     );
+    // NaN is refused as well as numbers <= 1 (it compares false with everything, so a plain `<= 1` check would pass it).
+    for bad in ["nan", "1", "0.5"] {
+        let e = err(&[&format!("divergence_factor={bad}")]);
+        assert!(
+            e.starts_with("invalid --set divergence_factor = ") && e.contains("expected a number > 1"),
+            "{bad}: {e}"
+        );
+    }
     assert!(err(&["adapter.rank=100", "widths=[64,128]"])
         .starts_with("invalid --set adapter.rank = 100: expected an integer in 1..=64"));
     assert_eq!(

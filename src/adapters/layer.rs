@@ -72,6 +72,10 @@ pub struct DoraRatio<T: Scalar> {
 }
 
 /// What a layer's forward pass keeps for its backward, so that the backward recomputes no product of the forward.
+///
+/// (One value per layer and step, moved from the forward to the backward: boxing the larger variant would only add an
+/// allocation to the step loop.)
+#[allow(clippy::large_enum_variant)]
 pub enum Kept<T: Scalar> {
     /// DoRA: its [`DoraRatio`] and $P = XV^\top = XW_0^\top + c\,X\widetilde{\Delta W}^\top$, the output before the
     /// magnitude scaling (what $\partial\omega$ needs).

@@ -105,7 +105,10 @@ pub fn dump_layer<T: Scalar>(cfg: &LayerDumpConfig) -> Result<Vec<u8>> {
     ))
 }
 
-fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<(Vec<Named<T>>, BTreeMap<String, String>)> {
+/// A dump's tensors and its metadata.
+type Dump<T> = (Vec<Named<T>>, BTreeMap<String, String>);
+
+fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<Dump<T>> {
     let (d_in, d_out, b) = (cfg.d_in, cfg.d_out, cfg.batch);
     let w0: Array2<T> = normal_matrix(
         &mut SeedRng::new(cfg.seed, "w0"),

@@ -14,6 +14,11 @@
 //! to the scalar function. `tests/transformer.rs` compares every formula's range, its edges and millions of random
 //! arguments with `libm::erf` bit for bit.
 
+// The constants are msun's, digit for digit as printed in `s_erf.c` and `e_exp.c` (so each can be checked against
+// the source; every one parses to the f64 the C code uses), hence longer than an f64 needs, and `INVLN2` is spelled
+// out rather than taken from `LOG2_E` (the same value).
+#![allow(clippy::excessive_precision, clippy::approx_constant)]
+
 /// Arguments evaluated together (one 512-bit vector of f64).
 pub(crate) const LANES: usize = 8;
 

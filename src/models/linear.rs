@@ -8,6 +8,9 @@ use crate::linalg::{mm, mm_nt};
 use crate::scalar::Scalar;
 
 /// A linear map $Y = XW^\top$ whose weight is frozen, optionally with an adapter.
+///
+/// (A few per model, each holding its weights on the heap: the size of the adapted variant costs nothing.)
+#[allow(clippy::large_enum_variant)]
 pub enum Linear<T: Scalar> {
     /// A frozen weight $W \in \mathbb R^{d_{out}\times d_{in}}$.
     Frozen(Array2<T>),

@@ -132,8 +132,11 @@ fn linear_axis(values: impl Iterator<Item = f64>) -> Axis {
     }
 }
 
+/// One arm's usable distances per width: (width, the seeds' distances).
+type Distances = Vec<(usize, Vec<f64>)>;
+
 /// Each arm's usable distances per width: (width, the seeds' distances).
-fn distances(cfg: &LimitConfig, r: &LimitResults, arm: &str) -> Vec<(usize, Vec<f64>)> {
+fn distances(cfg: &LimitConfig, r: &LimitResults, arm: &str) -> Distances {
     cfg.widths
         .iter()
         .map(|&w| {
@@ -183,7 +186,7 @@ fn convergence<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
 ) -> Result<bool> {
     let x = Axis::widths(&cfg.widths);
-    let arms: Vec<(usize, &str, Vec<(usize, Vec<f64>)>)> = cfg
+    let arms: Vec<(usize, &str, Distances)> = cfg
         .arms
         .iter()
         .enumerate()

@@ -168,8 +168,11 @@ fn width_keys(cfg: &StudyConfig) -> Vec<Key> {
     keys
 }
 
+/// Points (log₂ width, log₂ η*) of a figure.
+type Points = Vec<(f64, f64)>;
+
 /// Each series' (log₂ width, log₂ η*) of the median-loss best rate, and of every seed's.
-fn best_points(r: &LrResults, series: &str) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+fn best_points(r: &LrResults, series: &str) -> (Points, Points) {
     let lines: Vec<&LineSummary> = r.lines.iter().filter(|l| l.series == series).collect();
     let usable = |v: &f64| v.is_finite() && *v > 0.0;
     let median = lines

@@ -22,13 +22,13 @@ pub(crate) enum Dash {
     /// Dots.
     Dotted,
     /// Long dashes.
-    LongDash,
+    Long,
 }
 
 impl Dash {
     /// The dash of the `i`-th rate exponent.
     pub fn nth(i: usize) -> Dash {
-        [Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::LongDash][i % 4]
+        [Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::Long][i % 4]
     }
 
     /// (dash, gap) in pixels; `None` for a solid line.
@@ -37,7 +37,7 @@ impl Dash {
             Dash::Solid => None,
             Dash::Dashed => Some((8, 5)),
             Dash::Dotted => Some((2, 4)),
-            Dash::LongDash => Some((16, 5)),
+            Dash::Long => Some((16, 5)),
         }
     }
 }

@@ -334,7 +334,7 @@ impl StudyConfig {
                 "a positive integer, or no batch for full-batch training",
             ));
         }
-        if !(self.divergence_factor > 1.0) {
+        if self.divergence_factor.is_nan() || self.divergence_factor <= 1.0 {
             return Err(Error::invalid(
                 "divergence_factor",
                 self.divergence_factor,

@@ -140,7 +140,7 @@ pub fn lr_summary(cfg: &StudyConfig, r: &LrResults) -> String {
             .map(|w| format!(", ≈{w:.2}"))
             .unwrap_or_default();
         let window = match l.window {
-            Some((a, _, o)) if o == 0.0 => format!("{a:.2e} (< {:.2}{parabola})", r.spacing),
+            Some((a, _, 0.0)) => format!("{a:.2e} (< {:.2}{parabola})", r.spacing),
             Some((a, b, o)) => format!("{a:.2e}–{b:.2e} ({o:.2}{parabola})"),
             None => "—".into(),
         };
