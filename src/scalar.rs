@@ -20,8 +20,9 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 /// than it saves. Measured on the MLP step inside a 2-thread pool (`cargo bench --bench steps`, n = 128, whose
 /// products are 64 × 128 by 128 × 128, 2²⁰ multiply–adds, about 35 µs on one core): splitting them took full
 /// fine-tuning's step from 465 to 359 µs and SingLoRA's from 335 to 272 µs in that A/B. Over four later runs the gain
-/// was not reliable (full 383–639 µs, SingLoRA 254–282, LoRA 228–496, against 498, 318 and 338 before); the likely
-/// cause, not measured, is the varying cost of waking the pool's second thread on this virtual machine.
+/// was not reliable (full 383–639 µs, SingLoRA 254–282, LoRA 228–496, against 498, 318 and 338 before). Part of the
+/// cause, measured later (`examples/wake.rs`): a pool thread that has had no work for 20 µs or more falls asleep, and
+/// handing it a job then costs 10–23 µs more than with the thread awake, as much as such a product takes.
 pub const PAR_MIN_WORK_F64: usize = 1 << 19;
 
 /// The same threshold in f32, whose products run twice as fast: the n = 128 products (about 17 µs) lost when split

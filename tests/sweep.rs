@@ -261,7 +261,8 @@ fn bad_configs_give_documented_errors() {
     for bad in ["nan", "1", "0.5"] {
         let e = err(&[&format!("divergence_factor={bad}")]);
         assert!(
-            e.starts_with("invalid --set divergence_factor = ") && e.contains("expected a number > 1"),
+            e.starts_with("invalid --set divergence_factor = ")
+                && e.contains("expected a number > 1"),
             "{bad}: {e}"
         );
     }
