@@ -381,27 +381,36 @@ impl AdapterConfig {
             return Err(Error::invalid("d_out", d_out, "a positive integer"));
         }
         if self.method != Method::Full {
-            let max_rank = if self.method.is_singlora() {
-                d_in.max(d_out)
-            } else {
-                d_in.min(d_out)
-            };
-            if self.rank == 0 || self.rank > max_rank {
-                let what = if self.method.is_singlora() {
-                    "max(d_in, d_out)"
-                } else {
-                    "min(d_in, d_out)"
-                };
-                return Err(Error::invalid(
-                    "rank",
-                    self.rank,
-                    &format!("an integer in 1..={max_rank} ({what} for this {d_out}x{d_in} layer)"),
-                ));
-            }
-            if !(self.alpha.is_finite() && self.alpha > 0.0) {
-                return Err(Error::invalid("alpha", self.alpha, "a finite number > 0"));
-            }
+            self.validate_rank(d_in, d_out)?;
         }
+        self.validate_numbers()?;
+        self.validate_role_ratio()?;
+        self.validate_inits()
+    }
+
+    /// The rank fits the layer (at most min(d_in, d_out) for LoRA's factors, max(d_in, d_out) for SingLoRA's one
+    /// matrix) and α is a positive number.
+    fn validate_rank(&self, d_in: usize, d_out: usize) -> Result<()> {
+        let (max_rank, what) = if self.method.is_singlora() {
+            (d_in.max(d_out), "max(d_in, d_out)")
+        } else {
+            (d_in.min(d_out), "min(d_in, d_out)")
+        };
+        if self.rank == 0 || self.rank > max_rank {
+            return Err(Error::invalid(
+                "rank",
+                self.rank,
+                &format!("an integer in 1..={max_rank} ({what} for this {d_out}x{d_in} layer)"),
+            ));
+        }
+        if !(self.alpha.is_finite() && self.alpha > 0.0) {
+            return Err(Error::invalid("alpha", self.alpha, "a finite number > 0"));
+        }
+        Ok(())
+    }
+
+    /// The width knobs, DoRA's ε floor and the ramp's floor are numbers in their ranges.
+    fn validate_numbers(&self) -> Result<()> {
         if !self.multiplier_exponent.is_finite() {
             return Err(Error::invalid(
                 "multiplier_exponent",
@@ -426,7 +435,11 @@ impl AdapterConfig {
         if self.width == Some(0) {
             return Err(Error::invalid("width", 0, "a positive integer"));
         }
-        self.validate_role_ratio()?;
+        Ok(())
+    }
+
+    /// The (effective) init is one the method's tensors can take, and `init_b` one LoRA's B can.
+    fn validate_inits(&self) -> Result<()> {
         let init = self.effective_init();
         let ok = match self.method {
             Method::Full => init == Init::Zeros,

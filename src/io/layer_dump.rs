@@ -129,27 +129,16 @@ fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<Dump<T>> {
     let y = layer.forward(x.view(), u);
     let grads = layer.backward(x.view(), grad_y.view(), u);
 
+    let named = |name: &str, value: ArrayD<T>| Named {
+        name: name.into(),
+        value,
+    };
     let mut out = vec![
-        Named {
-            name: "x".into(),
-            value: x.into_dyn(),
-        },
-        Named {
-            name: "w0".into(),
-            value: w0.into_dyn(),
-        },
-        Named {
-            name: "grad_y".into(),
-            value: grad_y.into_dyn(),
-        },
-        Named {
-            name: "y".into(),
-            value: y.into_dyn(),
-        },
-        Named {
-            name: "grad_x".into(),
-            value: grads.x.into_dyn(),
-        },
+        named("x", x.into_dyn()),
+        named("w0", w0.into_dyn()),
+        named("grad_y", grad_y.into_dyn()),
+        named("y", y.into_dyn()),
+        named("grad_x", grads.x.into_dyn()),
     ];
     for ((info, value), grad) in layer
         .param_info()
@@ -158,27 +147,25 @@ fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<Dump<T>> {
         .zip(grads.params)
     {
         let shape = IxDyn(&info.shape);
-        out.push(Named {
-            name: info.name.to_string(),
-            value: value
-                .to_owned()
-                .into_shape_with_order(shape.clone())
-                .expect("logical shape"),
-        });
-        out.push(Named {
-            name: format!("grad.{}", info.name),
-            value: grad.into_shape_with_order(shape).expect("logical shape"),
-        });
+        let value = value.to_owned().into_shape_with_order(shape.clone());
+        out.push(named(info.name, value.expect("logical shape")));
+        let grad = grad.into_shape_with_order(shape).expect("logical shape");
+        out.push(named(&format!("grad.{}", info.name), grad));
     }
+    Ok((out, metadata::<T>(cfg, layer.scale)))
+}
+
+/// The dump's metadata: the layer's config, its scale `s`, and the format's name.
+fn metadata<T: Scalar>(cfg: &LayerDumpConfig, scale: f64) -> BTreeMap<String, String> {
     let a = &cfg.adapter;
-    let meta: BTreeMap<String, String> = [
+    [
         ("method", a.method.to_string()),
-        ("d_in", d_in.to_string()),
-        ("d_out", d_out.to_string()),
+        ("d_in", cfg.d_in.to_string()),
+        ("d_out", cfg.d_out.to_string()),
         ("rank", a.rank.to_string()),
         ("alpha", fmt_f64(a.alpha)),
         ("scaling", a.scaling.to_string()),
-        ("scale", fmt_f64(layer.scale)),
+        ("scale", fmt_f64(scale)),
         ("u", fmt_f64(cfg.u)),
         ("dora_norm", a.dora_norm.to_string()),
         ("dora_eps", fmt_f64(a.dora_eps)),
@@ -186,13 +173,12 @@ fn compute<T: Scalar>(cfg: &LayerDumpConfig) -> Result<Dump<T>> {
         ("state", cfg.state.to_string()),
         ("seed", cfg.seed.to_string()),
         ("dtype", T::DTYPE.to_string()),
-        ("batch", b.to_string()),
+        ("batch", cfg.batch.to_string()),
         ("format", "singlora-layer-1".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    Ok((out, meta))
+    .collect()
 }
 
 /// Shortest decimal that round-trips an f64 (Rust's `Display` guarantees this).

@@ -490,231 +490,26 @@ impl Setting {
     }
 
     fn singlora_predictions(&self, k: &Knobs, init: &[Term], out: &mut Sink) {
-        use Regime::*;
         let s = singlora(k);
-        let (g, b) = (k.gamma, k.b);
-        let dw = -g + (k.a_in + k.a_out) / 2.0;
-        let init_grad = [
-            ("g·(A₀ᵀh)ᵀ", k.a_out / 2.0 - g - k.rho + s.p0),
-            ("h·(A₀ᵀg)ᵀ", k.a_in / 2.0 - g + s.q0),
-        ];
-        let init_norm = [("A₀", k.mu / 2.0 - b)];
-        let init_dw = [("A₀A₀ᵀ", dw - 2.0 * b)];
-        out.add(Init, Q::UpdateOutRms, init, INIT);
-        out.add(Init, Q::BottleneckRms, &[("Aᵀh", s.p0)], INIT);
-        out.add(Init, Q::ParamFro(Role::SingleA), &init_norm, INIT);
-        out.add(Init, Q::GradFro(Role::SingleA), &init_grad, INIT);
-        out.add(Init, Q::DwOp, &init_dw, INIT);
-        out.add(Init, Q::DwFro, &init_dw, INIT);
-
-        // The adapter's own output at t = 1 is the initial output plus an O(η₀) change: not a first-step statement,
-        // so it is predicted at t = 0 and in the balanced regime only.
-        let base = if k.adam { FIRST_ADAM } else { FIRST_SGD };
-        let first_order = s.t1.1.max(s.t2.1);
-        let gap = s.t3.1 - first_order;
-        let first = if gap > EPS {
-            format!(
-                "{base}; T3 is second order in η₀ and leads max(T1, T2) = {first_order:+.2} only by n^{gap:.2}: \
-                 measured slopes follow max(T1, T2) until η₀·n^{gap:.2} ≫ 1"
-            )
+        let t0 = SingInit::of(k, &s);
+        let with_init: Vec<Term> = init.iter().copied().chain([s.t1, s.t2, s.t3]).collect();
+        t0.predict(init, &s, out);
+        singlora_first_step(k, &s, out);
+        if k.adam {
+            singlora_balanced_adam(k, &s, &t0, &with_init, init.len(), out);
         } else {
-            base.to_string()
-        };
-        let steps = [s.t1, s.t2, s.t3];
-        let with_init: Vec<Term> = init.iter().copied().chain(steps).collect();
-        for q in [Q::DzRms, Q::DzCumRms] {
-            out.add_staged(FirstStep, q, &steps, &[0, 0, 1], &first);
-        }
-        out.add(FirstStep, Q::TermRms(Split::T1), &[s.t1], base);
-        out.add(FirstStep, Q::TermRms(Split::T2), &[s.t2], base);
-        out.add(FirstStep, Q::TermRms(Split::T3), &[s.t3], base);
-
-        if !k.adam {
-            let e_kappa = k.kappa(k.c);
-            let e_u = -g - 2.0 * b + (k.a_in - k.a_out) / 2.0;
-            let verdict = sgd_verdict(e_kappa, e_u);
-            out.add(
-                Balanced,
-                Q::Kappa,
-                &[("κ = η·s·‖g‖·‖h‖", e_kappa)],
-                &verdict,
-            );
-            if e_kappa <= EPS {
-                for q in [Q::DzRms, Q::DzCumRms] {
-                    out.add(Balanced, q, &steps, FIXED_T_SGD);
-                }
-                out.add(Balanced, Q::TermRms(Split::T1), &[s.t1], FIXED_T_SGD);
-                out.add(Balanced, Q::TermRms(Split::T2), &[s.t2], FIXED_T_SGD);
-                out.add(Balanced, Q::TermRms(Split::T3), &[s.t3], FIXED_T_SGD);
-                out.add(Balanced, Q::UpdateOutRms, &with_init, FIXED_T_SGD);
-                out.add(Balanced, Q::BottleneckRms, &[("A₀ᵀh", s.p0)], FIXED_T_SGD);
-                out.add(
-                    Balanced,
-                    Q::ParamFro(Role::SingleA),
-                    &init_norm,
-                    FIXED_T_SGD,
-                );
-                out.add(Balanced, Q::GradFro(Role::SingleA), &init_grad, FIXED_T_SGD);
-                out.add(Balanced, Q::DwOp, &init_dw, FIXED_T_SGD);
-                out.add(Balanced, Q::DwFro, &init_dw, FIXED_T_SGD);
-            }
-            return;
-        }
-        let u = s.u_out;
-        for q in [Q::DzRms, Q::DzCumRms] {
-            out.add_staged(Balanced, q, &steps, &[0, 0, 1], BALANCED_ADAM);
-        }
-        let t1 = [("ΔA_out·(A₀ᵀh)", s.t1.1), ("ΔA_out·(Dᵀh)", -g + u + s.v_in)];
-        let t2 = [
-            ("A₀_out·(ΔA_inᵀh)", s.t2.1),
-            ("D_out·(ΔA_inᵀh)", -g + u + s.v_in),
-        ];
-        out.add_staged(Balanced, Q::TermRms(Split::T1), &t1, &[0, 1], BALANCED_ADAM);
-        out.add_staged(Balanced, Q::TermRms(Split::T2), &t2, &[0, 1], BALANCED_ADAM);
-        out.add(Balanced, Q::TermRms(Split::T3), &[s.t3], BALANCED_ADAM);
-        // The initial output carries no rate, T1 and T2 one accumulated change, T3 two.
-        let orders: Vec<u32> = init.iter().map(|_| 0).chain([1, 1, 2]).collect();
-        out.add_staged(
-            Balanced,
-            Q::UpdateOutRms,
-            &with_init,
-            &orders,
-            BALANCED_ADAM,
-        );
-        out.add_staged(
-            Balanced,
-            Q::BottleneckRms,
-            &[("A₀ᵀh", s.p0), ("Dᵀh", s.v_in)],
-            &[0, 1],
-            BALANCED_ADAM,
-        );
-        out.add_staged(
-            Balanced,
-            Q::ParamFro(Role::SingleA),
-            &[init_norm[0], ("D", k.mu / 2.0 + u)],
-            &[0, 1],
-            BALANCED_ADAM,
-        );
-        let grad = [
-            init_grad[0],
-            ("g·(Dᵀh)ᵀ", k.a_out / 2.0 - g - k.rho + s.v_in),
-            init_grad[1],
-            ("h·(Dᵀg)ᵀ", k.a_in / 2.0 - g + s.w_out),
-        ];
-        let grad_orders = [0, 1, 0, 1];
-        out.add_staged(
-            Balanced,
-            Q::GradFro(Role::SingleA),
-            &grad,
-            &grad_orders,
-            BALANCED_ADAM,
-        );
-        let dw_terms = [init_dw[0], ("A₀Dᵀ", dw - b + u), ("DDᵀ", dw + 2.0 * u)];
-        for q in [Q::DwOp, Q::DwFro] {
-            out.add_staged(Balanced, q, &dw_terms, &[0, 1, 2], BALANCED_ADAM);
+            singlora_balanced_sgd(k, &s, &t0, &with_init, out);
         }
     }
 
     fn lora_predictions(&self, k: &Knobs, out: &mut Sink) {
-        use Regime::*;
-        let l = lora(k);
-        let g = k.gamma;
-        let norm_a = ("A₀", k.a_in / 2.0 - k.b);
-        let grad_b = ("s·g(A₀h)ᵀ", k.a_out / 2.0 - g - k.rho + l.z0);
-        out.add(Init, Q::BottleneckRms, &[("Ah", l.z0)], INIT);
-        out.add(Init, Q::ParamFro(Role::LoraA), &[norm_a], INIT);
-        out.add(Init, Q::GradFro(Role::LoraB), &[grad_b], INIT);
-
-        let first = if k.adam { FIRST_ADAM_LORA } else { FIRST_SGD };
-        let d2 = [("δ² = ΔB·(Ah) only (B₀ = 0)", l.d2.1)];
-        for q in [
-            Q::DzRms,
-            Q::DzCumRms,
-            Q::TermRms(Split::Delta2),
-            Q::UpdateOutRms,
-        ] {
-            out.add(FirstStep, q, &d2, first);
-        }
-        let norm_b = ("ΔB", k.a_out / 2.0 + l.u_b);
-        let grad_a = ("s·(Bᵀg)hᵀ", -g + l.u_b + k.a_out - k.rho + k.a_in / 2.0);
-        let dw = ("B·A₀", -g + k.a_out / 2.0 + l.u_b + norm_a.1);
-        out.add(FirstStep, Q::ParamFro(Role::LoraB), &[norm_b], first);
-        out.add(FirstStep, Q::GradFro(Role::LoraA), &[grad_a], first);
-        out.add(FirstStep, Q::DwOp, &[dw], first);
-        out.add(FirstStep, Q::DwFro, &[dw], first);
-
-        if !k.adam {
-            let (e_a, e_b) = (k.kappa(k.c_a), k.kappa(k.c_b));
-            let e_kappa = (e_a + e_b) / 2.0;
-            let e_u = -g + e_b - 2.0 * k.b + (k.a_in - k.a_out) / 2.0;
-            let verdict = format!(
-                "q₀ = 0, step 1 seeds q₁ = κ_B·p₀; {}",
-                sgd_verdict(e_kappa, e_u)
-            );
-            out.add(Balanced, Q::Kappa, &[("√(κ_A·κ_B)", e_kappa)], &verdict);
-            if e_kappa <= EPS {
-                for q in [Q::DzRms, Q::DzCumRms, Q::UpdateOutRms] {
-                    out.add(Balanced, q, &d2, FIXED_T_SGD);
-                }
-                out.add(Balanced, Q::BottleneckRms, &[("A₀h", l.z0)], FIXED_T_SGD);
-                out.add(Balanced, Q::ParamFro(Role::LoraB), &[norm_b], FIXED_T_SGD);
-            }
-            return;
-        }
-        // Every term carries B; the aligned ones also the accumulated change D of A, hence order 1 in η_A·t.
-        let dz = [l.d2, l.aligned];
-        for q in [Q::DzRms, Q::DzCumRms, Q::UpdateOutRms] {
-            out.add_staged(Balanced, q, &dz, &[0, 1], BALANCED_ADAM);
-        }
-        let z = [("A₀h", l.z0), ("ΔA·h", l.u_a + k.a_in)];
-        out.add(
-            Balanced,
-            Q::TermRms(Split::Delta1),
-            &[("B·(ΔA·h)", l.aligned.1)],
-            BALANCED_ADAM,
-        );
-        out.add_staged(
-            Balanced,
-            Q::TermRms(Split::Delta2),
-            &dz,
-            &[0, 1],
-            BALANCED_ADAM,
-        );
-        out.add(
-            Balanced,
-            Q::TermRms(Split::Delta3),
-            &[("ΔB·(ΔA·h)", l.aligned.1)],
-            BALANCED_ADAM,
-        );
-        out.add_staged(Balanced, Q::BottleneckRms, &z, &[0, 1], BALANCED_ADAM);
-        out.add(
-            Balanced,
-            Q::ParamFro(Role::LoraB),
-            &[("B", norm_b.1)],
-            BALANCED_ADAM,
-        );
-        out.add_staged(
-            Balanced,
-            Q::ParamFro(Role::LoraA),
-            &[norm_a, ("D", k.a_in / 2.0 + l.u_a)],
-            &[0, 1],
-            BALANCED_ADAM,
-        );
-        out.add(Balanced, Q::GradFro(Role::LoraA), &[grad_a], BALANCED_ADAM);
-        let grad_b_t = [grad_b, ("s·g(ΔA·h)ᵀ", k.a_out / 2.0 - g - k.rho + z[1].1)];
-        out.add_staged(
-            Balanced,
-            Q::GradFro(Role::LoraB),
-            &grad_b_t,
-            &[0, 1],
-            BALANCED_ADAM,
-        );
-        let dw_t = [
-            dw,
-            ("B·D", -g + k.a_out / 2.0 + l.u_b + k.a_in / 2.0 + l.u_a),
-        ];
-        for q in [Q::DwOp, Q::DwFro] {
-            out.add_staged(Balanced, q, &dw_t, &[0, 1], BALANCED_ADAM);
+        let t = LoraTerms::of(k);
+        t.predict_init(out);
+        t.predict_first_step(k, out);
+        if k.adam {
+            t.predict_balanced_adam(k, out);
+        } else {
+            t.predict_balanced_sgd(k, out);
         }
     }
 
@@ -801,5 +596,307 @@ impl Setting {
             "S+ holds (bottleneck O(1))".to_string()
         };
         Some(format!("{init}{output}; {strict}"))
+    }
+}
+
+/// SingLoRA's terms at t = 0 that the balanced regime restates: the gradient's two terms, ‖A₀‖ and ΔW's.
+struct SingInit {
+    grad: [Term; 2],
+    norm: [Term; 1],
+    dw: [Term; 1],
+}
+
+impl SingInit {
+    fn of(k: &Knobs, s: &Sing) -> Self {
+        let dw = -k.gamma + (k.a_in + k.a_out) / 2.0;
+        Self {
+            grad: [
+                ("g·(A₀ᵀh)ᵀ", k.a_out / 2.0 - k.gamma - k.rho + s.p0),
+                ("h·(A₀ᵀg)ᵀ", k.a_in / 2.0 - k.gamma + s.q0),
+            ],
+            norm: [("A₀", k.mu / 2.0 - k.b)],
+            dw: [("A₀A₀ᵀ", dw - 2.0 * k.b)],
+        }
+    }
+
+    /// The predictions at initialisation (`init`: the adapter's initial output terms).
+    fn predict(&self, init: &[Term], s: &Sing, out: &mut Sink) {
+        use Regime::Init;
+        out.add(Init, Q::UpdateOutRms, init, INIT);
+        out.add(Init, Q::BottleneckRms, &[("Aᵀh", s.p0)], INIT);
+        out.add(Init, Q::ParamFro(Role::SingleA), &self.norm, INIT);
+        out.add(Init, Q::GradFro(Role::SingleA), &self.grad, INIT);
+        out.add(Init, Q::DwOp, &self.dw, INIT);
+        out.add(Init, Q::DwFro, &self.dw, INIT);
+    }
+}
+
+/// SingLoRA after one step: the output change's terms T1–T3.
+///
+/// The adapter's own output at t = 1 is the initial output plus an O(η₀) change: not a first-step statement, so it is
+/// predicted at t = 0 and in the balanced regime only.
+fn singlora_first_step(k: &Knobs, s: &Sing, out: &mut Sink) {
+    use Regime::FirstStep;
+    let base = if k.adam { FIRST_ADAM } else { FIRST_SGD };
+    let first_order = s.t1.1.max(s.t2.1);
+    let gap = s.t3.1 - first_order;
+    let first = if gap > EPS {
+        format!(
+            "{base}; T3 is second order in η₀ and leads max(T1, T2) = {first_order:+.2} only by n^{gap:.2}: \
+             measured slopes follow max(T1, T2) until η₀·n^{gap:.2} ≫ 1"
+        )
+    } else {
+        base.to_string()
+    };
+    let steps = [s.t1, s.t2, s.t3];
+    for q in [Q::DzRms, Q::DzCumRms] {
+        out.add_staged(FirstStep, q, &steps, &[0, 0, 1], &first);
+    }
+    out.add(FirstStep, Q::TermRms(Split::T1), &[s.t1], base);
+    out.add(FirstStep, Q::TermRms(Split::T2), &[s.t2], base);
+    out.add(FirstStep, Q::TermRms(Split::T3), &[s.t3], base);
+}
+
+/// SingLoRA's balanced regime under SGD: the growth rate κ's verdict, and while κ does not grow with n the
+/// first-step and initial exponents hold at any fixed t (`with_init`: the initial output terms, then T1–T3).
+fn singlora_balanced_sgd(k: &Knobs, s: &Sing, t0: &SingInit, with_init: &[Term], out: &mut Sink) {
+    use Regime::Balanced;
+    let e_kappa = k.kappa(k.c);
+    let e_u = -k.gamma - 2.0 * k.b + (k.a_in - k.a_out) / 2.0;
+    let verdict = sgd_verdict(e_kappa, e_u);
+    out.add(
+        Balanced,
+        Q::Kappa,
+        &[("κ = η·s·‖g‖·‖h‖", e_kappa)],
+        &verdict,
+    );
+    if e_kappa.is_nan() || e_kappa > EPS {
+        return; // κ grows with n (or is undefined): no fixed-t statement
+    }
+    let steps = [s.t1, s.t2, s.t3];
+    for q in [Q::DzRms, Q::DzCumRms] {
+        out.add(Balanced, q, &steps, FIXED_T_SGD);
+    }
+    out.add(Balanced, Q::TermRms(Split::T1), &[s.t1], FIXED_T_SGD);
+    out.add(Balanced, Q::TermRms(Split::T2), &[s.t2], FIXED_T_SGD);
+    out.add(Balanced, Q::TermRms(Split::T3), &[s.t3], FIXED_T_SGD);
+    out.add(Balanced, Q::UpdateOutRms, with_init, FIXED_T_SGD);
+    out.add(Balanced, Q::BottleneckRms, &[("A₀ᵀh", s.p0)], FIXED_T_SGD);
+    out.add(Balanced, Q::ParamFro(Role::SingleA), &t0.norm, FIXED_T_SGD);
+    out.add(Balanced, Q::GradFro(Role::SingleA), &t0.grad, FIXED_T_SGD);
+    out.add(Balanced, Q::DwOp, &t0.dw, FIXED_T_SGD);
+    out.add(Balanced, Q::DwFro, &t0.dw, FIXED_T_SGD);
+}
+
+/// SingLoRA's balanced regime under Adam: every quantity as the initial terms plus the accumulated change D's, each
+/// term tagged with its order in the rate (`with_init`: the `n_init` initial output terms, then T1–T3).
+fn singlora_balanced_adam(
+    k: &Knobs,
+    s: &Sing,
+    t0: &SingInit,
+    with_init: &[Term],
+    n_init: usize,
+    out: &mut Sink,
+) {
+    use Regime::Balanced;
+    let (g, b, u) = (k.gamma, k.b, s.u_out);
+    let dw = -g + (k.a_in + k.a_out) / 2.0;
+    for q in [Q::DzRms, Q::DzCumRms] {
+        out.add_staged(Balanced, q, &[s.t1, s.t2, s.t3], &[0, 0, 1], BALANCED_ADAM);
+    }
+    let t1 = [("ΔA_out·(A₀ᵀh)", s.t1.1), ("ΔA_out·(Dᵀh)", -g + u + s.v_in)];
+    let t2 = [
+        ("A₀_out·(ΔA_inᵀh)", s.t2.1),
+        ("D_out·(ΔA_inᵀh)", -g + u + s.v_in),
+    ];
+    out.add_staged(Balanced, Q::TermRms(Split::T1), &t1, &[0, 1], BALANCED_ADAM);
+    out.add_staged(Balanced, Q::TermRms(Split::T2), &t2, &[0, 1], BALANCED_ADAM);
+    out.add(Balanced, Q::TermRms(Split::T3), &[s.t3], BALANCED_ADAM);
+    // The initial output carries no rate, T1 and T2 one accumulated change, T3 two.
+    let orders: Vec<u32> = (0..n_init).map(|_| 0).chain([1, 1, 2]).collect();
+    out.add_staged(Balanced, Q::UpdateOutRms, with_init, &orders, BALANCED_ADAM);
+    let bottleneck = [("A₀ᵀh", s.p0), ("Dᵀh", s.v_in)];
+    out.add_staged(
+        Balanced,
+        Q::BottleneckRms,
+        &bottleneck,
+        &[0, 1],
+        BALANCED_ADAM,
+    );
+    let norm = [t0.norm[0], ("D", k.mu / 2.0 + u)];
+    out.add_staged(
+        Balanced,
+        Q::ParamFro(Role::SingleA),
+        &norm,
+        &[0, 1],
+        BALANCED_ADAM,
+    );
+    let grad = [
+        t0.grad[0],
+        ("g·(Dᵀh)ᵀ", k.a_out / 2.0 - g - k.rho + s.v_in),
+        t0.grad[1],
+        ("h·(Dᵀg)ᵀ", k.a_in / 2.0 - g + s.w_out),
+    ];
+    out.add_staged(
+        Balanced,
+        Q::GradFro(Role::SingleA),
+        &grad,
+        &[0, 1, 0, 1],
+        BALANCED_ADAM,
+    );
+    let dw_terms = [t0.dw[0], ("A₀Dᵀ", dw - b + u), ("DDᵀ", dw + 2.0 * u)];
+    for q in [Q::DwOp, Q::DwFro] {
+        out.add_staged(Balanced, q, &dw_terms, &[0, 1, 2], BALANCED_ADAM);
+    }
+}
+
+/// LoRA's terms that more than one regime states (B₀ = 0, so the first step is ΔB's alone).
+struct LoraTerms {
+    l: Lora,
+    /// ‖A₀‖.
+    norm_a: Term,
+    /// B's gradient at t = 0.
+    grad_b: Term,
+    /// ‖ΔB‖ after one step.
+    norm_b: Term,
+    /// A's gradient once B ≠ 0.
+    grad_a: Term,
+    /// ΔW = B·A₀.
+    dw: Term,
+    /// The output change after one step, ΔB·(A₀h).
+    d2: [Term; 1],
+}
+
+impl LoraTerms {
+    fn of(k: &Knobs) -> Self {
+        let l = lora(k);
+        let g = k.gamma;
+        let norm_a = ("A₀", k.a_in / 2.0 - k.b);
+        Self {
+            norm_a,
+            grad_b: ("s·g(A₀h)ᵀ", k.a_out / 2.0 - g - k.rho + l.z0),
+            norm_b: ("ΔB", k.a_out / 2.0 + l.u_b),
+            grad_a: ("s·(Bᵀg)hᵀ", -g + l.u_b + k.a_out - k.rho + k.a_in / 2.0),
+            dw: ("B·A₀", -g + k.a_out / 2.0 + l.u_b + norm_a.1),
+            d2: [("δ² = ΔB·(Ah) only (B₀ = 0)", l.d2.1)],
+            l,
+        }
+    }
+
+    fn predict_init(&self, out: &mut Sink) {
+        use Regime::Init;
+        out.add(Init, Q::BottleneckRms, &[("Ah", self.l.z0)], INIT);
+        out.add(Init, Q::ParamFro(Role::LoraA), &[self.norm_a], INIT);
+        out.add(Init, Q::GradFro(Role::LoraB), &[self.grad_b], INIT);
+    }
+
+    fn predict_first_step(&self, k: &Knobs, out: &mut Sink) {
+        use Regime::FirstStep;
+        let first = if k.adam { FIRST_ADAM_LORA } else { FIRST_SGD };
+        for q in [
+            Q::DzRms,
+            Q::DzCumRms,
+            Q::TermRms(Split::Delta2),
+            Q::UpdateOutRms,
+        ] {
+            out.add(FirstStep, q, &self.d2, first);
+        }
+        out.add(FirstStep, Q::ParamFro(Role::LoraB), &[self.norm_b], first);
+        out.add(FirstStep, Q::GradFro(Role::LoraA), &[self.grad_a], first);
+        out.add(FirstStep, Q::DwOp, &[self.dw], first);
+        out.add(FirstStep, Q::DwFro, &[self.dw], first);
+    }
+
+    /// Under SGD: the growth rate's verdict, and while it does not grow with n the first step's exponents at any
+    /// fixed t.
+    fn predict_balanced_sgd(&self, k: &Knobs, out: &mut Sink) {
+        use Regime::Balanced;
+        let (e_a, e_b) = (k.kappa(k.c_a), k.kappa(k.c_b));
+        let e_kappa = (e_a + e_b) / 2.0;
+        let e_u = -k.gamma + e_b - 2.0 * k.b + (k.a_in - k.a_out) / 2.0;
+        let verdict = format!(
+            "q₀ = 0, step 1 seeds q₁ = κ_B·p₀; {}",
+            sgd_verdict(e_kappa, e_u)
+        );
+        out.add(Balanced, Q::Kappa, &[("√(κ_A·κ_B)", e_kappa)], &verdict);
+        if e_kappa.is_nan() || e_kappa > EPS {
+            return; // κ grows with n (or is undefined): no fixed-t statement
+        }
+        for q in [Q::DzRms, Q::DzCumRms, Q::UpdateOutRms] {
+            out.add(Balanced, q, &self.d2, FIXED_T_SGD);
+        }
+        out.add(
+            Balanced,
+            Q::BottleneckRms,
+            &[("A₀h", self.l.z0)],
+            FIXED_T_SGD,
+        );
+        out.add(
+            Balanced,
+            Q::ParamFro(Role::LoraB),
+            &[self.norm_b],
+            FIXED_T_SGD,
+        );
+    }
+
+    /// Under Adam: every term carries B; the aligned ones also the accumulated change D of A, hence order 1 in η_A·t.
+    fn predict_balanced_adam(&self, k: &Knobs, out: &mut Sink) {
+        use Regime::Balanced;
+        let (l, g) = (&self.l, k.gamma);
+        let dz = [l.d2, l.aligned];
+        for q in [Q::DzRms, Q::DzCumRms, Q::UpdateOutRms] {
+            out.add_staged(Balanced, q, &dz, &[0, 1], BALANCED_ADAM);
+        }
+        let z = [("A₀h", l.z0), ("ΔA·h", l.u_a + k.a_in)];
+        let delta1 = [("B·(ΔA·h)", l.aligned.1)];
+        let delta3 = [("ΔB·(ΔA·h)", l.aligned.1)];
+        out.add(Balanced, Q::TermRms(Split::Delta1), &delta1, BALANCED_ADAM);
+        out.add_staged(
+            Balanced,
+            Q::TermRms(Split::Delta2),
+            &dz,
+            &[0, 1],
+            BALANCED_ADAM,
+        );
+        out.add(Balanced, Q::TermRms(Split::Delta3), &delta3, BALANCED_ADAM);
+        out.add_staged(Balanced, Q::BottleneckRms, &z, &[0, 1], BALANCED_ADAM);
+        out.add(
+            Balanced,
+            Q::ParamFro(Role::LoraB),
+            &[("B", self.norm_b.1)],
+            BALANCED_ADAM,
+        );
+        let norm_a = [self.norm_a, ("D", k.a_in / 2.0 + l.u_a)];
+        out.add_staged(
+            Balanced,
+            Q::ParamFro(Role::LoraA),
+            &norm_a,
+            &[0, 1],
+            BALANCED_ADAM,
+        );
+        out.add(
+            Balanced,
+            Q::GradFro(Role::LoraA),
+            &[self.grad_a],
+            BALANCED_ADAM,
+        );
+        let grad_b = [
+            self.grad_b,
+            ("s·g(ΔA·h)ᵀ", k.a_out / 2.0 - g - k.rho + z[1].1),
+        ];
+        out.add_staged(
+            Balanced,
+            Q::GradFro(Role::LoraB),
+            &grad_b,
+            &[0, 1],
+            BALANCED_ADAM,
+        );
+        let dw = [
+            self.dw,
+            ("B·D", -g + k.a_out / 2.0 + l.u_b + k.a_in / 2.0 + l.u_a),
+        ];
+        for q in [Q::DwOp, Q::DwFro] {
+            out.add_staged(Balanced, q, &dw, &[0, 1], BALANCED_ADAM);
+        }
     }
 }

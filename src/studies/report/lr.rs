@@ -15,8 +15,22 @@ fn opt(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-/// Writes the CSV tables of a learning-rate study into `out`.
+/// Writes the CSV tables of a learning-rate study into `out`: `lr_runs.csv`, `lr_summary.csv`, `lr_best.csv`,
+/// `lr_drift.csv` and, when the study has LoRA+ planes, `lr_plane.csv`.
 pub fn write_lr_tables(out: &Path, r: &LrResults) -> Result<()> {
+    write_atomic(&out.join("lr_runs.csv"), runs_csv(r).as_bytes())?;
+    let (summary, best) = lines_csv(r);
+    write_atomic(&out.join("lr_summary.csv"), summary.as_bytes())?;
+    write_atomic(&out.join("lr_best.csv"), best.as_bytes())?;
+    write_atomic(&out.join("lr_drift.csv"), drift_csv(r).as_bytes())?;
+    if !r.plane.is_empty() {
+        write_atomic(&out.join("lr_plane.csv"), plane_csv(r).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `lr_runs.csv`: one row per run.
+fn runs_csv(r: &LrResults) -> String {
     let mut runs = String::from(
         "series,arm,method,lr,lr_exponent,loraplus_ratio,width,seed,plane,initial_loss,final_loss,final_test_loss,diverged_at\n",
     );
@@ -40,7 +54,12 @@ pub fn write_lr_tables(out: &Path, r: &LrResults) -> Result<()> {
             run.diverged_at.map(|t| t.to_string()).unwrap_or_default()
         );
     }
-    write_atomic(&out.join("lr_runs.csv"), runs.as_bytes())?;
+    runs
+}
+
+/// `lr_summary.csv` (per series, width and rate: the seeds' median losses and the selected loss's spread) and
+/// `lr_best.csv` (per series and width: the best rate, the near-best window, the first diverging rate).
+fn lines_csv(r: &LrResults) -> (String, String) {
     let mut summary = String::from(
         "series,width,lr,median_final_loss,median_final_test_loss,min_selected_loss,max_selected_loss\n",
     );
@@ -73,8 +92,11 @@ pub fn write_lr_tables(out: &Path, r: &LrResults) -> Result<()> {
             opt(l.first_diverging)
         );
     }
-    write_atomic(&out.join("lr_summary.csv"), summary.as_bytes())?;
-    write_atomic(&out.join("lr_best.csv"), best.as_bytes())?;
+    (summary, best)
+}
+
+/// `lr_drift.csv`: per series the fitted width exponent of the best rate, its interval and whether it is censored.
+fn drift_csv(r: &LrResults) -> String {
     let mut drift = String::from("series,slope,ci_lo,ci_hi,widths,factor_per_doubling,censored\n");
     for d in &r.drifts {
         let (s, lo, hi, w) = d.fit.as_ref().map_or((None, None, None, 0), |f| {
@@ -91,19 +113,20 @@ pub fn write_lr_tables(out: &Path, r: &LrResults) -> Result<()> {
             d.at_edge
         );
     }
-    write_atomic(&out.join("lr_drift.csv"), drift.as_bytes())?;
-    if !r.plane.is_empty() {
-        let mut plane = String::from("width,eta_a,eta_b,median_loss,near_best\n");
-        for c in &r.plane {
-            let _ = writeln!(
-                plane,
-                "{},{},{},{},{}",
-                c.width, c.eta_a, c.eta_b, c.loss, c.near_best
-            );
-        }
-        write_atomic(&out.join("lr_plane.csv"), plane.as_bytes())?;
+    drift
+}
+
+/// `lr_plane.csv`: the LoRA+ planes' cells (η_A, η_B), their median loss and whether they are near the best.
+fn plane_csv(r: &LrResults) -> String {
+    let mut plane = String::from("width,eta_a,eta_b,median_loss,near_best\n");
+    for c in &r.plane {
+        let _ = writeln!(
+            plane,
+            "{},{},{},{},{}",
+            c.width, c.eta_a, c.eta_b, c.loss, c.near_best
+        );
     }
-    Ok(())
+    plane
 }
 
 /// The terminal summary: per series and width the best rate, its loss, the near-best window and the first diverging

@@ -212,6 +212,12 @@ pub fn find_fit<'a>(
 
 /// Writes `results.csv` and `fits.csv` into `out`.
 pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<()> {
+    write_atomic(&out.join("results.csv"), results_csv(runs).as_bytes())?;
+    write_atomic(&out.join("fits.csv"), fits_csv(fits).as_bytes())
+}
+
+/// `results.csv`: one row per recorded value (run, layer, quantity, step), and a `diverged_at` row per diverged run.
+fn results_csv(runs: &[RunResult]) -> String {
     let mut csv = String::from(
         "series,arm,method,width,seed,layer,quantity,step,value,lr,lr_exponent,loraplus_ratio\n",
     );
@@ -251,7 +257,11 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
             );
         }
     }
-    write_atomic(&out.join("results.csv"), csv.as_bytes())?;
+    csv
+}
+
+/// `fits.csv`: one row per fitted width exponent, with its interval, verdict and the theory's prediction.
+fn fits_csv(fits: &[FitRow]) -> String {
     let mut f = String::from(
         "series,layer,quantity,step,slope,ci_lo,ci_hi,widths,verdict,regime,predicted,agreement,interval,n_seeds,points,partial,seed_slopes\n",
     );
@@ -283,7 +293,7 @@ pub fn write_tables(out: &Path, runs: &[RunResult], fits: &[FitRow]) -> Result<(
             seeds.join(";")
         );
     }
-    write_atomic(&out.join("fits.csv"), f.as_bytes())
+    f
 }
 
 /// A fit's agreement in words, with the reach ratio when that is what made it `not testable here`.
