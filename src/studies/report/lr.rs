@@ -9,7 +9,7 @@ use super::exponent_field;
 use crate::error::Result;
 use crate::io::write_atomic;
 use crate::studies::config::StudyConfig;
-use crate::studies::lr::{LrResults, Select};
+use crate::studies::lr::{Drift, LineSummary, LrResults, Select};
 
 fn opt(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
@@ -153,29 +153,7 @@ pub fn lr_summary(cfg: &StudyConfig, r: &LrResults) -> String {
         "series", "width", "η*", "loss at η*", "near-best window (octaves)", "first diverging"
     );
     for l in &r.lines {
-        let best = match l.best {
-            Some((eta, false)) => format!("{eta:.3e}"),
-            Some((eta, true)) => format!("{eta:.3e} (edge)"),
-            None => "all diverged".into(),
-        };
-        let parabola = l
-            .window_parabola
-            .map(|w| format!(", ≈{w:.2}"))
-            .unwrap_or_default();
-        let window = match l.window {
-            Some((a, _, 0.0)) => format!("{a:.2e} (< {:.2}{parabola})", r.spacing),
-            Some((a, b, o)) => format!("{a:.2e}–{b:.2e} ({o:.2}{parabola})"),
-            None => "—".into(),
-        };
-        let div = l
-            .first_diverging
-            .map(|e| format!("{e:.3e}"))
-            .unwrap_or_else(|| "none".into());
-        let _ = writeln!(
-            s,
-            "{:<18} {:>6} {:>16} {:>12.4e} {:>28} {:>16}",
-            l.series, l.width, best, l.best_loss, window, div
-        );
+        let _ = writeln!(s, "{}", line_row(l, r.spacing));
     }
     let _ = writeln!(
         s,
@@ -183,22 +161,53 @@ pub fn lr_summary(cfg: &StudyConfig, r: &LrResults) -> String {
         cfg.widths
     );
     for d in &r.drifts {
-        let text = match &d.fit {
-            Some(f) => format!(
-                "{:+.2} [{:+.2}, {:+.2}]  (×{:.2} per doubling of width){}",
-                f.slope,
-                f.lo,
-                f.hi,
-                2f64.powf(f.slope),
-                if d.at_edge {
-                    "; censored: a best rate sits at the grid's edge, widen lr_grid.rates"
-                } else {
-                    ""
-                }
-            ),
-            None => "no fit (fewer than two widths with a best rate)".into(),
-        };
-        let _ = writeln!(s, "{:<18} {text}", d.series);
+        let _ = writeln!(s, "{:<18} {}", d.series, drift_text(d));
     }
     s
+}
+
+/// One row of the summary's per-width table: series, width, η*, its loss, the near-best window (`spacing`: the
+/// grid's octaves between rates, the bound of a one-rate window) and the first diverging rate.
+fn line_row(l: &LineSummary, spacing: f64) -> String {
+    let best = match l.best {
+        Some((eta, false)) => format!("{eta:.3e}"),
+        Some((eta, true)) => format!("{eta:.3e} (edge)"),
+        None => "all diverged".into(),
+    };
+    let parabola = l
+        .window_parabola
+        .map(|w| format!(", ≈{w:.2}"))
+        .unwrap_or_default();
+    let window = match l.window {
+        Some((a, _, 0.0)) => format!("{a:.2e} (< {spacing:.2}{parabola})"),
+        Some((a, b, o)) => format!("{a:.2e}–{b:.2e} ({o:.2}{parabola})"),
+        None => "—".into(),
+    };
+    let div = l
+        .first_diverging
+        .map(|e| format!("{e:.3e}"))
+        .unwrap_or_else(|| "none".into());
+    format!(
+        "{:<18} {:>6} {:>16} {:>12.4e} {:>28} {:>16}",
+        l.series, l.width, best, l.best_loss, window, div
+    )
+}
+
+/// A series' width exponent of η* with its interval and the factor per doubling, or why there is none.
+fn drift_text(d: &Drift) -> String {
+    match &d.fit {
+        Some(f) => format!(
+            "{:+.2} [{:+.2}, {:+.2}]  (×{:.2} per doubling of width){}",
+            f.slope,
+            f.lo,
+            f.hi,
+            2f64.powf(f.slope),
+            if d.at_edge {
+                "; censored: a best rate sits at the grid's edge, widen lr_grid.rates"
+            } else {
+                ""
+            }
+        ),
+        None => "no fit (fewer than two widths with a best rate)".into(),
+    }
 }

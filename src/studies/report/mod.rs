@@ -305,6 +305,36 @@ pub fn grade(r: &FitRow) -> String {
     }
 }
 
+/// The steps the terminal summary shows: those of t = 1, 2, 4, 8 and the last step at which `quantity` at `layer`
+/// was fitted.
+fn summary_steps(cfg: &StudyConfig, fits: &[FitRow], layer: &str, quantity: Quantity) -> Vec<u64> {
+    let mut all: Vec<u64> = fits
+        .iter()
+        .filter(|r| r.key.layer == layer && r.key.quantity == quantity)
+        .map(|r| r.key.step)
+        .collect();
+    all.sort();
+    all.dedup();
+    let pick = [1u64, 2, 4, 8, cfg.steps];
+    all.into_iter().filter(|s| pick.contains(s)).collect()
+}
+
+/// A series' final loss at the smallest and largest width (means over seeds), or why there is none.
+fn final_loss_cell(cfg: &StudyConfig, grouped: &Grouped, series: &str) -> String {
+    let loss = grouped.get(&FitKey {
+        series: series.to_string(),
+        layer: "model".into(),
+        quantity: Quantity::Loss,
+        step: cfg.steps,
+    });
+    let mean = |row: &Vec<f64>| row.iter().sum::<f64>() / row.len() as f64;
+    loss.map(|v| format!("{:.3}→{:.3}", mean(&v[0]), mean(&v[v.len() - 1])))
+        .unwrap_or_else(|| match cfg.selection().quantity(Quantity::Loss) {
+            true => "diverged".into(),
+            false => "— (not probed)".into(),
+        })
+}
+
 /// The terminal summary: for each series, the slope of `quantity` at `layer` for a few steps, with its interval and
 /// verdict, the final loss at the smallest and largest width, and the theory's first-step (t = 1) and balanced (last
 /// recorded step) predictions with their agreement.
@@ -315,17 +345,7 @@ pub fn summary(
     layer: &str,
     quantity: Quantity,
 ) -> String {
-    let steps: Vec<u64> = {
-        let mut all: Vec<u64> = fits
-            .iter()
-            .filter(|r| r.key.layer == layer && r.key.quantity == quantity)
-            .map(|r| r.key.step)
-            .collect();
-        all.sort();
-        all.dedup();
-        let pick = [1u64, 2, 4, 8, cfg.steps];
-        all.into_iter().filter(|s| pick.contains(s)).collect()
-    };
+    let steps = summary_steps(cfg, fits, layer, quantity);
     let mut s = String::new();
     let _ = writeln!(s, "width exponent of {quantity} at {layer} (log-log slope over n = {:?}, 95% Student-t interval over {} seeds; flat = |slope| ≤ {})", cfg.widths, cfg.seeds.len(), cfg.flat_tol);
     let _ = write!(s, "{:<18}", "series");
@@ -346,19 +366,7 @@ pub fn summary(
                 .unwrap_or_else(|| "—".into());
             let _ = write!(s, " {cell:>28}");
         }
-        let loss = grouped.get(&FitKey {
-            series: name.clone(),
-            layer: "model".into(),
-            quantity: Quantity::Loss,
-            step: cfg.steps,
-        });
-        let mean = |row: &Vec<f64>| row.iter().sum::<f64>() / row.len() as f64;
-        let l = loss
-            .map(|v| format!("{:.3}→{:.3}", mean(&v[0]), mean(&v[v.len() - 1])))
-            .unwrap_or_else(|| match cfg.selection().quantity(Quantity::Loss) {
-                true => "diverged".into(),
-                false => "— (not probed)".into(),
-            });
+        let l = final_loss_cell(cfg, grouped, &name);
         let pred = |regime: Regime| {
             fits.iter()
                 .find(|r| {
