@@ -201,60 +201,9 @@ impl LinearSetup {
     /// Validates a study's adapter and optimiser against the parametrisations with a closed limit, and converts the
     /// rates to limit units. Every rejection names the field, its value and what is accepted.
     pub fn new(adapter: &AdapterConfig, optimizer: &OptimizerConfig) -> Result<Self> {
-        let family = match adapter.method {
-            Method::Lora => Family::Lora,
-            Method::Singlora => Family::Singlora,
-            other => {
-                return Err(Error::invalid(
-                    "adapter.method",
-                    other.name(),
-                    "lora or singlora (the limit covers LoRA, LoRA+ and SingLoRA)",
-                ))
-            }
-        };
-        let rule = match optimizer.rule {
-            Rule::Sgd {
-                momentum: 0.0,
-                weight_decay: 0.0,
-            } => LimitRule::Sgd,
-            Rule::SignSgd { weight_decay: 0.0 } => LimitRule::Sign,
-            _ => return Err(Error::invalid(
-                "optimizer.rule",
-                optimizer.rule.name(),
-                "sgd or sign_sgd without momentum or weight decay (Adam's moments make the update a nonlinear \
-                 function of the gradient history, which this limit does not cover; sign_sgd is Adam with β₁ = β₂ = 0, ε → 0)",
-            )),
-        };
-        if optimizer.schedule != Schedule::default() {
-            return Err(Error::invalid(
-                "optimizer.schedule",
-                format!("{:?}", optimizer.schedule),
-                "the constant schedule",
-            ));
-        }
-        if adapter.multiplier_exponent != 0.0 {
-            return Err(Error::invalid(
-                "adapter.multiplier_exponent",
-                adapter.multiplier_exponent,
-                "0 (the limit keeps s fixed)",
-            ));
-        }
-        let init = adapter.effective_init();
-        let init_var_n = match init {
-            Init::WidthAware => 1.0,
-            Init::KaimingUniform => 1.0 / 3.0,
-            Init::Gaussian { std, beta: 0.5 } => std * std,
-            other => {
-                return Err(Error::invalid(
-                    "adapter.init",
-                    other,
-                    "an init with variance ∝ 1/n: width_aware, kaiming_uniform or gaussian(std=S,beta=0.5)",
-                ))
-            }
-        };
-        if family == Family::Lora && adapter.init_b != Init::Zeros {
-            return Err(Error::invalid("adapter.init_b", adapter.init_b, "zeros"));
-        }
+        let family = limit_family(adapter)?;
+        let rule = limit_rule(adapter, optimizer)?;
+        let init_var_n = init_var_n(adapter, family)?;
         let g = &optimizer.groups;
         let eta = optimizer.lr;
         let (c_a, c_b) = match family {
@@ -266,29 +215,7 @@ impl LinearSetup {
         } else {
             1.0
         };
-        let e = match (family, rule) {
-            (Family::Lora, LimitRule::Sgd) if c_a == 1.0 && c_b == -1.0 => 0.0,
-            (Family::Lora, LimitRule::Sign)
-                if (c_a + c_b - 1.0).abs() < 1e-12 && (0.0..1.0).contains(&c_b) =>
-            {
-                c_b
-            }
-            (Family::Singlora, LimitRule::Sgd) if c_a == 0.0 => 0.0,
-            (Family::Singlora, LimitRule::Sign) if c_a == 0.5 => 0.5,
-            _ => {
-                let accepted = match (family, rule) {
-                    (Family::Lora, LimitRule::Sgd) => "lora_a = 1 and lora_b = -1 (LoRA+ under SGD, ρ = 1)",
-                    (Family::Lora, LimitRule::Sign) => "lora_a + lora_b = 1 with 0 ≤ lora_b < 1 (LoRA+: 1 and 0; one shared rate: 1/2 and 1/2)",
-                    (Family::Singlora, LimitRule::Sgd) => "singlora_a = 0 (c = 1 − ρ)",
-                    (Family::Singlora, LimitRule::Sign) => "singlora_a = 1/2 (c* = (1 − γ)/2)",
-                };
-                return Err(Error::invalid(
-                    "optimizer.groups.lr_exponent",
-                    format!("(c_A = {c_a}, c_B = {c_b})"),
-                    &format!("{accepted}: the exponents with a non-trivial, finite limit"),
-                ));
-            }
-        };
+        let e = rate_exponent(family, rule, c_a, c_b)?;
         Ok(LinearSetup {
             family,
             rule,
@@ -431,6 +358,98 @@ impl LinearSetup {
             state.bottleneck += &d_z;
         }
         out
+    }
+}
+
+/// The adapter family a limit exists for: LoRA (and LoRA+) or SingLoRA.
+fn limit_family(adapter: &AdapterConfig) -> Result<Family> {
+    match adapter.method {
+        Method::Lora => Ok(Family::Lora),
+        Method::Singlora => Ok(Family::Singlora),
+        other => Err(Error::invalid(
+            "adapter.method",
+            other.name(),
+            "lora or singlora (the limit covers LoRA, LoRA+ and SingLoRA)",
+        )),
+    }
+}
+
+/// The optimiser rule a limit exists for: plain SGD or sign-SGD, at a constant rate and a fixed multiplier.
+fn limit_rule(adapter: &AdapterConfig, optimizer: &OptimizerConfig) -> Result<LimitRule> {
+    let rule = match optimizer.rule {
+        Rule::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        } => LimitRule::Sgd,
+        Rule::SignSgd { weight_decay: 0.0 } => LimitRule::Sign,
+        _ => return Err(Error::invalid(
+            "optimizer.rule",
+            optimizer.rule.name(),
+            "sgd or sign_sgd without momentum or weight decay (Adam's moments make the update a nonlinear \
+             function of the gradient history, which this limit does not cover; sign_sgd is Adam with β₁ = β₂ = 0, ε → 0)",
+        )),
+    };
+    if optimizer.schedule != Schedule::default() {
+        return Err(Error::invalid(
+            "optimizer.schedule",
+            format!("{:?}", optimizer.schedule),
+            "the constant schedule",
+        ));
+    }
+    if adapter.multiplier_exponent != 0.0 {
+        return Err(Error::invalid(
+            "adapter.multiplier_exponent",
+            adapter.multiplier_exponent,
+            "0 (the limit keeps s fixed)",
+        ));
+    }
+    Ok(rule)
+}
+
+/// n times the variance of the initial factor's entries (1 for N(0, 1/n)); LoRA's B must start at zero.
+fn init_var_n(adapter: &AdapterConfig, family: Family) -> Result<f64> {
+    let init = adapter.effective_init();
+    let init_var_n = match init {
+        Init::WidthAware => 1.0,
+        Init::KaimingUniform => 1.0 / 3.0,
+        Init::Gaussian { std, beta: 0.5 } => std * std,
+        other => return Err(Error::invalid(
+            "adapter.init",
+            other,
+            "an init with variance ∝ 1/n: width_aware, kaiming_uniform or gaussian(std=S,beta=0.5)",
+        )),
+    };
+    if family == Family::Lora && adapter.init_b != Init::Zeros {
+        return Err(Error::invalid("adapter.init_b", adapter.init_b, "zeros"));
+    }
+    Ok(init_var_n)
+}
+
+/// The width exponent e of the limit's rates for the study's rate exponents (c_A, c_B), when they give a
+/// non-trivial, finite limit.
+fn rate_exponent(family: Family, rule: LimitRule, c_a: f64, c_b: f64) -> Result<f64> {
+    match (family, rule) {
+        (Family::Lora, LimitRule::Sgd) if c_a == 1.0 && c_b == -1.0 => Ok(0.0),
+        (Family::Lora, LimitRule::Sign)
+            if (c_a + c_b - 1.0).abs() < 1e-12 && (0.0..1.0).contains(&c_b) =>
+        {
+            Ok(c_b)
+        }
+        (Family::Singlora, LimitRule::Sgd) if c_a == 0.0 => Ok(0.0),
+        (Family::Singlora, LimitRule::Sign) if c_a == 0.5 => Ok(0.5),
+        _ => {
+            let accepted = match (family, rule) {
+                (Family::Lora, LimitRule::Sgd) => "lora_a = 1 and lora_b = -1 (LoRA+ under SGD, ρ = 1)",
+                (Family::Lora, LimitRule::Sign) => "lora_a + lora_b = 1 with 0 ≤ lora_b < 1 (LoRA+: 1 and 0; one shared rate: 1/2 and 1/2)",
+                (Family::Singlora, LimitRule::Sgd) => "singlora_a = 0 (c = 1 − ρ)",
+                (Family::Singlora, LimitRule::Sign) => "singlora_a = 1/2 (c* = (1 − γ)/2)",
+            };
+            Err(Error::invalid(
+                "optimizer.groups.lr_exponent",
+                format!("(c_A = {c_a}, c_B = {c_b})"),
+                &format!("{accepted}: the exponents with a non-trivial, finite limit"),
+            ))
+        }
     }
 }
 
