@@ -307,4 +307,52 @@ mod linear {
             );
         }
     }
+
+    /// Settings without a closed limit are refused, each naming the field that takes it out of reach, its value and
+    /// what is accepted; the five accepted parametrisations are not.
+    #[test]
+    fn settings_without_a_closed_limit_are_refused_by_field() {
+        use singlora::adapters::Init;
+        use singlora::optim::Schedule;
+        for (adapter, opt) in [lora_plus_sgd(), singlora_sgd(), singlora_sign()] {
+            assert!(LinearSetup::new(&adapter, &opt).is_ok());
+        }
+        let refused = |(adapter, opt): (AdapterConfig, OptimizerConfig)| {
+            LinearSetup::new(&adapter, &opt)
+                .err()
+                .expect("refused")
+                .to_string()
+        };
+        let with = |f: &dyn Fn(&mut AdapterConfig, &mut OptimizerConfig)| {
+            let (mut adapter, mut opt) = singlora_sgd();
+            f(&mut adapter, &mut opt);
+            (adapter, opt)
+        };
+        let cases: Vec<((AdapterConfig, OptimizerConfig), &str)> = vec![
+            (with(&|a, _| a.method = Method::Dora), "invalid adapter.method = dora: expected lora or singlora"),
+            (with(&|_, o| o.rule = Rule::adam()), "invalid optimizer.rule = adam: expected sgd or sign_sgd"),
+            (
+                with(&|_, o| o.schedule = Schedule::LinearWarmup { warmup: 3 }),
+                "invalid optimizer.schedule = LinearWarmup { warmup: 3 }: expected the constant schedule",
+            ),
+            (
+                with(&|a, _| a.multiplier_exponent = 0.5),
+                "invalid adapter.multiplier_exponent = 0.5: expected 0",
+            ),
+            (with(&|a, _| a.init = Some(Init::KaimingR)), "invalid adapter.init = kaiming_r: expected an init"),
+            (
+                with(&|_, o| {
+                    o.groups.lr_exponent.insert("default".into(), 0.3);
+                }),
+                "invalid optimizer.groups.lr_exponent = (c_A = 0.3, c_B = 0.3): expected singlora_a = 0",
+            ),
+        ];
+        for (setting, expected) in cases {
+            let e = refused(setting);
+            assert!(
+                e.starts_with(expected),
+                "{e}\n  does not start with {expected}"
+            );
+        }
+    }
 }
