@@ -317,11 +317,11 @@ mod linear {
         for (adapter, opt) in [lora_plus_sgd(), singlora_sgd(), singlora_sign()] {
             assert!(LinearSetup::new(&adapter, &opt).is_ok());
         }
-        let refused = |(adapter, opt): (AdapterConfig, OptimizerConfig)| {
-            LinearSetup::new(&adapter, &opt)
-                .err()
-                .expect("refused")
-                .to_string()
+        let refused = |(adapter, opt): (AdapterConfig, OptimizerConfig)| match LinearSetup::new(
+            &adapter, &opt,
+        ) {
+            Ok(_) => panic!("a setting without a closed limit was accepted"),
+            Err(e) => e.to_string(),
         };
         let with = |f: &dyn Fn(&mut AdapterConfig, &mut OptimizerConfig)| {
             let (mut adapter, mut opt) = singlora_sgd();
