@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::studies::config::StudyConfig;
-use crate::theory::{Regime, Shape};
+use crate::studies::spec::Cell;
+use crate::theory::{Regime, Setting, Shape};
 
 /// The layer the predictions are for: one layer of `shape`, or the study's square hidden layer.
 fn layer_description(cfg: &StudyConfig, shape: Option<Shape>) -> String {
@@ -109,48 +110,7 @@ pub fn theory_table(cfg: &StudyConfig, shape: Option<Shape>) -> String {
         }
         let layer_shape = cfg.theory_layer().and_then(|l| cfg.theory_shape(&l));
         let setting = cfg.setting_at(&cell, shape.or(layer_shape).unwrap_or_default());
-        let _ = writeln!(
-            s,
-            "{}  ({} {}, {}: a_in = {}, a_out = {}; ρ = {}, init std n^(−b) with b = {}, γ = {})",
-            cell.series,
-            cell.arm.method,
-            cfg.optimizer.rule.name(),
-            setting.shape,
-            setting.shape.a_in(),
-            setting.shape.a_out(),
-            setting.rho(),
-            setting
-                .init_exponent()
-                .map(|b| b.to_string())
-                .unwrap_or_else(|| "—".into()),
-            cfg.adapter.multiplier_exponent
-        );
-        let preds = if covered {
-            setting.predictions()
-        } else {
-            Vec::new()
-        };
-        if preds.is_empty() {
-            let _ = writeln!(s, "    no prediction for this setting yet");
-            continue;
-        }
-        for regime in [Regime::Init, Regime::FirstStep, Regime::Balanced] {
-            regime_block(&mut s, &preds, regime);
-        }
-        match setting.stable_lr_exponent() {
-            Some((c, why)) => {
-                let _ = writeln!(s, "  stable learning-rate exponent c* = {c:.2}   {why}");
-            }
-            None => {
-                let _ = writeln!(
-                    s,
-                    "  no stable learning-rate exponent: the initial output explodes"
-                );
-            }
-        }
-        if let Some(v) = setting.verdict() {
-            let _ = writeln!(s, "  at these rates: {v}");
-        }
+        series_block(&mut s, cfg, &cell, &setting, covered);
     }
     let batch = cfg.batch.unwrap_or(cfg.task.examples);
     let _ = writeln!(
@@ -166,4 +126,51 @@ pub fn theory_table(cfg: &StudyConfig, shape: Option<Shape>) -> String {
         }
     );
     s
+}
+
+/// One series of the printout: its setting, then its predictions per regime, its stable rate exponent and the
+/// verdict at the study's rates (or that the engine has no prediction for it; none at all when not `covered`).
+fn series_block(s: &mut String, cfg: &StudyConfig, cell: &Cell, setting: &Setting, covered: bool) {
+    let _ = writeln!(
+        s,
+        "{}  ({} {}, {}: a_in = {}, a_out = {}; ρ = {}, init std n^(−b) with b = {}, γ = {})",
+        cell.series,
+        cell.arm.method,
+        cfg.optimizer.rule.name(),
+        setting.shape,
+        setting.shape.a_in(),
+        setting.shape.a_out(),
+        setting.rho(),
+        setting
+            .init_exponent()
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "—".into()),
+        cfg.adapter.multiplier_exponent
+    );
+    let preds = if covered {
+        setting.predictions()
+    } else {
+        Vec::new()
+    };
+    if preds.is_empty() {
+        let _ = writeln!(s, "    no prediction for this setting yet");
+        return;
+    }
+    for regime in [Regime::Init, Regime::FirstStep, Regime::Balanced] {
+        regime_block(s, &preds, regime);
+    }
+    match setting.stable_lr_exponent() {
+        Some((c, why)) => {
+            let _ = writeln!(s, "  stable learning-rate exponent c* = {c:.2}   {why}");
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "  no stable learning-rate exponent: the initial output explodes"
+            );
+        }
+    }
+    if let Some(v) = setting.verdict() {
+        let _ = writeln!(s, "  at these rates: {v}");
+    }
 }
