@@ -604,18 +604,22 @@ struct SingInit {
     grad: [Term; 2],
     norm: [Term; 1],
     dw: [Term; 1],
+    /// ΔW's exponent before the factors' own scales, −γ + (a_in + a_out)/2: A₀A₀ᵀ adds 2·(−b), A₀Dᵀ adds −b + u, DDᵀ
+    /// adds 2u.
+    e_dw: f64,
 }
 
 impl SingInit {
     fn of(k: &Knobs, s: &Sing) -> Self {
-        let dw = -k.gamma + (k.a_in + k.a_out) / 2.0;
+        let e_dw = -k.gamma + (k.a_in + k.a_out) / 2.0;
         Self {
             grad: [
                 ("g·(A₀ᵀh)ᵀ", k.a_out / 2.0 - k.gamma - k.rho + s.p0),
                 ("h·(A₀ᵀg)ᵀ", k.a_in / 2.0 - k.gamma + s.q0),
             ],
             norm: [("A₀", k.mu / 2.0 - k.b)],
-            dw: [("A₀A₀ᵀ", dw - 2.0 * k.b)],
+            dw: [("A₀A₀ᵀ", e_dw - 2.0 * k.b)],
+            e_dw,
         }
     }
 
@@ -700,7 +704,7 @@ fn singlora_balanced_adam(
 ) {
     use Regime::Balanced;
     let (g, b, u) = (k.gamma, k.b, s.u_out);
-    let dw = -g + (k.a_in + k.a_out) / 2.0;
+    let dw = t0.e_dw;
     for q in [Q::DzRms, Q::DzCumRms] {
         out.add_staged(Balanced, q, &[s.t1, s.t2, s.t3], &[0, 0, 1], BALANCED_ADAM);
     }
