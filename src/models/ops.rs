@@ -441,6 +441,63 @@ pub fn attention_backward<T: Scalar>(
     g: ArrayView2<'_, T>,
     spec: &AttentionSpec,
 ) -> AttentionGrads<T> {
+    let seqs = check_backward_shapes((q, k, v), probs, g, spec);
+    let (qd, kd, vd, gd) = (
+        contiguous(&q),
+        contiguous(&k),
+        contiguous(&v),
+        contiguous(&g),
+    );
+    let heads = |data| Heads { data, spec };
+    let pd = probs.as_standard_layout();
+    let inputs = BackwardInputs {
+        q: heads(&qd),
+        k: heads(&kd),
+        v: heads(&vd),
+        g: heads(&gd),
+        p: pd.as_slice().expect("standard layout"),
+        tau: T::of(spec.tau),
+    };
+    let (mut dq, mut dk, mut dv) = (
+        Array2::zeros(q.dim()),
+        Array2::zeros(k.dim()),
+        Array2::zeros(v.dim()),
+    );
+    // Sequences are independent: each part owns a contiguous block of ∂Q, ∂K, ∂V.
+    let tt = spec.seq_len;
+    let (seq_out, seq_scores) = (tt * spec.width(), spec.heads * tt * tt);
+    let per = part_len(seqs, 5 * seq_scores * spec.head_dim);
+    let len = per * seq_out;
+    let parts = (dq.as_slice_mut().expect("fresh array").chunks_mut(len))
+        .zip(dk.as_slice_mut().expect("fresh array").chunks_mut(len))
+        .zip(dv.as_slice_mut().expect("fresh array").chunks_mut(len))
+        .enumerate();
+    for_each_part(parts, |(i, ((dq, dk), dv))| {
+        let mut ds = vec![T::zero(); tt];
+        let mut out = PartGrads { dq, dk, dv };
+        for b in 0..out.dq.len() / seq_out {
+            for t in 0..tt {
+                for j in 0..spec.heads {
+                    inputs.query_head(spec, [i * per + b, b, t, j], &mut ds, &mut out);
+                }
+            }
+        }
+    });
+    AttentionGrads {
+        q: dq,
+        k: dk,
+        v: dv,
+    }
+}
+
+/// Checks the inputs of [`attention_backward`]; returns the number of sequences.
+#[track_caller]
+fn check_backward_shapes<T: Scalar>(
+    (q, k, v): (ArrayView2<'_, T>, ArrayView2<'_, T>, ArrayView2<'_, T>),
+    probs: &Array4<T>,
+    g: ArrayView2<'_, T>,
+    spec: &AttentionSpec,
+) -> usize {
     let (rows, seqs) = check_attention_shapes(q, k, v, spec);
     assert_eq!(
         g.dim(),
@@ -453,60 +510,55 @@ pub fn attention_backward<T: Scalar>(
         (seqs, spec.heads, tt, tt),
         "attention_backward: P has the wrong shape"
     );
-    let tau = T::of(spec.tau);
-    let (qd, kd, vd, gd) = (
-        contiguous(&q),
-        contiguous(&k),
-        contiguous(&v),
-        contiguous(&g),
-    );
-    let heads = |data| Heads { data, spec };
-    let (qh, kh, vh, gh) = (heads(&qd), heads(&kd), heads(&vd), heads(&gd));
-    let pd = probs.as_standard_layout();
-    let p = pd.as_slice().expect("standard layout");
-    let (mut dq, mut dk, mut dv) = (
-        Array2::zeros(q.dim()),
-        Array2::zeros(k.dim()),
-        Array2::zeros(v.dim()),
-    );
-    // Sequences are independent: each part owns a contiguous block of ∂Q, ∂K, ∂V.
-    let (seq_out, seq_scores) = (tt * spec.width(), spec.heads * tt * tt);
-    let per = part_len(seqs, 5 * seq_scores * spec.head_dim);
-    let len = per * seq_out;
-    let parts = (dq.as_slice_mut().expect("fresh array").chunks_mut(len))
-        .zip(dk.as_slice_mut().expect("fresh array").chunks_mut(len))
-        .zip(dv.as_slice_mut().expect("fresh array").chunks_mut(len))
-        .enumerate();
-    for_each_part(parts, |(i, ((dq, dk), dv))| {
-        let mut ds = vec![T::zero(); tt];
-        for b in 0..dq.len() / seq_out {
-            let at_seq = i * per + b;
-            for t in 0..tt {
-                let allowed = spec.allowed(t);
-                for j in 0..spec.heads {
-                    let at = spec.score_row(at_seq, j, t);
-                    let (prow, ds) = (&p[at..at + allowed], &mut ds[..allowed]);
-                    let gt = gh.at(at_seq, t, j);
-                    for (t2, d) in ds.iter_mut().enumerate() {
-                        *d = dot(gt, vh.at(at_seq, t2, j));
-                    }
-                    let inner = prow.iter().zip(ds.iter()).map(|(&a, &b)| a * b).sum::<T>();
-                    for (d, &pv) in ds.iter_mut().zip(prow) {
-                        *d = pv * (*d - inner) * tau;
-                    }
-                    for (t2, (&d, &pv)) in ds.iter().zip(prow).enumerate() {
-                        axpy(d, kh.at(at_seq, t2, j), head_mut(dq, spec, b, t, j));
-                        axpy(d, qh.at(at_seq, t, j), head_mut(dk, spec, b, t2, j));
-                        axpy(pv, gt, head_mut(dv, spec, b, t2, j));
-                    }
-                }
-            }
+    seqs
+}
+
+/// What attention's backward pass reads: the heads of Q, K, V and G, the probabilities (`[B, H, T, T]`, standard
+/// layout) and τ.
+struct BackwardInputs<'a, T> {
+    q: Heads<'a, T>,
+    k: Heads<'a, T>,
+    v: Heads<'a, T>,
+    g: Heads<'a, T>,
+    p: &'a [T],
+    tau: T,
+}
+
+/// One part's blocks of $\partial Q$, $\partial K$, $\partial V$ (whole sequences, indexed from the part's first).
+struct PartGrads<'a, T> {
+    dq: &'a mut [T],
+    dk: &'a mut [T],
+    dv: &'a mut [T],
+}
+
+impl<T: Scalar> BackwardInputs<'_, T> {
+    /// Query `t` of head `j` of sequence `at_seq` (the part's sequence `b`), as in [`attention_backward`]'s doc:
+    /// $\partial P_{tt'} = G_t\cdot V_{t'}$, $\partial S_{tt'} = P_{tt'}(\partial P_{tt'} - P_t\cdot\partial P_t)\,\tau$,
+    /// then the three accumulations over the allowed keys. `ds` is scratch of length T.
+    #[inline]
+    fn query_head(
+        &self,
+        spec: &AttentionSpec,
+        [at_seq, b, t, j]: [usize; 4],
+        ds: &mut [T],
+        out: &mut PartGrads<'_, T>,
+    ) {
+        let allowed = spec.allowed(t);
+        let at = spec.score_row(at_seq, j, t);
+        let (prow, ds) = (&self.p[at..at + allowed], &mut ds[..allowed]);
+        let gt = self.g.at(at_seq, t, j);
+        for (t2, d) in ds.iter_mut().enumerate() {
+            *d = dot(gt, self.v.at(at_seq, t2, j));
         }
-    });
-    AttentionGrads {
-        q: dq,
-        k: dk,
-        v: dv,
+        let inner = prow.iter().zip(ds.iter()).map(|(&a, &b)| a * b).sum::<T>();
+        for (d, &pv) in ds.iter_mut().zip(prow) {
+            *d = pv * (*d - inner) * self.tau;
+        }
+        for (t2, (&d, &pv)) in ds.iter().zip(prow).enumerate() {
+            axpy(d, self.k.at(at_seq, t2, j), head_mut(out.dq, spec, b, t, j));
+            axpy(d, self.q.at(at_seq, t, j), head_mut(out.dk, spec, b, t2, j));
+            axpy(pv, gt, head_mut(out.dv, spec, b, t2, j));
+        }
     }
 }
 

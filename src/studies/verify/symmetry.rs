@@ -154,33 +154,75 @@ pub fn median_ratio(fits: &[SyntheticResult], target: &str, method: &str) -> Opt
 /// symmetric PSD. Condition: the whole update is symmetric, i.e. nothing of a non-square update lies outside that
 /// block (the truncation rule does not promise it: the measured share says how far it is from holding).
 pub fn judge(m: &SymmetryMeasurements) -> ClaimResult {
-    let (square, other): (Vec<&ShapeSymmetry>, Vec<&ShapeSymmetry>) =
-        m.shapes.iter().partition(|s| s.d_in == s.d_out);
-    let worst = |v: &[&ShapeSymmetry], f: fn(&ShapeSymmetry) -> f64| {
-        v.iter().map(|s| f(s)).fold(f64::NAN, f64::max)
-    };
-    let asym = worst(&square, |s| s.asymmetry);
-    let min_eig = square
-        .iter()
-        .map(|s| s.min_eigenvalue)
-        .fold(f64::NAN, f64::min);
-    let block_asym = worst(&other, |s| s.asymmetry);
-    let block_min_eig = other
-        .iter()
-        .map(|s| s.min_eigenvalue)
-        .fold(f64::NAN, f64::min);
-    let outside = worst(&other, |s| s.outside_block);
-    let max_rank = m.shapes.iter().map(|s| s.rank).max().unwrap_or(0);
+    let worst = Worst::of(m);
+    ClaimResult::new(
+        Claim::C1,
+        checks(m, &worst),
+        numbers(m, &worst),
+        setting(m.rank),
+    )
+}
+
+/// The worst of C1's measurements: over the square shapes, and over the non-square ones (their paired block).
+#[derive(Clone, Copy)]
+struct Worst {
+    /// Largest relative asymmetry of a square ΔW.
+    asym: f64,
+    /// Smallest λ_min/max|λ| of a square ΔW.
+    min_eig: f64,
+    /// Largest relative asymmetry of a non-square layer's paired block.
+    block_asym: f64,
+    /// Smallest λ_min/max|λ| of that block.
+    block_min_eig: f64,
+    /// Largest share of ‖ΔW‖_F outside the block.
+    outside: f64,
+    /// Largest numerical rank of any ΔW.
+    max_rank: usize,
+}
+
+impl Worst {
+    fn of(m: &SymmetryMeasurements) -> Self {
+        let (square, other): (Vec<&ShapeSymmetry>, Vec<&ShapeSymmetry>) =
+            m.shapes.iter().partition(|s| s.d_in == s.d_out);
+        let max = |v: &[&ShapeSymmetry], f: fn(&ShapeSymmetry) -> f64| {
+            v.iter().map(|s| f(s)).fold(f64::NAN, f64::max)
+        };
+        let min = |v: &[&ShapeSymmetry], f: fn(&ShapeSymmetry) -> f64| {
+            v.iter().map(|s| f(s)).fold(f64::NAN, f64::min)
+        };
+        Self {
+            asym: max(&square, |s| s.asymmetry),
+            min_eig: min(&square, |s| s.min_eigenvalue),
+            block_asym: max(&other, |s| s.asymmetry),
+            block_min_eig: min(&other, |s| s.min_eigenvalue),
+            outside: max(&other, |s| s.outside_block),
+            max_rank: m.shapes.iter().map(|s| s.rank).max().unwrap_or(0),
+        }
+    }
+}
+
+/// C1's checks (see [`judge`]).
+fn checks(m: &SymmetryMeasurements, w: &Worst) -> Vec<Check> {
+    let Worst {
+        asym,
+        min_eig,
+        block_asym,
+        block_min_eig,
+        outside,
+        max_rank,
+    } = *w;
+    let has_square = m.shapes.iter().any(|s| s.d_in == s.d_out);
+    let has_other = m.shapes.iter().any(|s| s.d_in != s.d_out);
     let psd = median_ratio(&m.fits, "psd", "singlora");
     let nsd = median_ratio(&m.fits, "nsd", "singlora");
     let cone = match (psd, nsd) {
         (Some(p), Some(q)) => Outcome::of(p <= FITS && q >= UNREACHED),
         _ => Outcome::Unclear,
     };
-    let checks = vec![
+    vec![
         Check::core(
             format!("square ΔW is symmetric and PSD to round-off: ‖ΔW − ΔWᵀ‖_F ≤ {ROUND_OFF:e}·‖ΔW‖_F (measured {asym:.1e}) and λ_min ≥ −{ROUND_OFF:e}·max|λ| (measured {min_eig:+.1e})"),
-            Outcome::of(!square.is_empty() && asym <= ROUND_OFF && min_eig >= -ROUND_OFF),
+            Outcome::of(has_square && asym <= ROUND_OFF && min_eig >= -ROUND_OFF),
         ),
         Check::core(
             format!("rank ΔW ≤ r = {} (singular values above {RANK_RTOL:e}·σ_max; measured {max_rank})", m.rank),
@@ -196,13 +238,23 @@ pub fn judge(m: &SymmetryMeasurements) -> ClaimResult {
         ),
         Check::core(
             format!("on non-square layers (n → 2n, 2n → n) the k×k block the truncation rule pairs is symmetric and PSD to round-off (asymmetry {block_asym:.1e}, λ_min/max|λ| {block_min_eig:+.1e})"),
-            Outcome::of(!other.is_empty() && block_asym <= ROUND_OFF && block_min_eig >= -ROUND_OFF),
+            Outcome::of(has_other && block_asym <= ROUND_OFF && block_min_eig >= -ROUND_OFF),
         ),
         Check::condition(
             format!("the update is symmetric as a whole, which on a non-square layer needs nothing outside that block: share of ‖ΔW‖_F outside it ≤ {ROUND_OFF:e} (measured {outside:.2}; the truncation rule leaves the other rows free, THEORY §1.3, so this holds only for square layers)"),
-            Outcome::of(!other.is_empty() && outside <= ROUND_OFF),
+            Outcome::of(has_other && outside <= ROUND_OFF),
         ),
-    ];
+    ]
+}
+
+/// C1's numbers: the worst measurements and the synthetic fits' median loss ratios.
+fn numbers(m: &SymmetryMeasurements, w: &Worst) -> Vec<Number> {
+    let Worst {
+        asym,
+        min_eig,
+        outside,
+        ..
+    } = *w;
     let mut numbers = vec![
         Number::new("square asymmetry", format!("{asym:.1e}")),
         Number::new("square λ_min/max|λ|", format!("{min_eig:+.1e}")),
@@ -229,11 +281,14 @@ pub fn judge(m: &SymmetryMeasurements) -> ClaimResult {
             }
         }
     }
-    let setting = format!(
-        "SingLoRA layers at rank {} with a random width-aware A: square, tall (n → 2n) and wide (2n → n), several seeds; the output before the first step with and without a ramp; and the synthetic experiment (THEORY §6.1): one square layer fitted by Adam to PSD (+CCᵀ), NSD (−CCᵀ) and asymmetric (CDᵀ) shifts of its base, loss reported relative to the base layer's (ΔW = 0).",
-        m.rank
-    );
-    ClaimResult::new(Claim::C1, checks, numbers, setting)
+    numbers
+}
+
+/// What C1 measured on.
+fn setting(rank: usize) -> String {
+    format!(
+        "SingLoRA layers at rank {rank} with a random width-aware A: square, tall (n → 2n) and wide (2n → n), several seeds; the output before the first step with and without a ramp; and the synthetic experiment (THEORY §6.1): one square layer fitted by Adam to PSD (+CCᵀ), NSD (−CCᵀ) and asymmetric (CDᵀ) shifts of its base, loss reported relative to the base layer's (ΔW = 0)."
+    )
 }
 
 fn fmt_opt(v: Option<f64>) -> String {

@@ -277,7 +277,6 @@ impl LinearSetup {
     fn run(&self, basis: &Basis, grams: &Grams, steps: u64) -> Vec<LimitPoint> {
         let mut state = self.initial(basis, grams.inv_n);
         let mut out = Vec::with_capacity(steps as usize + 1);
-        let d = basis.x.ncols() as f64;
         let targets = basis.y.clone().insert_axis(Axis(1));
         for t in 0..=steps {
             let s_t = self.scale * self.ramp.u(t);
@@ -295,69 +294,121 @@ impl LinearSetup {
                 break;
             }
             let big_u = grad_f.column(0).to_owned();
-            let u = basis.x.t().dot(&big_u);
-            // Sign arguments fall back to the unscaled initial overlaps while a rescaled variable is still zero.
-            let z_dir = if state.bottleneck.iter().all(|&v| v == 0.0) {
-                basis.z0()
-            } else {
-                state.bottleneck.clone()
+            let drive = Drive {
+                u: basis.x.t().dot(&big_u),
+                big_u,
+                s_t,
             };
-            let a_dir = if state.readout_overlap.iter().all(|&v| v == 0.0) {
-                basis.a0.clone()
-            } else {
-                state.readout_overlap.clone()
-            };
-            let b = state.bottleneck.dot(&big_u);
-            let on = sign(s_t);
             let (d_out, d_z) = match (self.family, self.rule) {
-                (Family::Lora, LimitRule::Sgd) => {
-                    let uk = basis.x.dot(&grams.k.dot(&u)); // uᵀK x_μ, N
-                    (
-                        &b * (-self.eta_b * s_t * grams.vv),
-                        outer(&state.readout_overlap, &uk) * (-self.eta_a * s_t),
-                    )
-                }
+                (Family::Lora, LimitRule::Sgd) => self.lora_sgd(basis, grams, &state, &drive),
                 (Family::Singlora, LimitRule::Sgd) => {
-                    let uk = basis.x.dot(&grams.k.dot(&u));
-                    let uw = u.dot(&grams.omega);
-                    let wx = basis.x.dot(&grams.omega); // ωᵀx_μ
-                    let a = &state.readout_overlap;
-                    (
-                        (&b * grams.vv + a * uw) * (-self.eta_a * s_t),
-                        (outer(&b, &wx) + outer(a, &uk)) * (-self.eta_a * s_t),
-                    )
+                    self.singlora_sgd(basis, grams, &state, &drive)
                 }
-                (Family::Lora, LimitRule::Sign) => {
-                    let b_dir = z_dir.dot(&big_u);
-                    let var_x = u.dot(&u) / d;
-                    let e_x = basis.x.dot(&u).mapv(|c| e_sign_times(c / d, var_x));
-                    let sb = state.readout_overlap.mapv(|v| sign(s_t * v));
-                    (
-                        b_dir.mapv(|v| -self.eta_b * on * E_ABS_STD_NORMAL * sign(v)),
-                        outer(&sb, &e_x) * -self.eta_a,
-                    )
-                }
-                (Family::Singlora, LimitRule::Sign) => {
-                    let b_dir = z_dir.dot(&big_u);
-                    let ux = basis.x.dot(&u) / d; // Cov(wᵀu, wᵀx_μ)
-                    let uu = u.dot(&u) / d;
-                    let mut da = Array1::zeros(self.rank);
-                    let mut dz = Array2::zeros(state.bottleneck.raw_dim());
-                    for k in 0..self.rank {
-                        let (bk, ak) = (b_dir[k], a_dir[k]);
-                        let var = bk * bk + ak * ak * uu;
-                        da[k] = -self.eta_a * on * e_sign_times(bk, var);
-                        for (m, &c) in ux.iter().enumerate() {
-                            dz[[k, m]] = -self.eta_a * on * e_sign_times(ak * c, var);
-                        }
-                    }
-                    (da, dz)
-                }
+                (Family::Lora, LimitRule::Sign) => self.lora_sign(basis, &state, &drive),
+                (Family::Singlora, LimitRule::Sign) => self.singlora_sign(basis, &state, &drive),
             };
             state.readout_overlap += &d_out;
             state.bottleneck += &d_z;
         }
         out
+    }
+
+    /// LoRA under SGD: $\Delta\beta = -\tilde\eta_B s_t\,b\,v^\top v/n$,
+    /// $\Delta Z_\mu = -\tilde\eta_A s_t\,\beta\,u^\top Kx_\mu$.
+    fn lora_sgd(&self, basis: &Basis, grams: &Grams, state: &OrderParams, drive: &Drive) -> Step {
+        let Drive { big_u, u, s_t } = drive;
+        let b = state.bottleneck.dot(big_u);
+        let uk = basis.x.dot(&grams.k.dot(u)); // uᵀK x_μ, N
+        (
+            &b * (-self.eta_b * s_t * grams.vv),
+            outer(&state.readout_overlap, &uk) * (-self.eta_a * s_t),
+        )
+    }
+
+    /// SingLoRA under SGD: $\Delta a = -\eta s_t\,[b\,v^\top v/n + a\,u^\top\omega]$,
+    /// $\Delta Z_\mu = -\eta s_t\,[b\,\omega^\top x_\mu + a\,u^\top Kx_\mu]$.
+    fn singlora_sgd(
+        &self,
+        basis: &Basis,
+        grams: &Grams,
+        state: &OrderParams,
+        drive: &Drive,
+    ) -> Step {
+        let Drive { big_u, u, s_t } = drive;
+        let b = state.bottleneck.dot(big_u);
+        let uk = basis.x.dot(&grams.k.dot(u));
+        let uw = u.dot(&grams.omega);
+        let wx = basis.x.dot(&grams.omega); // ωᵀx_μ
+        let a = &state.readout_overlap;
+        (
+            (&b * grams.vv + a * uw) * (-self.eta_a * s_t),
+            (outer(&b, &wx) + outer(a, &uk)) * (-self.eta_a * s_t),
+        )
+    }
+
+    /// LoRA under sign-SGD: $\Delta\hat\beta = -\tilde\eta_B\,\mathbb E|v|\,\mathrm{sign}(b)$,
+    /// $\Delta\hat Z_\mu = -\tilde\eta_A\,\mathrm{sign}(\hat\beta)\,\mathbb E[\mathrm{sign}(w^\top u)\,w^\top x_\mu]$.
+    fn lora_sign(&self, basis: &Basis, state: &OrderParams, drive: &Drive) -> Step {
+        let Drive { big_u, u, s_t } = drive;
+        let d = basis.x.ncols() as f64;
+        let b_dir = sign_direction(&state.bottleneck, || basis.z0()).dot(big_u);
+        let var_x = u.dot(u) / d;
+        let e_x = basis.x.dot(u).mapv(|c| e_sign_times(c / d, var_x));
+        let sb = state.readout_overlap.mapv(|v| sign(s_t * v));
+        (
+            b_dir.mapv(|v| -self.eta_b * sign(*s_t) * E_ABS_STD_NORMAL * sign(v)),
+            outer(&sb, &e_x) * -self.eta_a,
+        )
+    }
+
+    /// SingLoRA under sign-SGD: $\Delta\hat a_k = -\eta\,\mathbb E[\mathrm{sign}(X_k)\,v]$,
+    /// $\Delta\hat Z_{\mu k} = -\eta\,\mathbb E[\mathrm{sign}(X_k)\,w^\top x_\mu]$, $X_k$ Gaussian with variance
+    /// $b_k^2 + a_k^2\lVert u\rVert^2/d$.
+    fn singlora_sign(&self, basis: &Basis, state: &OrderParams, drive: &Drive) -> Step {
+        let Drive { big_u, u, s_t } = drive;
+        let d = basis.x.ncols() as f64;
+        let b_dir = sign_direction(&state.bottleneck, || basis.z0()).dot(big_u);
+        let a_dir = sign_direction(&state.readout_overlap, || basis.a0.clone());
+        let ux = basis.x.dot(u) / d; // Cov(wᵀu, wᵀx_μ)
+        let uu = u.dot(u) / d;
+        let on = sign(*s_t);
+        let mut da = Array1::zeros(self.rank);
+        let mut dz = Array2::zeros(state.bottleneck.raw_dim());
+        for k in 0..self.rank {
+            let (bk, ak) = (b_dir[k], a_dir[k]);
+            let var = bk * bk + ak * ak * uu;
+            da[k] = -self.eta_a * on * e_sign_times(bk, var);
+            for (m, &c) in ux.iter().enumerate() {
+                dz[[k, m]] = -self.eta_a * on * e_sign_times(ak * c, var);
+            }
+        }
+        (da, dz)
+    }
+}
+
+/// One step's increments of the order parameters: (readout overlap, bottleneck).
+type Step = (Array1<f64>, Array2<f64>);
+
+/// What one step of the recursion reads besides the state.
+struct Drive {
+    /// $U = \partial L/\partial f$, one entry per example.
+    big_u: Array1<f64>,
+    /// $u = \sum_\mu U_\mu x_\mu$.
+    u: Array1<f64>,
+    /// $s_t = s\,u(t)$.
+    s_t: f64,
+}
+
+/// The argument of a sign update: `v`, or while it is still exactly zero, the unscaled initial overlaps `initial`
+/// (signs are scale-free; see the module doc).
+fn sign_direction<D: ndarray::Dimension>(
+    v: &ndarray::Array<f64, D>,
+    initial: impl FnOnce() -> ndarray::Array<f64, D>,
+) -> ndarray::Array<f64, D> {
+    if v.iter().all(|&x| x == 0.0) {
+        initial()
+    } else {
+        v.clone()
     }
 }
 
