@@ -237,11 +237,9 @@ fn setup<T: Scalar>(method: Method, width: usize) -> Setup<T> {
     let net = cfg.build(cfg.base_weights::<T>(0), &adapter, 2).unwrap();
     let data = associative_recall::<T>(&RECALL, sequences(width), 1, 1).unwrap();
     let optimizer = OptimizerConfig::new(Rule::adam(), 0.01);
-    let factors = net
-        .params_info()
-        .iter()
-        .map(|p| optimizer.groups.factor(p.info.role, width))
-        .collect();
+    let factors = optimizer
+        .groups
+        .factors(net.params_info().into_iter().map(|p| p.info.role), width);
     let opt = optimizer.init().unwrap();
     let start = (Vec::new(), opt.clone());
     let mut s = Setup {

@@ -260,11 +260,9 @@ fn adam_steps<T: Scalar, M: Model<T>>(
     loss: impl Fn(&Array2<T>) -> (f64, Array2<T>),
 ) -> (Vec<f64>, Vec<Vec<T>>) {
     let opt = OptimizerConfig::new(Rule::adam(), lr);
-    let factors: Vec<f64> = model
-        .params_info()
-        .iter()
-        .map(|p| opt.groups.factor(p.info.role, n))
-        .collect();
+    let factors = opt
+        .groups
+        .factors(model.params_info().into_iter().map(|p| p.info.role), n);
     let mut optimizer = opt.init().unwrap();
     let mut losses = Vec::new();
     for _ in 0..steps {

@@ -43,11 +43,9 @@ impl<T: Scalar> Step<T> {
             .build(mlp.base_weights::<T>(0), &adapter, 1)
             .expect("the benchmark's MLP builds");
         let opt_cfg = OptimizerConfig::new(Rule::adam(), 1e-3);
-        let factors = model
-            .params_info()
-            .iter()
-            .map(|p| opt_cfg.groups.factor(p.info.role, n))
-            .collect();
+        let factors = opt_cfg
+            .groups
+            .factors(model.params_info().into_iter().map(|p| p.info.role), n);
         let x = normal_matrix(&mut SeedRng::new(2, "bench.x"), BATCH, INPUT_DIM, 1.0);
         let y = normal_matrix(&mut SeedRng::new(2, "bench.y"), BATCH, 1, 1.0);
         Self {

@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::args::{split_list, AdapterArgs};
-use crate::adapters::Method;
+use crate::adapters::{AdapterConfig, Method};
 use crate::error::{Error, Result};
 use crate::models::{MlpConfig, ModelKind, TransformerConfig, WidthMode};
 use crate::optim::{OptimizerConfig, Rule};
@@ -203,35 +203,8 @@ impl TrainArgs {
         if kind == ModelKind::Toy {
             adapter.rank = 1;
         }
-        let mut optimizer = OptimizerConfig::new(Rule::from_name(&self.optimizer)?, self.lr);
-        if adapter.method == Method::Full && self.loraplus_ratio != 1.0 {
-            return Err(Error::invalid(
-                "--loraplus-ratio",
-                self.loraplus_ratio,
-                "1 for --method full (a ratio splits LoRA's B from A, or SingLoRA's two gradient roles)",
-            ));
-        }
-        crate::studies::spec::place_ratio(self.loraplus_ratio, &mut adapter, &mut optimizer.groups);
-        optimizer
-            .groups
-            .lr_exponent
-            .insert("default".into(), self.lr_exponent);
-        optimizer.validate()?;
-        for (flag, v) in [
-            ("steps", self.steps as usize),
-            ("batch", self.batch.unwrap_or(1)),
-        ] {
-            if v == 0 {
-                return Err(Error::invalid(flag, 0, "a positive integer"));
-            }
-        }
-        if !(self.pretrain_lr.is_finite() && self.pretrain_lr > 0.0) {
-            return Err(Error::invalid(
-                "pretrain_lr",
-                self.pretrain_lr,
-                "a finite number > 0",
-            ));
-        }
+        let optimizer = self.optimizer(&mut adapter)?;
+        self.check_numbers()?;
         let precision: Precision = self
             .dtype
             .parse()
@@ -262,6 +235,46 @@ impl TrainArgs {
                 self.seed + 1
             },
         })
+    }
+
+    /// The optimiser of the flags; LoRA+'s ratio is placed in the adapter or the rate groups (see
+    /// [`crate::studies::spec::place_ratio`]).
+    fn optimizer(&self, adapter: &mut AdapterConfig) -> Result<OptimizerConfig> {
+        let mut optimizer = OptimizerConfig::new(Rule::from_name(&self.optimizer)?, self.lr);
+        if adapter.method == Method::Full && self.loraplus_ratio != 1.0 {
+            return Err(Error::invalid(
+                "--loraplus-ratio",
+                self.loraplus_ratio,
+                "1 for --method full (a ratio splits LoRA's B from A, or SingLoRA's two gradient roles)",
+            ));
+        }
+        crate::studies::spec::place_ratio(self.loraplus_ratio, adapter, &mut optimizer.groups);
+        optimizer
+            .groups
+            .lr_exponent
+            .insert("default".into(), self.lr_exponent);
+        optimizer.validate()?;
+        Ok(optimizer)
+    }
+
+    /// Checks the step count, the batch size and the pre-training rate.
+    fn check_numbers(&self) -> Result<()> {
+        for (flag, v) in [
+            ("steps", self.steps as usize),
+            ("batch", self.batch.unwrap_or(1)),
+        ] {
+            if v == 0 {
+                return Err(Error::invalid(flag, 0, "a positive integer"));
+            }
+        }
+        if !(self.pretrain_lr.is_finite() && self.pretrain_lr > 0.0) {
+            return Err(Error::invalid(
+                "pretrain_lr",
+                self.pretrain_lr,
+                "a finite number > 0",
+            ));
+        }
+        Ok(())
     }
 }
 

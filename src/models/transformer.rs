@@ -325,27 +325,7 @@ impl TransformerConfig {
                 &format!("{} weights ({})", names.len(), names.join(", ")),
             ));
         }
-        let mut cfg = adapter.clone();
-        cfg.width = Some(cfg.width.unwrap_or(self.width()));
-        let mut maps = Vec::with_capacity(names.len());
-        for (l, (name, w)) in names.iter().zip(base).enumerate() {
-            let (d_out, d_in) = self.shape(name);
-            if w.dim() != (d_out, d_in) {
-                return Err(Error::invalid(
-                    "base",
-                    format!("{}x{} for {name}", w.nrows(), w.ncols()),
-                    &format!("{d_out}x{d_in}"),
-                ));
-            }
-            maps.push(Linear::attach(
-                w,
-                &cfg,
-                self.is_adapted(name),
-                seed,
-                l,
-                name,
-            )?);
-        }
+        let mut maps = self.attach(&names, base, adapter, seed)?;
         let readout = maps.pop().expect("readout");
         let mut rest = maps.into_iter();
         let embed = rest.next().expect("embed");
@@ -371,6 +351,38 @@ impl TransformerConfig {
             blocks,
             readout,
         })
+    }
+
+    /// Attaches `adapter` to the base weights of the maps `names` (checking each weight's shape), in order.
+    fn attach<T: Scalar>(
+        &self,
+        names: &[String],
+        base: Vec<Array2<T>>,
+        adapter: &AdapterConfig,
+        seed: u64,
+    ) -> Result<Vec<Linear<T>>> {
+        let mut cfg = adapter.clone();
+        cfg.width = Some(cfg.width.unwrap_or(self.width()));
+        let mut maps = Vec::with_capacity(names.len());
+        for (l, (name, w)) in names.iter().zip(base).enumerate() {
+            let (d_out, d_in) = self.shape(name);
+            if w.dim() != (d_out, d_in) {
+                return Err(Error::invalid(
+                    "base",
+                    format!("{}x{} for {name}", w.nrows(), w.ncols()),
+                    &format!("{d_out}x{d_in}"),
+                ));
+            }
+            maps.push(Linear::attach(
+                w,
+                &cfg,
+                self.is_adapted(name),
+                seed,
+                l,
+                name,
+            )?);
+        }
+        Ok(maps)
     }
 }
 

@@ -259,6 +259,11 @@ impl Groups {
         ratio * (n as f64).powf(-self.exponent(role))
     }
 
+    /// [`Groups::factor`] of every tensor, given their roles in order.
+    pub fn factors(&self, roles: impl IntoIterator<Item = Role>, n: usize) -> Vec<f64> {
+        roles.into_iter().map(|role| self.factor(role, n)).collect()
+    }
+
     /// The rate law in words: `0.05`, `0.05·n^-0.5`, `0.05·n^5`, with per-role exponents and the LoRA+ ratio.
     pub fn rate_law(&self, lr: f64) -> String {
         let power = |c: f64| {
@@ -573,11 +578,8 @@ impl Optimizer {
         grads: &[ArrayD<T>],
         width: usize,
     ) {
-        let factors: Vec<f64> = layer
-            .param_info()
-            .iter()
-            .map(|p| self.config.groups.factor(p.role, width))
-            .collect();
+        let factors =
+            (self.config.groups).factors(layer.param_info().iter().map(|p| p.role), width);
         self.step_views(layer.params_mut(), grads, &factors);
     }
 

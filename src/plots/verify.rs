@@ -108,17 +108,52 @@ fn synthetic<DB: DrawingBackend>(
         .y_desc("log₁₀ final / base loss")
         .draw()
         .map_err(plot_err)?;
-    let a = arms.len() as f64;
     for (i, (method, rank)) in arms.iter().enumerate() {
-        let c = colour(i);
-        let off = (i as f64 - (a - 1.0) / 2.0) * 0.22;
+        let slot = (i as f64 - (arms.len() as f64 - 1.0) / 2.0) * 0.22;
+        let arm = SyntheticArm {
+            method,
+            rank: *rank,
+            colour: colour(i),
+            offset: slot,
+        };
+        keys.push(arm.draw(&mut chart, fits, &targets)?);
+    }
+    draw_keys(&strip, &keys)?;
+    root.present().map_err(plot_err)?;
+    Ok(true)
+}
+
+/// One adapter's points in the synthetic figure: its colour and its horizontal offset from each target's position.
+struct SyntheticArm<'a> {
+    method: &'a str,
+    rank: usize,
+    colour: RGBColor,
+    offset: f64,
+}
+
+impl SyntheticArm<'_> {
+    /// Draws the arm's seeds (dots) and median (a bar) at every target; returns its key.
+    fn draw<DB: DrawingBackend>(
+        &self,
+        chart: &mut ChartContext<
+            '_,
+            DB,
+            Cartesian2d<
+                plotters::coord::types::RangedCoordf64,
+                plotters::coord::types::RangedCoordf64,
+            >,
+        >,
+        fits: &[SyntheticResult],
+        targets: &[&str],
+    ) -> Result<Key> {
+        let c = self.colour;
         for (j, t) in targets.iter().enumerate() {
             let v: Vec<f64> = fits
                 .iter()
-                .filter(|f| &f.target == t && &f.method == method && f.rank == *rank)
+                .filter(|f| &f.target == t && f.method == self.method && f.rank == self.rank)
                 .map(|f| log10_floor(f.ratio_to_base()))
                 .collect();
-            let x = j as f64 + off;
+            let x = j as f64 + self.offset;
             chart
                 .draw_series(v.iter().map(|&y| Circle::new((x, y), 4, c.filled())))
                 .map_err(plot_err)?;
@@ -129,14 +164,12 @@ fn synthetic<DB: DrawingBackend>(
                     c.stroke_width(3),
                 )))
                 .map_err(plot_err)?;
-            if j == 0 {
-                keys.push(Key::new(Glyph::Dot(c), format!("{method} r={rank}")));
-            }
         }
+        Ok(Key::new(
+            Glyph::Dot(c),
+            format!("{} r={}", self.method, self.rank),
+        ))
     }
-    draw_keys(&strip, &keys)?;
-    root.present().map_err(plot_err)?;
-    Ok(true)
 }
 
 fn invariance<DB: DrawingBackend>(

@@ -488,19 +488,7 @@ impl<S: Study> Opened<'_, S> {
     pub fn run(self) -> Result<Finished<S>> {
         let (study, opts) = (self.study, &self.opts);
         let pending = self.pending();
-        if opts.read_only && !pending.is_empty() {
-            return Err(Error::invalid(
-                "dir",
-                self.out.display(),
-                &format!(
-                    "a folder whose runs are all finished ({} of {} missing, e.g. {}: run singlora {} --config DIR/config.toml --out DIR)",
-                    pending.len(),
-                    self.jobs.len(),
-                    study.key(pending[0]),
-                    study.kind()
-                ),
-            ));
-        }
+        self.check_writable(&pending)?;
         let threads = workers(opts.threads, usize::MAX)?;
         let workers = threads.min(pending.len().max(1));
         let groups = deal(study, &pending, workers);
@@ -548,6 +536,24 @@ impl<S: Study> Opened<'_, S> {
             runs,
             computed: pending.len(),
         })
+    }
+
+    /// Refuses a read-only open (a merge, a report) whose folder still misses runs, naming them.
+    fn check_writable(&self, pending: &[&S::Job]) -> Result<()> {
+        if self.opts.read_only && !pending.is_empty() {
+            return Err(Error::invalid(
+                "dir",
+                self.out.display(),
+                &format!(
+                    "a folder whose runs are all finished ({} of {} missing, e.g. {}: run singlora {} --config DIR/config.toml --out DIR)",
+                    pending.len(),
+                    self.jobs.len(),
+                    self.study.key(pending[0]),
+                    self.study.kind()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn run_group(&self, group: &[&S::Job], bar: Option<&indicatif::ProgressBar>) -> Result<()> {

@@ -18,6 +18,19 @@ pub struct Shards {
     pub config: String,
 }
 
+/// The folders of `root` that hold a shard (a `shard.json`), with their shard, in directory order.
+fn shard_folders(root: &Path, entries: std::fs::ReadDir) -> Result<Vec<(Shard, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(root, e))?.path();
+        let marker = path.join("shard.json");
+        if marker.exists() {
+            found.push((super::store::read_json(&marker)?, path));
+        }
+    }
+    Ok(found)
+}
+
 impl Shards {
     /// The shards of `dir`; refuses shards of different studies or counts, and a folder with none.
     pub fn read(dir: &Path) -> Result<Shards> {
@@ -33,16 +46,7 @@ impl Shards {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_shards()),
             r => r.map_err(|e| Error::io(&root, e))?,
         };
-        let mut found = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(|e| Error::io(&root, e))?.path();
-            let marker = path.join("shard.json");
-            if !marker.exists() {
-                continue;
-            }
-            let shard: Shard = super::store::read_json(&marker)?;
-            found.push((shard, path));
-        }
+        let mut found = shard_folders(&root, entries)?;
         found.sort_by_key(|(s, _)| s.index);
         let Some((first, first_dir)) = found.first().cloned() else {
             return Err(no_shards());

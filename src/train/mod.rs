@@ -115,6 +115,20 @@ pub struct TrainRecord {
     pub divergence: Option<Divergence>,
 }
 
+impl TrainRecord {
+    /// Records the held-out evaluation of step t.
+    fn push_test(&mut self, t: u64, e: Eval) {
+        self.test_steps.push(t);
+        self.test_loss.push(e.loss);
+        self.test_accuracy.extend(e.accuracy);
+    }
+
+    /// Records that training stopped as diverged at step t.
+    fn stop(&mut self, t: u64, why: Divergence) {
+        (self.diverged_at, self.divergence) = (Some(t), Some(why));
+    }
+}
+
 /// A step the loop has just computed, as an observer sees it: the state before optimiser step t + 1.
 pub struct Step<'a, T: Scalar, M: Inspect<T>> {
     /// t: optimiser steps taken so far.
@@ -198,6 +212,14 @@ fn evaluate<T: Scalar, M: Inspect<T>>(
     Eval { loss, accuracy }
 }
 
+/// The mini-batch size in examples (the whole training set when `cfg.batch` is unset, clamped to it) and whether it
+/// is the full batch.
+fn batch_size<T: Scalar>(cfg: &TrainConfig, data: &Dataset<T>) -> (usize, bool) {
+    let examples = data.x_train.nrows() / data.rows_per_example.max(1);
+    let bs = cfg.batch.unwrap_or(examples).clamp(1, examples.max(1));
+    (bs, bs == examples)
+}
+
 /// The gradient on the mini-batch of step t (examples `t·b … t·b + b` of the training set, wrapping around).
 fn batch_gradient<T: Scalar, M: Inspect<T>>(
     model: &M,
@@ -242,16 +264,10 @@ pub fn train_prefixed<T: Scalar, M: Inspect<T>, O: Observer<T, M>>(
     observer: &mut O,
 ) -> Result<TrainRecord> {
     let mut opt = cfg.optimizer.init()?;
-    let factors: Vec<f64> = model
-        .params_info()
-        .iter()
-        .map(|p| cfg.optimizer.groups.factor(p.info.role, cfg.width))
-        .collect();
+    let roles = model.params_info().into_iter().map(|p| p.info.role);
+    let factors = cfg.optimizer.groups.factors(roles, cfg.width);
     let mut rec = TrainRecord::default();
-    let rpe = data.rows_per_example.max(1);
-    let examples = data.x_train.nrows() / rpe;
-    let bs = cfg.batch.unwrap_or(examples).clamp(1, examples.max(1));
-    let full_batch = bs == examples;
+    let (bs, full_batch) = batch_size(cfg, data);
     for t in 0..=cfg.steps {
         let u = T::of(cfg.ramp.u(opt.steps_taken()));
         // Full batch: the loss forward is also the step's forward (no second pass, no copy of the data).
@@ -264,9 +280,7 @@ pub fn train_prefixed<T: Scalar, M: Inspect<T>, O: Observer<T, M>>(
         let test =
             (t == 0 || last || every || wanted).then(|| evaluate(&*model, data, &prefixes.test, u));
         if let Some(e) = test {
-            rec.test_steps.push(t);
-            rec.test_loss.push(e.loss);
-            rec.test_accuracy.extend(e.accuracy);
+            rec.push_test(t, e);
         }
         let full_grads = (wanted || (full_batch && !last)).then(|| model.backward(&cache, &g, u));
         if let (true, Some(grads), Some(test)) = (wanted, &full_grads, test) {
@@ -283,8 +297,8 @@ pub fn train_prefixed<T: Scalar, M: Inspect<T>, O: Observer<T, M>>(
             };
             observer.observe(&step);
         }
-        if diverged.is_some() {
-            (rec.diverged_at, rec.divergence) = (Some(t), diverged);
+        if let Some(why) = diverged {
+            rec.stop(t, why);
             break;
         }
         if t == cfg.steps {
@@ -295,7 +309,7 @@ pub fn train_prefixed<T: Scalar, M: Inspect<T>, O: Observer<T, M>>(
             _ => batch_gradient(&*model, data, t, bs, u),
         };
         if grads.iter().any(|g| g.iter().any(|v| !v.f64().is_finite())) {
-            (rec.diverged_at, rec.divergence) = (Some(t), Some(Divergence::NonFiniteGradient));
+            rec.stop(t, Divergence::NonFiniteGradient);
             break;
         }
         opt.step_views(model.params_mut(), &grads, &factors);

@@ -394,6 +394,20 @@ pub fn judge_c5(m: &C5Measurements) -> ClaimResult {
             some(&m.sgd, t, efficient),
         ),
     ];
+    let mut numbers = stability_numbers(m);
+    numbers.extend(m.delay.iter().flat_map(delay_numbers));
+    let setting = format!(
+        "SingLoRA in the MLP width sweep of C4 under Adam (η = 0.05·n^(−c)) and under plain SGD (η = 0.5·n^(−c), c = 1 − ρ = 0 for the μP readout, and c = −1/2); stability and Θ(1) judged on the Δz width exponents (τ = {t}) and on divergences. THEORY §5.2 expects SGD's first step to vanish like n^(−1/2) at c = 0 with a Θ(ln n) delay before the loss moves (P8, P9), and c = −1/2 to diverge (P10). The delay is measured by its own study, SGD at c = 0 run until the loss moves at every width; its growth is reported, not judged: over less than two decades of widths a Θ(ln n) delay (constant steps per doubling) and a small power of n cannot be told apart."
+    );
+    ClaimResult::new(Claim::C5, checks, numbers, setting).with_figures(&[
+        "sgd-sweep/figures/slopes_dz_rms.png",
+        "sgd-sweep/figures/coord_dz_rms.png",
+        "sgd-delay/figures/loss.png",
+    ])
+}
+
+/// C5's stability numbers: per rule and series, the Δz estimates at t = 1 and the last step, and the divergences.
+fn stability_numbers(m: &C5Measurements) -> Vec<Number> {
     let mut numbers = Vec::new();
     for (rule, v) in [("Adam", &m.adam), ("SGD", &m.sgd)] {
         for s in v {
@@ -411,43 +425,40 @@ pub fn judge_c5(m: &C5Measurements) -> ClaimResult {
             ));
         }
     }
-    for s in &m.delay {
-        let text: Vec<String> = s
-            .drop_steps
-            .iter()
-            .map(|(n, k)| match k {
-                Some(k) => format!("n={n}: {k}"),
-                None => format!("n={n}: > {}", s.last_step),
-            })
-            .collect();
+    numbers
+}
+
+/// C5's numbers for one series of the delay study: steps to a 10% loss drop per width and, if measured, their growth.
+fn delay_numbers(s: &SeriesStability) -> Vec<Number> {
+    let mut numbers = Vec::new();
+    let text: Vec<String> = s
+        .drop_steps
+        .iter()
+        .map(|(n, k)| match k {
+            Some(k) => format!("n={n}: {k}"),
+            None => format!("n={n}: > {}", s.last_step),
+        })
+        .collect();
+    numbers.push(Number::new(
+        format!(
+            "SGD {} steps to a 10% loss drop (median seed, {} steps run)",
+            s.series, s.last_step
+        ),
+        text.join(", "),
+    ));
+    if let Some(d) = &s.delay {
         numbers.push(Number::new(
+            format!("SGD {} delay growth", s.series),
             format!(
-                "SGD {} steps to a 10% loss drop (median seed, {} steps run)",
-                s.series, s.last_step
+                "{} steps per doubling of n, log-log exponent {} ({} of {} seeds drop at every width)",
+                d.per_doubling.text(1),
+                d.exponent.text(2),
+                d.seeds.0,
+                d.seeds.1
             ),
-            text.join(", "),
         ));
-        if let Some(d) = &s.delay {
-            numbers.push(Number::new(
-                format!("SGD {} delay growth", s.series),
-                format!(
-                    "{} steps per doubling of n, log-log exponent {} ({} of {} seeds drop at every width)",
-                    d.per_doubling.text(1),
-                    d.exponent.text(2),
-                    d.seeds.0,
-                    d.seeds.1
-                ),
-            ));
-        }
     }
-    let setting = format!(
-        "SingLoRA in the MLP width sweep of C4 under Adam (η = 0.05·n^(−c)) and under plain SGD (η = 0.5·n^(−c), c = 1 − ρ = 0 for the μP readout, and c = −1/2); stability and Θ(1) judged on the Δz width exponents (τ = {t}) and on divergences. THEORY §5.2 expects SGD's first step to vanish like n^(−1/2) at c = 0 with a Θ(ln n) delay before the loss moves (P8, P9), and c = −1/2 to diverge (P10). The delay is measured by its own study, SGD at c = 0 run until the loss moves at every width; its growth is reported, not judged: over less than two decades of widths a Θ(ln n) delay (constant steps per doubling) and a small power of n cannot be told apart."
-    );
-    ClaimResult::new(Claim::C5, checks, numbers, setting).with_figures(&[
-        "sgd-sweep/figures/slopes_dz_rms.png",
-        "sgd-sweep/figures/coord_dz_rms.png",
-        "sgd-delay/figures/loss.png",
-    ])
+    numbers
 }
 
 /// C3's measurements: LoRA's scale gauge, SingLoRA's rotation gauge (from C9's trajectories), and the two adapters'
