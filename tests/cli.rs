@@ -221,6 +221,31 @@ fn sweep_and_plot_from_the_command_line() {
             .filter(|l| l.contains("@c="))
             .collect::<Vec<_>>()
     );
+    // A folder missing a run is refused by `plot` (which computes nothing), naming a missing run, and nothing is
+    // redrawn.
+    let runs = out.join("runs");
+    let mut files: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let total = files.len();
+    let gone = files[0].file_stem().unwrap().to_str().unwrap().to_string();
+    std::fs::remove_file(&files[0]).unwrap();
+    std::fs::remove_dir_all(out.join("figures")).unwrap();
+    let (code, _, stderr) = run(&["plot", o]);
+    assert_eq!(code, 2, "{stderr}");
+    let expected = format!(
+        "expected a folder whose runs are all finished (1 of {total} missing, e.g. {gone}: run singlora sweep --config DIR/config.toml --out DIR)"
+    );
+    assert!(
+        stderr.contains(&expected) && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(
+        !out.join("figures").exists(),
+        "plot drew from an unfinished folder"
+    );
 }
 
 /// Streamed batches: each step sees fresh examples and the held-out loss still falls.
