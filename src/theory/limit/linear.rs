@@ -315,7 +315,13 @@ impl LinearSetup {
 
     /// LoRA under SGD: $\Delta\beta = -\tilde\eta_B s_t\,b\,v^\top v/n$,
     /// $\Delta Z_\mu = -\tilde\eta_A s_t\,\beta\,u^\top Kx_\mu$.
-    fn lora_sgd(&self, basis: &Basis, grams: &Grams, state: &OrderParams, drive: &Drive) -> Step {
+    fn lora_sgd(
+        &self,
+        basis: &Basis,
+        grams: &Grams,
+        state: &OrderParams,
+        drive: &Drive,
+    ) -> Increment {
         let Drive { big_u, u, s_t } = drive;
         let b = state.bottleneck.dot(big_u);
         let uk = basis.x.dot(&grams.k.dot(u)); // uᵀK x_μ, N
@@ -333,7 +339,7 @@ impl LinearSetup {
         grams: &Grams,
         state: &OrderParams,
         drive: &Drive,
-    ) -> Step {
+    ) -> Increment {
         let Drive { big_u, u, s_t } = drive;
         let b = state.bottleneck.dot(big_u);
         let uk = basis.x.dot(&grams.k.dot(u));
@@ -348,7 +354,7 @@ impl LinearSetup {
 
     /// LoRA under sign-SGD: $\Delta\hat\beta = -\tilde\eta_B\,\mathbb E|v|\,\mathrm{sign}(b)$,
     /// $\Delta\hat Z_\mu = -\tilde\eta_A\,\mathrm{sign}(\hat\beta)\,\mathbb E[\mathrm{sign}(w^\top u)\,w^\top x_\mu]$.
-    fn lora_sign(&self, basis: &Basis, state: &OrderParams, drive: &Drive) -> Step {
+    fn lora_sign(&self, basis: &Basis, state: &OrderParams, drive: &Drive) -> Increment {
         let Drive { big_u, u, s_t } = drive;
         let d = basis.x.ncols() as f64;
         let b_dir = sign_direction(&state.bottleneck, || basis.z0()).dot(big_u);
@@ -364,7 +370,7 @@ impl LinearSetup {
     /// SingLoRA under sign-SGD: $\Delta\hat a_k = -\eta\,\mathbb E[\mathrm{sign}(X_k)\,v]$,
     /// $\Delta\hat Z_{\mu k} = -\eta\,\mathbb E[\mathrm{sign}(X_k)\,w^\top x_\mu]$, $X_k$ Gaussian with variance
     /// $b_k^2 + a_k^2\lVert u\rVert^2/d$.
-    fn singlora_sign(&self, basis: &Basis, state: &OrderParams, drive: &Drive) -> Step {
+    fn singlora_sign(&self, basis: &Basis, state: &OrderParams, drive: &Drive) -> Increment {
         let Drive { big_u, u, s_t } = drive;
         let d = basis.x.ncols() as f64;
         let b_dir = sign_direction(&state.bottleneck, || basis.z0()).dot(big_u);
@@ -387,7 +393,7 @@ impl LinearSetup {
 }
 
 /// One step's increments of the order parameters: (readout overlap, bottleneck).
-type Step = (Array1<f64>, Array2<f64>);
+type Increment = (Array1<f64>, Array2<f64>);
 
 /// What one step of the recursion reads besides the state.
 struct Drive {
