@@ -303,17 +303,14 @@ impl<T: Scalar> AdaptedLinear<T> {
     ) -> (Array2<T>, Kept<T>) {
         let mut y = standard(self.update.apply(x));
         let mut base = standard(base);
-        let n = self.d_out();
         let k = ratio.k.as_slice().expect("k is contiguous");
         let (ys, bs) = (y.as_slice_mut(), base.as_slice_mut());
-        let (ys, bs) = (ys.expect("standard layout"), bs.expect("standard layout"));
-        for (yr, br) in ys.chunks_exact_mut(n).zip(bs.chunks_exact_mut(n)) {
-            for ((yv, bv), &k) in yr.iter_mut().zip(br.iter_mut()).zip(k) {
-                let (delta, b) = (*yv * c, *bv);
-                *yv = ((k - T::one()) * b + k * delta) + b;
-                *bv = b + delta;
-            }
-        }
+        dora_rows(
+            ys.expect("standard layout"),
+            bs.expect("standard layout"),
+            k,
+            c,
+        );
         (y, Kept::Dora { ratio, p: base })
     }
 
@@ -478,7 +475,15 @@ impl<T: Scalar> AdaptedLinear<T> {
         } = ratio;
         let (q, g_prime) = magnitude_terms(g, p, k);
         let d_omega = &q / nu;
-        let mut params = self.update.grad(x, g_prime.view());
+        // With the input gradient, the update's products shared between its factors' gradients and its adjoint
+        // (G'B once, not twice): bit for bit the separate calls.
+        let mut gx = input.then(|| crate::linalg::mm(g_prime.view(), self.w0.view()));
+        let mut params = match &mut gx {
+            Some(gx) => self
+                .update
+                .grad_and_adjoint_acc(x, g_prime.view(), c, gx.view_mut()),
+            None => self.update.grad(x, g_prime.view()),
+        };
         for p in &mut params {
             scale_in_place(p, c);
         }
@@ -497,12 +502,6 @@ impl<T: Scalar> AdaptedLinear<T> {
         }
         let mut params: Vec<ArrayD<T>> = params.into_iter().map(|p| p.into_dyn()).collect();
         params.push(d_omega.into_dyn());
-        let gx = input.then(|| {
-            let mut gx = crate::linalg::mm(g_prime.view(), self.w0.view());
-            self.update
-                .apply_adjoint_acc(g_prime.view(), c, gx.view_mut());
-            gx
-        });
         (params, gx)
     }
 
@@ -610,15 +609,68 @@ fn magnitude_terms<T: Scalar>(
     );
     let k = k.as_slice().expect("k is contiguous");
     let mut q = vec![T::zero(); n];
-    let mut g_prime = Vec::with_capacity(gs.len());
-    for (gr, pr) in gs.chunks_exact(n).zip(ps.chunks_exact(n)) {
+    let mut g_prime = vec![T::zero(); gs.len()];
+    magnitude_rows(gs, ps, k, &mut q, &mut g_prime);
+    let g_prime = Array2::from_shape_vec(g.dim(), g_prime).expect("b × d_out");
+    (Array1::from_vec(q), g_prime)
+}
+
+crate::scalar::widest_vectors! {
+    /// The loop of [`magnitude_terms`] over row-major $G$, $P$ and $G'$ with rows of `k.len()` entries:
+    /// `q[i] += G[b,i]·P[b,i]` row after row, `G'[b,i] = G[b,i]·k[i]`; compiled for the CPU's widest vectors
+    /// (correctly rounded multiplies and adds, no fusion: the same bits on every path).
+    ///
+    /// # Panics
+    /// If the lengths disagree.
+    #[track_caller]
+    fn magnitude_rows<T: Scalar>(g: &[T], p: &[T], k: &[T], q: &mut [T], g_prime: &mut [T]) {
+        assert!(
+            g.len() == p.len() && g.len() == g_prime.len() && q.len() == k.len() && g.len() % k.len().max(1) == 0,
+            "magnitude_rows: lengths differ"
+        );
+    } => magnitude_rows_loop
+}
+
+#[inline(always)]
+fn magnitude_rows_loop<T: Scalar>(g: &[T], p: &[T], k: &[T], q: &mut [T], g_prime: &mut [T]) {
+    let n = k.len();
+    let rows = g.chunks_exact(n).zip(p.chunks_exact(n));
+    for ((gr, pr), gpr) in rows.zip(g_prime.chunks_exact_mut(n)) {
         for ((q, &gv), &pv) in q.iter_mut().zip(gr).zip(pr) {
             *q += gv * pv;
         }
-        g_prime.extend(gr.iter().zip(k).map(|(&gv, &kv)| gv * kv));
+        for ((gp, &gv), &kv) in gpr.iter_mut().zip(gr).zip(k) {
+            *gp = gv * kv;
+        }
     }
-    let g_prime = Array2::from_shape_vec(g.dim(), g_prime).expect("b × d_out");
-    (Array1::from_vec(q), g_prime)
+}
+
+crate::scalar::widest_vectors! {
+    /// DoRA's output from the base product, row by row over rows of `k.len()` entries: with $d = c\,y$ (`y` holding
+    /// $X\widetilde{\Delta W}^\top$) and $b$ the base, `y ← ((k − 1)·b + k·d) + b` (PEFT's form) and `base ← b + d`
+    /// (the $P$ the backward keeps); compiled for the CPU's widest vectors, the same bits on every path.
+    ///
+    /// # Panics
+    /// If the lengths disagree.
+    #[track_caller]
+    fn dora_rows<T: Scalar>(y: &mut [T], base: &mut [T], k: &[T], c: T) {
+        assert!(
+            y.len() == base.len() && y.len() % k.len().max(1) == 0,
+            "dora_rows: lengths differ"
+        );
+    } => dora_rows_loop
+}
+
+#[inline(always)]
+fn dora_rows_loop<T: Scalar>(y: &mut [T], base: &mut [T], k: &[T], c: T) {
+    let n = k.len();
+    for (yr, br) in y.chunks_exact_mut(n).zip(base.chunks_exact_mut(n)) {
+        for ((yv, bv), &k) in yr.iter_mut().zip(br.iter_mut()).zip(k) {
+            let (delta, b) = (*yv * c, *bv);
+            *yv = ((k - T::one()) * b + k * delta) + b;
+            *bv = b + delta;
+        }
+    }
 }
 
 /// One entry of $W_0 + c\,\widetilde{\Delta W}$: the one place this arithmetic is written, so full fine-tuning's
