@@ -74,16 +74,27 @@ fn check_relu_edges<T: singlora::Scalar>() {
         let slope = if z > T::zero() { 1.0 } else { 0.0 };
         assert_eq!(relu.derivative(z).f64(), slope, "{} relu'({z})", T::DTYPE);
     }
-    let z = ndarray::Array2::from_shape_fn((3, cases.len()), |(i, j)| {
+    // 7 rows: more elements than one 512-bit vector holds, and a tail (the vectorised ReLU loops' remainders); the
+    // column-major copy takes the general (strided) path.
+    let z = ndarray::Array2::from_shape_fn((7, cases.len()), |(i, j)| {
         cases[j].0 * T::of(i as f64 - 1.0)
     });
+    let z_f = {
+        let mut f = ndarray::Array2::zeros(ndarray::ShapeBuilder::f(z.raw_dim()));
+        f.assign(&z);
+        f
+    };
+    assert!(!z_f.is_standard_layout());
     let d0 = ndarray::Array2::from_shape_fn(z.dim(), |(i, j)| T::of(0.5 + (i * 7 + j) as f64));
-    for act in [
+    for (act, z) in [
         Activation::Relu,
         Activation::Gelu,
         Activation::Tanh,
         Activation::Identity,
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|act| [(act, z.clone()), (act, z_f.clone())])
+    {
         let bits = |a: &ndarray::Array2<T>| a.iter().map(|v| v.f64().to_bits()).collect::<Vec<_>>();
         assert_eq!(
             bits(&act.apply_all(&z)),

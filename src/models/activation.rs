@@ -81,6 +81,7 @@ impl Activation {
         // `Zip::map_collect` writes each output once into fresh memory (`mapv` pushes element by element and stays
         // scalar; a copy mapped in place costs an extra pass).
         match self {
+            Activation::Relu if z.is_standard_layout() => relu_all(z),
             Activation::Relu => map_all(z, |v| Activation::Relu.apply(v)),
             Activation::Gelu => map_all(z, |v| Activation::Gelu.apply(v)),
             Activation::Tanh => map_all(z, |v| Activation::Tanh.apply(v)),
@@ -101,6 +102,10 @@ impl Activation {
             "activation backward: gradient and pre-activation shapes differ"
         );
         match self {
+            Activation::Relu if d.is_standard_layout() && z.is_standard_layout() => relu_backward(
+                d.as_slice_mut().expect("standard layout"),
+                z.as_slice().expect("standard layout"),
+            ),
             Activation::Relu => scale_all(d, z, |v| Activation::Relu.derivative(v)),
             Activation::Gelu => scale_all(d, z, |v| Activation::Gelu.derivative(v)),
             Activation::Tanh => scale_all(d, z, |v| Activation::Tanh.derivative(v)),
@@ -121,6 +126,55 @@ impl Activation {
 /// `f` of every element of `z`, into fresh memory (monomorphised per closure, so `f` is inlined).
 fn map_all<T: Scalar>(z: &Array2<T>, f: impl Fn(T) -> T) -> Array2<T> {
     Zip::from(z).map_collect(|&v| f(v))
+}
+
+/// ReLU of a standard-layout `z` into fresh memory, through [`relu_slice`].
+fn relu_all<T: Scalar>(z: &Array2<T>) -> Array2<T> {
+    let mut out = Array2::<T>::uninit(z.raw_dim());
+    relu_slice(
+        z.as_slice().expect("standard layout"),
+        out.as_slice_mut().expect("a fresh array"),
+    );
+    // SAFETY: `relu_slice` wrote every element of `out` (its slice covers the whole array; the lengths are asserted).
+    unsafe { out.assume_init() }
+}
+
+crate::scalar::widest_vectors! {
+    /// `out[i] = ReLU(z[i])` ([`Activation::apply`] element for element: a compare and a select, exact), compiled for
+    /// the CPU's widest vectors.
+    ///
+    /// # Panics
+    /// If the lengths differ.
+    #[track_caller]
+    fn relu_slice<T: Scalar>(z: &[T], out: &mut [std::mem::MaybeUninit<T>]) {
+        assert_eq!(z.len(), out.len(), "relu: lengths differ");
+    } => relu_slice_loop
+}
+
+#[inline(always)]
+fn relu_slice_loop<T: Scalar>(z: &[T], out: &mut [std::mem::MaybeUninit<T>]) {
+    for (o, &v) in out.iter_mut().zip(z) {
+        *o = std::mem::MaybeUninit::new(Activation::Relu.apply(v));
+    }
+}
+
+crate::scalar::widest_vectors! {
+    /// `d[i] *= ReLU'(z[i])` ([`Activation::derivative`] element for element, the product by 0 or 1 as in
+    /// [`scale_all`]), compiled for the CPU's widest vectors.
+    ///
+    /// # Panics
+    /// If the lengths differ.
+    #[track_caller]
+    fn relu_backward<T: Scalar>(d: &mut [T], z: &[T]) {
+        assert_eq!(d.len(), z.len(), "relu backward: lengths differ");
+    } => relu_backward_loop
+}
+
+#[inline(always)]
+fn relu_backward_loop<T: Scalar>(d: &mut [T], z: &[T]) {
+    for (d, &v) in d.iter_mut().zip(z) {
+        *d *= Activation::Relu.derivative(v);
+    }
 }
 
 /// `d *= f(z)` element by element.
