@@ -279,8 +279,14 @@ impl<T: Scalar> AdaptedLinear<T> {
         let c = self.c(u);
         if self.update.dense().is_some() {
             let w = self.merged_buffer(c);
-            let mut y = base.unwrap_or_else(|| Array2::zeros((x.nrows(), self.d_out())));
-            T::gemm(T::one(), x, w.t(), false, y.view_mut());
+            let y = match base {
+                // The base's storage, overwritten (the product reads none of it).
+                Some(mut y) => {
+                    T::gemm(T::one(), x, w.t(), false, y.view_mut());
+                    y
+                }
+                None => crate::linalg::mm(x, w.t()),
+            };
             return (y, Some(Kept::Merged(w)));
         }
         let mut base = base.unwrap_or_else(|| self.base_forward(x));
@@ -327,22 +333,17 @@ impl<T: Scalar> AdaptedLinear<T> {
             _ => Arc::new(Array2::zeros(self.w0.raw_dim())),
         };
         let buf = Arc::get_mut(&mut w).expect("the buffer is not shared");
-        let merge = |m: &mut T, w0: T, dv: T| *m = merged_entry(w0, c, dv);
         match (buf.as_slice_mut(), self.w0.as_slice(), d.as_slice()) {
             (Some(m), Some(w0), Some(dv)) => {
                 // Split over the product threads when large (a memory-bound pass of 3 × d_out·d_in elements).
                 let len = part_len(m.len(), 1);
                 let parts = m.chunks_mut(len).zip(w0.chunks(len)).zip(dv.chunks(len));
-                for_each_part(parts, |((m, w0), dv)| {
-                    for ((m, &w0), &dv) in m.iter_mut().zip(w0).zip(dv) {
-                        merge(m, w0, dv);
-                    }
-                });
+                for_each_part(parts, |((m, w0), dv)| merge_slices(m, w0, dv, c));
             }
             _ => ndarray::Zip::from(buf)
                 .and(&self.w0)
                 .and(d)
-                .for_each(|m, &w0, &dv| merge(m, w0, dv)),
+                .for_each(|m, &w0, &dv| *m = merged_entry(w0, c, dv)),
         }
         *slot = Some(Arc::clone(&w));
         w
@@ -678,6 +679,28 @@ fn dora_rows_loop<T: Scalar>(y: &mut [T], base: &mut [T], k: &[T], c: T) {
 #[inline(always)]
 fn merged_entry<T: Scalar>(w0: T, c: T, delta: T) -> T {
     w0 + c * delta
+}
+
+crate::scalar::widest_vectors! {
+    /// `m[i] = merged_entry(w0[i], c, d[i])` (full fine-tuning's $W_0 + cD$), compiled for the CPU's widest vectors
+    /// (a multiply and an add, correctly rounded and not fused: the same bits on every path).
+    ///
+    /// # Panics
+    /// If the lengths differ.
+    #[track_caller]
+    fn merge_slices<T: Scalar>(m: &mut [T], w0: &[T], d: &[T], c: T) {
+        assert!(
+            m.len() == w0.len() && m.len() == d.len(),
+            "merge: lengths differ"
+        );
+    } => merge_slices_loop
+}
+
+#[inline(always)]
+fn merge_slices_loop<T: Scalar>(m: &mut [T], w0: &[T], d: &[T], c: T) {
+    for ((m, &w0), &dv) in m.iter_mut().zip(w0).zip(d) {
+        *m = merged_entry(w0, c, dv);
+    }
 }
 
 /// Every gradient times `c` (in place), in the dynamic-dimension form optimisers consume.
