@@ -7,7 +7,7 @@
 //! One rule for every shape (square, tall, wide), so the transposed-update bug B1 cannot exist. The layer multiplies by
 //! $c = s\,u(t)$.
 //!
-//! The backward returns the step direction of A under the role split λ ([`Symmetric::split`], THEORY O10): λ = 1
+//! The backward returns the step direction of A under the role split λ (`Symmetric::split`, THEORY O10): λ = 1
 //! (the default) is the gradient, any other λ is SingLoRA's analogue of LoRA+'s ratio $\eta_B/\eta_A$.
 
 use ndarray::{
@@ -24,7 +24,7 @@ pub struct Symmetric<T: Scalar> {
     pub a: Array2<T>,
     d_in: usize,
     d_out: usize,
-    /// λ, the weight of the output role in the step direction ([`Symmetric::split`]; 1: the gradient).
+    /// λ, the weight of the output role in the step direction (`Symmetric::split`; 1: the gradient).
     ratio: T,
 }
 
@@ -46,7 +46,7 @@ impl<T: Scalar> Symmetric<T> {
         }
     }
 
-    /// Sets the role split λ (`adapter.role_ratio`, see [`Symmetric::split`]).
+    /// Sets the role split λ (`adapter.role_ratio`, see `Symmetric::split`).
     pub fn with_ratio(mut self, ratio: T) -> Self {
         self.ratio = ratio;
         self
@@ -123,7 +123,7 @@ impl<T: Scalar> Update<T> for Symmetric<T> {
         mm_acc(c, mm(g, self.a_out()).view(), self.a_in().t(), gx);
     }
     /// Output role $\partial A_{[:d_{out}]} \mathrel{+}= \lambda\,G^\top(XA_{in})$, input role
-    /// $\partial A_{[:d_{in}]} \mathrel{+}= X^\top(GA_{out})$ (THEORY §7, unified form; λ: [`Symmetric::split`]).
+    /// $\partial A_{[:d_{in}]} \mathrel{+}= X^\top(GA_{out})$ (THEORY §7, unified form; λ: `Symmetric::split`).
     fn grad(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Vec<Array2<T>> {
         self.split(
             |k, dst| mm_acc(k, g.t(), mm(x, self.a_in()).view(), dst),

@@ -14,6 +14,8 @@ pub struct StudyArgs {
     /// Study file (TOML), stating what differs from the command's default study (default: the embedded default).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    // The doc comment is clap's --help text, where the brackets are literal TOML, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// Override a field with a TOML value: --set steps=4 --set adapter.rank=2 --set 'widths=[64,128,256]'.
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub sets: Vec<String>,

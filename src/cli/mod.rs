@@ -29,6 +29,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    // The doc comment is clap's --help text, where A[:d_out] is a literal slice, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// Write one adapted layer (inputs, outputs, parameters, every gradient) to a .safetensors file.
     ///
     /// LoRA naming follows PEFT: B = output side (d_out × r), zero-init, LR × ratio under LoRA+; A = input side

@@ -1,5 +1,5 @@
 //! `singlora train`: fine-tune one model at width n and print its losses. The flags become one
-//! [`RunSpec`](crate::studies::spec::RunSpec), the same resolution every study uses.
+//! [`crate::studies::spec::RunSpec`], the same resolution every study uses.
 
 use clap::Args;
 

@@ -127,7 +127,7 @@ impl<T: Scalar> Linear<T> {
     }
 
     /// The weight the map applies at ramp value `u`: $W_0 + \Delta W(u)$ of an adapted map (its
-    /// [`crate::adapters::AdaptedLayer::merged_weight`]), the base of a frozen one.
+    /// [`crate::adapters::AdaptedLinear::merged_weight`]), the base of a frozen one.
     pub fn merged_weight(&self, u: T) -> Array2<T> {
         match self {
             Linear::Frozen(w) => w.clone(),

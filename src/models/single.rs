@@ -2,7 +2,7 @@
 //!
 //! - LoRA+'s scalar toy (THEORY §5.1): $f(x) = (W^* + b\,a^\top)x$, $W^* \in \mathbb R^{1\times n}$, a rank-1 LoRA on a
 //!   $1\times n$ layer ($B = b$, $A = a^\top$, PEFT init: $a \sim \mathcal U(\pm1/\sqrt n)$, $b = 0$); its SingLoRA
-//!   counterpart $f(x) = (W^* + s\,u\,A_{[0]}A^\top)x$ with $A \in \mathbb R^{n\times 1}$.
+//!   counterpart $f(x) = (W^* + s\,u\,A_{\[0\]}A^\top)x$ with $A \in \mathbb R^{n\times 1}$.
 //! - One square adapted layer fitted to a shifted target (THEORY §6.1).
 
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};

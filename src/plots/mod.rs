@@ -1,22 +1,22 @@
 //! Figures of the studies, drawn with plotters into PNG and SVG (an embedded DejaVu font: no system font needed).
 //!
-//! Every figure follows the same conventions ([`axes`], [`style`], [`key`], [`refs`], [`frame`]): a plain-words title
+//! Every figure follows the same conventions (`axes`, `style`, `key`, `refs`, [`frame`]): a plain-words title
 //! over a grey line of names and details; widths on log axes labelled with the widths themselves, log value axes
 //! labelled with values; the legend (or colour bar) in a strip beside the panels, never over the data; colour = arm
 //! and dash = rate exponent c wherever lines are series; grey references for the exponents 0 and −½ with the flat band
 //! ±τ shaded on every coordinate check and every figure of fitted exponents.
 //!
-//! A sweep draws what [`plan`] lists. An MLP study:
-//! - `coord_<quantity>` ([`coord`]): the μP coordinate check, a panel per step (1, 2, 4, 8 and the last), the quantity
+//! A sweep draws what `plan` lists. An MLP study:
+//! - `coord_<quantity>` (`coord`): the μP coordinate check, a panel per step (1, 2, 4, 8 and the last), the quantity
 //!   at the summary layer against width, a line per series (geometric mean over seeds) with a band from the smallest
 //!   to the largest seed, and reference slopes 0 and −½ through the first series; for `dz_rms`, `update_out_rms`,
 //!   `bottleneck_rms` and `dw_op`.
-//! - `slopes_<quantity>` ([`slopes`]): the fitted width exponent against step, a line per series, its Student-t
+//! - `slopes_<quantity>` (`slopes`): the fitted width exponent against step, a line per series, its Student-t
 //!   interval as a bar where the fit has one (a hollow marker where it has none), the theory's prediction as a cross,
 //!   levels 0 and −½ over the shaded flat band; for the same four quantities.
-//! - `steps_by_series` ([`steps`]): the nanoGPT-μP layout, a row per series and a column per quantity against width, a
+//! - `steps_by_series` (`steps`): the nanoGPT-μP layout, a row per series and a column per quantity against width, a
 //!   line per recorded step coloured by a step colour bar.
-//! - `loss` ([`loss`]): training (solid) and held-out (dashed) loss against step, a panel per series on one shared
+//! - `loss` (`loss`): training (solid) and held-out (dashed) loss against step, a panel per series on one shared
 //!   log axis, a line per width (light: narrow, dark: wide).
 //!
 //! A transformer study (summary layer `block.K.<map>`):
@@ -208,7 +208,7 @@ macro_rules! png_and_svg {
 }
 pub(crate) use png_and_svg;
 
-/// Draws every figure of a sweep ([`plan`]) into `dir` (created if missing) and returns those written (a figure
+/// Draws every figure of a sweep (`plan`) into `dir` (created if missing) and returns those written (a figure
 /// with nothing to draw is left out).
 pub fn draw_sweep(
     cfg: &StudyConfig,

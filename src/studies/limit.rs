@@ -2,7 +2,7 @@
 //!
 //! For every arm (adapter, rule, rates) and seed, the study computes the limit trajectory of the linear MLP
 //! ([`crate::theory::limit::linear`]) and trains width-n networks coupled to the same Gaussian basis
-//! ([`crate::theory::limit::coupled`]) through the ordinary code path. The **distance** of a finite run to its limit
+//! ([`crate::studies::coupled`]) through the ordinary code path. The **distance** of a finite run to its limit
 //! is, at each step, the largest of the rms differences of the outputs $f_\mu$, the readout overlaps and the bottleneck
 //! overlaps (all O(1) in the limit's units); a run's distance is its maximum over steps. Its width exponent is fitted
 //! (log-log OLS, Student-t interval over seeds) and compared with −1/2, the rate of the Gram fluctuations that drive

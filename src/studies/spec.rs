@@ -395,7 +395,7 @@ impl RunSpec {
     }
 
     /// The frozen base of the run: the random draw of its seed, or (with [`RunSpec::pretrain`]) the merged weights of
-    /// every map after pre-training on the source task ([`RunSpec::source_task`]) at η = lr·n^(−c), with that record.
+    /// every map after pre-training on the source task (`RunSpec::source_task`) at η = lr·n^(−c), with that record.
     pub fn base<T: Scalar>(&self) -> Result<Base<T>> {
         self.pretrained(self.random_base::<T>())
     }

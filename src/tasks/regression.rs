@@ -83,7 +83,7 @@ pub struct ShiftFactors {
 }
 
 impl ShiftFactors {
-    /// Rows `range` of $\Delta W^*$: $\pm L_{[range]}R^\top$. Each entry is the same length-r dot product whatever the
+    /// Rows `range` of $\Delta W^*$: $\pm L_{\[range\]}R^\top$. Each entry is the same length-r dot product whatever the
     /// block (one depth block of the product kernel), so blocks assemble the whole product bit for bit.
     pub fn rows(&self, range: std::ops::Range<usize>) -> Array2<f64> {
         let block = mm_nt(self.left.slice(s![range, ..]), self.right.view());

@@ -6,7 +6,7 @@
 //! forward or backward pass the loop has already done.
 //!
 //! - [`data`]: datasets and losses.
-//! - [`pretrain`]: pre-trained frozen bases (the fine-tuning setting), trained by this loop.
+//! - [`pretrain()`]: pre-trained frozen bases (the fine-tuning setting), trained by this loop.
 
 pub mod data;
 pub mod pretrain;

@@ -40,7 +40,7 @@ pub struct C8Measurements {
 /// The arm of SingLoRA's role split.
 pub const SPLIT_ARM: &str = "singlora+";
 
-/// Per seed, the mean over widths of log₂(`num` ÷ `den(width index, seed index)`), `num` indexed [width][seed].
+/// Per seed, the mean over widths of log₂(`num` ÷ `den(width index, seed index)`), `num` indexed `[width][seed]`.
 fn seed_means(num: &[Vec<(f64, f64)>], den: impl Fn(usize, usize) -> f64) -> Vec<f64> {
     let seeds = num.first().map_or(0, Vec::len);
     (0..seeds)
@@ -155,7 +155,7 @@ fn split_checks(m: &C8Measurements) -> Vec<Check> {
 }
 
 /// C8's verdict. Core: SingLoRA+DoRA learns at every width and seed, and is not worse than the worse parent by more
-/// than 5%; the role split's core checks ([`split_checks`]). Conditions: SingLoRA+DoRA is within 5% of the better
+/// than 5%; the role split's core checks (`split_checks`). Conditions: SingLoRA+DoRA is within 5% of the better
 /// parent; the split gains more than 5% on SingLoRA.
 pub fn judge(m: &C8Measurements) -> ClaimResult {
     let t = tol();

@@ -143,7 +143,7 @@ const ADAM_LR: f64 = 0.05;
 const BALANCED_STEPS: u64 = 32;
 
 /// C3: LoRA against SingLoRA at one shared Adam rate, η = 0.05·n^(−1/2), run long enough to reach the balanced
-/// regime both adapters' Δz predictions are stated in (see [`BALANCED_STEPS`]), over the preset's widths and seeds.
+/// regime both adapters' Δz predictions are stated in (see `BALANCED_STEPS`), over the preset's widths and seeds.
 pub fn balanced_sweep(p: Preset) -> StudyPlan {
     let mut sets = grid(p);
     sets.extend([
