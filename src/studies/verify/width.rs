@@ -430,7 +430,6 @@ fn stability_numbers(m: &C5Measurements) -> Vec<Number> {
 
 /// C5's numbers for one series of the delay study: steps to a 10% loss drop per width and, if measured, their growth.
 fn delay_numbers(s: &SeriesStability) -> Vec<Number> {
-    let mut numbers = Vec::new();
     let text: Vec<String> = s
         .drop_steps
         .iter()
@@ -439,13 +438,13 @@ fn delay_numbers(s: &SeriesStability) -> Vec<Number> {
             None => format!("n={n}: > {}", s.last_step),
         })
         .collect();
-    numbers.push(Number::new(
+    let mut numbers = vec![Number::new(
         format!(
             "SGD {} steps to a 10% loss drop (median seed, {} steps run)",
             s.series, s.last_step
         ),
         text.join(", "),
-    ));
+    )];
     if let Some(d) = &s.delay {
         numbers.push(Number::new(
             format!("SGD {} delay growth", s.series),
