@@ -300,10 +300,7 @@ impl LinearSetup {
                 s_t,
             };
             let (d_out, d_z) = match (self.family, self.rule) {
-                (Family::Lora, LimitRule::Sgd) => self.lora_sgd(basis, grams, &state, &drive),
-                (Family::Singlora, LimitRule::Sgd) => {
-                    self.singlora_sgd(basis, grams, &state, &drive)
-                }
+                (_, LimitRule::Sgd) => self.sgd(basis, grams, &state, &drive),
                 (Family::Lora, LimitRule::Sign) => self.lora_sign(basis, &state, &drive),
                 (Family::Singlora, LimitRule::Sign) => self.singlora_sign(basis, &state, &drive),
             };
@@ -313,43 +310,29 @@ impl LinearSetup {
         out
     }
 
-    /// LoRA under SGD: $\Delta\beta = -\tilde\eta_B s_t\,b\,v^\top v/n$,
-    /// $\Delta Z_\mu = -\tilde\eta_A s_t\,\beta\,u^\top Kx_\mu$.
-    fn lora_sgd(
-        &self,
-        basis: &Basis,
-        grams: &Grams,
-        state: &OrderParams,
-        drive: &Drive,
-    ) -> Increment {
+    /// SGD, with $b = \sum_\mu U_\mu Z_\mu$ and $u^\top Kx_\mu$ shared by both families. LoRA:
+    /// $\Delta\beta = -\tilde\eta_B s_t\,b\,v^\top v/n$, $\Delta Z_\mu = -\tilde\eta_A s_t\,\beta\,u^\top Kx_\mu$.
+    /// SingLoRA: $\Delta a = -\eta s_t\,[b\,v^\top v/n + a\,u^\top\omega]$,
+    /// $\Delta Z_\mu = -\eta s_t\,[b\,\omega^\top x_\mu + a\,u^\top Kx_\mu]$.
+    fn sgd(&self, basis: &Basis, grams: &Grams, state: &OrderParams, drive: &Drive) -> Increment {
         let Drive { big_u, u, s_t } = drive;
         let b = state.bottleneck.dot(big_u);
         let uk = basis.x.dot(&grams.k.dot(u)); // uᵀK x_μ, N
-        (
-            &b * (-self.eta_b * s_t * grams.vv),
-            outer(&state.readout_overlap, &uk) * (-self.eta_a * s_t),
-        )
-    }
-
-    /// SingLoRA under SGD: $\Delta a = -\eta s_t\,[b\,v^\top v/n + a\,u^\top\omega]$,
-    /// $\Delta Z_\mu = -\eta s_t\,[b\,\omega^\top x_\mu + a\,u^\top Kx_\mu]$.
-    fn singlora_sgd(
-        &self,
-        basis: &Basis,
-        grams: &Grams,
-        state: &OrderParams,
-        drive: &Drive,
-    ) -> Increment {
-        let Drive { big_u, u, s_t } = drive;
-        let b = state.bottleneck.dot(big_u);
-        let uk = basis.x.dot(&grams.k.dot(u));
-        let uw = u.dot(&grams.omega);
-        let wx = basis.x.dot(&grams.omega); // ωᵀx_μ
         let a = &state.readout_overlap;
-        (
-            (&b * grams.vv + a * uw) * (-self.eta_a * s_t),
-            (outer(&b, &wx) + outer(a, &uk)) * (-self.eta_a * s_t),
-        )
+        match self.family {
+            Family::Lora => (
+                &b * (-self.eta_b * s_t * grams.vv),
+                outer(a, &uk) * (-self.eta_a * s_t),
+            ),
+            Family::Singlora => {
+                let uw = u.dot(&grams.omega);
+                let wx = basis.x.dot(&grams.omega); // ωᵀx_μ
+                (
+                    (&b * grams.vv + a * uw) * (-self.eta_a * s_t),
+                    (outer(&b, &wx) + outer(a, &uk)) * (-self.eta_a * s_t),
+                )
+            }
+        }
     }
 
     /// LoRA under sign-SGD: $\Delta\hat\beta = -\tilde\eta_B\,\mathbb E|v|\,\mathrm{sign}(b)$,
