@@ -578,8 +578,8 @@ impl Optimizer {
         grads: &[ArrayD<T>],
         width: usize,
     ) {
-        let factors =
-            (self.config.groups).factors(layer.param_info().iter().map(|p| p.role), width);
+        let roles = layer.param_info().into_iter().map(|p| p.role);
+        let factors = self.config.groups.factors(roles, width);
         self.step_views(layer.params_mut(), grads, &factors);
     }
 
