@@ -626,7 +626,7 @@ crate::scalar::widest_vectors! {
     #[track_caller]
     fn magnitude_rows<T: Scalar>(g: &[T], p: &[T], k: &[T], q: &mut [T], g_prime: &mut [T]) {
         assert!(
-            g.len() == p.len() && g.len() == g_prime.len() && q.len() == k.len() && g.len() % k.len().max(1) == 0,
+            g.len() == p.len() && g.len() == g_prime.len() && q.len() == k.len() && g.len().is_multiple_of(k.len().max(1)),
             "magnitude_rows: lengths differ"
         );
     } => magnitude_rows_loop
@@ -656,7 +656,7 @@ crate::scalar::widest_vectors! {
     #[track_caller]
     fn dora_rows<T: Scalar>(y: &mut [T], base: &mut [T], k: &[T], c: T) {
         assert!(
-            y.len() == base.len() && y.len() % k.len().max(1) == 0,
+            y.len() == base.len() && y.len().is_multiple_of(k.len().max(1)),
             "dora_rows: lengths differ"
         );
     } => dora_rows_loop
