@@ -309,6 +309,16 @@ impl Sink {
         self.push(regime, quantity, terms, conditions, None);
     }
 
+    /// A prediction of the balanced Adam-like regime ([`BALANCED_ADAM`]'s conditions), without orders.
+    fn balanced(&mut self, quantity: Quantity, terms: &[Term]) {
+        self.add(Regime::Balanced, quantity, terms, BALANCED_ADAM);
+    }
+
+    /// [`Sink::balanced`] with the terms' orders in η₀·t ([`Sink::add_staged`]).
+    fn balanced_staged(&mut self, quantity: Quantity, terms: &[Term], orders: &[u32]) {
+        self.add_staged(Regime::Balanced, quantity, terms, orders, BALANCED_ADAM);
+    }
+
     /// A prediction whose terms have orders in η₀·t ([`reach`]; one per term: how many accumulated changes D, or
     /// at t = 1 extra steps ΔA, each carries beyond the lowest-order term).
     fn add_staged(
@@ -702,55 +712,36 @@ fn singlora_balanced_adam(
     n_init: usize,
     out: &mut Sink,
 ) {
-    use Regime::Balanced;
     let (g, b, u) = (k.gamma, k.b, s.u_out);
     let dw = t0.e_dw;
     for q in [Q::DzRms, Q::DzCumRms] {
-        out.add_staged(Balanced, q, &[s.t1, s.t2, s.t3], &[0, 0, 1], BALANCED_ADAM);
+        out.balanced_staged(q, &[s.t1, s.t2, s.t3], &[0, 0, 1]);
     }
     let t1 = [("ΔA_out·(A₀ᵀh)", s.t1.1), ("ΔA_out·(Dᵀh)", -g + u + s.v_in)];
     let t2 = [
         ("A₀_out·(ΔA_inᵀh)", s.t2.1),
         ("D_out·(ΔA_inᵀh)", -g + u + s.v_in),
     ];
-    out.add_staged(Balanced, Q::TermRms(Split::T1), &t1, &[0, 1], BALANCED_ADAM);
-    out.add_staged(Balanced, Q::TermRms(Split::T2), &t2, &[0, 1], BALANCED_ADAM);
-    out.add(Balanced, Q::TermRms(Split::T3), &[s.t3], BALANCED_ADAM);
+    out.balanced_staged(Q::TermRms(Split::T1), &t1, &[0, 1]);
+    out.balanced_staged(Q::TermRms(Split::T2), &t2, &[0, 1]);
+    out.balanced(Q::TermRms(Split::T3), &[s.t3]);
     // The initial output carries no rate, T1 and T2 one accumulated change, T3 two.
     let orders: Vec<u32> = (0..n_init).map(|_| 0).chain([1, 1, 2]).collect();
-    out.add_staged(Balanced, Q::UpdateOutRms, with_init, &orders, BALANCED_ADAM);
+    out.balanced_staged(Q::UpdateOutRms, with_init, &orders);
     let bottleneck = [("A₀ᵀh", s.p0), ("Dᵀh", s.v_in)];
-    out.add_staged(
-        Balanced,
-        Q::BottleneckRms,
-        &bottleneck,
-        &[0, 1],
-        BALANCED_ADAM,
-    );
+    out.balanced_staged(Q::BottleneckRms, &bottleneck, &[0, 1]);
     let norm = [t0.norm[0], ("D", k.mu / 2.0 + u)];
-    out.add_staged(
-        Balanced,
-        Q::ParamFro(Role::SingleA),
-        &norm,
-        &[0, 1],
-        BALANCED_ADAM,
-    );
+    out.balanced_staged(Q::ParamFro(Role::SingleA), &norm, &[0, 1]);
     let grad = [
         t0.grad[0],
         ("g·(Dᵀh)ᵀ", k.a_out / 2.0 - g - k.rho + s.v_in),
         t0.grad[1],
         ("h·(Dᵀg)ᵀ", k.a_in / 2.0 - g + s.w_out),
     ];
-    out.add_staged(
-        Balanced,
-        Q::GradFro(Role::SingleA),
-        &grad,
-        &[0, 1, 0, 1],
-        BALANCED_ADAM,
-    );
+    out.balanced_staged(Q::GradFro(Role::SingleA), &grad, &[0, 1, 0, 1]);
     let dw_terms = [t0.dw[0], ("A₀Dᵀ", dw - b + u), ("DDᵀ", dw + 2.0 * u)];
     for q in [Q::DwOp, Q::DwFro] {
-        out.add_staged(Balanced, q, &dw_terms, &[0, 1, 2], BALANCED_ADAM);
+        out.balanced_staged(q, &dw_terms, &[0, 1, 2]);
     }
 }
 
@@ -845,62 +836,33 @@ impl LoraTerms {
 
     /// Under Adam: every term carries B; the aligned ones also the accumulated change D of A, hence order 1 in η_A·t.
     fn predict_balanced_adam(&self, k: &Knobs, out: &mut Sink) {
-        use Regime::Balanced;
         let (l, g) = (&self.l, k.gamma);
         let dz = [l.d2, l.aligned];
         for q in [Q::DzRms, Q::DzCumRms, Q::UpdateOutRms] {
-            out.add_staged(Balanced, q, &dz, &[0, 1], BALANCED_ADAM);
+            out.balanced_staged(q, &dz, &[0, 1]);
         }
         let z = [("A₀h", l.z0), ("ΔA·h", l.u_a + k.a_in)];
         let delta1 = [("B·(ΔA·h)", l.aligned.1)];
         let delta3 = [("ΔB·(ΔA·h)", l.aligned.1)];
-        out.add(Balanced, Q::TermRms(Split::Delta1), &delta1, BALANCED_ADAM);
-        out.add_staged(
-            Balanced,
-            Q::TermRms(Split::Delta2),
-            &dz,
-            &[0, 1],
-            BALANCED_ADAM,
-        );
-        out.add(Balanced, Q::TermRms(Split::Delta3), &delta3, BALANCED_ADAM);
-        out.add_staged(Balanced, Q::BottleneckRms, &z, &[0, 1], BALANCED_ADAM);
-        out.add(
-            Balanced,
-            Q::ParamFro(Role::LoraB),
-            &[("B", self.norm_b.1)],
-            BALANCED_ADAM,
-        );
+        out.balanced(Q::TermRms(Split::Delta1), &delta1);
+        out.balanced_staged(Q::TermRms(Split::Delta2), &dz, &[0, 1]);
+        out.balanced(Q::TermRms(Split::Delta3), &delta3);
+        out.balanced_staged(Q::BottleneckRms, &z, &[0, 1]);
+        out.balanced(Q::ParamFro(Role::LoraB), &[("B", self.norm_b.1)]);
         let norm_a = [self.norm_a, ("D", k.a_in / 2.0 + l.u_a)];
-        out.add_staged(
-            Balanced,
-            Q::ParamFro(Role::LoraA),
-            &norm_a,
-            &[0, 1],
-            BALANCED_ADAM,
-        );
-        out.add(
-            Balanced,
-            Q::GradFro(Role::LoraA),
-            &[self.grad_a],
-            BALANCED_ADAM,
-        );
+        out.balanced_staged(Q::ParamFro(Role::LoraA), &norm_a, &[0, 1]);
+        out.balanced(Q::GradFro(Role::LoraA), &[self.grad_a]);
         let grad_b = [
             self.grad_b,
             ("s·g(ΔA·h)ᵀ", k.a_out / 2.0 - g - k.rho + z[1].1),
         ];
-        out.add_staged(
-            Balanced,
-            Q::GradFro(Role::LoraB),
-            &grad_b,
-            &[0, 1],
-            BALANCED_ADAM,
-        );
+        out.balanced_staged(Q::GradFro(Role::LoraB), &grad_b, &[0, 1]);
         let dw = [
             self.dw,
             ("B·D", -g + k.a_out / 2.0 + l.u_b + k.a_in / 2.0 + l.u_a),
         ];
         for q in [Q::DwOp, Q::DwFro] {
-            out.add_staged(Balanced, q, &dw, &[0, 1], BALANCED_ADAM);
+            out.balanced_staged(q, &dw, &[0, 1]);
         }
     }
 }
