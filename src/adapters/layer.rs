@@ -610,10 +610,12 @@ fn magnitude_terms<T: Scalar>(
     );
     let k = k.as_slice().expect("k is contiguous");
     let mut q = vec![T::zero(); n];
-    let mut g_prime = vec![T::zero(); gs.len()];
-    magnitude_rows(gs, ps, k, &mut q, &mut g_prime);
-    let g_prime = Array2::from_shape_vec(g.dim(), g_prime).expect("b × d_out");
-    (Array1::from_vec(q), g_prime)
+    let mut g_prime = Array2::<T>::uninit(g.raw_dim());
+    let gp = g_prime.as_slice_mut().expect("a fresh array");
+    magnitude_rows(gs, ps, k, &mut q, gp);
+    // SAFETY: `magnitude_rows` wrote every entry of `g_prime` (its slice covers the array; the lengths are asserted
+    // and `g` has whole rows of `k.len()` entries, so the row loop reaches the end).
+    (Array1::from_vec(q), unsafe { g_prime.assume_init() })
 }
 
 crate::scalar::widest_vectors! {
@@ -624,7 +626,13 @@ crate::scalar::widest_vectors! {
     /// # Panics
     /// If the lengths disagree.
     #[track_caller]
-    fn magnitude_rows<T: Scalar>(g: &[T], p: &[T], k: &[T], q: &mut [T], g_prime: &mut [T]) {
+    fn magnitude_rows<T: Scalar>(
+        g: &[T],
+        p: &[T],
+        k: &[T],
+        q: &mut [T],
+        g_prime: &mut [std::mem::MaybeUninit<T>],
+    ) {
         assert!(
             g.len() == p.len() && g.len() == g_prime.len() && q.len() == k.len() && g.len().is_multiple_of(k.len().max(1)),
             "magnitude_rows: lengths differ"
@@ -633,7 +641,13 @@ crate::scalar::widest_vectors! {
 }
 
 #[inline(always)]
-fn magnitude_rows_loop<T: Scalar>(g: &[T], p: &[T], k: &[T], q: &mut [T], g_prime: &mut [T]) {
+fn magnitude_rows_loop<T: Scalar>(
+    g: &[T],
+    p: &[T],
+    k: &[T],
+    q: &mut [T],
+    g_prime: &mut [std::mem::MaybeUninit<T>],
+) {
     let n = k.len();
     let rows = g.chunks_exact(n).zip(p.chunks_exact(n));
     for ((gr, pr), gpr) in rows.zip(g_prime.chunks_exact_mut(n)) {
@@ -641,7 +655,7 @@ fn magnitude_rows_loop<T: Scalar>(g: &[T], p: &[T], k: &[T], q: &mut [T], g_prim
             *q += gv * pv;
         }
         for ((gp, &gv), &kv) in gpr.iter_mut().zip(gr).zip(k) {
-            *gp = gv * kv;
+            *gp = std::mem::MaybeUninit::new(gv * kv);
         }
     }
 }
