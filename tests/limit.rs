@@ -309,7 +309,7 @@ mod linear {
     }
 
     /// Settings without a closed limit are refused, each naming the field that takes it out of reach, its value and
-    /// what is accepted; the five accepted parametrisations are not.
+    /// what is accepted; three accepted parametrisations (LoRA+ under SGD, SingLoRA under SGD and sign-SGD) are not.
     #[test]
     fn settings_without_a_closed_limit_are_refused_by_field() {
         use singlora::adapters::Init;
