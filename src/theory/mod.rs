@@ -213,6 +213,19 @@ impl Knobs {
         self
     }
 
+    /// The exponent of $s\lVert g\rVert$, the multiplier times the upstream gradient over the output side
+    /// ($n^{a_{out}}$ coordinates of size $n^{-\rho}$): $-\gamma + a_{out}/2 - \rho$, the output-role factor of every
+    /// gradient term $s\,g\,(\cdot)^\top$.
+    fn sg(&self) -> f64 {
+        self.a_out / 2.0 - self.gamma - self.rho
+    }
+
+    /// The exponent of $s\lVert h\rVert$ (the input side's $n^{a_{in}}$ coordinates of size 1): $-\gamma + a_{in}/2$,
+    /// the input-role factor of every gradient term $s\,h\,(\cdot)^\top$.
+    fn sh(&self) -> f64 {
+        self.a_in / 2.0 - self.gamma
+    }
+
     /// $e_\kappa$ of a role's rate exponent: $\kappa = \eta s\lVert g\rVert\lVert h\rVert$.
     fn kappa(&self, c: f64) -> f64 {
         -c - self.gamma + (self.a_in + self.a_out) / 2.0 - self.rho
@@ -624,8 +637,8 @@ impl SingInit {
         let e_dw = -k.gamma + (k.a_in + k.a_out) / 2.0;
         Self {
             grad: [
-                ("g·(A₀ᵀh)ᵀ", k.a_out / 2.0 - k.gamma - k.rho + s.p0),
-                ("h·(A₀ᵀg)ᵀ", k.a_in / 2.0 - k.gamma + s.q0),
+                ("g·(A₀ᵀh)ᵀ", k.sg() + s.p0),
+                ("h·(A₀ᵀg)ᵀ", k.sh() + s.q0),
             ],
             norm: [("A₀", k.mu / 2.0 - k.b)],
             dw: [("A₀A₀ᵀ", e_dw - 2.0 * k.b)],
@@ -734,9 +747,9 @@ fn singlora_balanced_adam(
     out.balanced_staged(Q::ParamFro(Role::SingleA), &norm, &[0, 1]);
     let grad = [
         t0.grad[0],
-        ("g·(Dᵀh)ᵀ", k.a_out / 2.0 - g - k.rho + s.v_in),
+        ("g·(Dᵀh)ᵀ", k.sg() + s.v_in),
         t0.grad[1],
-        ("h·(Dᵀg)ᵀ", k.a_in / 2.0 - g + s.w_out),
+        ("h·(Dᵀg)ᵀ", k.sh() + s.w_out),
     ];
     out.balanced_staged(Q::GradFro(Role::SingleA), &grad, &[0, 1, 0, 1]);
     let dw_terms = [t0.dw[0], ("A₀Dᵀ", dw - b + u), ("DDᵀ", dw + 2.0 * u)];
@@ -769,7 +782,7 @@ impl LoraTerms {
         let norm_a = ("A₀", k.a_in / 2.0 - k.b);
         Self {
             norm_a,
-            grad_b: ("s·g(A₀h)ᵀ", k.a_out / 2.0 - g - k.rho + l.z0),
+            grad_b: ("s·g(A₀h)ᵀ", k.sg() + l.z0),
             norm_b: ("ΔB", k.a_out / 2.0 + l.u_b),
             grad_a: ("s·(Bᵀg)hᵀ", -g + l.u_b + k.a_out - k.rho + k.a_in / 2.0),
             dw: ("B·A₀", -g + k.a_out / 2.0 + l.u_b + norm_a.1),
@@ -854,7 +867,7 @@ impl LoraTerms {
         out.balanced(Q::GradFro(Role::LoraA), &[self.grad_a]);
         let grad_b = [
             self.grad_b,
-            ("s·g(ΔA·h)ᵀ", k.a_out / 2.0 - g - k.rho + z[1].1),
+            ("s·g(ΔA·h)ᵀ", k.sg() + z[1].1),
         ];
         out.balanced_staged(Q::GradFro(Role::LoraB), &grad_b, &[0, 1]);
         let dw = [
