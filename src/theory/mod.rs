@@ -636,10 +636,7 @@ impl SingInit {
     fn of(k: &Knobs, s: &Sing) -> Self {
         let e_dw = -k.gamma + (k.a_in + k.a_out) / 2.0;
         Self {
-            grad: [
-                ("g·(A₀ᵀh)ᵀ", k.sg() + s.p0),
-                ("h·(A₀ᵀg)ᵀ", k.sh() + s.q0),
-            ],
+            grad: [("g·(A₀ᵀh)ᵀ", k.sg() + s.p0), ("h·(A₀ᵀg)ᵀ", k.sh() + s.q0)],
             norm: [("A₀", k.mu / 2.0 - k.b)],
             dw: [("A₀A₀ᵀ", e_dw - 2.0 * k.b)],
             e_dw,
@@ -648,13 +645,25 @@ impl SingInit {
 
     /// The predictions at initialisation (`init`: the adapter's initial output terms).
     fn predict(&self, init: &[Term], s: &Sing, out: &mut Sink) {
-        use Regime::Init;
-        out.add(Init, Q::UpdateOutRms, init, INIT);
-        out.add(Init, Q::BottleneckRms, &[("Aᵀh", s.p0)], INIT);
-        out.add(Init, Q::ParamFro(Role::SingleA), &self.norm, INIT);
-        out.add(Init, Q::GradFro(Role::SingleA), &self.grad, INIT);
-        out.add(Init, Q::DwOp, &self.dw, INIT);
-        out.add(Init, Q::DwFro, &self.dw, INIT);
+        self.restate(Regime::Init, (init, ("Aᵀh", s.p0)), INIT, out);
+    }
+
+    /// These terms' predictions in `regime` under `conditions`, for the adapter's output (`output`'s terms) and its
+    /// bottleneck (`output`'s second member), ‖A‖, the gradient and ΔW: at t = 0, and again wherever the initial
+    /// exponents still hold (SGD at fixed t while κ does not grow).
+    fn restate(
+        &self,
+        regime: Regime,
+        (output, bottleneck): (&[Term], Term),
+        conditions: &str,
+        out: &mut Sink,
+    ) {
+        out.add(regime, Q::UpdateOutRms, output, conditions);
+        out.add(regime, Q::BottleneckRms, &[bottleneck], conditions);
+        out.add(regime, Q::ParamFro(Role::SingleA), &self.norm, conditions);
+        out.add(regime, Q::GradFro(Role::SingleA), &self.grad, conditions);
+        out.add(regime, Q::DwOp, &self.dw, conditions);
+        out.add(regime, Q::DwFro, &self.dw, conditions);
     }
 }
 
@@ -707,12 +716,7 @@ fn singlora_balanced_sgd(k: &Knobs, s: &Sing, t0: &SingInit, with_init: &[Term],
     out.add(Balanced, Q::TermRms(Split::T1), &[s.t1], FIXED_T_SGD);
     out.add(Balanced, Q::TermRms(Split::T2), &[s.t2], FIXED_T_SGD);
     out.add(Balanced, Q::TermRms(Split::T3), &[s.t3], FIXED_T_SGD);
-    out.add(Balanced, Q::UpdateOutRms, with_init, FIXED_T_SGD);
-    out.add(Balanced, Q::BottleneckRms, &[("A₀ᵀh", s.p0)], FIXED_T_SGD);
-    out.add(Balanced, Q::ParamFro(Role::SingleA), &t0.norm, FIXED_T_SGD);
-    out.add(Balanced, Q::GradFro(Role::SingleA), &t0.grad, FIXED_T_SGD);
-    out.add(Balanced, Q::DwOp, &t0.dw, FIXED_T_SGD);
-    out.add(Balanced, Q::DwFro, &t0.dw, FIXED_T_SGD);
+    t0.restate(Balanced, (with_init, ("A₀ᵀh", s.p0)), FIXED_T_SGD, out);
 }
 
 /// SingLoRA's balanced regime under Adam: every quantity as the initial terms plus the accumulated change D's, each
@@ -865,10 +869,7 @@ impl LoraTerms {
         let norm_a = [self.norm_a, ("D", k.a_in / 2.0 + l.u_a)];
         out.balanced_staged(Q::ParamFro(Role::LoraA), &norm_a, &[0, 1]);
         out.balanced(Q::GradFro(Role::LoraA), &[self.grad_a]);
-        let grad_b = [
-            self.grad_b,
-            ("s·g(ΔA·h)ᵀ", k.sg() + z[1].1),
-        ];
+        let grad_b = [self.grad_b, ("s·g(ΔA·h)ᵀ", k.sg() + z[1].1)];
         out.balanced_staged(Q::GradFro(Role::LoraB), &grad_b, &[0, 1]);
         let dw = [
             self.dw,
